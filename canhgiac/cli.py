@@ -1,0 +1,77 @@
+"""The ``canhgiac`` command: the composition root. Builds ``Settings`` once and dispatches.
+
+Each subcommand lives in ``canhgiac/cmd_<name>.py`` with ``HELP``, ``add_arguments(parser)``
+and ``run(args, settings) -> int``; those modules import their heavy dependencies inside
+``run`` so that ``canhgiac --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from pydantic import ValidationError
+
+COMMANDS = ("demo", "simulate", "train", "promote", "score", "serve", "keys", "broker", "replay")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="canhgiac",
+        description="Cảnh Giác: real-time transaction anomaly detection (139/CĐ-TTg).",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("CANHGIAC_LOG_LEVEL", "INFO"),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        module = importlib.import_module(f"canhgiac.cmd_{name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from canhgiac.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(args.log_level)
+    from canhgiac.settings import Settings  # noqa: PLC0415
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = "CANHGIAC_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+        print(f"canhgiac: error: {where}: {err['msg']}", file=sys.stderr)
+        return 2
+    try:
+        return int(args._module.run(args, settings) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except UsageError as exc:
+        print(f"canhgiac {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: printed as one line, exit code 2."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig()
+    sys.exit(main())

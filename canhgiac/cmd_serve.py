@@ -1,0 +1,19 @@
+"""`canhgiac serve`: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from canhgiac.settings import Settings
+
+HELP = "serve (not built yet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    print("canhgiac serve: not built yet", file=sys.stderr)
+    return 1

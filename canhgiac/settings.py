@@ -1,0 +1,94 @@
+"""The one settings object of the service, read from ``CANHGIAC_*`` environment variables.
+
+Built once in the composition root (:mod:`canhgiac.cli`) and passed down explicitly; frozen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CANHGIAC_", frozen=True, extra="ignore")
+
+    # storage locations
+    data_dir: Path = Field(Path(".canhgiac"), description="Local state: MLflow, case store, keys")
+    mlflow_tracking_uri: str = Field("", description="Default: SQLite file under data_dir")
+    case_store_url: str = Field("", description="SQLAlchemy URL. Default: SQLite under data_dir")
+    model_uri: str = "models:/canhgiac-risk@champion"
+    registered_model: str = "canhgiac-risk"
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    group_id: str = "canhgiac-scorer"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+
+    # scorer
+    batch_size: int = Field(500, ge=1, le=100_000)
+    poll_wait_ms: int = Field(5, ge=0, le=10_000, description="Max wait of one poll")
+    fetch_max_wait_ms: int = Field(5, ge=0, le=10_000, description="Broker fetch wait")
+    checkpoint_interval_s: float = Field(5.0, gt=0)
+    max_poll_interval_ms: int = Field(300_000, ge=1_000)
+    session_timeout_ms: int = Field(10_000, ge=1_000)
+    allowed_lateness_s: float = Field(300.0, ge=0)
+    model_poll_interval_s: float = Field(30.0, gt=0, description="How often to check @champion")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus port; 0 = off")
+    review_threshold: float | None = Field(None, ge=0, le=1, description="Override the model's")
+    hold_threshold: float | None = Field(None, ge=0, le=1, description="Override the model's")
+
+    # training / promotion
+    promote_margin: float = Field(0.01, ge=0, description="Min gain in test AP to promote")
+    seed: int = 7
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_max_page: int = Field(500, ge=1)
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        r, h = self.review_threshold, self.hold_threshold
+        if r is not None and h is not None and r > h:
+            raise ValueError("CANHGIAC_REVIEW_THRESHOLD must be <= CANHGIAC_HOLD_THRESHOLD")
+        return self
+
+    # ------------------------------------------------------------------ derived values
+    def topic(self, name: str) -> str:
+        """The full topic name for a fixed topic name (``payments`` → prefix + ``payments``)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> str:
+        return (self.data_dir / "mlartifacts").resolve().as_uri()
+
+    @property
+    def store_url(self) -> str:
+        if self.case_store_url:
+            return self.case_store_url
+        return f"sqlite:///{(self.data_dir / 'cases.db').resolve()}"
+
+    def kafka_client_config(self) -> dict[str, object]:
+        """Connection options shared by every kafka-python client."""
+        cfg: dict[str, object] = {
+            "bootstrap_servers": self.kafka_bootstrap.split(","),
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            cfg["sasl_mechanism"] = self.kafka_sasl_mechanism
+            cfg["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                cfg["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        return cfg

@@ -1,0 +1,442 @@
+"""Typed, frozen event types of the Kafka contracts (DESIGN.md) and their validating decoders.
+
+Every decoder takes raw bytes (or an already-parsed mapping) and returns either the event or a
+:class:`Rejection` naming the field and the problem. Decoders never raise on bad input and
+never guess: a missing timezone, a non-positive amount, an unknown currency, a duplicate JSON
+key are all rejections. Unknown extra fields are tolerated and kept in ``extra``.
+
+Timestamps are kept twice: ``ts`` (timezone-aware ``datetime``, as received) and ``t``
+(float seconds since the Unix epoch) which the feature engine uses for arithmetic.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal, TypeAlias
+
+from features.codes import ISO_3166_ALPHA2, ISO_4217
+
+Direction = Literal["debit", "credit"]
+CHANNELS = frozenset({"mobile", "internet", "atm", "branch", "pos", "api"})
+DIRECTIONS = frozenset({"debit", "credit"})
+ACCOUNT_TYPES = frozenset({"personal", "business"})
+LABELS = frozenset({"fraud", "mule", "legit"})
+MAX_AMOUNT = 1e15  # 1 million billion VND: anything larger is a unit error, not a payment.
+MAX_TEXT = 1024  # longest identifier or free-text field accepted
+MAX_EVENT_BYTES = 64 * 1024
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event could not be accepted. ``field`` is the offending field (``""`` = whole)."""
+
+    kind: str
+    field: str
+    reason: str
+    raw: bytes = b""
+
+    def message(self) -> str:
+        where = f"field '{self.field}'" if self.field else "event"
+        return f"{self.kind}: {where}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    event_id: str
+    ts: datetime
+    account_id: str
+    direction: str
+    amount: float
+    currency: str
+    counterparty_account: str
+    counterparty_bank: str
+    channel: str
+    session_id: str | None = None
+    ip: str | None = None
+    country: str | None = None
+    device_id: str | None = None
+    description: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    t: float = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "t", self.ts.timestamp())
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    event_id: str
+    ts: datetime
+    account_id: str
+    success: bool
+    ip: str
+    country: str
+    device_id: str
+    channel: str
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    t: float = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "t", self.ts.timestamp())
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    customer_id: str
+    type: str
+    opened_at: datetime
+    kyc_country: str
+    birth_year: int | None = None
+    registered_at: datetime | None = None
+    segment: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    label_id: str
+    confirmed_at: datetime
+    account_id: str
+    label: str
+    event_id: str | None = None
+    typology: str | None = None
+    source: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    t: float = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "t", self.confirmed_at.timestamp())
+
+
+Event: TypeAlias = Payment | Login | Account | Label
+
+
+class _Invalid(Exception):
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field_name
+        self.reason = reason
+
+
+def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Invalid(key, "duplicate key in JSON object")
+        out[key] = value
+    return out
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """Parse one event's JSON object, rejecting duplicate keys, NaN/Infinity and non-objects."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise _Invalid("", f"event is {len(raw)} bytes, limit is {MAX_EVENT_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Invalid("", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        obj = json.loads(
+            text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise _Invalid("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except RecursionError:
+        raise _Invalid("", "JSON nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise _Invalid("", f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _reject_constant(name: str) -> float:
+    raise _Invalid("", f"{name} is not allowed in JSON")
+
+
+# ---------------------------------------------------------------- field readers
+
+
+def _text(d: Mapping[str, Any], name: str) -> str:
+    if name not in d or d[name] is None:
+        raise _Invalid(name, "missing (required)")
+    value = d[name]
+    if not isinstance(value, str):
+        raise _Invalid(name, f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise _Invalid(name, "must not be empty")
+    if len(value) > MAX_TEXT:
+        raise _Invalid(name, f"longer than {MAX_TEXT} characters")
+    return value
+
+
+def _opt_text(d: Mapping[str, Any], name: str) -> str | None:
+    if d.get(name) is None:
+        return None
+    value = d[name]
+    if not isinstance(value, str):
+        raise _Invalid(name, f"must be a string, got {type(value).__name__}")
+    if len(value) > MAX_TEXT:
+        raise _Invalid(name, f"longer than {MAX_TEXT} characters")
+    return value
+
+
+def _choice(d: Mapping[str, Any], name: str, allowed: frozenset[str]) -> str:
+    value = _text(d, name)
+    if value not in allowed:
+        raise _Invalid(name, f"'{value}' is not one of {', '.join(sorted(allowed))}")
+    return value
+
+
+def parse_timestamp(value: Any, name: str = "ts") -> datetime:
+    """RFC 3339 timestamp with an explicit offset; a ``datetime`` must be timezone-aware."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise _Invalid(name, "timestamp has no timezone offset")
+        return value
+    if not isinstance(value, str):
+        raise _Invalid(name, f"must be an RFC 3339 string, got {type(value).__name__}")
+    if len(value) < 20 or value[10] not in "Tt ":
+        raise _Invalid(name, f"'{value[:40]}' is not an RFC 3339 date-time")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(name, f"'{value[:40]}' is not an RFC 3339 date-time") from None
+    if parsed.tzinfo is None:
+        raise _Invalid(name, f"'{value[:40]}' has no timezone offset (add Z or +07:00)")
+    return parsed
+
+
+def _ts(d: Mapping[str, Any], name: str) -> datetime:
+    if name not in d or d[name] is None:
+        raise _Invalid(name, "missing (required)")
+    return parse_timestamp(d[name], name)
+
+
+def _opt_ts(d: Mapping[str, Any], name: str) -> datetime | None:
+    return None if d.get(name) is None else parse_timestamp(d[name], name)
+
+
+def _amount(d: Mapping[str, Any], name: str) -> float:
+    if name not in d or d[name] is None:
+        raise _Invalid(name, "missing (required)")
+    value = d[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(name, f"must be a number, got {type(value).__name__}")
+    if isinstance(value, int) and abs(value) > MAX_AMOUNT:
+        raise _Invalid(name, f"{value} exceeds the maximum {MAX_AMOUNT:.0e}")
+    amount = float(value)
+    if not math.isfinite(amount):
+        raise _Invalid(name, "must be finite")
+    if amount <= 0:
+        raise _Invalid(name, f"must be > 0, got {value}")
+    if amount > MAX_AMOUNT:
+        raise _Invalid(name, f"{value} exceeds the maximum {MAX_AMOUNT:.0e}")
+    return amount
+
+
+def _country(d: Mapping[str, Any], name: str, required: bool) -> str | None:
+    value = _text(d, name) if required else _opt_text(d, name)
+    if value is None:
+        return None
+    if value not in ISO_3166_ALPHA2:
+        raise _Invalid(name, f"'{value}' is not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+def _ip(d: Mapping[str, Any], name: str, required: bool) -> str | None:
+    value = _text(d, name) if required else _opt_text(d, name)
+    if value is None:
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise _Invalid(name, f"'{value[:60]}' is not an IP address") from None
+    return value
+
+
+def _extra(d: Mapping[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
+    if len(d) <= len(known) and all(k in known for k in d):
+        return _EMPTY
+    return {k: v for k, v in d.items() if k not in known}
+
+
+# ---------------------------------------------------------------- per-contract builders
+
+PAYMENT_FIELDS = frozenset(
+    """event_id ts account_id direction amount currency counterparty_account counterparty_bank
+    channel session_id ip country device_id description""".split()
+)
+LOGIN_FIELDS = frozenset("event_id ts account_id success ip country device_id channel".split())
+ACCOUNT_FIELDS = frozenset(
+    "account_id customer_id type opened_at kyc_country birth_year registered_at segment".split()
+)
+LABEL_FIELDS = frozenset(
+    "label_id confirmed_at account_id event_id label typology source".split()
+)
+
+
+def _payment(d: Mapping[str, Any]) -> Payment:
+    currency = d.get("currency")
+    if currency is None:
+        currency = "VND"
+    elif not isinstance(currency, str) or currency not in ISO_4217:
+        raise _Invalid("currency", f"'{currency}' is not an ISO 4217 currency code")
+    return Payment(
+        event_id=_text(d, "event_id"),
+        ts=_ts(d, "ts"),
+        account_id=_text(d, "account_id"),
+        direction=_choice(d, "direction", DIRECTIONS),
+        amount=_amount(d, "amount"),
+        currency=currency,
+        counterparty_account=_text(d, "counterparty_account"),
+        counterparty_bank=_text(d, "counterparty_bank"),
+        channel=_choice(d, "channel", CHANNELS),
+        session_id=_opt_text(d, "session_id"),
+        ip=_ip(d, "ip", required=False),
+        country=_country(d, "country", required=False),
+        device_id=_opt_text(d, "device_id"),
+        description=_opt_text(d, "description"),
+        extra=_extra(d, PAYMENT_FIELDS),
+    )
+
+
+def _login(d: Mapping[str, Any]) -> Login:
+    success = d.get("success")
+    if not isinstance(success, bool):
+        raise _Invalid("success", "missing (required)" if success is None else "must be a boolean")
+    country = _country(d, "country", required=True)
+    ip = _ip(d, "ip", required=True)
+    assert country is not None and ip is not None
+    return Login(
+        event_id=_text(d, "event_id"),
+        ts=_ts(d, "ts"),
+        account_id=_text(d, "account_id"),
+        success=success,
+        ip=ip,
+        country=country,
+        device_id=_text(d, "device_id"),
+        channel=_choice(d, "channel", CHANNELS),
+        extra=_extra(d, LOGIN_FIELDS),
+    )
+
+
+def _account(d: Mapping[str, Any]) -> Account:
+    birth_year = d.get("birth_year")
+    if birth_year is not None:
+        if isinstance(birth_year, bool) or not isinstance(birth_year, int):
+            raise _Invalid("birth_year", "must be an integer year")
+        if not 1900 <= birth_year <= date.today().year:  # noqa: DTZ011 - a year bound only
+            raise _Invalid("birth_year", f"{birth_year} is not a plausible birth year")
+    kyc = _country(d, "kyc_country", required=True)
+    assert kyc is not None
+    return Account(
+        account_id=_text(d, "account_id"),
+        customer_id=_text(d, "customer_id"),
+        type=_choice(d, "type", ACCOUNT_TYPES),
+        opened_at=_ts(d, "opened_at"),
+        kyc_country=kyc,
+        birth_year=birth_year,
+        registered_at=_opt_ts(d, "registered_at"),
+        segment=_opt_text(d, "segment"),
+        extra=_extra(d, ACCOUNT_FIELDS),
+    )
+
+
+def _label(d: Mapping[str, Any]) -> Label:
+    return Label(
+        label_id=_text(d, "label_id"),
+        confirmed_at=_ts(d, "confirmed_at"),
+        account_id=_text(d, "account_id"),
+        label=_choice(d, "label", LABELS),
+        event_id=_opt_text(d, "event_id"),
+        typology=_opt_text(d, "typology"),
+        source=_opt_text(d, "source"),
+        extra=_extra(d, LABEL_FIELDS),
+    )
+
+
+_BUILDERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "payments": _payment,
+    "logins": _login,
+    "accounts": _account,
+    "labels": _label,
+}
+
+
+def from_mapping(kind: str, d: Mapping[str, Any], raw: bytes = b"") -> Any:
+    """Build the event of contract ``kind`` from a mapping; a :class:`Rejection` if invalid."""
+    try:
+        return _BUILDERS[kind](d)
+    except _Invalid as exc:
+        return Rejection(kind, exc.field, exc.reason, raw)
+
+
+def decode(kind: str, raw: bytes) -> Any:
+    """Decode one Kafka message value of contract ``kind`` (payments, logins, accounts, labels)."""
+    if kind not in _BUILDERS:
+        raise ValueError(f"unknown event kind {kind!r}")
+    if raw is None:
+        return Rejection(kind, "", "empty message (tombstone)", b"")
+    try:
+        d = parse_json(raw)
+    except _Invalid as exc:
+        return Rejection(kind, exc.field, exc.reason, raw)
+    return from_mapping(kind, d, raw)
+
+
+def decode_payment(raw: bytes) -> Payment | Rejection:
+    result: Payment | Rejection = decode("payments", raw)
+    return result
+
+
+def decode_login(raw: bytes) -> Login | Rejection:
+    result: Login | Rejection = decode("logins", raw)
+    return result
+
+
+def decode_account(raw: bytes) -> Account | Rejection:
+    result: Account | Rejection = decode("accounts", raw)
+    return result
+
+
+def decode_label(raw: bytes) -> Label | Rejection:
+    result: Label | Rejection = decode("labels", raw)
+    return result
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 with offset; UTC is written with ``Z``."""
+    text = ts.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """The contract's JSON object for an event (``None`` optionals omitted, extras kept)."""
+    out: dict[str, Any] = {}
+    for name in event.__dataclass_fields__:
+        if name in ("extra", "t"):
+            continue
+        value = getattr(event, name)
+        if value is None:
+            continue
+        out[name] = format_ts(value) if isinstance(value, datetime) else value
+    out.update(event.extra)
+    return out
+
+
+def encode(event: Event) -> bytes:
+    return json.dumps(to_dict(event), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def utc_from_epoch(t: float) -> datetime:
+    return datetime.fromtimestamp(t, tz=UTC)

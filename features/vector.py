@@ -1,0 +1,125 @@
+"""The feature vector: a stable, versioned list of names and a frozen tuple of values.
+
+Models record ``FEATURE_NAMES`` and ``FEATURE_VERSION`` and refuse vectors of another layout.
+Bump ``FEATURE_VERSION`` whenever a name, its order or its meaning changes.
+
+Missing values are ``nan`` (LightGBM treats them as missing): e.g. seconds since the previous
+payment of an account that has none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FEATURE_VERSION = "1"
+
+WINDOWS: tuple[tuple[str, float], ...] = (
+    ("10m", 600.0),
+    ("1h", 3600.0),
+    ("24h", 86400.0),
+    ("7d", 7 * 86400.0),
+)
+HISTORY_S = 30 * 86400.0  # the longest look-back (amount history, first-counterparty memory)
+
+
+def _velocity_names() -> tuple[str, ...]:
+    names = []
+    for direction in ("debit", "credit"):
+        for label, _ in WINDOWS:
+            names.append(f"{direction}_count_{label}")
+            names.append(f"{direction}_sum_{label}")
+    return tuple(names)
+
+
+VELOCITY_NAMES = _velocity_names() + (
+    "distinct_cp_out_24h",
+    "distinct_cp_out_7d",
+    "amount",
+    "is_debit",
+    "amount_ratio_median_30d",
+    "amount_zscore_30d",
+    "secs_since_prev_payment",
+    "first_payment_to_cp",
+    "local_hour",
+    "is_night",
+    "round_amount",
+    "channel_code",
+)
+
+MULE_NAMES = (
+    "distinct_senders_24h",
+    "distinct_senders_7d",
+    "pass_through_24h",
+    "dwell_secs",
+    "mean_dwell_secs_7d",
+    "first_time_sender_share_7d",
+)
+
+COUNTERPARTY_NAMES = (
+    "cp_flagged",
+    "cp_fraud_labels_7d",
+    "cp_fraud_labels_30d",
+    "credits_from_flagged_7d",
+    "debits_to_flagged_7d",
+)
+
+LOGIN_NAMES = (
+    "foreign_logins_24h",
+    "foreign_logins_7d",
+    "distinct_login_countries_7d",
+    "mins_since_foreign_login",
+    "session_foreign",
+    "new_device_24h",
+    "failed_logins_24h",
+    "fast_country_change_7d",
+    "business_x_foreign_7d",
+)
+
+ACCOUNT_NAMES = (
+    "account_unknown",
+    "is_business",
+    "account_age_days",
+    "business_age_days",
+    "customer_age_years",
+)
+
+FEATURE_NAMES: tuple[str, ...] = (
+    VELOCITY_NAMES + MULE_NAMES + COUNTERPARTY_NAMES + LOGIN_NAMES + ACCOUNT_NAMES
+)
+FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
+CHANNEL_CODES = {"mobile": 0, "internet": 1, "atm": 2, "branch": 3, "pos": 4, "api": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureVector:
+    """Feature values of one payment in ``FEATURE_NAMES`` order."""
+
+    values: tuple[float, ...]
+
+    names = FEATURE_NAMES
+    version = FEATURE_VERSION
+
+    def __post_init__(self) -> None:
+        if len(self.values) != len(FEATURE_NAMES):
+            raise ValueError(f"expected {len(FEATURE_NAMES)} values, got {len(self.values)}")
+
+    def __getitem__(self, name: str) -> float:
+        return self.values[FEATURE_INDEX[name]]
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(FEATURE_NAMES, self.values, strict=True))
+
+
+def check_layout(names: tuple[str, ...] | list[str], version: str) -> None:
+    """Raise ``ValueError`` unless ``names``/``version`` match this engine's vector layout."""
+    if version != FEATURE_VERSION:
+        raise ValueError(
+            f"feature version mismatch: model has {version!r}, engine has {FEATURE_VERSION!r}"
+        )
+    if tuple(names) != FEATURE_NAMES:
+        missing = sorted(set(FEATURE_NAMES) - set(names))
+        extra = sorted(set(names) - set(FEATURE_NAMES))
+        raise ValueError(
+            f"feature names mismatch: missing {missing[:5]}, unexpected {extra[:5]}"
+            + ("" if missing or extra else " (same names, different order)")
+        )
