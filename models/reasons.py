@@ -1,0 +1,236 @@
+"""Reason codes: one phrase an investigator understands per feature of the vector.
+
+A phrase states the fact the model looked at ("11 distinct senders in 24 h"), never the
+model's internals. Every name of :data:`features.vector.FEATURE_NAMES` has a template here
+(a unit test checks it), plus :data:`ANOMALY_FEATURE` for the unsupervised component.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from features.vector import CHANNEL_CODES, FEATURE_NAMES
+
+ANOMALY_FEATURE = "anomaly_score"
+_CHANNEL_NAMES = {code: name for name, code in CHANNEL_CODES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One positive contribution to a payment's risk, with its human-readable text."""
+
+    feature: str
+    value: float
+    contribution: float
+    text: str
+
+    def as_dict(self) -> dict[str, object]:
+        value = None if math.isnan(self.value) else self.value
+        return {"feature": self.feature, "value": value,
+                "contribution": self.contribution, "text": self.text}
+
+
+# ------------------------------------------------------------------ value formatting
+
+
+def vnd(x: float) -> str:
+    """An amount in readable VND: ``350 k VND``, ``12.5 M VND``, ``1.2 bn VND``."""
+    if math.isnan(x):
+        return "an unknown amount"
+    a = abs(x)
+    if a >= 1e9:
+        return f"{x / 1e9:.1f} bn VND"
+    if a >= 1e6:
+        return f"{x / 1e6:.1f} M VND"
+    if a >= 1e3:
+        return f"{x / 1e3:.0f} k VND"
+    return f"{x:.0f} VND"
+
+
+def duration(seconds: float) -> str:
+    """A duration in the largest sensible unit: ``45 s``, ``6 min``, ``3.2 h``, ``2.5 days``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _n(x: float) -> str:
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
+
+
+def _plural(x: float, word: str, plural: str | None = None) -> str:
+    if math.isnan(x):
+        return f"an unknown number of {plural or word + 's'}"
+    return f"{_n(x)} {word if x == 1 else (plural or word + 's')}"
+
+
+def _yes(x: float) -> bool:
+    return not math.isnan(x) and x >= 0.5
+
+
+Template = Callable[[float], str]
+
+_WINDOW_TEXT = {"10m": "10 min", "1h": "1 h", "24h": "24 h", "7d": "7 days"}
+
+
+def _count(noun: str, window: str) -> Template:
+    return lambda v: f"{_plural(v, noun + ' payment')} in {window}"
+
+
+def _sum(noun: str, window: str) -> Template:
+    return lambda v: f"{vnd(v)} {noun} in {window}"
+
+
+def _velocity_templates() -> dict[str, Template]:
+    out: dict[str, Template] = {}
+    for direction, noun in (("debit", "outgoing"), ("credit", "incoming")):
+        for label, text in _WINDOW_TEXT.items():
+            out[f"{direction}_count_{label}"] = _count(noun, text)
+            out[f"{direction}_sum_{label}"] = _sum(noun, text)
+    return out
+
+
+def _since_prev(v: float) -> str:
+    if math.isnan(v):
+        return "first payment seen on this account"
+    return f"{duration(v)} since the previous payment"
+
+
+def _dwell(v: float) -> str:
+    if math.isnan(v):
+        return "no incoming money before this payment"
+    return f"money forwarded {duration(v)} after it arrived"
+
+
+def _mean_dwell(v: float) -> str:
+    if math.isnan(v):
+        return "no forwarding of incoming money in 7 days"
+    return f"incoming money forwarded after {duration(v)} on average (7 days)"
+
+
+def _mins_foreign(v: float) -> str:
+    if math.isnan(v):
+        return "no login from abroad on record"
+    return f"last login from abroad {duration(v * 60)} before this payment"
+
+
+def _channel(v: float) -> str:
+    if math.isnan(v):
+        return "unknown channel"
+    return f"paid through the {_CHANNEL_NAMES.get(int(v), 'unknown')} channel"
+
+
+def _ratio(v: float) -> str:
+    if math.isnan(v):
+        return "no 30-day payment history to compare the amount with"
+    return f"amount {v:.1f}x the account's 30-day median"
+
+
+def _zscore(v: float) -> str:
+    if math.isnan(v):
+        return "no 30-day payment history to compare the amount with"
+    return f"amount {v:+.1f} standard deviations from the account's 30-day mean"
+
+
+def _age(what: str, unit: str, suffix: str, unknown: str) -> Template:
+    def text(v: float) -> str:
+        if math.isnan(v):
+            return unknown
+        return f"{what} {_plural(round(v), unit)}{suffix}"
+
+    return text
+
+
+def _beneficiaries(v: float) -> str:
+    return _plural(v, "different beneficiary", "different beneficiaries")
+
+
+def _nan_or(template: Template, missing: str) -> Template:
+    def text(v: float) -> str:
+        return missing if math.isnan(v) else template(v)
+
+    return text
+
+
+TEMPLATES: dict[str, Template] = {
+    **_velocity_templates(),
+    "distinct_cp_out_24h": lambda v: f"paid {_beneficiaries(v)} in 24 h",
+    "distinct_cp_out_7d": lambda v: f"paid {_beneficiaries(v)} in 7 days",
+    "amount": lambda v: f"payment of {vnd(v)}",
+    "is_debit": lambda v: "money leaving the account" if _yes(v) else "money arriving",
+    "amount_ratio_median_30d": _ratio,
+    "amount_zscore_30d": _zscore,
+    "secs_since_prev_payment": _since_prev,
+    "first_payment_to_cp": lambda v: "first payment to this beneficiary" if _yes(v)
+    else "beneficiary paid before",
+    "local_hour": lambda v: f"made at {int(v):02d}h Vietnam time" if not math.isnan(v)
+    else "time of day unknown",
+    "is_night": lambda v: "made at night (Vietnam time)" if _yes(v) else "made in daytime",
+    "round_amount": lambda v: "round amount" if _yes(v) else "non-round amount",
+    "channel_code": _channel,
+    "distinct_senders_24h": lambda v: f"{_plural(v, 'distinct sender')} in 24 h",
+    "distinct_senders_7d": lambda v: f"{_plural(v, 'distinct sender')} in 7 days",
+    "pass_through_24h": _nan_or(
+        lambda v: f"{v * 100:.0f}% of the money received in 24 h sent on",
+        "nothing received in 24 h"),
+    "dwell_secs": _dwell,
+    "mean_dwell_secs_7d": _mean_dwell,
+    "first_time_sender_share_7d": _nan_or(
+        lambda v: f"{v * 100:.0f}% of incoming payments in 7 days from first-time senders",
+        "no incoming payments in 7 days"),
+    "cp_flagged": lambda v: "counterparty flagged by investigators or the model" if _yes(v)
+    else "counterparty not flagged",
+    "cp_fraud_labels_7d": lambda v: f"counterparty in {_plural(v, 'confirmed fraud case')}"
+    " in 7 days",
+    "cp_fraud_labels_30d": lambda v: f"counterparty in {_plural(v, 'confirmed fraud case')}"
+    " in 30 days",
+    "credits_from_flagged_7d": lambda v: f"{_plural(v, 'payment')} received from flagged"
+    " accounts in 7 days",
+    "debits_to_flagged_7d": lambda v: f"{_plural(v, 'payment')} sent to flagged accounts"
+    " in 7 days",
+    "foreign_logins_24h": lambda v: f"{_plural(v, 'login')} from abroad in 24 h",
+    "foreign_logins_7d": lambda v: f"{_plural(v, 'login')} from abroad in 7 days",
+    "distinct_login_countries_7d": lambda v: f"logins from {_plural(v, 'country', 'countries')}"
+    " in 7 days",
+    "mins_since_foreign_login": _mins_foreign,
+    "session_foreign": lambda v: "paid from a session abroad" if _yes(v)
+    else "paid from a session in the home country",
+    "new_device_24h": lambda v: f"{_plural(v, 'new device')} in 24 h" if not math.isnan(v)
+    else "device history unknown",
+    "failed_logins_24h": lambda v: f"{_plural(v, 'failed login')} in 24 h",
+    "fast_country_change_7d": lambda v: f"{_plural(v, 'country change')} faster than travel"
+    " allows in 7 days",
+    "business_x_foreign_7d": lambda v: f"business account with {_plural(v, 'login')} from"
+    " abroad in 7 days",
+    "account_unknown": lambda v: "account not in the bank's account list" if _yes(v)
+    else "known account",
+    "is_business": lambda v: "business account" if _yes(v) else "personal account",
+    "account_age_days": _age("account opened", "day", " ago", "account opening date unknown"),
+    "business_age_days": _age("business registered", "day", " ago",
+                              "business registration date unknown"),
+    "customer_age_years": _age("customer aged", "year", "", "customer age unknown"),
+    ANOMALY_FEATURE: lambda v: f"unusual account behaviour (anomaly score {v:.2f})",
+}
+
+
+def phrase(feature: str, value: float) -> str:
+    """The investigator's phrase for ``feature`` taking ``value`` (never raises)."""
+    template = TEMPLATES.get(feature)
+    if template is None:
+        return f"{feature} = {value:g}"
+    try:
+        text = template(float(value))
+    except (ValueError, OverflowError):
+        return f"{feature} = {value:g}"
+    return text
+
+
+def missing_templates() -> list[str]:
+    """Names of the engine's features without a phrase (empty when the catalogue is covered)."""
+    return [name for name in FEATURE_NAMES if name not in TEMPLATES]
