@@ -1,0 +1,79 @@
+"""Publication of rapid-response actions to ``account.actions`` (for core banking) and of
+investigators' outcomes to ``labels`` (for retraining). Key: ``account_id``; value: JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, Protocol
+
+from features.events import Label, encode
+
+log = logging.getLogger(__name__)
+SEND_TIMEOUT_S = 10.0
+
+
+class ActionPublisher(Protocol):
+    def publish_action(self, action: dict[str, Any]) -> bool: ...
+    def publish_label(self, label: Label) -> bool: ...
+    def close(self) -> None: ...
+
+
+class KafkaActionPublisher:
+    """kafka-python producer with ``acks=all``; each publish waits for the broker's ack."""
+
+    def __init__(self, client_config: dict[str, Any], topic: str,
+                 labels_topic: str | None = None) -> None:
+        self.topic = topic
+        self.labels_topic = labels_topic
+        self._config = dict(client_config)
+        self._lock = threading.Lock()
+        self._producer: Any = None
+
+    def _get_producer(self) -> Any:
+        """Connect on first use, so the API starts even while the broker is down."""
+        with self._lock:
+            if self._producer is None:
+                from kafka import KafkaProducer  # noqa: PLC0415 - only when Kafka is used
+
+                self._producer = KafkaProducer(acks="all", retries=3, **self._config)
+            return self._producer
+
+    def _send(self, topic: str, key: str, value: bytes) -> bool:
+        try:
+            self._get_producer().send(topic, key=key.encode("utf-8"), value=value).get(
+                timeout=SEND_TIMEOUT_S)
+        except Exception as exc:  # any broker failure: reported to the caller, logged
+            log.error("publish failed", extra={"topic": topic, "key": key, "error": repr(exc)})
+            return False
+        return True
+
+    def publish_action(self, action: dict[str, Any]) -> bool:
+        value = json.dumps(action, ensure_ascii=False).encode("utf-8")
+        return self._send(self.topic, str(action["account_id"]), value)
+
+    def publish_label(self, label: Label) -> bool:
+        if self.labels_topic is None:
+            return False
+        return self._send(self.labels_topic, label.account_id, encode(label))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=SEND_TIMEOUT_S)
+                self._producer = None
+
+
+class NoPublisher:
+    """Used when no broker is configured: nothing leaves the process (logged once per call)."""
+
+    def publish_action(self, action: dict[str, Any]) -> bool:
+        log.warning("no action publisher configured", extra={"action": action.get("action")})
+        return False
+
+    def publish_label(self, label: Label) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None

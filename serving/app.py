@@ -1,0 +1,61 @@
+"""The investigator API's app factory: ``create_app(settings)``; routes live in ``routers/``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import RedirectResponse
+
+from canhgiac.settings import Settings
+from serving import errors
+from serving.actions import ActionPublisher, NoPublisher
+from serving.auth import KeyCache
+from serving.cache import ResponseCache
+from serving.metrics import ApiMetrics
+from serving.middleware import RequestContext
+from serving.routers import accounts, audit, cases, health, model, reports
+from serving.store import CaseStore
+
+STATIC = Path(__file__).parent / "static"
+DESCRIPTION = """Cảnh Giác investigator API (Official Dispatch 139/CĐ-TTg): ranked high-risk
+accounts with reasons, account details, rapid-response cases (item 9c) and the police report
+(item 9a). Authenticate with `Authorization: Bearer <key>` (keys from
+`canhgiac keys create --role viewer|investigator|supervisor|admin --name NAME`).
+Only `/healthz` is open. Errors are `{"error": {"code", "message", "details"}, "request_id"}`.
+
+**Item 9a view:** `GET /v1/accounts/high-risk?type=business&foreign_login=true&min_score=0.5`
+"""
+
+
+def create_app(settings: Settings, store: CaseStore | None = None,
+               action_publisher: ActionPublisher | None = None) -> FastAPI:
+    owns_store = store is None
+    the_store = store if store is not None else CaseStore(settings.store_url)
+    publisher = action_publisher if action_publisher is not None else NoPublisher()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_store:
+            the_store.close()
+
+    app = FastAPI(title="Cảnh Giác investigator API", version="1", description=DESCRIPTION,
+                  lifespan=lifespan)
+    metrics = ApiMetrics()
+    app.state.settings = settings
+    app.state.store = the_store
+    app.state.publisher = publisher
+    app.state.metrics = metrics
+    app.state.cache = ResponseCache()
+    app.state.key_cache = KeyCache()
+    errors.install(app)
+    for module in (health, accounts, cases, reports, model, audit):
+        app.include_router(module.router)
+    app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
+    app.add_api_route("/", lambda: RedirectResponse("/ui/"), include_in_schema=False)
+    app.add_middleware(RequestContext, metrics=metrics)
+    return app

@@ -1,0 +1,81 @@
+"""Engine construction and the few dialect differences (SQLite WAL by default, PostgreSQL by URL).
+
+SQLite: WAL so that the API's readers never wait for the scorer's writer; write transactions
+begin ``IMMEDIATE`` so that two writers queue on ``busy_timeout`` instead of failing to upgrade
+a read lock.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from features.events import format_ts
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+        pool_size=20,
+        max_overflow=40,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # the "begin" hook below issues BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine whose transactions take the write lock at BEGIN (SQLite)."""
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
+
+
+def upsert(engine: Engine, table: Table) -> Any:
+    """A dialect ``INSERT`` supporting ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def now() -> float:
+    return time.time()
+
+
+def epoch(value: str | datetime) -> float:
+    """RFC 3339 text (or an aware datetime) to epoch seconds; ValueError if naive/invalid."""
+    ts = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError(f"timestamp {value!r} has no timezone offset")
+    return ts.timestamp()
+
+
+def rfc3339(t: float | None) -> str | None:
+    return None if t is None else format_ts(datetime.fromtimestamp(t, tz=UTC))

@@ -1,0 +1,42 @@
+"""Typed dependencies of the routers (``Annotated`` aliases over the app's state)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from canhgiac.settings import Settings
+from serving.actions import ActionPublisher
+from serving.cache import ResponseCache
+from serving.errors import request_id
+from serving.metrics import ApiMetrics
+from serving.store import CaseStore
+
+
+def _store(request: Request) -> CaseStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def _publisher(request: Request) -> ActionPublisher:
+    return request.app.state.publisher  # type: ignore[no-any-return]
+
+
+def _metrics(request: Request) -> ApiMetrics:
+    return request.app.state.metrics  # type: ignore[no-any-return]
+
+
+def _cache(request: Request) -> ResponseCache:
+    return request.app.state.cache  # type: ignore[no-any-return]
+
+
+StoreDep = Annotated[CaseStore, Depends(_store)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PublisherDep = Annotated[ActionPublisher, Depends(_publisher)]
+MetricsDep = Annotated[ApiMetrics, Depends(_metrics)]
+CacheDep = Annotated[ResponseCache, Depends(_cache)]
+RequestId = Annotated[str, Depends(request_id)]

@@ -1,0 +1,175 @@
+"""Per-account current risk, recomputed from the stored events (so a replayed batch changes
+nothing: the sink is idempotent).
+
+* ``score`` — the highest payment score in the 7 days (event time) up to the account's latest
+  scored payment; ``prev_score`` — the highest in the 7 days before that (``None`` if none);
+  the API's ``trend`` is ``score - prev_score``.
+* ``top_reasons`` — the readable phrases of that riskiest payment; ``rule_typology`` its
+  :func:`serving.typology.classify`.
+* ``foreign_countries`` — countries other than the account's KYC country (``VN`` if the account
+  is unknown) of successful logins in the 30 days up to its latest login.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+
+from serving import tables as T
+from serving.db import now, upsert
+from serving.typology import classify, from_case
+
+WINDOW_S = 7 * 86400.0
+FOREIGN_WINDOW_S = 30 * 86400.0
+DEFAULT_KYC = "VN"
+CHUNK = 500
+
+
+def chunks(items: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def blank_row(account_id: str, account_type: str, t: float) -> dict[str, Any]:
+    return {
+        "account_id": account_id, "type": account_type, "score": 0.0, "prev_score": None,
+        "last_activity": t, "top_event_id": None, "top_reasons": "[]",
+        "typology": "unusual_activity", "rule_typology": "unusual_activity",
+        "foreign_login": False, "foreign_countries": "[]", "case_id": None,
+        "case_status": "none", "updated_at": now(),
+    }
+
+
+def _existing(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    r, c = T.account_risk, T.cases
+    q = (
+        select(r, c.c.outcome.label("case_outcome"), c.c.typology.label("case_typology"))
+        .outerjoin(c, c.c.case_id == r.c.case_id)
+        .where(r.c.account_id.in_(ids))
+    )
+    return {row.account_id: dict(row._mapping) for row in conn.execute(q)}
+
+
+def _types(conn: Connection, ids: list[str]) -> dict[str, tuple[str, str]]:
+    a = T.accounts
+    q = select(a.c.account_id, a.c.type, a.c.kyc_country).where(a.c.account_id.in_(ids))
+    return {row.account_id: (row.type, row.kyc_country) for row in conn.execute(q)}
+
+
+def _save(engine: Engine, conn: Connection, rows: list[dict[str, Any]], owned: list[str]) -> None:
+    if not rows:
+        return
+    stmt = upsert(engine, T.account_risk)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account_id"], set_={col: stmt.excluded[col] for col in owned}
+    )
+    conn.execute(stmt, rows)
+
+
+RISK_COLUMNS = ["type", "score", "prev_score", "last_activity", "top_event_id", "top_reasons",
+                "typology", "rule_typology", "updated_at"]
+FOREIGN_COLUMNS = ["type", "foreign_login", "foreign_countries", "last_activity", "updated_at"]
+
+
+def refresh_scores(engine: Engine, conn: Connection, account_ids: Iterable[str]) -> None:
+    s = T.scored
+    for ids in chunks(sorted(set(account_ids))):
+        last = (
+            select(s.c.account_id, func.max(s.c.event_t).label("last_t"))
+            .where(s.c.account_id.in_(ids)).group_by(s.c.account_id).subquery()
+        )
+        q = select(s.c.account_id, s.c.event_id, s.c.event_t, s.c.score, last.c.last_t).join(
+            last, (s.c.account_id == last.c.account_id)
+            & (s.c.event_t > last.c.last_t - 2 * WINDOW_S)
+        )
+        best: dict[str, tuple[float, float, str]] = {}
+        prev: dict[str, float] = {}
+        last_t: dict[str, float] = {}
+        for acc, event_id, t, score, lt in conn.execute(q):
+            last_t[acc] = lt
+            if t > lt - WINDOW_S:
+                if acc not in best or (score, t) > best[acc][:2]:
+                    best[acc] = (score, t, event_id)
+            elif score > prev.get(acc, -1.0):
+                prev[acc] = score
+        tops = {b[2] for b in best.values()}
+        details = {
+            row.event_id: row
+            for row in conn.execute(
+                select(s.c.event_id, s.c.reasons, s.c.features).where(s.c.event_id.in_(tops))
+            )
+        }
+        existing = _existing(conn, ids)
+        types = _types(conn, ids)
+        rows = []
+        for acc, (score, _t, event_id) in best.items():
+            old = existing.get(acc)
+            detail = details[event_id]
+            features = json.loads(detail.features)
+            reasons = [r.get("text") or r.get("feature", "") for r in json.loads(detail.reasons)]
+            if acc in types:
+                acc_type = types[acc][0]
+            else:
+                acc_type = "business" if features.get("is_business", 0) > 0 else "unknown"
+            rule = classify(features)
+            row = old.copy() if old else blank_row(acc, acc_type, last_t[acc])
+            row.update(
+                type=acc_type, score=score, prev_score=prev.get(acc),
+                last_activity=max(last_t[acc], old["last_activity"] if old else 0.0),
+                top_event_id=event_id, top_reasons=json.dumps(reasons, ensure_ascii=False),
+                rule_typology=rule,
+                typology=from_case(rule, row.get("case_outcome"), row.get("case_typology")),
+                updated_at=now(),
+            )
+            row.pop("case_outcome", None)
+            row.pop("case_typology", None)
+            rows.append(row)
+        _save(engine, conn, rows, RISK_COLUMNS)
+
+
+def refresh_foreign(engine: Engine, conn: Connection, account_ids: Iterable[str]) -> None:
+    lg = T.logins
+    for ids in chunks(sorted(set(account_ids))):
+        types = _types(conn, ids)
+        per_country = conn.execute(
+            select(lg.c.account_id, lg.c.country, func.max(lg.c.event_t))
+            .where(lg.c.account_id.in_(ids), lg.c.success.is_(True))
+            .group_by(lg.c.account_id, lg.c.country)
+        ).all()
+        last_login = {acc: t for acc, t in conn.execute(
+            select(lg.c.account_id, func.max(lg.c.event_t))
+            .where(lg.c.account_id.in_(ids)).group_by(lg.c.account_id)
+        )}
+        foreign: dict[str, set[str]] = {}
+        for acc, country, t in per_country:
+            kyc = types.get(acc, ("unknown", DEFAULT_KYC))[1]
+            if country != kyc and t >= last_login[acc] - FOREIGN_WINDOW_S:
+                foreign.setdefault(acc, set()).add(country)
+        existing = _existing(conn, ids)
+        rows = []
+        for acc in ids:
+            old = existing.get(acc)
+            if acc not in last_login and old is None:
+                continue  # an account we know nothing about yet: no row
+            acc_type = types[acc][0] if acc in types else (old["type"] if old else "unknown")
+            row = old.copy() if old else blank_row(acc, acc_type, last_login[acc])
+            countries = sorted(foreign.get(acc, ()))
+            row.update(
+                type=acc_type, foreign_login=bool(countries),
+                foreign_countries=json.dumps(countries),
+                last_activity=max(row["last_activity"], last_login.get(acc, 0.0)),
+                updated_at=now(),
+            )
+            row.pop("case_outcome", None)
+            row.pop("case_typology", None)
+            rows.append(row)
+        _save(engine, conn, rows, FOREIGN_COLUMNS)

@@ -1,0 +1,113 @@
+"""Cases: the rapid-response state machine (item 9c) with maker-checker and publication."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from serving import cursor
+from serving.auth import Investigator, Viewer
+from serving.casedb import CaseConflict, CaseNotFound, label_for
+from serving.cases import TransitionError
+from serving.db import rfc3339
+from serving.deps import MetricsDep, PublisherDep, SettingsDep, StoreDep
+from serving.errors import ApiError, responses
+from serving.schemas import CaseCreate, CaseOut, CasePage, Status, TransitionIn, TransitionOut
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/cases", tags=["cases"])
+
+CaseId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+@router.post(
+    "", response_model=CaseOut, status_code=201, summary="Open a case on an account",
+    responses=responses(400, 401, 403, 404, 409, 422, 500),
+)
+def create_case(body: CaseCreate, principal: Investigator, store: StoreDep) -> dict[str, Any]:
+    if not store.account_exists(body.account_id):
+        raise ApiError(404, "not_found", f"no account '{body.account_id}'")
+    try:
+        return store.create_case(body.account_id, principal.name, principal.role, body.reason)
+    except CaseConflict as exc:
+        raise ApiError(409, "case_exists", exc.message, {"case_id": exc.case_id}) from None
+
+
+@router.get("", response_model=CasePage, summary="List cases (newest first)",
+            responses=responses(400, 401, 403, 422, 500))
+def list_cases(
+    principal: Viewer,
+    store: StoreDep,
+    settings: SettingsDep,
+    status: Annotated[Status | None, Query()] = None,
+    account_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+) -> dict[str, Any]:
+    if limit > settings.api_max_page:
+        raise ApiError(422, "invalid_request",
+                       f"query parameter 'limit': at most {settings.api_max_page} per page")
+    filters = ("cases", status, account_id)
+    after = None if cursor_ is None else int(cursor.decode(cursor_, filters, (int,))[0])
+    items = store.list_cases(status, account_id, after, limit + 1)
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        next_cursor = cursor.encode([items[-1]["case_id"]], filters)
+    return {"items": items, "next_cursor": next_cursor, "limit": limit}
+
+
+@router.get("/{case_id}", response_model=CaseOut, summary="One case with its history",
+            responses=responses(401, 403, 404, 422, 500))
+def get_case(case_id: CaseId, principal: Viewer, store: StoreDep) -> dict[str, Any]:
+    case = store.get_case(case_id)
+    if case is None:
+        raise ApiError(404, "not_found", f"no case {case_id}")
+    return case
+
+
+TRANSITION_DOC = """Move a case: `open → under_review → freeze_requested → frozen → released |
+closed` (also `open|under_review → closed` without a freeze and `freeze_requested →
+under_review` when the checker rejects it). Investigators review, request freezes and close;
+supervisors approve or reject freezes, release and close frozen cases. Maker-checker: the
+approver of a freeze cannot be its requester. `released`/`closed` need an `outcome`, which
+becomes a training label (`confirmed_fraud`→fraud, `confirmed_mule`→mule,
+`false_positive`→legit). Freeze requests, approvals, rejections and releases are published
+to `account.actions` (key = account_id). An illegal move answers 409 with the allowed ones."""
+
+
+@router.post(
+    "/{case_id}/transitions", response_model=TransitionOut, summary="Move a case",
+    description=TRANSITION_DOC, responses=responses(400, 401, 403, 404, 409, 422, 500),
+)
+def transition(
+    case_id: CaseId, body: TransitionIn, principal: Investigator, store: StoreDep,
+    publisher: PublisherDep, metrics: MetricsDep,
+) -> dict[str, Any]:
+    try:
+        result = store.transition(case_id, body.to, actor=principal.name, role=principal.role,
+                                  reason=body.reason, outcome=body.outcome,
+                                  typology=body.typology)
+    except CaseNotFound:
+        raise ApiError(404, "not_found", f"no case {case_id}") from None
+    except TransitionError as exc:
+        code = {409: "illegal_transition", 403: "forbidden"}.get(exc.status, "invalid_request")
+        raise ApiError(exc.status, code, exc.message,
+                       {"allowed_transitions": exc.allowed}) from None
+    case, move = result.case, result.move
+    log.info("case moved", extra={"case_id": case_id, "from": move.from_status,
+                                  "to": move.to_status, "actor": principal.name})
+    action_ok = label_ok = None
+    if move.action is not None:
+        action_ok = publisher.publish_action({
+            "action": move.action, "account_id": case["account_id"], "case_id": case_id,
+            "actor": principal.name, "reason": body.reason, "at": rfc3339(result.at),
+        })
+        metrics.actions.labels(move.action, str(action_ok).lower()).inc()
+    if move.outcome is not None:
+        label_ok = publisher.publish_label(label_for(
+            case_id, case["account_id"], move.outcome, result.at, case["typology"]))
+    return {"case": case, "action": move.action, "action_published": action_ok,
+            "label_published": label_ok}

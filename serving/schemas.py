@@ -1,0 +1,260 @@
+"""Typed request/response models of the API (they are also its OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.cases import OUTCOMES, ROLES, STATUSES
+from serving.typology import TYPOLOGIES
+
+Status = Literal["open", "under_review", "freeze_requested", "frozen", "released", "closed"]
+CaseStatusFilter = Literal["none", "open", "under_review", "freeze_requested", "frozen",
+                           "released", "closed"]
+Outcome = Literal["confirmed_fraud", "confirmed_mule", "false_positive"]
+AccountType = Literal["personal", "business", "unknown"]
+Typology = Literal["account_takeover", "shell_business", "mule", "scam_victim",
+                   "unusual_activity"]
+Role = Literal["viewer", "investigator", "supervisor", "admin"]
+
+assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
+assert set(Outcome.__args__) == set(OUTCOMES)  # type: ignore[attr-defined]
+assert set(Typology.__args__) == set(TYPOLOGIES)  # type: ignore[attr-defined]
+assert set(Role.__args__) == set(ROLES)  # type: ignore[attr-defined]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `invalid_cursor`")
+    message: str = Field(description="What is wrong, in plain words")
+    details: Any = Field(None, description="Per-field problems, allowed transitions, …")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+    request_id: str = Field(description="Also in the `X-Request-ID` response header")
+
+
+class RiskSummary(BaseModel):
+    score: float = Field(description="Highest payment score in the 7 days (event time) up to "
+                                     "the account's latest scored payment")
+    prev_score: float | None = Field(description="Highest score in the 7 days before that")
+    trend: float | None = Field(description="score − prev_score (positive = rising)")
+    top_reasons: list[str] = Field(description="Readable reasons of the riskiest payment")
+    typology: Typology
+    last_activity: str = Field(description="RFC 3339, event time")
+    foreign_login: bool = Field(description="Successful logins from outside the KYC country "
+                                            "in the 30 days up to the latest login")
+    foreign_countries: list[str]
+    case_id: int | None
+    case_status: CaseStatusFilter
+
+
+class HighRiskItem(RiskSummary):
+    account_id: str
+    type: AccountType
+
+
+class HighRiskPage(BaseModel):
+    items: list[HighRiskItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; "
+                                                "null on the last page")
+    limit: int
+
+
+class Reason(BaseModel):
+    feature: str
+    value: float | None = None
+    contribution: float | None = None
+    text: str | None = None
+
+
+class ScoredPayment(BaseModel):
+    event_id: str
+    ts: str
+    score: float
+    decision: str
+    reasons: list[Reason]
+    model_version: str
+    direction: str
+    amount: float
+    currency: str
+    counterparty_account: str
+    counterparty_bank: str
+    channel: str
+    country: str | None
+    ip: str | None
+    device_id: str | None
+    description: str | None
+    features: dict[str, float | None]
+
+
+class LoginOut(BaseModel):
+    event_id: str
+    ts: str
+    success: bool
+    ip: str
+    country: str
+    device_id: str
+    channel: str
+
+
+class LoginSummary(BaseModel):
+    countries: list[str]
+    devices: list[str]
+    ips: list[str]
+
+
+class Counterparty(BaseModel):
+    counterparty_account: str
+    counterparty_bank: str
+    direction: str
+    count: int
+    total_amount: float
+    max_score: float
+    last_ts: str
+
+
+class TimelinePoint(BaseModel):
+    ts: str
+    score: float
+    decision: str
+
+
+class Profile(BaseModel):
+    account_id: str
+    customer_id: str
+    type: str
+    opened_at: str
+    kyc_country: str
+    birth_year: int | None
+    registered_at: str | None
+    segment: str | None
+
+
+class CaseEvent(BaseModel):
+    from_status: Status | None
+    to_status: Status
+    outcome: Outcome | None
+    actor: str
+    role: Role
+    reason: str
+    at: str
+
+
+class CaseOut(BaseModel):
+    case_id: int
+    account_id: str
+    status: Status
+    outcome: Outcome | None
+    typology: str | None
+    opened_by: str
+    opened_at: str
+    updated_at: str
+    freeze_requested_by: str | None
+    decided_at: str | None
+    allowed_transitions: list[Status]
+    history: list[CaseEvent]
+
+
+class AccountDetail(BaseModel):
+    account_id: str
+    profile: Profile | None = Field(description="Null if the account master data is unknown")
+    risk: RiskSummary | None
+    timeline: list[TimelinePoint] = Field(description="Scores over time, oldest first")
+    payments: list[ScoredPayment] = Field(description="Most recent scored payments")
+    logins: list[LoginOut] = Field(description="Most recent logins")
+    login_summary: LoginSummary
+    counterparties: list[Counterparty]
+    cases: list[CaseOut] = Field(description="Cases and their decision history")
+
+
+class CaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account_id: str = Field(min_length=1, max_length=128)
+    reason: str = Field("", max_length=2000, description="Why the case is opened")
+
+
+class TransitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: Status = Field(description="Target status")
+    reason: str = Field("", max_length=2000)
+    outcome: Outcome | None = Field(None, description="Required when moving to released/closed")
+    typology: Typology | None = Field(None, description="Investigator's typology, if known")
+
+
+class TransitionOut(BaseModel):
+    case: CaseOut
+    action: str | None = Field(description="Event published to `account.actions`, if any")
+    action_published: bool | None = Field(description="False if the broker did not confirm")
+    label_published: bool | None
+
+
+class CasePage(BaseModel):
+    items: list[CaseOut]
+    next_cursor: str | None
+    limit: int
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: str
+    actor: str
+    role: Role
+    action: str
+    target: str
+    request_id: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None
+    limit: int
+
+
+class ModelInfo(BaseModel):
+    version: str
+    metrics: dict[str, Any]
+    thresholds: dict[str, Any]
+    updated_at: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    store_version: int
+
+
+class ReportRow(BaseModel):
+    account_id: str
+    customer_id: str | None
+    account_type: str
+    opened_at: str | None
+    risk_score: float
+    typology: str | None
+    credits_count: int
+    credits_sum: float
+    debits_count: int
+    debits_sum: float
+    distinct_senders: int
+    foreign_login_countries: list[str]
+    foreign_login_ips: list[str]
+    key_payments: list[str]
+    case_id: int | None
+    case_status: str
+    outcome: str | None
+    decisions: list[str]
+    first_activity: str
+    last_activity: str
+
+
+class Report(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    min_score: float
+    generated_at: str
+    columns: list[str]
+    rows: list[ReportRow]

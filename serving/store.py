@@ -1,0 +1,240 @@
+"""The case store: the scorer's sink (``RiskSink`` in docs/INTERFACES.md) and the API's database.
+
+Writes are batched (one transaction per call) and idempotent (events are keyed by
+``event_id``; per-account risk is recomputed from the stored events). Every write transaction
+bumps a store *version*, which keys the API's response cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, text, update
+
+from features.events import Account, Label, Login
+from serving import casedb, keys, reads
+from serving import tables as T
+from serving.db import epoch, make_engine, now, upsert, writer
+from serving.risk import refresh_foreign, refresh_scores
+from serving.typology import KEY_FEATURES
+
+log = logging.getLogger(__name__)
+
+
+class CaseStore:
+    """SQLAlchemy 2.0 store. ``url``: SQLite file (WAL) by default, PostgreSQL by URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._writer = writer(self.engine)
+        T.metadata.create_all(self.engine)
+        with self.write() as conn:
+            conn.execute(upsert(self.engine, T.meta).on_conflict_do_nothing(),
+                         {"key": "version", "value": 0})
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction that also bumps the store version."""
+        with self._writer.begin() as conn:
+            yield conn
+            conn.execute(update(T.meta).where(T.meta.c.key == "version")
+                         .values(value=T.meta.c.value + 1))
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def version(self) -> int:
+        with self.read() as conn:
+            return int(conn.execute(text("SELECT value FROM meta WHERE key = 'version'"))
+                       .scalar_one())
+
+    def ping(self) -> bool:
+        with self.read() as conn:
+            conn.execute(text("SELECT 1")).scalar_one()
+        return True
+
+    # ------------------------------------------------------------------ the scorer's sink
+    def write_scored(self, records: list[dict[str, Any]]) -> None:
+        rows = []
+        for record in records:
+            try:
+                rows.append(_scored_row(record))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("scored record skipped", extra={
+                    "event_id": record.get("event_id"), "error": repr(exc)})
+        if not rows:
+            return
+        unique = list({r["event_id"]: r for r in rows}.values())
+        with self.write() as conn:
+            conn.execute(upsert(self.engine, T.scored).on_conflict_do_nothing(), unique)
+            refresh_scores(self.engine, conn, (r["account_id"] for r in unique))
+        log.debug("scored written", extra={"records": len(unique)})
+
+    def write_logins(self, logins: list[Login]) -> None:
+        if not logins:
+            return
+        rows = list({lg.event_id: {
+            "event_id": lg.event_id, "account_id": lg.account_id, "event_t": lg.t,
+            "success": lg.success, "ip": lg.ip, "country": lg.country,
+            "device_id": lg.device_id, "channel": lg.channel,
+        } for lg in logins}.values())
+        with self.write() as conn:
+            conn.execute(upsert(self.engine, T.logins).on_conflict_do_nothing(), rows)
+            refresh_foreign(self.engine, conn, (r["account_id"] for r in rows))
+
+    def upsert_accounts(self, accounts: list[Account]) -> None:
+        if not accounts:
+            return
+        rows = list({a.account_id: {
+            "account_id": a.account_id, "customer_id": a.customer_id, "type": a.type,
+            "opened_at": a.opened_at.timestamp(), "kyc_country": a.kyc_country,
+            "birth_year": a.birth_year,
+            "registered_at": a.registered_at.timestamp() if a.registered_at else None,
+            "segment": a.segment,
+        } for a in accounts}.values())
+        stmt = upsert(self.engine, T.accounts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["account_id"],
+            set_={c: stmt.excluded[c] for c in rows[0] if c != "account_id"},
+        )
+        with self.write() as conn:
+            conn.execute(stmt, rows)
+            refresh_foreign(self.engine, conn, (r["account_id"] for r in rows))
+
+    def set_model_info(self, version: str, metrics: dict[str, Any],
+                       thresholds: dict[str, Any]) -> None:
+        stmt = upsert(self.engine, T.model_info)
+        values = {"id": 1, "version": version, "metrics": json.dumps(metrics),
+                  "thresholds": json.dumps(thresholds), "updated_at": now()}
+        stmt = stmt.values(values).on_conflict_do_update(
+            index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"})
+        with self.write() as conn:
+            conn.execute(stmt)
+
+    def model_info(self) -> dict[str, Any] | None:
+        with self.read() as conn:
+            row = conn.execute(select(T.model_info).where(T.model_info.c.id == 1)).first()
+        if row is None:
+            return None
+        return {"version": row.version, "metrics": json.loads(row.metrics),
+                "thresholds": json.loads(row.thresholds), "updated_at": row.updated_at}
+
+    # ------------------------------------------------------------------ reads for the API
+    def high_risk(self, filters: reads.RiskFilter, after: tuple[float, str] | None,
+                  limit: int) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            return reads.high_risk(conn, filters, after, limit)
+
+    def account_detail(self, account_id: str) -> dict[str, Any] | None:
+        with self.read() as conn:
+            return reads.account_detail(conn, account_id)
+
+    def report_rows(self, t_from: float, t_to: float, min_score: float,
+                    limit: int) -> list[dict[str, Any]]:
+        from serving.report import report_rows  # noqa: PLC0415 - keeps the import graph flat
+
+        with self.read() as conn:
+            return report_rows(conn, t_from, t_to, min_score, limit)
+
+    # ------------------------------------------------------------------ API keys
+    def create_key(self, name: str, role: str) -> tuple[int, str]:
+        with self.write() as conn:
+            return keys.create(conn, name, role)
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            return keys.list_all(conn)
+
+    def revoke_key(self, name_or_id: str) -> bool:
+        with self.write() as conn:
+            return keys.revoke(conn, name_or_id)
+
+    def authenticate(self, token: str) -> keys.Principal | None:
+        with self.read() as conn:
+            return keys.authenticate(conn, token)
+
+    # ------------------------------------------------------------------ audit
+    def record_audit(self, actor: str, role: str, action: str, target: str,
+                     request_id: str) -> None:
+        with self._writer.begin() as conn:  # not a data change: the version stays
+            conn.execute(T.audit.insert().values(
+                at=now(), actor=actor, role=role, action=action, target=target,
+                request_id=request_id))
+
+    def audit_page(self, after_id: int | None, limit: int, actor: str | None,
+                   target: str | None) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            return reads.audit_page(conn, after_id, limit, actor, target)
+
+    # ------------------------------------------------------------------ cases
+    def account_exists(self, account_id: str) -> bool:
+        with self.read() as conn:
+            return reads.account_exists(conn, account_id)
+
+    def create_case(self, account_id: str, actor: str, role: str, reason: str) -> dict[str, Any]:
+        with self.write() as conn:
+            case_id = casedb.create(self.engine, conn, account_id, actor, role, reason)
+        return self.get_case(case_id) or {}
+
+    def get_case(self, case_id: int) -> dict[str, Any] | None:
+        with self.read() as conn:
+            return casedb.get(conn, case_id)
+
+    def list_cases(self, status: str | None, account_id: str | None, after_id: int | None,
+                   limit: int) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            return casedb.list_page(conn, status, account_id, after_id, limit)
+
+    def transition(self, case_id: int, target: str, *, actor: str, role: str, reason: str,
+                   outcome: str | None, typology: str | None) -> casedb.Transition:
+        with self.write() as conn:
+            return casedb.transition(self.engine, conn, case_id, target, actor=actor,
+                                     role=role, reason=reason, outcome=outcome,
+                                     typology=typology)
+
+    def labels_from_outcomes(self, since: datetime | None = None) -> list[Label]:
+        with self.read() as conn:
+            return casedb.labels(conn, None if since is None else since.timestamp())
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _scored_row(r: dict[str, Any]) -> dict[str, Any]:
+    p = r.get("payment") or {}
+    features = r.get("features") or {}
+    score = _num(r["score"])
+    if score is None or not 0.0 <= score <= 1.0:
+        raise ValueError(f"score {r['score']!r} is not in 0..1")
+    return {
+        "event_id": str(r["event_id"]), "account_id": str(r["account_id"]),
+        "event_t": epoch(r["ts"]), "score": score, "decision": str(r["decision"]),
+        "reasons": json.dumps(r.get("reasons") or [], ensure_ascii=False),
+        "model_version": str(r.get("model_version", "")),
+        "scored_at": epoch(r["scored_at"]) if r.get("scored_at") else now(),
+        "direction": p.get("direction", "debit"), "amount": float(p.get("amount", 0.0)),
+        "currency": p.get("currency", "VND"),
+        "counterparty_account": p.get("counterparty_account", ""),
+        "counterparty_bank": p.get("counterparty_bank", ""),
+        "channel": p.get("channel", ""), "country": p.get("country"), "ip": p.get("ip"),
+        "device_id": p.get("device_id"), "description": p.get("description"),
+        "features": json.dumps({k: _num(features[k]) for k in KEY_FEATURES if k in features}),
+    }
