@@ -1,19 +1,99 @@
-"""`canhgiac score`: not built yet."""
+"""`canhgiac score`: the real-time scorer; runs until SIGTERM/SIGINT (then checkpoints, exit 0).
+
+Composition root: builds the model provider (MLflow alias, or a local model directory) and the
+case-store sink, and hands them to :class:`streaming.scorer.Scorer`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Any
 
 from canhgiac.settings import Settings
 
-HELP = "score (not built yet)"
+HELP = "score payments from Kafka in real time (runs until SIGTERM/SIGINT)"
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--model", default=None,
+                        help="model URI or local model directory (default CANHGIAC_MODEL_URI)")
+    parser.add_argument("--no-sink", action="store_true",
+                        help="do not write scored payments to the case store")
+
+
+class DirectoryModelProvider:
+    """A saved RiskModel directory (a symlink can be repointed to roll a new version out)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def current_version(self) -> str:
+        doc = json.loads((self.directory / "model.json").read_text(encoding="utf-8"))
+        return str(doc["version"])
+
+    def __call__(self) -> tuple[str, Any]:
+        from models.risk import RiskModel  # noqa: PLC0415
+
+        model = RiskModel.load(self.directory.resolve())
+        return model.version, model
+
+
+class RegistryModelProvider:
+    """``models:/<name>@<alias>`` through the MLflow registry (training.registry)."""
+
+    def __init__(self, settings: Settings, uri: str) -> None:
+        self.settings = settings
+        self.uri = uri
+
+    def current_version(self) -> str:
+        from training import registry  # noqa: PLC0415
+
+        return str(registry.current_version(self.settings, self.uri))
+
+    def __call__(self) -> tuple[str, Any]:
+        from training import registry  # noqa: PLC0415
+
+        version, model = registry.load(self.settings, self.uri)
+        return str(version), model
+
+
+def model_provider(settings: Settings, uri: str) -> Any:
+    if uri.startswith("models:/"):
+        return RegistryModelProvider(settings, uri)
+    path = Path(uri.removeprefix("file://"))
+    if not (path / "model.json").exists():
+        from canhgiac.cli import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"{uri}: not a model URI (models:/...) nor a saved model directory")
+    return DirectoryModelProvider(path)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    print("canhgiac score: not built yet", file=sys.stderr)
-    return 1
+    from streaming.scorer import Scorer  # noqa: PLC0415
+
+    provider = model_provider(settings, args.model or settings.model_uri)
+    sink = None
+    if not args.no_sink:
+        from serving.store import CaseStore  # noqa: PLC0415
+
+        sink = CaseStore(settings.store_url)
+    scorer = Scorer(settings, provider, sink=sink)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("stop requested; finishing the batch", extra={"signal": signum})
+        scorer.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("scorer starting", extra={
+        "bootstrap": settings.kafka_bootstrap, "topic_prefix": settings.topic_prefix,
+        "group_id": settings.group_id, "metrics_port": settings.metrics_port})
+    code = scorer.run()
+    log.info("scorer stopped", extra={"scored": scorer.scored_total})
+    return code

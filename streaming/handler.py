@@ -1,0 +1,252 @@
+"""The scorer's pure core: ``Handler.handle(batch) -> HandleResult(scored, dead_letters, ...)``.
+
+No Kafka here. A batch is a list of :class:`RawRecord` (what a poll returned, already tagged
+with its contract kind). The handler decodes them (a bad record becomes a :class:`DeadLetter`
+carrying its raw bytes and why — never a crash, never a silent drop), aligns payments and
+logins of each partition by event time (:mod:`streaming.align`), applies them to that
+partition's :class:`~features.engine.FeatureEngine` in that order, and scores every new payment
+of the batch with ONE call of the model on one matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features.events import Login, Payment, Rejection, decode, format_ts, to_dict
+from features.replay import event_order_key
+from streaming.align import PartitionAligner
+
+if TYPE_CHECKING:
+    from features.engine import FeatureEngine, ReferenceData
+    from features.vector import FeatureVector
+    from models.risk import RiskModel
+
+log = logging.getLogger(__name__)
+
+TOP_K_REASONS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One Kafka record of an input topic, as polled."""
+
+    kind: str  # contract: payments | logins | labels | accounts
+    topic: str  # the full topic name (with prefix)
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected record for ``payments.dlq``: the raw bytes plus why."""
+
+    record: RawRecord
+    field: str
+    reason: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        r = self.record
+        return [
+            ("reason", self.reason.encode()),
+            ("field", self.field.encode()),
+            ("kind", r.kind.encode()),
+            ("source_topic", r.topic.encode()),
+            ("source_partition", str(r.partition).encode()),
+            ("source_offset", str(r.offset).encode()),
+        ]
+
+    @classmethod
+    def of(cls, record: RawRecord, rejection: Rejection) -> DeadLetter:
+        return cls(record, rejection.field, rejection.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveModel:
+    """The model in use for a batch, with the (optional) threshold overrides of the settings."""
+
+    version: str
+    model: RiskModel
+    review_threshold: float | None = None
+    hold_threshold: float | None = None
+
+    def thresholds(self) -> tuple[float, float]:
+        review, hold = self.model.thresholds
+        if self.review_threshold is not None:
+            review = self.review_threshold
+        if self.hold_threshold is not None:
+            hold = self.hold_threshold
+        return float(review), float(hold)
+
+    def decide(self, scores: np.ndarray) -> list[str]:
+        if self.review_threshold is None and self.hold_threshold is None:
+            return list(self.model.decide(scores))
+        review, hold = self.thresholds()
+        return ["hold" if s >= hold else "review" if s >= review else "allow" for s in scores]
+
+
+@dataclass(slots=True)
+class Scored:
+    """One scored payment."""
+
+    payment: Payment
+    vector: FeatureVector
+    score: float
+    decision: str
+    reasons: list[dict[str, Any]]
+    model_version: str
+    partition: int
+    offset: int
+    timestamp_ms: int  # produce time of the input record
+
+    def record(self, scored_at: str) -> dict[str, Any]:
+        """The ``payments.scored`` value (docs/INTERFACES.md)."""
+        p = self.payment
+        return {
+            "event_id": p.event_id,
+            "account_id": p.account_id,
+            "ts": format_ts(p.ts),
+            "score": self.score,
+            "decision": self.decision,
+            "reasons": self.reasons,
+            "model_version": self.model_version,
+            "scored_at": scored_at,
+        }
+
+    def sink_record(self, scored_at: str) -> dict[str, Any]:
+        """What the case store receives: the scored record + the payment + its features."""
+        out = self.record(scored_at)
+        out["payment"] = to_dict(self.payment)
+        out["features"] = self.vector.as_dict()
+        return out
+
+
+@dataclass(slots=True)
+class HandleResult:
+    scored: list[Scored] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    logins: list[Login] = field(default_factory=list)  # logins applied in this batch
+    not_scored: list[str] = field(default_factory=list)  # duplicate / too late event_ids
+    logins_ignored: int = 0
+    stale: int = 0  # records of partitions not (or no longer) assigned here
+
+
+def reason_dicts(reasons: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {"feature": r.feature, "value": _num(r.value), "contribution": _num(r.contribution),
+         "text": r.text}
+        for r in reasons
+    ]
+
+
+def _num(x: Any) -> float | None:
+    v = float(x)
+    return None if v != v else v  # NaN is not JSON
+
+
+class Handler:
+    """Per-partition feature state + alignment; turns polled batches into scored payments."""
+
+    def __init__(self, ref: ReferenceData, top_k: int = TOP_K_REASONS) -> None:
+        self.ref = ref
+        self.top_k = top_k
+        self.engines: dict[int, FeatureEngine] = {}
+        self.aligners: dict[int, PartitionAligner[Payment | Login]] = {}
+
+    # ------------------------------------------------------------ partition lifecycle
+    def open_partition(
+        self, partition: int, engine: FeatureEngine,
+        payments_offset: int | None = None, logins_offset: int | None = None,
+    ) -> None:
+        self.engines[partition] = engine
+        self.aligners[partition] = PartitionAligner(partition, payments_offset, logins_offset)
+
+    def close_partition(self, partition: int) -> FeatureEngine | None:
+        self.aligners.pop(partition, None)
+        return self.engines.pop(partition, None)
+
+    def partitions(self) -> list[int]:
+        return sorted(self.engines)
+
+    def resume_offsets(self, partition: int) -> dict[str, int | None]:
+        return self.aligners[partition].resume_offsets()
+
+    # ------------------------------------------------------------ the core
+    def handle(
+        self,
+        batch: Sequence[RawRecord],
+        model: ActiveModel | None,
+        caught_up: Callable[[str, int], bool],
+        payments_ready: bool = True,
+    ) -> HandleResult:
+        """Decode, align, update state, score. ``caught_up(kind, partition)`` tells the aligner
+        whether a topic's partition has nothing more to poll; ``payments_ready`` whether the
+        global reference tables are loaded. ``model`` None holds payments back (no model yet).
+        """
+        result = HandleResult()
+        self._buffer(batch, result)
+        ready = payments_ready and model is not None
+        payments: list[Payment] = []
+        vectors: list[FeatureVector] = []
+        meta: list[tuple[int, int, int]] = []
+        for p in sorted(self.aligners):
+            aligner = self.aligners[p]
+            if not aligner.buffered():
+                continue
+            engine = self.engines[p]
+            released = aligner.release(lambda kind, p=p: caught_up(kind, p), ready)
+            for pending in released:
+                event, ts_ms = pending.item
+                if isinstance(event, Login):
+                    if engine.on_login(event):
+                        result.logins.append(event)
+                    else:
+                        result.logins_ignored += 1
+                    continue
+                vector = engine.on_payment(event)
+                if vector is None:
+                    result.not_scored.append(event.event_id)
+                    continue
+                payments.append(event)
+                vectors.append(vector)
+                meta.append((p, pending.offset, ts_ms))
+        if payments:
+            assert model is not None
+            result.scored = self._score(payments, vectors, meta, model)
+        return result
+
+    def _buffer(self, batch: Sequence[RawRecord], result: HandleResult) -> None:
+        for rec in batch:
+            aligner = self.aligners.get(rec.partition)
+            if aligner is None:
+                result.stale += 1
+                continue
+            event = decode(rec.kind, rec.value)  # type: ignore[arg-type]
+            if isinstance(event, Rejection):
+                aligner.skip(rec.kind, rec.offset)
+                result.dead_letters.append(DeadLetter.of(rec, event))
+                continue
+            aligner.add(rec.kind, rec.offset, event_order_key(event), (event, rec.timestamp_ms))
+
+    def _score(
+        self, payments: list[Payment], vectors: list[FeatureVector],
+        meta: list[tuple[int, int, int]], model: ActiveModel,
+    ) -> list[Scored]:
+        x = np.array([v.values for v in vectors], dtype=np.float64)
+        scores = np.asarray(model.model.score(x), dtype=np.float64)
+        decisions = model.decide(scores)
+        reasons = model.model.reasons(x, top_k=self.top_k)
+        return [
+            Scored(pay, vec, float(s), d, reason_dicts(r), model.version, p, off, ts)
+            for pay, vec, s, d, r, (p, off, ts) in zip(
+                payments, vectors, scores, decisions, reasons, meta, strict=True
+            )
+        ]
+

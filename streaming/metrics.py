@@ -1,0 +1,61 @@
+"""Prometheus metrics of the scorer (own registry: several scorers can live in one process)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5,
+                   1.0, 2.5, 5.0, 10.0)
+
+
+class ScorerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("canhgiac_scorer_events", "Input records by topic kind and outcome",
+                              ["kind", "outcome"], registry=r)
+        self.dlq = Counter("canhgiac_scorer_dead_letters", "Records sent to payments.dlq",
+                           ["kind"], registry=r)
+        self.alerts = Counter("canhgiac_scorer_alerts", "Alerts produced", ["decision"],
+                              registry=r)
+        self.lag = Gauge("canhgiac_scorer_consumer_lag", "High-water mark minus position",
+                         ["topic", "partition"], registry=r)
+        self.latency = Histogram(
+            "canhgiac_scorer_end_to_end_seconds",
+            "Input record produce time to scored record produced", buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_seconds = Histogram("canhgiac_scorer_batch_seconds", "Time to handle a batch",
+                                       registry=r)
+        self.model_info = Gauge("canhgiac_scorer_model_info", "Model version in use (value 1)",
+                                ["version"], registry=r)
+        self.model_reloads = Counter("canhgiac_scorer_model_reloads", "Models swapped in",
+                                     registry=r)
+        self.checkpoints = Counter("canhgiac_scorer_checkpoints", "Checkpoints written",
+                                   registry=r)
+        self.checkpoint_age = Gauge("canhgiac_scorer_checkpoint_age_seconds",
+                                    "Seconds since the last durable checkpoint", registry=r)
+        self.partitions = Gauge("canhgiac_scorer_partitions", "Partitions assigned", registry=r)
+        self._last_checkpoint = time.monotonic()
+        self.checkpoint_age.set_function(lambda: time.monotonic() - self._last_checkpoint)
+        self._version: str | None = None
+
+    def checkpointed(self) -> None:
+        self._last_checkpoint = time.monotonic()
+        self.checkpoints.inc()
+
+    def set_model(self, version: str) -> None:
+        if self._version is not None:
+            self.model_info.remove(self._version)
+        self.model_info.labels(version=version).set(1)
+        self._version = version
+
+    def serve(self, port: int) -> None:
+        if port:
+            start_http_server(port, registry=self.registry)
+            log.info("metrics served", extra={"port": port})

@@ -1,0 +1,91 @@
+"""The global tables (``labels``, ``accounts``): read in full by every scorer, outside the group.
+
+A plain consumer (no group) is assigned every partition of both topics from the beginning and
+feeds one shared :class:`~features.engine.ReferenceData`. ``caught_up()`` says whether
+everything up to the high-water marks has been applied: the aligner holds payments back until
+then, so a payment never sees reference data that an uninterrupted scorer would have had.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from kafka import KafkaConsumer, TopicPartition
+
+from features.events import Account, Label, Rejection, decode
+from streaming.handler import DeadLetter, RawRecord
+
+if TYPE_CHECKING:
+    from features.engine import ReferenceData
+
+log = logging.getLogger(__name__)
+
+
+class ReferenceReader:
+    def __init__(
+        self, ref: ReferenceData, topics: dict[str, str], client_config: dict[str, object],
+        fetch_max_wait_ms: int = 5, timeout_s: float = 30.0,
+    ) -> None:
+        self.ref = ref
+        self._kind = {topic: kind for kind, topic in topics.items()}
+        self._consumer = KafkaConsumer(
+            **client_config, group_id=None, enable_auto_commit=False,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+        )
+        tps: list[TopicPartition] = []
+        for topic in topics.values():
+            parts = self._consumer.partitions_for_topic(topic)
+            if not parts:
+                raise RuntimeError(f"topic {topic} does not exist (or has no partitions)")
+            tps.extend(TopicPartition(topic, p) for p in sorted(parts))
+        self._tps = tps
+        self._consumer.assign(tps)
+        begin = self._consumer.beginning_offsets(tps, timeout_ms=int(timeout_s * 1000))
+        self._end = self._consumer.end_offsets(tps, timeout_ms=int(timeout_s * 1000))
+        for tp in tps:
+            self._consumer.seek(tp, begin[tp])
+        self._next: dict[TopicPartition, int] = dict(begin)
+        self._caught_up = False
+        self.labels = 0
+        self.accounts = 0
+
+    def poll(self, timeout_ms: int = 0) -> tuple[list[Account], list[DeadLetter]]:
+        """Apply what is available; returns new accounts (for the case store) and rejects."""
+        accounts: list[Account] = []
+        dead: list[DeadLetter] = []
+        for tp, records in self._consumer.poll(timeout_ms=timeout_ms).items():
+            kind = self._kind[tp.topic]
+            for r in records:
+                self._next[tp] = r.offset + 1
+                event = decode(kind, r.value)
+                if isinstance(event, Rejection):
+                    raw = RawRecord(kind, tp.topic, tp.partition, r.offset, r.timestamp,
+                                    r.key, r.value)
+                    dead.append(DeadLetter.of(raw, event))
+                elif isinstance(event, Label):
+                    self.ref.add_label(event)
+                    self.labels += 1
+                else:
+                    self.ref.add_account(event)
+                    accounts.append(event)
+                    self.accounts += 1
+        return accounts, dead
+
+    def caught_up(self) -> bool:
+        """Everything up to the last known high-water mark of every partition is applied."""
+        for tp in self._tps:
+            hw = self._consumer.highwater(tp)
+            if hw is None:
+                hw = self._end[tp]
+            if self._next[tp] < hw:
+                self._caught_up = False
+                return False
+        if not self._caught_up:
+            self._caught_up = True
+            log.info("reference data caught up",
+                     extra={"labels": self.labels, "accounts": self.accounts})
+        return True
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)

@@ -1,0 +1,394 @@
+"""The real-time scorer: a consumer group over ``payments`` + ``logins``, micro-batched scoring.
+
+One iteration: poll → (new partitions: restore checkpoint, seek) → apply labels/accounts →
+``Handler.handle`` (decode, align, update state, score one matrix) → produce
+``payments.scored`` / ``alerts`` / ``payments.dlq`` → case-store sink → periodic checkpoint
+(outputs flushed first, then state + offsets, then group commit).
+
+Delivery: outputs are at-least-once and idempotent by ``event_id`` (a replay after a crash
+re-emits identical scores); feature state is exactly-once (state and offsets are one
+checkpoint record in Kafka, :mod:`streaming.checkpoint`). Rebalance callbacks run inside
+``consumer.poll`` on kafka-python's IO thread, while this loop waits for the poll: revocation
+checkpoints the partitions being given up; assignment pauses the new partitions, and the loop
+restores and seeks them right after the poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from features.engine import FeatureEngine, ReferenceData
+from features.events import format_ts
+from streaming.align import LOGINS, PAYMENTS
+from streaming.checkpoint import CHECKPOINT_TOPIC, Checkpoint, CheckpointStore
+from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
+from streaming.metrics import ScorerMetrics
+from streaming.reference import ReferenceReader
+from streaming.reload import ModelProvider, ModelWatcher
+from streaming.topics import ensure_topics
+
+if TYPE_CHECKING:
+    from canhgiac.settings import Settings
+    from features.events import Login
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("payments.scored", "alerts", "payments.dlq")
+MAX_BACKOFF_S = 30.0
+
+
+class Stopped(Exception):
+    pass
+
+
+class Scorer:
+    """Runs scoring sessions until :meth:`stop`; reconnects with exponential backoff."""
+
+    def __init__(
+        self, settings: Settings, model_provider: ModelProvider, sink: Any = None,
+        metrics: ScorerMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.metrics = metrics or ScorerMetrics()
+        self.watcher = ModelWatcher(model_provider, settings.model_poll_interval_s,
+                                    settings.review_threshold, settings.hold_threshold)
+        self._stop = threading.Event()
+        self.model: ActiveModel | None = None
+        self.scored_total = 0
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, checkpoint, commit and return (signal-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> int:
+        self.metrics.serve(self.settings.metrics_port)
+        backoff = 0.5
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self.model is None:
+                        self.model = self.watcher.load()
+                        self.metrics.set_model(self.model.version)
+                        self.watcher.start()
+                    session = _Session(self)
+                except (KafkaError, OSError, RuntimeError, TimeoutError) as exc:
+                    log.error("cannot start scoring (broker or model unavailable); retrying",
+                              extra={"error": repr(exc), "retry_in_s": backoff})
+                    self._stop.wait(backoff)
+                    backoff = min(MAX_BACKOFF_S, backoff * 2)
+                    continue
+                try:
+                    session.run()
+                    backoff = 0.5
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    log.error("scoring session failed; restarting from the last checkpoints",
+                              extra={"error": repr(exc), "retry_in_s": backoff})
+                    session.close(checkpoint=False)
+                    self._stop.wait(backoff)
+                    backoff = min(MAX_BACKOFF_S, backoff * 2)
+                    continue
+                session.close(checkpoint=True)
+        finally:
+            self.watcher.stop()
+        return 0
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.session.revoke({tp.partition for tp in revoked}, checkpoint=True)
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        self.session.revoke({tp.partition for tp in lost}, checkpoint=False)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = list(assigned)
+        self.session.consumer.pause(*assigned)  # fetch nothing before the restore's seek
+        self.session.pending_assigned.update(tp.partition for tp in assigned)
+
+
+class _Session:
+    """One set of Kafka clients and the feature state of the partitions assigned to it."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        s = scorer.settings
+        self.scorer = scorer
+        self.s = s
+        self.metrics = scorer.metrics
+        cfg = s.kafka_client_config()
+        self.cfg = cfg
+        self.topics = {k: s.topic(k) for k in ("payments", "logins", "labels", "accounts",
+                                               *OUTPUTS)}
+        self.kind_of = {self.topics[PAYMENTS]: PAYMENTS, self.topics[LOGINS]: LOGINS}
+        ckpt_topic = s.topic(CHECKPOINT_TOPIC)
+        ensure_topics(s.kafka_bootstrap.split(","), [self.topics[k] for k in OUTPUTS],
+                      **_admin_cfg(cfg))
+        ensure_topics(s.kafka_bootstrap.split(","), [ckpt_topic], partitions=1,
+                      **_admin_cfg(cfg))
+        self.producer = KafkaProducer(**cfg, acks="all", linger_ms=0, retries=5,
+                                      max_request_size=2 * 1024 * 1024)
+        self.ref = ReferenceData()
+        self.handler = Handler(self.ref)
+        self.reference = ReferenceReader(
+            self.ref, {"labels": self.topics["labels"], "accounts": self.topics["accounts"]},
+            cfg, fetch_max_wait_ms=s.fetch_max_wait_ms,
+        )
+        self.store = CheckpointStore(ckpt_topic, self.producer, cfg)
+        self.pending_assigned: set[int] = set()
+        self.parked: dict[int, tuple[str, FeatureEngine]] = {}
+        self.consumer = KafkaConsumer(
+            **cfg, group_id=s.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms, max_poll_records=s.batch_size,
+            max_poll_interval_ms=s.max_poll_interval_ms, session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=max(100, s.session_timeout_ms // 4),
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        self._check_copartitioned()
+        self.consumer.subscribe([self.topics[PAYMENTS], self.topics[LOGINS]],
+                                listener=_Listener(self))
+        self.last_checkpoint = time.monotonic()
+        self.last_lag = 0.0
+
+    def _check_copartitioned(self) -> None:
+        counts = {}
+        for kind in (PAYMENTS, LOGINS):
+            parts = self.consumer.partitions_for_topic(self.topics[kind])
+            if not parts:
+                raise RuntimeError(f"input topic {self.topics[kind]} does not exist yet")
+            counts[kind] = len(parts)
+        if counts[PAYMENTS] != counts[LOGINS]:
+            raise RuntimeError(f"payments and logins must have the same partition count: {counts}")
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        scorer = self.scorer
+        s = self.s
+        while not scorer.stopping:
+            polled = self.consumer.poll(timeout_ms=s.poll_wait_ms, max_records=s.batch_size)
+            fresh = self._apply_assignments() if self.pending_assigned else set()
+            accounts, ref_dead = self.reference.poll()
+            new_model = scorer.watcher.take()
+            if new_model is not None:
+                log.info("model swapped", extra={"model_version": new_model.version,
+                                                 "previous": scorer.model.version
+                                                 if scorer.model else None})
+                scorer.model = new_model
+                self.metrics.set_model(new_model.version)
+                self.metrics.model_reloads.inc()
+            batch = self._batch(polled, fresh)
+            t0 = time.perf_counter()
+            result = self.handler.handle(batch, scorer.model, self._caught_up,
+                                         self.reference.caught_up())
+            result.dead_letters.extend(ref_dead)
+            self._emit(result, accounts)
+            if batch:
+                self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+            now = time.monotonic()
+            if now - self.last_checkpoint >= s.checkpoint_interval_s:
+                self.checkpoint(self.handler.partitions(), commit=True)
+            if now - self.last_lag >= 1.0:
+                self._update_lag()
+                self.last_lag = now
+
+    def _batch(self, polled: dict[TopicPartition, list[Any]], fresh: set[int]) -> list[RawRecord]:
+        batch: list[RawRecord] = []
+        for tp, records in polled.items():
+            if tp.partition in fresh:
+                continue  # fetched before the restore's seek
+            kind = self.kind_of[tp.topic]
+            batch.extend(
+                RawRecord(kind, tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value)
+                for r in records
+            )
+        return batch
+
+    def _caught_up(self, kind: str, partition: int) -> bool:
+        hw = self.consumer.highwater(TopicPartition(self.topics[kind], partition))
+        consumed = self.handler.aligners[partition].consumed(kind)
+        return hw is not None and consumed is not None and consumed >= hw
+
+    def _emit(self, result: HandleResult, accounts: list[Any]) -> None:
+        m = self.metrics
+        send = self.producer.send
+        scored_at = format_ts(datetime.now(UTC))
+        t_scored = self.topics["payments.scored"]
+        t_alerts = self.topics["alerts"]
+        for dl in result.dead_letters:
+            r = dl.record
+            send(self.topics["payments.dlq"], key=r.key, value=r.value, headers=dl.headers())
+            m.dlq.labels(kind=r.kind).inc()
+            log.warning("record rejected to the dead-letter topic",
+                        extra={"topic": r.topic, "partition": r.partition, "offset": r.offset,
+                               "field": dl.field, "reason": dl.reason})
+        alerts = 0
+        for sc in result.scored:
+            value = orjson.dumps(sc.record(scored_at))
+            key = sc.payment.account_id.encode()
+            send(t_scored, key=key, value=value)
+            if sc.decision != "allow":
+                send(t_alerts, key=key, value=value)
+                alerts += 1
+        if result.scored:
+            now_ms = time.time() * 1000.0
+            observe = m.latency.observe
+            for sc in result.scored:
+                observe(max(0.0, now_ms - sc.timestamp_ms) / 1000.0)
+            m.events.labels(kind=PAYMENTS, outcome="scored").inc(len(result.scored))
+            self.scorer.scored_total += len(result.scored)
+        if alerts:
+            m.alerts.labels(decision="review_or_hold").inc(alerts)
+        if result.logins:
+            m.events.labels(kind=LOGINS, outcome="applied").inc(len(result.logins))
+        if result.logins_ignored:
+            m.events.labels(kind=LOGINS, outcome="duplicate_or_late").inc(result.logins_ignored)
+            log.info("logins ignored (duplicate or too late)",
+                     extra={"count": result.logins_ignored})
+        if result.not_scored:
+            m.events.labels(kind=PAYMENTS, outcome="duplicate_or_late").inc(
+                len(result.not_scored))
+            log.info("payments not scored (duplicate event_id or later than allowed)",
+                     extra={"count": len(result.not_scored),
+                            "event_ids": ",".join(result.not_scored[:10])})
+        sink = self.scorer.sink
+        if sink is not None:
+            if accounts:
+                sink.upsert_accounts(accounts)
+            if result.logins:
+                logins: list[Login] = result.logins
+                sink.write_logins(logins)
+            if result.scored:
+                sink.write_scored([sc.sink_record(scored_at) for sc in result.scored])
+
+    def _update_lag(self) -> None:
+        m = self.metrics
+        m.partitions.set(len(self.handler.aligners))
+        for p, aligner in self.handler.aligners.items():
+            for kind in (PAYMENTS, LOGINS):
+                topic = self.topics[kind]
+                hw = self.consumer.highwater(TopicPartition(topic, p))
+                consumed = aligner.resume_offsets()[kind]
+                if hw is not None and consumed is not None:
+                    m.lag.labels(topic=topic, partition=str(p)).set(max(0, hw - consumed))
+
+    # ------------------------------------------------------------------ partitions
+    def _apply_assignments(self) -> set[int]:
+        """Restore the newly assigned partitions from their checkpoints and seek (main thread)."""
+        parts = sorted(self.pending_assigned)
+        self.pending_assigned.clear()
+        self.store.catch_up()
+        tps = [TopicPartition(self.topics[k], p) for p in parts for k in (PAYMENTS, LOGINS)]
+        begin = self.consumer.beginning_offsets(tps)
+        for p in parts:
+            ckpt = self.store.latest(p)
+            parked = self.parked.pop(p, None)
+            if ckpt is not None and parked is not None and parked[0] == ckpt.ckpt_id:
+                engine = parked[1]
+            elif ckpt is not None:
+                engine = FeatureEngine.restore(ckpt.state, self.ref)
+            else:
+                engine = FeatureEngine(self.ref, allowed_lateness_s=self.s.allowed_lateness_s)
+            offsets: dict[str, int] = {}
+            for kind in (PAYMENTS, LOGINS):
+                tp = TopicPartition(self.topics[kind], p)
+                saved = None
+                if ckpt is not None:
+                    saved = ckpt.payments_offset if kind == PAYMENTS else ckpt.logins_offset
+                offsets[kind] = max(begin[tp], saved) if saved is not None else begin[tp]
+                self.consumer.seek(tp, offsets[kind])
+            self.handler.open_partition(p, engine, offsets[PAYMENTS], offsets[LOGINS])
+            log.info("partition assigned", extra={
+                "partition": p, "checkpoint": ckpt.ckpt_id if ckpt else None,
+                "payments_offset": offsets[PAYMENTS], "logins_offset": offsets[LOGINS]})
+        self.consumer.resume(*tps)
+        self.metrics.partitions.set(len(self.handler.aligners))
+        return set(parts)
+
+    def revoke(self, partitions: set[int], checkpoint: bool) -> None:
+        """Give partitions up (called on kafka-python's IO thread during poll/close)."""
+        self.pending_assigned -= partitions
+        owned = sorted(p for p in partitions if p in self.handler.engines)
+        if not owned:
+            return
+        if checkpoint:
+            try:
+                written = self.checkpoint(owned, commit=False)
+                for c in written:
+                    self.parked[c.partition] = (c.ckpt_id, self.handler.engines[c.partition])
+            except (KafkaError, TimeoutError) as exc:
+                log.error("checkpoint on revocation failed; the next owner replays more",
+                          extra={"partitions": owned, "error": repr(exc)})
+        for p in owned:
+            self.handler.close_partition(p)
+        log.info("partitions revoked", extra={"partitions": owned, "checkpointed": checkpoint})
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self, partitions: list[int], commit: bool) -> list[Checkpoint]:
+        """Outputs durable first, then state + offsets, then (main thread only) group offsets."""
+        self.last_checkpoint = time.monotonic()
+        if not partitions:
+            return []
+        self.producer.flush(timeout=30)
+        version = self.scorer.model.version if self.scorer.model else None
+        checkpoints = [
+            Checkpoint.new(p, self.handler.engines[p].snapshot(),
+                           self.handler.resume_offsets(p), version)
+            for p in partitions
+        ]
+        t0 = time.perf_counter()
+        self.store.write(checkpoints)
+        self.metrics.checkpointed()
+        log.debug("checkpoint written", extra={
+            "partitions": partitions, "bytes": sum(len(c.state) for c in checkpoints),
+            "ms": round((time.perf_counter() - t0) * 1000, 1)})
+        if commit:
+            offsets = {}
+            for c in checkpoints:
+                for kind, off in ((PAYMENTS, c.payments_offset), (LOGINS, c.logins_offset)):
+                    if off is not None:
+                        offsets[TopicPartition(self.topics[kind], c.partition)] = \
+                            OffsetAndMetadata(off, "", -1)
+            try:
+                self.consumer.commit(offsets)
+            except CommitFailedError as exc:  # rebalancing: the checkpoint is what counts
+                log.warning("group offset commit failed", extra={"error": repr(exc)})
+        return checkpoints
+
+    def close(self, checkpoint: bool) -> None:
+        if checkpoint:
+            try:
+                self.checkpoint(self.handler.partitions(), commit=True)
+                log.info("final checkpoint written",
+                         extra={"partitions": self.handler.partitions()})
+            except (KafkaError, TimeoutError) as exc:
+                log.error("final checkpoint failed", extra={"error": repr(exc)})
+        for p in self.handler.partitions():
+            self.handler.close_partition(p)
+        for closer in (lambda: self.consumer.close(autocommit=False), self.reference.close,
+                       self.store.close, lambda: self.producer.close(timeout=10)):
+            try:
+                closer()
+            except Exception as exc:  # closing is best effort
+                log.warning("error while closing a Kafka client", extra={"error": repr(exc)})
+
+
+def _admin_cfg(cfg: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in cfg.items() if k != "bootstrap_servers"}
