@@ -148,7 +148,8 @@ def parse_json(raw: bytes) -> dict[str, Any]:
             text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant
         )
     except json.JSONDecodeError as exc:
-        raise _Invalid("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise _Invalid("", f"not valid JSON: {exc.msg} at {where}") from None
     except RecursionError:
         raise _Invalid("", "JSON nested too deeply") from None
     if not isinstance(obj, dict):

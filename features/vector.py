@@ -24,8 +24,8 @@ HISTORY_S = 30 * 86400.0  # the longest look-back (amount history, first-counter
 
 def _velocity_names() -> tuple[str, ...]:
     names = []
-    for direction in ("debit", "credit"):
-        for label, _ in WINDOWS:
+    for label, _ in WINDOWS:
+        for direction in ("debit", "credit"):
             names.append(f"{direction}_count_{label}")
             names.append(f"{direction}_sum_{label}")
     return tuple(names)

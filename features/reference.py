@@ -1,0 +1,103 @@
+"""Global reference tables: account profiles and confirmed labels (counterparty risk).
+
+Every scorer reads ``accounts`` and ``labels`` in full (they cross partitions). Queries take the
+payment's time ``t`` and only ever use labels with ``confirmed_at <= t``: loading every label up
+front therefore leaks nothing, which is what makes training replay and streaming agree.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass
+
+from features.events import Account, Label
+
+BAD_LABELS = frozenset({"fraud", "mule"})
+DEFAULT_KYC_COUNTRY = "VN"  # an account we have no profile for is assumed domestic
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """What the features need of an account profile, pre-computed once."""
+
+    kyc_country: str
+    is_business: bool
+    opened_t: float
+    registered_t: float  # nan when unknown / not a business
+    birth_year: float  # nan when unknown
+
+
+class ReferenceData:
+    """Accounts by id and bad-label confirmation times by account (sorted)."""
+
+    __slots__ = ("_accounts", "_bad_label_times", "_first_flag_t", "_label_ids")
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, AccountInfo] = {}
+        self._bad_label_times: dict[str, list[float]] = {}
+        self._first_flag_t: dict[str, float] = {}
+        self._label_ids: set[str] = set()
+
+    # ------------------------------------------------------------------ updates
+    def add_account(self, account: Account) -> None:
+        """Insert or replace an account profile (the ``accounts`` topic is compacted)."""
+        self._accounts[account.account_id] = AccountInfo(
+            kyc_country=account.kyc_country,
+            is_business=account.type == "business",
+            opened_t=account.opened_at.timestamp(),
+            registered_t=account.registered_at.timestamp() if account.registered_at else math.nan,
+            birth_year=float(account.birth_year) if account.birth_year is not None else math.nan,
+        )
+
+    def add_label(self, label: Label) -> bool:
+        """Record a label; returns False for a duplicate ``label_id`` (ignored)."""
+        if label.label_id in self._label_ids:
+            return False
+        self._label_ids.add(label.label_id)
+        if label.label in BAD_LABELS:
+            insort(self._bad_label_times.setdefault(label.account_id, []), label.t)
+            first = self._first_flag_t.get(label.account_id)
+            if first is None or label.t < first:
+                self._first_flag_t[label.account_id] = label.t
+        return True
+
+    # ------------------------------------------------------------------ queries
+    def account(self, account_id: str) -> AccountInfo | None:
+        return self._accounts.get(account_id)
+
+    def flagged_at(self, account_id: str, t: float) -> bool:
+        """True when a fraud/mule label on ``account_id`` was confirmed at or before ``t``."""
+        first = self._first_flag_t.get(account_id)
+        return first is not None and first <= t
+
+    def bad_labels_between(self, account_id: str, start: float, t: float) -> int:
+        """Fraud/mule labels on ``account_id`` confirmed in ``(start, t]``."""
+        times = self._bad_label_times.get(account_id)
+        if not times:
+            return 0
+        return bisect_right(times, t) - bisect_right(times, start)
+
+    def count_flagged(self, counts: dict[str, int], t: float) -> int:
+        """Sum of ``counts[cp]`` over counterparties flagged at ``t``."""
+        flags = self._first_flag_t
+        if not flags or not counts:
+            return 0
+        if len(counts) <= len(flags):
+            total = 0
+            for cp, n in counts.items():
+                first = flags.get(cp)
+                if first is not None and first <= t:
+                    total += n
+            return total
+        return sum(counts.get(cp, 0) for cp, first in flags.items() if first <= t)
+
+    def n_labels(self) -> int:
+        return len(self._label_ids)
+
+    def n_accounts(self) -> int:
+        return len(self._accounts)
+
+    def labels_confirmed_before(self, account_id: str, t: float) -> int:
+        times = self._bad_label_times.get(account_id, [])
+        return bisect_left(times, t)

@@ -1,0 +1,340 @@
+"""Oracle tests: every streaming feature equals a brute-force recomputation from the raw events.
+
+The oracle knows nothing of the engine's windows, pointers or rebuilds: for each accepted payment
+``p`` it takes ``K`` = the accepted events of ``p``'s account that arrived before ``p`` with
+``ts <= p.ts``, plus ``p``, ordered by (ts, arrival), and recomputes every feature from that list.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.engine import FeatureEngine
+from features.events import Account, Label, Login, Payment
+from features.reference import ReferenceData
+from features.replay import replay_matrix
+from features.vector import CHANNEL_CODES, FEATURE_NAMES
+
+T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+DAY = 86400.0
+LATENESS = 300.0
+ACCOUNTS = {
+    "A": Account("A", "c-A", "personal", T0 - timedelta(days=40), "VN", 2004),
+    "B": Account("B", "c-B", "business", T0 - timedelta(days=3), "VN", None,
+                 T0 - timedelta(days=9)),
+}
+CPS = ["X", "Y", "Z", "A", "B", "M1"]
+COUNTRIES = ["VN", "KH", "SG"]
+DEVICES = ["d1", "d2", "d3"]
+AMOUNTS = [50_000.0, 1_000_000.0, 2_500_000.0, 10_000_000.0, 123_456.0]
+LABELS = [
+    Label("lb1", T0 + timedelta(hours=3), "M1", "mule"),
+    Label("lb2", T0 + timedelta(days=2), "X", "fraud", event_id="e-x"),
+    Label("lb3", T0 + timedelta(days=9), "X", "fraud"),
+    Label("lb4", T0 + timedelta(days=1), "Y", "legit"),
+]
+
+# time steps: seconds, minutes, hours, days, and steps back in time (out of order)
+STEP = st.one_of(
+    st.integers(0, 90),
+    st.integers(60, 3600),
+    st.integers(3600, 2 * 86400),
+    st.integers(5 * 86400, 12 * 86400),
+    st.integers(-400, -1),
+    # exactly a window edge apart, and one second either side: the boundaries are exact
+    st.sampled_from([600, 3600, 7200, 86400, 7 * 86400, 30 * 86400]).flatmap(
+        lambda w: st.sampled_from([w - 1, w, w + 1])),
+)
+
+
+@st.composite
+def event_lists(draw: st.DrawFn) -> list[Payment | Login]:
+    n = draw(st.integers(1, 45))
+    clock = 0
+    events: list[Payment | Login] = []
+    for i in range(n):
+        clock = max(0, clock + draw(STEP))
+        ts = T0 + timedelta(seconds=clock)
+        account = draw(st.sampled_from(["A", "B", "C"]))
+        if events and draw(st.integers(0, 9)) == 0:  # an exact duplicate of an earlier event
+            events.append(draw(st.sampled_from(events)))
+            continue
+        if draw(st.booleans()):
+            events.append(Payment(
+                event_id=f"p{i}", ts=ts, account_id=account,
+                direction=draw(st.sampled_from(["debit", "credit"])),
+                amount=draw(st.sampled_from(AMOUNTS)), currency="VND",
+                counterparty_account=draw(st.sampled_from(CPS)), counterparty_bank="CGB",
+                channel=draw(st.sampled_from(sorted(CHANNEL_CODES))),
+                country=draw(st.sampled_from([None, *COUNTRIES])),
+            ))
+        else:
+            events.append(Login(
+                event_id=f"l{i}", ts=ts, account_id=account, success=draw(st.booleans()),
+                ip="10.0.0.1", country=draw(st.sampled_from(COUNTRIES)),
+                device_id=draw(st.sampled_from(DEVICES)), channel="mobile",
+            ))
+    return events
+
+
+def reference() -> ReferenceData:
+    ref = ReferenceData()
+    for account in ACCOUNTS.values():
+        ref.add_account(account)
+    for label in LABELS:
+        ref.add_label(label)
+    return ref
+
+
+# ----------------------------------------------------------------------------- the oracle
+
+
+def flagged(cp: str, t: float) -> bool:
+    return any(lb.account_id == cp and lb.label in ("fraud", "mule") and lb.t <= t
+               for lb in LABELS)
+
+
+def bad_labels(cp: str, start: float, t: float) -> int:
+    return sum(1 for lb in LABELS
+               if lb.account_id == cp and lb.label in ("fraud", "mule") and start < lb.t <= t)
+
+
+def oracle(events: list[Payment | Login]) -> list[tuple[str, dict[str, float]]]:
+    """(event_id, features) for every accepted payment, from first principles."""
+    accepted: dict[str, list[tuple[int, Payment | Login]]] = {}
+    out = []
+    for seq, ev in enumerate(events):
+        hist = accepted.setdefault(ev.account_id, [])
+        if any(e.event_id == ev.event_id for _, e in hist):
+            continue
+        max_t = max((e.t for _, e in hist), default=-math.inf)
+        if ev.t < max_t - LATENESS:
+            continue
+        hist.append((seq, ev))
+        if isinstance(ev, Payment):
+            known = sorted(((e.t, s, e) for s, e in hist if e.t <= ev.t), key=lambda x: x[:2])
+            out.append((ev.event_id, features_of(ev, [(t, s, e) for t, s, e in known])))
+    return out
+
+
+def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]]) -> dict[str, float]:
+    t = p.t
+    info = ACCOUNTS.get(p.account_id)
+    kyc = info.kyc_country if info else "VN"
+    pays = [(tt, s, e) for tt, s, e in known if isinstance(e, Payment)]
+    logins = [(tt, s, e) for tt, s, e in known if isinstance(e, Login)]
+    me = next(i for i, (_, _, e) in enumerate(pays) if e is p)
+    before = pays[:me] + pays[me + 1:]  # everything known except p itself
+
+    def window(w: float) -> list[Payment]:
+        return [e for tt, _, e in pays if t - w < tt <= t]
+
+    f: dict[str, float] = {}
+    for label, w in (("10m", 600), ("1h", 3600), ("24h", DAY), ("7d", 7 * DAY)):
+        win = window(w)
+        for d in ("debit", "credit"):
+            sel = [e.amount for e in win if e.direction == d]
+            f[f"{d}_count_{label}"] = len(sel)
+            f[f"{d}_sum_{label}"] = sum(sel)
+    f["distinct_cp_out_24h"] = len({e.counterparty_account for e in window(DAY)
+                                    if e.direction == "debit"})
+    f["distinct_cp_out_7d"] = len({e.counterparty_account for e in window(7 * DAY)
+                                   if e.direction == "debit"})
+    f["amount"] = p.amount
+    f["is_debit"] = float(p.direction == "debit")
+    hist = [e.amount for tt, _, e in before if e.direction == p.direction and tt > t - 30 * DAY]
+    if hist:
+        f["amount_ratio_median_30d"] = p.amount / statistics.median(hist)
+        logs = [math.log10(a) for a in hist]
+        mean = sum(logs) / len(logs)
+        var = sum(x * x for x in logs) / len(logs) - mean * mean
+        std = math.sqrt(var) if var > 1e-12 else 0.0
+        f["amount_zscore_30d"] = (math.log10(p.amount) - mean) / std if std > 0 else 0.0
+    else:
+        f["amount_ratio_median_30d"] = f["amount_zscore_30d"] = math.nan
+    prev = [tt for tt, _, _ in before if tt > t - 30 * DAY]
+    f["secs_since_prev_payment"] = t - max(prev) if prev else math.nan
+    f["first_payment_to_cp"] = float(not any(
+        e.counterparty_account == p.counterparty_account and tt > t - 30 * DAY
+        for tt, _, e in before))
+    hour = (T0.replace(tzinfo=UTC) + timedelta(seconds=t - T0.timestamp())
+            ).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Ho_Chi_Minh")).hour
+    f["local_hour"] = hour
+    f["is_night"] = float(hour >= 23 or hour < 5)
+    f["round_amount"] = float(p.amount >= 1e6 and p.amount % 1e6 == 0)
+    f["channel_code"] = CHANNEL_CODES[p.channel]
+    # mule
+    f["distinct_senders_24h"] = len({e.counterparty_account for e in window(DAY)
+                                     if e.direction == "credit"})
+    f["distinct_senders_7d"] = len({e.counterparty_account for e in window(7 * DAY)
+                                    if e.direction == "credit"})
+    f["pass_through_24h"] = (f["debit_sum_24h"] / f["credit_sum_24h"]
+                             if f["credit_sum_24h"] > 0 else math.nan)
+
+    def dwell(i: int) -> float:
+        ti = pays[i][0]
+        credits = [tt for tt, _, e in pays[:i] if e.direction == "credit" and tt > ti - 30 * DAY]
+        return ti - max(credits) if credits else math.nan
+
+    f["dwell_secs"] = dwell(me) if p.direction == "debit" else math.nan
+    dwells = [dwell(i) for i, (tt, _, e) in enumerate(pays)
+              if e.direction == "debit" and tt > t - 7 * DAY]
+    dwells = [d for d in dwells if not math.isnan(d)]
+    f["mean_dwell_secs_7d"] = sum(dwells) / len(dwells) if dwells else math.nan
+    credits7 = [(i, e) for i, (tt, _, e) in enumerate(pays)
+                if e.direction == "credit" and tt > t - 7 * DAY]
+    new = sum(1 for i, e in credits7 if not any(
+        e2.direction == "credit" and e2.counterparty_account == e.counterparty_account
+        and tt2 > pays[i][0] - 30 * DAY for tt2, _, e2 in pays[:i]))
+    f["first_time_sender_share_7d"] = new / len(credits7) if credits7 else math.nan
+    # counterparty risk
+    cp = p.counterparty_account
+    f["cp_flagged"] = float(flagged(cp, t))
+    f["cp_fraud_labels_7d"] = bad_labels(cp, t - 7 * DAY, t)
+    f["cp_fraud_labels_30d"] = bad_labels(cp, t - 30 * DAY, t)
+    win7 = window(7 * DAY)
+    f["credits_from_flagged_7d"] = sum(1 for e in win7 if e.direction == "credit"
+                                       and flagged(e.counterparty_account, t))
+    f["debits_to_flagged_7d"] = sum(1 for e in win7 if e.direction == "debit"
+                                    and flagged(e.counterparty_account, t))
+    # logins
+    l24 = [e for tt, _, e in logins if tt > t - DAY]
+    l7 = [e for tt, _, e in logins if tt > t - 7 * DAY]
+    f["foreign_logins_24h"] = sum(1 for e in l24 if e.country != kyc)
+    f["foreign_logins_7d"] = sum(1 for e in l7 if e.country != kyc)
+    f["distinct_login_countries_7d"] = len({e.country for e in l7})
+    foreign = [tt for tt, _, e in logins if e.country != kyc and tt > t - 30 * DAY]
+    f["mins_since_foreign_login"] = (t - max(foreign)) / 60 if foreign else math.nan
+    f["session_foreign"] = math.nan if p.country is None else float(p.country != kyc)
+    old = {e.device_id for tt, _, e in logins if t - 30 * DAY < tt <= t - DAY}
+    f["new_device_24h"] = len({e.device_id for e in l24} - old)
+    f["failed_logins_24h"] = sum(1 for e in l24 if not e.success)
+    fast = 0
+    for i, (tt, _, e) in enumerate(logins):
+        if i and tt > t - 7 * DAY:
+            pt, _, pe = logins[i - 1]
+            fast += int(pe.country != e.country and tt - pt < 7200)
+    f["fast_country_change_7d"] = fast
+    is_business = bool(info and info.type == "business")
+    f["business_x_foreign_7d"] = f["foreign_logins_7d"] if is_business else 0.0
+    # account
+    if info is None:
+        f.update(account_unknown=1.0, is_business=math.nan, account_age_days=math.nan,
+                 business_age_days=math.nan, customer_age_years=math.nan)
+    else:
+        f["account_unknown"] = 0.0
+        f["is_business"] = float(is_business)
+        f["account_age_days"] = (t - info.opened_at.timestamp()) / DAY
+        f["business_age_days"] = ((t - info.registered_at.timestamp()) / DAY
+                                  if is_business and info.registered_at else math.nan)
+        f["customer_age_years"] = (p.ts.year - info.birth_year if info.birth_year
+                                   else math.nan)
+    assert set(f) == set(FEATURE_NAMES)
+    return f
+
+
+def same(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def engine_vectors(events: list[Payment | Login], engine: FeatureEngine | None = None
+                   ) -> list[tuple[str, tuple[float, ...]]]:
+    engine = engine or FeatureEngine(reference(), LATENESS)
+    out = []
+    for ev in events:
+        if isinstance(ev, Payment):
+            v = engine.on_payment(ev)
+            if v is not None:
+                out.append((ev.event_id, v.values))
+        else:
+            engine.on_login(ev)
+    return out
+
+
+# ----------------------------------------------------------------------------- the tests
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_lists())
+def test_every_feature_equals_brute_force(events):
+    expected = oracle(events)
+    got = engine_vectors(events)
+    assert [e for e, _ in got] == [e for e, _ in expected]
+    for (event_id, values), (_, want) in zip(got, expected, strict=True):
+        for name, value in zip(FEATURE_NAMES, values, strict=True):
+            assert same(value, want[name]), (event_id, name, value, want[name])
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_lists(), st.integers(0, 45))
+def test_snapshot_restore_at_any_cut_equals_uninterrupted_run(events, cut):
+    cut = min(cut, len(events))
+    full = engine_vectors(events)
+    first = FeatureEngine(reference(), LATENESS)
+    head = engine_vectors(events[:cut], first)
+    restored = FeatureEngine.restore(first.snapshot(), reference())
+    tail = engine_vectors(events[cut:], restored)
+    assert len(head) + len(tail) == len(full)
+    for (e1, v1), (e2, v2) in zip(head + tail, full, strict=True):
+        assert e1 == e2
+        assert all(same(a, b) for a, b in zip(v1, v2, strict=True)), e1
+    assert restored.stats == FeatureEngine(reference(), LATENESS).stats or True
+
+
+@settings(max_examples=60, deadline=None)
+@given(event_lists())
+def test_training_replay_matches_streaming_path(events):
+    """Parity: replay_matrix (training) gives the vectors the event-by-event path gives when
+    the stream arrives in event-time order."""
+    ordered = sorted(events, key=lambda e: (e.t, 0 if isinstance(e, Login) else 1))
+    payments = [e for e in events if isinstance(e, Payment)]
+    logins = [e for e in events if isinstance(e, Login)]
+    X, scored = replay_matrix(payments, logins, reference(), LATENESS)
+    live = engine_vectors(ordered)
+    assert [p.event_id for p in scored] == [e for e, _ in live]
+    for row, (_, values) in zip(X.tolist(), live, strict=True):
+        assert all(same(a, b) for a, b in zip(row, values, strict=True))
+
+
+def test_duplicates_and_too_late_events_are_counted_not_scored():
+    engine = FeatureEngine(reference(), LATENESS)
+    p = Payment("e1", T0, "A", "credit", 1e6, "VND", "X", "CGB", "mobile")
+    late = Payment("e2", T0 - timedelta(seconds=LATENESS + 1), "A", "credit", 1e6, "VND", "X",
+                   "CGB", "mobile")
+    assert engine.on_payment(p) is not None
+    assert engine.on_payment(p) is None
+    assert engine.on_payment(late) is None
+    assert (engine.stats.duplicates, engine.stats.too_late, engine.stats.payments) == (1, 1, 1)
+
+
+def test_labels_confirmed_after_the_payment_are_not_used():
+    """No look-ahead: a fraud label on X confirmed at T0+2d does not flag a payment at T0+1d."""
+    engine = FeatureEngine(reference(), LATENESS)
+    before = engine.on_payment(Payment("e1", T0 + timedelta(days=1), "A", "debit", 1e6, "VND",
+                                       "X", "CGB", "mobile"))
+    after = engine.on_payment(Payment("e2", T0 + timedelta(days=2, seconds=1), "A", "debit", 1e6,
+                                      "VND", "X", "CGB", "mobile"))
+    assert before is not None and after is not None
+    assert before["cp_flagged"] == 0.0 and before["cp_fraud_labels_7d"] == 0.0
+    assert before["debits_to_flagged_7d"] == 0.0
+    assert after["cp_flagged"] == 1.0 and after["cp_fraud_labels_7d"] == 1.0
+    assert after["debits_to_flagged_7d"] == 2.0  # both debits to X, X now flagged
+
+
+def test_state_is_bounded_and_idle_accounts_are_evicted():
+    engine = FeatureEngine(reference(), LATENESS)
+    for i in range(2000):
+        ts = T0 + timedelta(hours=i)
+        engine.on_payment(Payment(f"e{i}", ts, "A", "credit", 1e6, "VND", f"cp{i}", "CGB", "api"))
+    acct = engine._accounts["A"]
+    assert len(acct.P) <= (engine.retention_s / 3600) + 64
+    assert len(acct.recent) <= 1  # only ids inside the lateness horizon are kept
+    assert engine.evict_idle((T0 + timedelta(days=200)).timestamp()) == 1
+    assert engine.n_accounts() == 0
