@@ -1,0 +1,286 @@
+"""The data directory (DESIGN.md "Simulator output directory"): write a simulation, read any
+directory in that layout back as typed events.
+
+Layout: ``payments``, ``logins``, ``accounts``, ``labels`` (the event contracts) and optional
+``truth`` / ``accounts_truth`` (simulator ground truth), each as ``<name>.parquet`` (timestamps
+``timestamp[us, tz=UTC]``) or ``<name>.jsonl`` (one contract JSON object per line). Rows are in
+event-time order (labels by ``confirmed_at``).
+
+:func:`read_dir` builds every event with :func:`features.events.from_mapping` (the same
+validation as the Kafka path) and raises :class:`DataDirError` naming the file, column and row of
+the first contract violation: a missing file or column, an invalid value, a duplicate id, rows
+out of time order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from features.events import (
+    ACCOUNT_FIELDS,
+    LABEL_FIELDS,
+    LOGIN_FIELDS,
+    PAYMENT_FIELDS,
+    Account,
+    Label,
+    Login,
+    Payment,
+    Rejection,
+    decode,
+    from_mapping,
+)
+
+log = logging.getLogger(__name__)
+
+EVENT_KINDS = ("payments", "logins", "accounts", "labels")
+TRUTH_FILES = {"truth": ("event_id", "is_fraud", "typology"),
+               "accounts_truth": ("account_id", "role")}
+REQUIRED = {
+    "payments": ("event_id", "ts", "account_id", "direction", "amount", "counterparty_account",
+                 "counterparty_bank", "channel"),
+    "logins": ("event_id", "ts", "account_id", "success", "ip", "country", "device_id",
+               "channel"),
+    "accounts": ("account_id", "customer_id", "type", "opened_at", "kyc_country"),
+    "labels": ("label_id", "confirmed_at", "account_id", "label"),
+}
+TIME_COLUMNS = {"payments": ("ts",), "logins": ("ts",), "accounts": ("opened_at", "registered_at"),
+                "labels": ("confirmed_at",)}
+ORDER_COLUMN = {"payments": "ts", "logins": "ts", "labels": "confirmed_at"}
+ID_COLUMN = {"payments": "event_id", "logins": "event_id", "accounts": "account_id",
+             "labels": "label_id"}
+KNOWN_FIELDS = {"payments": PAYMENT_FIELDS, "logins": LOGIN_FIELDS, "accounts": ACCOUNT_FIELDS,
+                "labels": LABEL_FIELDS}
+Format = Literal["parquet", "jsonl"]
+
+
+class DataDirError(ValueError):
+    """A data directory breaks the contract; the message names file, column and row."""
+
+
+class _HasTables(Protocol):
+    def tables(self) -> dict[str, pa.Table]: ...
+
+
+@dataclass(frozen=True)
+class DataDir:
+    payments: list[Payment]
+    logins: list[Login]
+    accounts: list[Account]
+    labels: list[Label]
+    truth: pd.DataFrame | None = None
+    accounts_truth: pd.DataFrame | None = None
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def write_dir(result: _HasTables, path: str | Path, fmt: Format = "parquet") -> Path:
+    """Write every table of ``result`` (e.g. a ``SimulationResult``) into ``path``."""
+    if fmt not in ("parquet", "jsonl"):
+        raise ValueError(f"format must be 'parquet' or 'jsonl', got {fmt!r}")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    for stem, table in result.tables().items():
+        target = out / f"{stem}.{fmt}"
+        if fmt == "parquet":
+            pq.write_table(table, target, compression="zstd")
+        else:
+            _write_jsonl(table, target)
+        log.info("table written", extra={"file": str(target), "rows": table.num_rows})
+    return out
+
+
+def _write_jsonl(table: pa.Table, target: Path, batch: int = 100_000) -> None:
+    """One JSON object per row, ``None`` omitted, timestamps RFC 3339 in UTC (``Z``)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type):
+            utc = table.column(i).cast(pa.timestamp("us", tz="UTC"))
+            table = table.set_column(i, f.name, pc.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ"))
+    names = table.column_names
+    with target.open("wb") as fh:
+        for start in range(0, table.num_rows, batch):
+            part = table.slice(start, batch)
+            lists = [part.column(n).to_pylist() for n in names]
+            fh.write(b"".join(
+                orjson.dumps({k: v for k, v in zip(names, values, strict=True) if v is not None})
+                + b"\n" for values in zip(*lists, strict=True)
+            ))
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def read_dir(path: str | Path) -> DataDir:
+    """Read a data directory into typed events (see the module docstring)."""
+    base = Path(path)
+    if not base.is_dir():
+        raise DataDirError(f"{base}: not a directory")
+    events = {kind: _read_events(kind, _find(base, kind, required=True)) for kind in EVENT_KINDS}
+    truth = {name: _read_frame(name, _find(base, name, required=False), cols)
+             for name, cols in TRUTH_FILES.items()}
+    return DataDir(events["payments"], events["logins"], events["accounts"], events["labels"],
+                   truth["truth"], truth["accounts_truth"])
+
+
+def from_tables(result: _HasTables) -> DataDir:
+    """The :class:`DataDir` of an in-memory result, through the same validation as files."""
+    tables = result.tables()
+    events = {kind: _events_from_table(kind, tables[kind], f"<{kind}>") for kind in EVENT_KINDS}
+    truth = {n: tables[n].to_pandas() if n in tables else None for n in TRUTH_FILES}
+    return DataDir(events["payments"], events["logins"], events["accounts"], events["labels"],
+                   truth["truth"], truth["accounts_truth"])
+
+
+def _find(base: Path, stem: str, required: bool) -> Path | None:
+    for ext in ("parquet", "jsonl"):
+        candidate = base / f"{stem}.{ext}"
+        if candidate.is_file():
+            return candidate
+    if required:
+        raise DataDirError(f"{base / (stem + '.parquet')}: missing file "
+                           f"(need {stem}.parquet or {stem}.jsonl)")
+    return None
+
+
+def _read_events(kind: str, file: Path | None) -> list[Any]:
+    assert file is not None
+    if file.suffix == ".jsonl":
+        return _events_from_jsonl(kind, file)
+    try:
+        table = pq.read_table(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataDirError(f"{file}: not a readable Parquet file: {exc}") from None
+    return _events_from_table(kind, table, str(file))
+
+
+def _events_from_table(kind: str, table: pa.Table, where: str) -> list[Any]:
+    names = table.column_names
+    for column in REQUIRED[kind]:
+        if column not in names:
+            raise DataDirError(f"{where}: column '{column}' missing (row -)")
+    for column in TIME_COLUMNS[kind]:
+        if column in names:
+            t = table.schema.field(column).type
+            if not pa.types.is_timestamp(t) or t.tz is None:
+                raise DataDirError(
+                    f"{where}: column '{column}' must be timezone-aware timestamps "
+                    f"(timestamp[us, tz=UTC]), got {t} (row -)")
+    lists = [_pylist(table.column(n)) for n in names]
+    checker = _Checker(kind, where)
+    out = []
+    if set(names) <= KNOWN_FIELDS[kind]:  # no extra columns: a null is simply "absent"
+        for i, values in enumerate(zip(*lists, strict=True)):
+            out.append(checker.check(i, from_mapping(kind, dict(zip(names, values, strict=True)))))
+        return out
+    for i, values in enumerate(zip(*lists, strict=True)):
+        mapping = {k: v for k, v in zip(names, values, strict=True) if v is not None}
+        out.append(checker.check(i, from_mapping(kind, mapping)))
+    return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _pylist(column: pa.ChunkedArray) -> list[Any]:
+    """Python values of a column; timestamps become aware UTC datetimes (fast path)."""
+    if not pa.types.is_timestamp(column.type):
+        return column.to_pylist()
+    micros = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
+    epoch, delta = _EPOCH, timedelta
+    return [None if x is None else epoch + delta(microseconds=x) for x in micros]
+
+
+def _events_from_jsonl(kind: str, file: Path) -> list[Any]:
+    checker = _Checker(kind, str(file))
+    out = []
+    with file.open("rb") as fh:
+        row = 0
+        for line in fh:
+            raw = line.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            out.append(checker.check(row, decode(kind, raw)))
+            row += 1
+    return out
+
+
+class _Checker:
+    """Per-row contract checks beyond one event: unique ids and time order."""
+
+    def __init__(self, kind: str, where: str) -> None:
+        self.kind, self.where = kind, where
+        self.seen: set[str] = set()
+        self.prev = float("-inf")
+        self.order = ORDER_COLUMN.get(kind)
+        self.id_column = ID_COLUMN[kind]
+
+    def check(self, row: int, event: Any) -> Any:
+        if isinstance(event, Rejection):
+            column = event.field or "-"
+            raise DataDirError(f"{self.where}: row {row}, column '{column}': {event.reason}")
+        key = getattr(event, self.id_column)
+        if key in self.seen:
+            raise DataDirError(
+                f"{self.where}: row {row}, column '{self.id_column}': duplicate id '{key}'")
+        self.seen.add(key)
+        if self.order is not None:
+            t = event.t
+            if t < self.prev:
+                raise DataDirError(
+                    f"{self.where}: row {row}, column '{self.order}': out of time order "
+                    f"(earlier than the previous row)")
+            self.prev = t
+        return event
+
+
+def _read_frame(name: str, file: Path | None, columns: tuple[str, ...]) -> pd.DataFrame | None:
+    if file is None:
+        return None
+    if file.suffix == ".jsonl":
+        with file.open("rb") as fh:
+            frame = pd.DataFrame.from_records(
+                [orjson.loads(line) for line in fh if line.strip()], columns=list(columns))
+    else:
+        frame = pq.read_table(file).to_pandas()
+    for column in columns:
+        if column not in frame.columns:
+            raise DataDirError(f"{file}: column '{column}' missing (row -)")
+    return frame
+
+
+# ------------------------------------------------------------------------------ ordering
+
+_KIND_RANK = {Login: 0, Payment: 1, Label: 2}
+
+
+def ordered_events(
+    data: DataDir, start: datetime | None = None, end: datetime | None = None,
+) -> Iterator[Account | Login | Payment | Label]:
+    """Accounts first, then logins, payments and labels merged in event time (labels at
+    ``confirmed_at``; a login before a payment at the same instant), limited to
+    ``start <= t < end`` when given."""
+    lo = start.timestamp() if start is not None else float("-inf")
+    hi = end.timestamp() if end is not None else float("inf")
+    yield from data.accounts
+    streams: list[Iterable[Login | Payment | Label]] = [data.logins, data.payments, data.labels]
+
+    def keyed(rank: int, events: Iterable[Login | Payment | Label]) -> Iterator[tuple]:
+        for i, ev in enumerate(events):
+            if lo <= ev.t < hi:
+                yield (ev.t, rank, i, ev)
+
+    merged = heapq.merge(*(keyed(r, s) for r, s in enumerate(streams)))
+    for _t, _rank, _i, ev in merged:
+        yield ev

@@ -1,0 +1,66 @@
+"""The simulator's frozen configuration (:class:`SimConfig`) and its validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+MAX_FRAUD_RATE = 0.01
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything that determines a simulation: same config, same bytes.
+
+    ``fraud_rate`` is the share of payment rows that are fraudulent (0 .. 1 %).
+    ``start`` is the first local (Asia/Ho_Chi_Minh) day simulated.
+    Labels are confirmed ``label_delay_median_days`` (log-normal, ``label_delay_sigma``) after
+    the event; ``label_coverage`` is the share of fraud cases that are ever confirmed and
+    ``legit_label_rate`` the share of legitimate suspicious-looking payments an investigator
+    confirms as legit (false alarms).
+    """
+
+    accounts: int = 2000
+    days: int = 30
+    seed: int = 7
+    fraud_rate: float = 0.004
+    start: date = date(2026, 1, 1)
+    bank_code: str = "CGB"
+    label_delay_median_days: float = 7.0
+    label_delay_sigma: float = 0.8
+    label_coverage: float = 0.75
+    legit_label_rate: float = 0.03
+    mule_forward_minutes: tuple[float, float] = (1.0, 30.0)
+    # share of the fraud budget per typology family (mule, takeover, shell, scam)
+    typology_mix: tuple[float, float, float, float] = (0.40, 0.15, 0.30, 0.15)
+    quiet_share: float = 0.35
+
+    def validate(self) -> SimConfig:
+        """Return self, or raise ``ValueError`` naming the bad option."""
+        if not 1 <= self.accounts <= 5_000_000:
+            raise ValueError(f"accounts must be between 1 and 5000000, got {self.accounts}")
+        if self.accounts < 50:
+            raise ValueError(f"accounts must be at least 50 for a population, got {self.accounts}")
+        if not 1 <= self.days <= 3660:
+            raise ValueError(f"days must be between 1 and 3660, got {self.days}")
+        if not 0.0 <= self.fraud_rate <= MAX_FRAUD_RATE:
+            raise ValueError(
+                f"fraud rate must be between 0 and {MAX_FRAUD_RATE}, got {self.fraud_rate}"
+            )
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        lo, hi = self.mule_forward_minutes
+        if not 0 < lo <= hi:
+            raise ValueError(f"mule_forward_minutes must satisfy 0 < lo <= hi, got {lo}, {hi}")
+        if self.label_delay_median_days <= 0 or self.label_delay_sigma < 0:
+            raise ValueError("label delay median must be > 0 and sigma >= 0")
+        for name in ("label_coverage", "legit_label_rate", "quiet_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if len(self.typology_mix) != 4 or min(self.typology_mix) < 0 or sum(
+            self.typology_mix
+        ) <= 0:
+            raise ValueError("typology_mix needs four non-negative shares")
+        if not self.bank_code.strip():
+            raise ValueError("bank_code must not be empty")
+        return self
