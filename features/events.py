@@ -203,7 +203,7 @@ def parse_timestamp(value: Any, name: str = "ts") -> datetime:
         return value
     if not isinstance(value, str):
         raise _Invalid(name, f"must be an RFC 3339 string, got {type(value).__name__}")
-    if len(value) < 20 or value[10] not in "Tt ":
+    if len(value) < 19 or value[10] not in "Tt ":
         raise _Invalid(name, f"'{value[:40]}' is not an RFC 3339 date-time")
     try:
         parsed = datetime.fromisoformat(value)
