@@ -1,19 +1,102 @@
-"""`canhgiac simulate`: not built yet."""
+"""`canhgiac simulate`: generate a seeded bank (population, behaviour, fraud typologies, labels)
+into a data directory (Parquet or JSONL) or straight to the Kafka topics (``--kafka``)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+from datetime import date
+from typing import Any
 
 from canhgiac.settings import Settings
 
-HELP = "simulate (not built yet)"
+HELP = "simulate a bank with labelled fraud typologies (to a data directory or to Kafka)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--accounts", type=int, default=2000, help="number of accounts (>= 50)")
+    parser.add_argument("--days", type=int, default=30, help="days simulated")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (default: CANHGIAC_SEED, 7)")
+    parser.add_argument("--fraud-rate", type=float, default=0.004,
+                        help="share of payments that are fraud, 0 .. 0.01 (default 0.004)")
+    parser.add_argument("--start", default="2026-01-01",
+                        help="first local day, YYYY-MM-DD (default 2026-01-01)")
+    parser.add_argument("--out", metavar="DIR", default=None, help="data directory to write")
+    parser.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
+    parser.add_argument("--kafka", action="store_true",
+                        help="produce to the topics (CANHGIAC_KAFKA_BOOTSTRAP) instead of files")
+    parser.add_argument("--rate", type=float, default=None, metavar="N",
+                        help="with --kafka: payments per second (default: as fast as possible)")
+
+
+def build_config(args: argparse.Namespace, settings: Settings) -> Any:
+    from canhgiac.cli import UsageError  # noqa: PLC0415
+    from training.simulator import SimConfig  # noqa: PLC0415
+
+    try:
+        start = date.fromisoformat(args.start)
+    except ValueError:
+        raise UsageError(f"--start: '{args.start}' is not a date (YYYY-MM-DD)") from None
+    seed = settings.seed if args.seed is None else args.seed
+    cfg = SimConfig(accounts=args.accounts, days=args.days, seed=seed,
+                    fraud_rate=args.fraud_rate, start=start)
+    try:
+        return cfg.validate()
+    except ValueError as exc:
+        option = str(exc).split(" ")[0].replace("_", "-")
+        raise UsageError(f"--{option}: {exc}") from None
+
+
+def summary_lines(summary: dict[str, Any], cfg: Any) -> list[str]:
+    lines = [
+        f"simulated {cfg.accounts} accounts over {cfg.days} days from {cfg.start} "
+        f"(seed {cfg.seed})",
+        "",
+        f"{'events':<24}{'count':>12}",
+        f"{'payments':<24}{summary['payments']:>12,}",
+        f"{'logins':<24}{summary['logins']:>12,}",
+        f"{'accounts':<24}{summary['accounts']:>12,}",
+        f"{'labels':<24}{summary['labels']:>12,}",
+        f"{'fraud payments':<24}{summary['fraud_payments']:>12,}",
+        f"{'fraud rate':<24}{summary['fraud_rate'] * 100:>11.3f}%",
+        "",
+        f"{'typology':<24}{'payments':>12}{'cases':>8}",
+    ]
+    for name, count in summary["typology_payments"].items():
+        lines.append(f"{name:<24}{count:>12,}{summary['typology_cases'][name]:>8}")
+    lines.append("")
+    lines.append(f"{'account role':<24}{'accounts':>12}")
+    for role, count in summary["roles"].items():
+        lines.append(f"{role:<24}{count:>12,}")
+    lines.append("")
+    lines.append(f"{'label':<24}{'labels':>12}")
+    for label, count in summary["label_kinds"].items():
+        lines.append(f"{label:<24}{count:>12,}")
+    return lines
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    print("canhgiac simulate: not built yet", file=sys.stderr)
-    return 1
+    from canhgiac.cli import UsageError  # noqa: PLC0415
+    from canhgiac.cmd_replay import check_rate, produce  # noqa: PLC0415
+
+    if args.out is None and not args.kafka:
+        raise UsageError("give --out DIR (or --kafka to produce to the topics)")
+    if args.rate is not None and not args.kafka:
+        raise UsageError("--rate needs --kafka")
+    check_rate(args.rate)
+    cfg = build_config(args, settings)
+
+    from training.datadir import from_tables, write_dir  # noqa: PLC0415
+    from training.simulator import simulate  # noqa: PLC0415
+
+    result = simulate(cfg)
+    for line in summary_lines(result.summary(), cfg):
+        print(line)
+    if args.out is not None:
+        out = write_dir(result, args.out, fmt=args.format)
+        print(f"\nwrote {out} ({args.format})")
+    if args.kafka:
+        stats = produce(from_tables(result), settings, args.rate)
+        print(f"\nproduced {stats.total} events to {settings.kafka_bootstrap} in "
+              f"{stats.seconds:.1f} s: " + ", ".join(f"{k} {v}" for k, v in stats.sent.items()))
+    return 0

@@ -37,15 +37,13 @@ class SimConfig:
 
     def validate(self) -> SimConfig:
         """Return self, or raise ``ValueError`` naming the bad option."""
-        if not 1 <= self.accounts <= 5_000_000:
-            raise ValueError(f"accounts must be between 1 and 5000000, got {self.accounts}")
-        if self.accounts < 50:
-            raise ValueError(f"accounts must be at least 50 for a population, got {self.accounts}")
+        if not 50 <= self.accounts <= 5_000_000:
+            raise ValueError(f"accounts must be between 50 and 5000000, got {self.accounts}")
         if not 1 <= self.days <= 3660:
             raise ValueError(f"days must be between 1 and 3660, got {self.days}")
         if not 0.0 <= self.fraud_rate <= MAX_FRAUD_RATE:
             raise ValueError(
-                f"fraud rate must be between 0 and {MAX_FRAUD_RATE}, got {self.fraud_rate}"
+                f"fraud_rate must be between 0 and {MAX_FRAUD_RATE}, got {self.fraud_rate}"
             )
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
