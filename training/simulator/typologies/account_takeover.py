@@ -31,10 +31,11 @@ from training.simulator.population import (
     TAKEOVER_VICTIM,
 )
 from training.simulator.typologies import mule_ring
-from training.simulator.typologies.base import TYP, Case, Context
+from training.simulator.typologies.base import TYP, Case, Context, quiet_next
 
 ATTACKER_COUNTRIES = np.array([CTRY[c] for c in ("KH", "KH", "CN", "MY", "PH", "ID", "LA")])
 VN = CTRY["VN"]
+NAME = "account_takeover"
 
 
 def pick_victim(ctx: Context) -> int | None:
@@ -92,7 +93,7 @@ def run(ctx: Context, rings: list[mule_ring.Ring], budget: int) -> None:
     start = ctx.ledger.fraud_rows
     while ctx.ledger.fraud_rows - start < budget:
         before = ctx.ledger.fraud_rows
-        quiet = bool(ctx.rng.random() < ctx.cfg.quiet_share)
+        quiet = quiet_next(ctx, NAME)
         one_case(ctx, rings, quiet, budget - (ctx.ledger.fraud_rows - start))
         if ctx.ledger.fraud_rows == before:
             return

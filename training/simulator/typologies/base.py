@@ -82,3 +82,9 @@ class Context:
             ts=ts, payer=acc_a, payee=np.asarray(cp, dtype=np.int32), amount=amount, chan=chan_a,
             typ=typ, credit_typ=credit_typ, desc=desc, sess=sess, ip=ip_a, ctry=ctry_a, dev=dev_a,
         )
+
+
+def quiet_next(ctx: Context, family: str) -> bool:
+    """Loud for the first case of a family, quiet for the second, then at random."""
+    done = sum(1 for c in ctx.cases if c.typology.startswith(family))
+    return done == 1 or (done > 1 and bool(ctx.rng.random() < ctx.cfg.quiet_share))

@@ -64,8 +64,9 @@ def build_rings(ctx: Context) -> list[Ring]:
         size = int(min(rng.integers(2, 7), mules.size - i))
         members = mules[i : i + size]
         i += size
-        quiet = bool(rng.random() < cfg.quiet_share)
-        abroad = (not quiet) and bool(rng.random() < 0.45)
+        # the first ring is loud and run from abroad, the second quiet, then at random
+        quiet = len(rings) == 1 or (len(rings) > 1 and bool(rng.random() < cfg.quiet_share))
+        abroad = (not quiet) and (not rings or bool(rng.random() < 0.45))
         first = max(ctx.active_from_day(int(m)) for m in members)
         first = min(first, cfg.days - 1)
         length = int(rng.integers(3, 15)) if not quiet else int(rng.integers(7, 30))
@@ -130,7 +131,7 @@ def forward(ctx: Context, ring: Ring, mule: int, credit_ts: np.ndarray, amount: 
         ring.case.actor_rows.append(rows)
 
 
-def burst(ctx: Context, ring: Ring) -> None:
+def burst(ctx: Context, ring: Ring, max_rows: int = 1_000_000) -> None:
     """One burst of victims' credits onto one mule of the ring, each forwarded out."""
     rng, pop = ctx.rng, ctx.pop
     mule = int(rng.choice(ring.mules))
@@ -140,11 +141,11 @@ def burst(ctx: Context, ring: Ring) -> None:
     hour = rng.choice(np.arange(7, 23))
     t0 = ctx.day_start_us(day) + int(hour * 3600e6)
     if ring.quiet:
-        k = int(rng.integers(1, 3))
+        k = int(min(rng.integers(1, 3), max(1, max_rows // 2)))
         ts = t0 + np.sort(rng.integers(0, int(10 * 3600e6), size=k))
         amount = np.round(rng.lognormal(np.log(2.5e6), 0.5, size=k), -3)
     else:
-        k = int(rng.integers(3, 9))
+        k = int(min(rng.integers(3, 9), max(1, max_rows // 2)))
         ts = t0 + np.sort(rng.integers(0, int(3600e6), size=k))
         amount = np.round(rng.lognormal(np.log(8e6), 0.8, size=k), -4)
     amount = np.maximum(amount, 1e5)
@@ -166,7 +167,7 @@ def run(ctx: Context, rings: list[Ring], budget: int) -> None:
     start = ctx.ledger.fraud_rows
     i = 0
     while rings and ctx.ledger.fraud_rows - start < budget:
-        burst(ctx, rings[i % len(rings)])
+        burst(ctx, rings[i % len(rings)], budget - (ctx.ledger.fraud_rows - start))
         i += 1
     for ring in rings:
         if ring.bursts == 0 and not ring.case.actor_rows:

@@ -32,9 +32,10 @@ from training.simulator.population import (
     VICTIM,
 )
 from training.simulator.typologies import mule_ring
-from training.simulator.typologies.base import TYP, Case, Context
+from training.simulator.typologies.base import TYP, Case, Context, quiet_next
 
 VN = CTRY["VN"]
+NAME = "scam_victim"
 
 
 def pick_victim(ctx: Context) -> int | None:
@@ -100,7 +101,7 @@ def run(ctx: Context, rings: list[mule_ring.Ring], budget: int) -> None:
     start = ctx.ledger.fraud_rows
     while ctx.ledger.fraud_rows - start < budget:
         before = ctx.ledger.fraud_rows
-        quiet = bool(ctx.rng.random() < ctx.cfg.quiet_share)
+        quiet = quiet_next(ctx, NAME)
         one_case(ctx, rings, quiet, budget - (ctx.ledger.fraud_rows - start))
         if ctx.ledger.fraud_rows == before:
             return

@@ -81,11 +81,16 @@ def one_day(ctx: Context, shell: Shell, max_rows: int) -> None:
     shell.days += 1
 
 
+def _quiet(ctx: Context, i: int) -> bool:
+    """The first shell is loud, the second quiet, the rest at random."""
+    return i == 1 or (i > 1 and bool(ctx.rng.random() < ctx.cfg.quiet_share))
+
+
 def run(ctx: Context, budget: int) -> None:
     """Active days round-robin over the shell accounts until ``budget`` fraud rows exist; shells
     never used become ordinary (dormant) accounts."""
-    shells = [Shell(ctx, int(a), bool(ctx.rng.random() < ctx.cfg.quiet_share))
-              for a in ctx.pop.accounts_with_role(SHELL)]
+    shells = [Shell(ctx, int(a), _quiet(ctx, i))
+              for i, a in enumerate(ctx.pop.accounts_with_role(SHELL))]
     start = ctx.ledger.fraud_rows
     i = 0
     while shells and ctx.ledger.fraud_rows - start < budget:

@@ -1,0 +1,306 @@
+"""The bank simulator: contracts, determinism, fraud rate, and each typology's mechanism."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.datadir import from_tables, write_dir
+from training.simulator import TYPOLOGIES, SimConfig, simulate
+
+CFG = SimConfig(accounts=1500, days=30, seed=11, fraud_rate=0.01)
+LO, HI = CFG.mule_forward_minutes
+
+
+@pytest.fixture(scope="module")
+def result():
+    return simulate(CFG)
+
+
+@pytest.fixture(scope="module")
+def frames(result):
+    pay = result.payments.to_pandas().merge(result.truth.to_pandas(), on="event_id")
+    return {
+        "pay": pay,
+        "logins": result.logins.to_pandas(),
+        "accounts": result.accounts.to_pandas().merge(result.accounts_truth.to_pandas(),
+                                                      on="account_id"),
+        "labels": result.labels.to_pandas(),
+    }
+
+
+def _digest(path):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir())}
+
+
+# ------------------------------------------------------------------ contracts and order
+
+
+def test_every_event_decodes_with_the_contract_decoders(result):
+    data = from_tables(result)  # raises DataDirError on the first invalid row
+    assert len(data.payments) == result.payments.num_rows > 50_000
+    assert len(data.logins) == result.logins.num_rows
+    assert len(data.accounts) == CFG.accounts
+    assert len(data.labels) == result.labels.num_rows > 0
+    assert all(p.ts.tzinfo is not None for p in data.payments[:1000])
+
+
+def test_ids_unique_and_rows_in_event_time_order(frames):
+    pay, logins, labels = frames["pay"], frames["logins"], frames["labels"]
+    assert pay["event_id"].is_unique and logins["event_id"].is_unique
+    assert labels["label_id"].is_unique
+    assert not set(pay["event_id"]) & set(logins["event_id"])
+    assert pay["ts"].is_monotonic_increasing
+    assert logins["ts"].is_monotonic_increasing
+    assert labels["confirmed_at"].is_monotonic_increasing
+    assert frames["accounts"]["account_id"].is_unique
+
+
+def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path):
+    cfg = SimConfig(accounts=300, days=10, seed=5, fraud_rate=0.006)
+    a = _digest(write_dir(simulate(cfg), tmp_path / "a"))
+    b = _digest(write_dir(simulate(cfg), tmp_path / "b"))
+    assert a == b
+    assert set(a) == {f"{n}.parquet" for n in ("payments", "logins", "accounts", "labels",
+                                               "truth", "accounts_truth")}
+    j1 = _digest(write_dir(simulate(cfg), tmp_path / "j1", fmt="jsonl"))
+    j2 = _digest(write_dir(simulate(cfg), tmp_path / "j2", fmt="jsonl"))
+    assert j1 == j2
+    other = SimConfig(accounts=300, days=10, seed=6, fraud_rate=0.006)
+    c = _digest(write_dir(simulate(other), tmp_path / "c"))
+    assert c["payments.parquet"] != a["payments.parquet"]
+
+
+@pytest.mark.parametrize("rate", [0.001, 0.004, 0.01])
+def test_fraud_rate_is_honoured(rate):
+    summary = simulate(SimConfig(accounts=800, days=20, seed=3, fraud_rate=rate)).summary()
+    assert 0.85 * rate <= summary["fraud_rate"] <= 1.2 * rate
+    assert summary["fraud_payments"] == sum(summary["typology_payments"].values())
+
+
+def test_zero_fraud_rate_gives_no_fraud_and_no_fraud_roles():
+    r = simulate(SimConfig(accounts=200, days=7, seed=3, fraud_rate=0.0))
+    s = r.summary()
+    assert s["fraud_payments"] == 0
+    assert set(s["roles"]) == {"normal"}
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"accounts": 0}, {"days": 0}, {"fraud_rate": 2.0}, {"fraud_rate": -0.1}, {"seed": -1},
+    {"mule_forward_minutes": (5.0, 1.0)}, {"label_coverage": 1.5},
+])
+def test_bad_config_is_rejected(kwargs):
+    with pytest.raises(ValueError):
+        simulate(SimConfig(**kwargs))
+
+
+def test_the_start_date_sets_the_first_local_day():
+    r = simulate(SimConfig(accounts=100, days=3, seed=1, start=date(2026, 2, 10)))
+    first = r.payments["ts"][0].as_py()
+    assert first >= pd.Timestamp("2026-02-09T17:00:00Z")
+    assert r.payments["ts"][-1].as_py() < pd.Timestamp("2026-02-13T17:00:00Z")
+
+
+# ------------------------------------------------------------------ structure of the bank
+
+
+def test_every_typology_appears(result):
+    s = result.summary()
+    for name in TYPOLOGIES:
+        assert s["typology_payments"][name] > 0, name
+        assert s["typology_cases"][name] > 0, name
+    assert {"mule", "shell", "victim", "takeover_victim", "normal"} <= set(s["roles"])
+
+
+def test_intra_bank_transfers_appear_twice(frames):
+    pay = frames["pay"]
+    own = set(frames["accounts"]["account_id"])
+    debits = pay[(pay["direction"] == "debit") & pay["counterparty_account"].isin(own)]
+    credits = pay[pay["direction"] == "credit"]
+    assert (debits["counterparty_bank"] == CFG.bank_code).all()
+    key = ["ts", "amount"]
+    left = debits.rename(columns={"account_id": "payer", "counterparty_account": "payee"})
+    right = credits.rename(columns={"account_id": "payee", "counterparty_account": "payer"})
+    joined = left.merge(right[["payee", "payer", *key]], on=["payer", "payee", *key])
+    assert len(joined) >= len(debits)
+    assert len(debits) > 1000
+    # other banks' accounts are counterparties only
+    assert not set(pay.loc[pay["counterparty_bank"] != CFG.bank_code,
+                           "counterparty_account"]) & own
+
+
+def test_online_payments_follow_a_login_of_the_same_session(frames):
+    pay, logins = frames["pay"], frames["logins"]
+    online = pay[pay["session_id"].notna()]
+    assert set(online["channel"]) <= {"mobile", "internet"}
+    assert (online["direction"] == "debit").all()
+    ok = logins[logins["success"]]
+    first = ok.sort_values("ts").drop_duplicates("session_id")
+    m = online.merge(first, on="session_id", suffixes=("", "_login"))
+    assert len(m) == len(online)
+    assert (m["account_id"] == m["account_id_login"]).all()
+    assert (m["device_id"] == m["device_id_login"]).all()
+    assert (m["country"] == m["country_login"]).all()
+    assert (m["ip"] == m["ip_login"]).all()
+    gap = (m["ts"] - m["ts_login"]).dt.total_seconds()
+    assert (gap >= 0).all() and (gap <= 60 * 60).all()
+    assert (gap <= 5 * 60).mean() > 0.99
+    assert (~logins["success"]).sum() > 0
+
+
+def test_daily_rhythm_salary_days_and_new_accounts(frames):
+    pay, accounts = frames["pay"], frames["accounts"]
+    local = pay["ts"].dt.tz_convert("Asia/Ho_Chi_Minh")
+    by_hour = local.dt.hour.value_counts()
+    assert by_hour.loc[[19, 20, 21]].sum() > 5 * by_hour.loc[[2, 3, 4]].sum()
+    salary = pay[pay["description"] == "Tra luong thang"]
+    assert len(salary) > 100
+    assert salary["ts"].dt.tz_convert("Asia/Ho_Chi_Minh").dt.day.nunique() <= 8
+    start = pd.Timestamp("2026-01-01T00:00:00+07:00")
+    new = accounts[(accounts["opened_at"] >= start) & (accounts["role"] == "normal")]
+    assert len(new) > 10
+
+
+def test_tet_spike_in_purchases():
+    r = simulate(SimConfig(accounts=400, days=45, seed=2, start=date(2026, 1, 20),
+                           fraud_rate=0.0))
+    pay = r.payments.to_pandas()
+    day = pay["ts"].dt.tz_convert("Asia/Ho_Chi_Minh").dt.date
+    qr = pay[pay["description"] == "Thanh toan QR"].groupby(day).size()
+    before = qr.loc[date(2026, 2, 5):date(2026, 2, 14)].mean()
+    quiet = qr.loc[date(2026, 1, 20):date(2026, 1, 29)].mean()
+    assert before > 1.3 * quiet
+    lixi = pay[pay["description"] == "Li xi Tet"]
+    assert len(lixi) > 50
+
+
+# ------------------------------------------------------------------ typology mechanisms
+
+
+def test_mule_credits_come_from_many_senders_and_leave_within_the_delay(frames):
+    pay, logins = frames["pay"], frames["logins"]
+    mules = set(frames["accounts"].query("role == 'mule'")["account_id"])
+    loud = pay[(pay["typology"] == "mule_ring") & pay["account_id"].isin(mules)]
+    credits = loud[loud["direction"] == "credit"]
+    senders = credits.groupby("account_id")["counterparty_account"].nunique()
+    assert senders.max() >= 8
+    fraud_in = pay[pay["is_fraud"] & (pay["direction"] == "credit")
+                   & pay["account_id"].isin(mules)]
+    for acc, out in loud[loud["direction"] == "debit"].groupby("account_id"):
+        arrivals = fraud_in.loc[fraud_in["account_id"] == acc, "ts"].to_numpy()
+        for ts in out["ts"].to_numpy():
+            waited = (ts - arrivals[arrivals <= ts]) / np.timedelta64(1, "m")
+            assert ((waited >= LO - 1e-6) & (waited <= HI + 1e-6)).any(), (acc, ts)
+    # some rings are managed from Cambodia on devices shared across mules
+    kh = logins[(logins["country"] == "KH") & logins["account_id"].isin(mules)]
+    shared = kh.groupby("device_id")["account_id"].nunique()
+    assert (shared >= 2).any()
+    opened = frames["accounts"].set_index("account_id").loc[list(mules), "opened_at"]
+    assert (opened >= pd.Timestamp("2025-10-01T00:00:00Z")).all()
+
+
+def test_account_takeover_is_a_foreign_login_on_a_new_device_then_large_debits(frames):
+    pay, logins = frames["pay"], frames["logins"]
+    ato = pay[(pay["typology"] == "account_takeover") & (pay["direction"] == "debit")]
+    assert len(ato) > 0
+    for acc, group in ato.groupby("account_id"):
+        first = group["ts"].min()
+        sess = logins[logins["session_id"].isin(group["session_id"])]
+        assert (sess["country"] != "VN").all()
+        attack = sess["ts"].min() - pd.Timedelta(hours=1)  # failed attempts come just before
+        before = logins[(logins["account_id"] == acc) & (logins["ts"] < attack)]
+        assert not set(sess["device_id"]) & set(before["device_id"])
+        history = pay[(pay["account_id"] == acc) & (pay["direction"] == "debit")
+                      & ~pay["is_fraud"] & (pay["ts"] < first)]
+        assert not set(group["counterparty_account"]) & set(history["counterparty_account"])
+        if len(history) >= 5:
+            assert group["amount"].max() > 5 * history["amount"].median()
+
+
+def test_shell_businesses_are_new_abroad_and_pass_money_through(frames):
+    pay, logins, accounts = frames["pay"], frames["logins"], frames["accounts"]
+    shells = accounts[accounts["role"] == "shell"]
+    assert (shells["type"] == "business").all()
+    assert ((shells["opened_at"] - shells["registered_at"]).dt.days <= 180).all()
+    loud = pay[pay["typology"] == "shell_business"]
+    for acc, group in loud.groupby("account_id"):
+        credit = group.loc[group["direction"] == "credit", "amount"].sum()
+        debit = group.loc[group["direction"] == "debit", "amount"].sum()
+        assert 0.8 <= debit / credit <= 1.05
+        assert group.loc[group["direction"] == "credit", "counterparty_account"].nunique() >= 6
+        own = logins[logins["account_id"] == acc]
+        assert (own["country"] != "VN").all()
+        assert not (pay[pay["account_id"] == acc]["is_fraud"] == False).any()  # noqa: E712
+
+
+def test_scam_victims_send_unusually_large_sums_to_new_beneficiaries(frames):
+    pay, accounts = frames["pay"], frames["accounts"]
+    scam = pay[(pay["typology"] == "scam_victim") & (pay["direction"] == "debit")]
+    victims = accounts.set_index("account_id").loc[scam["account_id"].unique()]
+    assert (victims["role"] == "victim").all()
+    assert (victims["segment"] == "elderly").any()
+    ratios = []
+    for acc, group in scam.groupby("account_id"):
+        history = pay[(pay["account_id"] == acc) & (pay["direction"] == "debit")
+                      & ~pay["is_fraud"]]
+        assert not set(group["counterparty_account"]) & set(
+            history.loc[history["ts"] < group["ts"].min(), "counterparty_account"])
+        ratios.append(group["amount"].max() / history["amount"].median())
+    assert np.median(ratios) > 10
+
+
+def test_quiet_variants_are_quieter(frames):
+    pay = frames["pay"]
+    loud = pay[pay["typology"] == "account_takeover"]["amount"].median()
+    quiet = pay[pay["typology"] == "account_takeover_quiet"]["amount"].median()
+    assert quiet < loud
+    q = pay[pay["typology"] == "mule_ring_quiet"]
+    assert (q["country"].dropna() == "VN").all()
+
+
+def test_legitimate_hard_cases_exist(frames):
+    pay, logins, accounts = frames["pay"], frames["logins"], frames["accounts"]
+    legit = pay[~pay["is_fraud"]]
+    merchants = set(accounts.query("segment == 'merchant' and role == 'normal'")["account_id"])
+    credits = legit[(legit["direction"] == "credit") & legit["account_id"].isin(merchants)]
+    day = credits["ts"].dt.tz_convert("Asia/Ho_Chi_Minh").dt.date
+    fan_in = credits.groupby(["account_id", day])["counterparty_account"].nunique()
+    assert fan_in.max() >= 15
+    business = set(accounts.query("type == 'business' and role == 'normal'")["account_id"])
+    foreign = logins[(logins["country"] != "VN") & logins["account_id"].isin(business)]
+    assert foreign["account_id"].nunique() >= 5
+    personal = set(accounts.query("type == 'personal' and role == 'normal'")["account_id"])
+    travel = logins[(logins["country"] != "VN") & logins["account_id"].isin(personal)]
+    assert travel["account_id"].nunique() >= 10
+    large = legit[legit["description"].isin(["Dat coc mua nha", "Mua xe may"])]
+    assert len(large) > 5 and large["amount"].median() > 1e7
+    usd = legit[legit["currency"] == "USD"]
+    assert len(usd) > 0
+
+
+def test_labels_arrive_later_cover_most_but_not_all_fraud_and_include_false_alarms(frames):
+    pay, labels, accounts = frames["pay"], frames["labels"], frames["accounts"]
+    events = pay.set_index("event_id")
+    with_event = labels[labels["event_id"].notna()]
+    assert with_event["event_id"].isin(events.index).all()
+    happened = events.loc[with_event["event_id"], "ts"].reset_index(drop=True)
+    delay = with_event["confirmed_at"].reset_index(drop=True) - happened
+    assert (delay.dt.total_seconds() >= 3600).all()
+    fraud_labels = with_event[with_event["label"] == "fraud"]
+    assert events.loc[fraud_labels["event_id"], "is_fraud"].all()
+    legit_labels = with_event[with_event["label"] == "legit"]
+    assert len(legit_labels) > 0
+    assert not events.loc[legit_labels["event_id"], "is_fraud"].any()
+    fraud_ids = set(pay.loc[pay["is_fraud"], "event_id"])
+    labelled = set(fraud_labels["event_id"])
+    assert 0.2 < len(labelled) / len(fraud_ids) < 0.95
+    account_level = labels[labels["event_id"].isna()]
+    roles = accounts.set_index("account_id").loc[account_level["account_id"], "role"]
+    assert set(account_level["label"]) <= {"mule", "fraud"}
+    assert set(roles[account_level["label"].to_numpy() == "mule"]) == {"mule"}
+    assert set(roles[account_level["label"].to_numpy() == "fraud"]) <= {"shell"}
+    assert set(labels["source"]) <= {"investigation", "chargeback", "police"}
