@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -73,11 +73,12 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     return principal
 
 
-def require(minimum: str) -> Callable[..., Principal]:
-    def dependency(
+def require(minimum: str) -> Callable[..., Awaitable[Principal]]:
+    async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
+        # inline, not in the threadpool: a cache hit is one tiny indexed read
         principal = authenticate(request, credentials)
         if ROLE_RANK.get(principal.role, -1) < ROLE_RANK[minimum]:
             raise ApiError(403, "forbidden",

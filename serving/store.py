@@ -10,17 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 
 from features.events import Account, Label, Login
 from serving import casedb, keys, reads
 from serving import tables as T
-from serving.db import epoch, make_engine, now, upsert, writer
+from serving.db import BUSY_TIMEOUT_MS, epoch, make_engine, now, upsert, writer
 from serving.risk import refresh_foreign, refresh_scores
 from serving.typology import KEY_FEATURES
 
@@ -35,11 +37,15 @@ class CaseStore:
         self.engine = make_engine(url)
         self._writer = writer(self.engine)
         T.metadata.create_all(self.engine)
+        self._version_lock = threading.Lock()
+        self._version_conn = _raw_sqlite(self.engine)
         with self.write() as conn:
             conn.execute(upsert(self.engine, T.meta).on_conflict_do_nothing(),
                          {"key": "version", "value": 0})
 
     def close(self) -> None:
+        if self._version_conn is not None:
+            self._version_conn.close()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ plumbing
@@ -57,9 +63,13 @@ class CaseStore:
             yield conn
 
     def version(self) -> int:
+        """The store version (bumped by every data write); read on every API request."""
+        if self._version_conn is not None:
+            with self._version_lock:
+                row = self._version_conn.execute(_VERSION_SQL).fetchone()
+            return int(row[0])
         with self.read() as conn:
-            return int(conn.execute(text("SELECT value FROM meta WHERE key = 'version'"))
-                       .scalar_one())
+            return int(conn.execute(text(_VERSION_SQL)).scalar_one())
 
     def ping(self) -> bool:
         with self.read() as conn:
@@ -208,6 +218,19 @@ class CaseStore:
     def labels_from_outcomes(self, since: datetime | None = None) -> list[Label]:
         with self.read() as conn:
             return casedb.labels(conn, None if since is None else since.timestamp())
+
+
+_VERSION_SQL = "SELECT value FROM meta WHERE key = 'version'"
+
+
+def _raw_sqlite(engine: Engine) -> sqlite3.Connection | None:
+    """A dedicated autocommit connection for the version read (no pool, no BEGIN)."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    conn = sqlite3.connect(engine.url.database, check_same_thread=False, isolation_level=None,
+                           timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
 
 
 def _num(value: Any) -> float | None:

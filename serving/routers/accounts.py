@@ -7,6 +7,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from serving import cursor
@@ -41,7 +42,7 @@ the server's maximum page (`CANHGIAC_API_MAX_PAGE`, default 500).
     "/high-risk", response_model=HighRiskPage, summary="Ranked high-risk accounts",
     description=HIGH_RISK_DOC, responses=responses(400, 401, 403, 422, 500),
 )
-def high_risk(
+async def high_risk(
     request: Request,
     principal: Viewer,
     store: StoreDep,
@@ -77,7 +78,7 @@ def high_risk(
     body = cache.get(key) if version is not None else None
     metrics.cache.labels("hit" if body is not None else "miss").inc()
     if body is None:
-        rows = store.high_risk(filters, after, limit + 1)
+        rows = await run_in_threadpool(store.high_risk, filters, after, limit + 1)
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]

@@ -1,0 +1,250 @@
+"""Benchmark of ``GET /v1/accounts/high-risk`` (issue 6).
+
+100,000 scored accounts in the default SQLite store; the API under uvicorn in its own process
+(as ``canhgiac serve``); a writer process calling ``write_scored`` continuously like the
+scorer; 50 concurrent asyncio + httpx clients on loopback for a bounded duration.
+
+Run: ``.venv/bin/python -m bench.api [--accounts N] [--duration S] [--clients C]``.
+Prints ``RESULT api <figure> <measured> <target> <met|not met>`` lines and writes them to
+``bench/out/api.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from features.events import Account, Login
+from features.vector import FEATURE_NAMES
+
+OUT = Path(__file__).parent / "out"
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+REASONS = [
+    ("distinct_senders_24h", "nhiều người gửi khác nhau trong 24 giờ"),
+    ("pass_through_24h", "tiền vào rồi ra ngay (pass-through cao)"),
+    ("foreign_logins_7d", "đăng nhập từ nước ngoài trong 7 ngày"),
+    ("amount_ratio_median_30d", "số tiền lớn bất thường so với 30 ngày"),
+    ("first_payment_to_cp", "lần đầu chuyển cho người nhận này"),
+]
+QUERIES = [
+    {"limit": "50"},
+    {"limit": "50", "min_score": "0.5"},
+    {"limit": "50", "type": "business", "foreign_login": "true", "min_score": "0.5"},
+    {"limit": "50", "case_status": "none", "min_score": "0.3"},
+    {"limit": "50", "typology": "mule"},
+    {"limit": "100", "type": "personal", "min_score": "0.2"},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def record(rng: random.Random, i: int, account: str, t: datetime) -> dict:
+    score = rng.random() ** 3
+    features = {n: 0.0 for n in FEATURE_NAMES}
+    features.update(distinct_senders_24h=rng.randint(0, 8), pass_through_24h=rng.random(),
+                    is_debit=float(rng.random() < 0.5), is_business=float(account[-1] in "02"),
+                    foreign_logins_7d=float(rng.random() < 0.1))
+    picked = rng.sample(REASONS, 3)
+    return {
+        "event_id": f"ev-{i}", "account_id": account, "ts": t.isoformat(), "score": score,
+        "decision": "hold" if score > 0.8 else "review" if score > 0.5 else "allow",
+        "reasons": [{"feature": f, "value": 1.0, "contribution": 0.1, "text": txt}
+                    for f, txt in picked],
+        "model_version": "1", "scored_at": t.isoformat(),
+        "payment": {"event_id": f"ev-{i}", "ts": t.isoformat(), "account_id": account,
+                    "direction": rng.choice(["debit", "credit"]),
+                    "amount": float(rng.randint(1, 500) * 100_000), "currency": "VND",
+                    "counterparty_account": f"cp-{rng.randint(0, 50_000)}",
+                    "counterparty_bank": "VCB", "channel": "mobile",
+                    "description": "chuyển tiền học phí"},
+        "features": features,
+    }
+
+
+def fill(url: str, n_accounts: int) -> None:
+    from serving.store import CaseStore  # noqa: PLC0415
+
+    rng = random.Random(7)
+    store = CaseStore(url)
+    accounts = [Account(f"acc-{i:06d}", f"cus-{i}", "business" if i % 5 in (0, 2) else "personal",
+                        BASE - timedelta(days=400), "VN") for i in range(n_accounts)]
+    for k in range(0, n_accounts, 5000):
+        store.upsert_accounts(accounts[k:k + 5000])
+    logins = [Login(f"lg-{i}", BASE, f"acc-{i:06d}", True, "103.1.2.3", "KH", "dev", "mobile")
+              for i in range(0, n_accounts, 17)]
+    store.write_logins(logins)
+    for k in range(0, n_accounts, 1000):
+        store.write_scored([record(rng, i, f"acc-{i:06d}", BASE + timedelta(seconds=i))
+                            for i in range(k, min(k + 1000, n_accounts))])
+    store.close()
+
+
+def writer(url: str, n_accounts: int, stop: mp.Event, rate: float, counter: mp.Value) -> None:
+    from serving.store import CaseStore  # noqa: PLC0415
+
+    rng = random.Random(11)
+    store = CaseStore(url)
+    i = 10_000_000
+    batch = 500
+    while not stop.is_set():
+        start = time.monotonic()
+        recs = []
+        for _ in range(batch):
+            acc = f"acc-{rng.randrange(n_accounts):06d}"
+            recs.append(record(rng, i, acc, BASE + timedelta(days=1, seconds=i - 10_000_000)))
+            i += 1
+        store.write_scored(recs)
+        with counter.get_lock():
+            counter.value += batch
+        pause = batch / rate - (time.monotonic() - start)
+        if pause > 0:
+            stop.wait(pause)
+    store.close()
+
+
+async def drive(port: int, key: str, clients: int, duration: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    deadline = time.perf_counter() + duration
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                                 limits=limits, timeout=10.0) as client:
+
+        async def one(n: int) -> None:
+            nonlocal errors
+            rng = random.Random(n)
+            follow: dict[str, str] | None = None  # the next page of the previous query
+            while time.perf_counter() < deadline:
+                if follow is not None and rng.random() < 0.3:
+                    params = follow
+                else:
+                    params = dict(rng.choice(QUERIES))
+                t0 = time.perf_counter()
+                resp = await client.get("/v1/accounts/high-risk", params=params)
+                latencies.append(time.perf_counter() - t0)
+                follow = None
+                if resp.status_code != 200:
+                    errors += 1
+                    if errors <= 3:
+                        print("error", resp.status_code, resp.text[:200], file=sys.stderr)
+                elif "cursor" not in params:
+                    next_cursor = resp.json()["next_cursor"]
+                    if next_cursor:
+                        follow = {**params, "cursor": next_cursor}
+
+        await asyncio.gather(*(one(n) for n in range(clients)))
+    return latencies, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=100_000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--writer-rate", type=float, default=2000.0,
+                    help="records/s the concurrent writer aims for (batches of 500)")
+    ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = ap.parse_args(argv)
+
+    data = Path(tempfile.mkdtemp(prefix="cg-bench-api-"))
+    url = f"sqlite:///{data / 'cases.db'}"
+    t0 = time.perf_counter()
+    fill(url, args.accounts)
+    fill_s = time.perf_counter() - t0
+    print(f"filled {args.accounts} scored accounts in {fill_s:.1f} s", flush=True)
+
+    from serving.store import CaseStore  # noqa: PLC0415
+
+    store = CaseStore(url)
+    _, key = store.create_key("bench", "viewer")
+    store.close()
+
+    port = free_port()
+    env = {**os.environ, "CANHGIAC_DATA_DIR": str(data), "CANHGIAC_CASE_STORE_URL": url,
+           "CANHGIAC_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "canhgiac.cli", "--log-level", "WARNING", "serve",
+         "--host", "127.0.0.1", "--port", str(port)], env=env)
+    stop = mp.Event()
+    written = mp.Value("q", 0)
+    proc = mp.Process(target=writer, args=(url, args.accounts, stop, args.writer_rate, written))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        if args.writer_rate > 0:
+            proc.start()
+        time.sleep(1.0)
+        start_written = written.value
+        t_start = time.perf_counter()
+        latencies, errors = asyncio.run(drive(port, key, args.clients, args.duration))
+        elapsed = time.perf_counter() - t_start
+        writer_rate = (written.value - start_written) / elapsed
+    finally:
+        stop.set()
+        if proc.is_alive():
+            proc.join(30)
+        server.terminate()
+        server.wait(30)
+        if not args.keep:
+            shutil.rmtree(data, ignore_errors=True)
+
+    rps = len(latencies) / elapsed
+    ms = [x * 1000 for x in latencies]
+    print(f"{len(latencies)} requests in {elapsed:.1f} s, {errors} errors, "
+          f"{args.clients} clients; concurrent writer {writer_rate:.0f} records/s")
+    results = [
+        ("requests_per_s", round(rps, 1), ">=500", rps >= 500),
+        ("p50_ms", round(pct(ms, 0.50), 1), "-", None),
+        ("p95_ms", round(pct(ms, 0.95), 1), "-", None),
+        ("p99_ms", round(pct(ms, 0.99), 1), "<=50", pct(ms, 0.99) <= 50),
+        ("max_ms", round(max(ms), 1), "-", None),
+        ("errors", errors, "0", errors == 0),
+        ("writer_records_per_s", round(writer_rate, 1), "-", None),
+    ]
+    lines = []
+    for name, value, target, met in results:
+        verdict = "-" if met is None else ("met" if met else "not met")
+        line = f"RESULT api {name} {value} {target} {verdict}"
+        print(line)
+        lines.append({"figure": name, "measured": value, "target": target, "verdict": verdict})
+    OUT.mkdir(exist_ok=True)
+    (OUT / "api.json").write_text(json.dumps({
+        "accounts": args.accounts, "clients": args.clients, "duration_s": args.duration,
+        "requests": len(latencies), "fill_s": round(fill_s, 1), "results": lines,
+        "measured_at": datetime.now(UTC).isoformat(),
+    }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
