@@ -12,8 +12,8 @@ The rule (one :class:`PartitionAligner` per partition number ``p``):
 * the two FIFO heads are merged by ``features.replay.event_order_key`` (the same order as the
   training replay: at equal time a login precedes a payment);
 * a head is released only when the *other* topic's FIFO has a head that is later or equal, or
-  when the other topic's partition ``p`` is caught up (everything up to its high-water mark
-  has been polled, so nothing earlier can be waiting there);
+  when the other topic's partition ``p`` is caught up (everything up to its log-end offset,
+  asked after the head was polled, has been polled, so nothing earlier can be waiting there);
 * payments are additionally held until the global ``labels``/``accounts`` tables are caught up.
 
 Released events therefore follow a merge of the two offset-ordered sequences that depends only

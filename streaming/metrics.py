@@ -40,6 +40,9 @@ class ScorerMetrics:
                                    registry=r)
         self.checkpoint_age = Gauge("canhgiac_scorer_checkpoint_age_seconds",
                                     "Seconds since the last durable checkpoint", registry=r)
+        self.end_offset_checks = Counter(
+            "canhgiac_scorer_end_offset_checks", "ListOffsets requests made by the aligner",
+            registry=r)
         self.partitions = Gauge("canhgiac_scorer_partitions", "Partitions assigned", registry=r)
         self._last_checkpoint = time.monotonic()
         self.checkpoint_age.set_function(lambda: time.monotonic() - self._last_checkpoint)

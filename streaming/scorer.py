@@ -167,6 +167,7 @@ class _Session:
                                 listener=_Listener(self))
         self.last_checkpoint = time.monotonic()
         self.last_lag = 0.0
+        self._ends: dict[TopicPartition, int] | None = None
 
     def _check_copartitioned(self) -> None:
         counts = {}
@@ -195,6 +196,7 @@ class _Session:
                 self.metrics.set_model(new_model.version)
                 self.metrics.model_reloads.inc()
             batch = self._batch(polled, fresh)
+            self._ends = None
             t0 = time.perf_counter()
             result = self.handler.handle(batch, scorer.model, self._caught_up,
                                          self.reference.caught_up())
@@ -222,9 +224,30 @@ class _Session:
         return batch
 
     def _caught_up(self, kind: str, partition: int) -> bool:
-        hw = self.consumer.highwater(TopicPartition(self.topics[kind], partition))
+        """Nothing more to poll from this topic's partition *now*.
+
+        The high-water mark kafka-python keeps per partition comes from that partition's last
+        fetch response, which can be older than the response that delivered the other topic's
+        record waiting for this answer (partitions with buffered data sit out of fetches). It
+        is only trusted to say "not caught up"; "caught up" is confirmed with the log-end
+        offsets asked now (one ListOffsets request per loop iteration, only when needed)."""
+        tp = TopicPartition(self.topics[kind], partition)
         consumed = self.handler.aligners[partition].consumed(kind)
-        return hw is not None and consumed is not None and consumed >= hw
+        if consumed is None:
+            return False
+        hw = self.consumer.highwater(tp)
+        if hw is not None and consumed < hw:
+            return False
+        if self._ends is None:
+            tps = [TopicPartition(self.topics[k], p)
+                   for p in self.handler.aligners for k in (PAYMENTS, LOGINS)]
+            self._ends = self.consumer.end_offsets(tps)
+            self.metrics.end_offset_checks.inc()
+        end = self._ends.get(tp)
+        # Some Kafka-protocol brokers answer ListOffsets(latest) with the newest batch's base
+        # offset + 1: still above ``consumed`` whenever anything new exists, so max() with the
+        # high-water mark is exact on Apache Kafka and safe on those.
+        return end is not None and consumed >= max(end, hw or 0)
 
     def _emit(self, result: HandleResult, accounts: list[Any]) -> None:
         m = self.metrics

@@ -226,3 +226,67 @@ def stop_scorer(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: fl
         proc.kill()
         proc.wait(timeout=5)
         raise
+
+
+# ---------------------------------------------------------------- shared, built once per process
+_CACHE: dict[str, object] = {}
+
+
+def shared_bank() -> BankData:
+    if "bank" not in _CACHE:
+        _CACHE["bank"] = make_bank()
+    return _CACHE["bank"]  # type: ignore[return-value]
+
+
+def shared_models(tmp_root: Path):  # -> tuple[(RiskModel, Path), (RiskModel, Path)]
+    """Two real models (different seeds/rounds, so different versions and scores), saved."""
+    if "models" not in _CACHE:
+        data = shared_bank()
+        out = []
+        for i, (seed, rounds) in enumerate(((7, 40), (11, 25))):
+            model = train_model(data, seed=seed, rounds=rounds)
+            model.version = f"v{i + 1}-{model.version}"
+            out.append((model, model.save(tmp_root / f"model-{i + 1}")))
+        _CACHE["models"] = tuple(out)
+    return _CACHE["models"]
+
+
+def produce_paced(bootstrap: str, prefix: str, events: list[Payment | Login],
+                  per_s: float = 0.0) -> None:
+    """One event at a time, each acknowledged before the next (event-time order preserved
+    across the two topics at the broker), optionally paced to ``per_s`` events per second."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    t0 = time.monotonic()
+    for i, ev in enumerate(sorted(events, key=event_order_key)):
+        topic = prefix + ("payments" if isinstance(ev, Payment) else "logins")
+        producer.send(topic, key=ev.account_id.encode(), value=encode(ev)).get(timeout=30)
+        if per_s:
+            delay = t0 + (i + 1) / per_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    producer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        return {p: c.committed(TopicPartition(topic, p)) for p in sorted(parts)}
+    finally:
+        c.close(autocommit=False)
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The high-water mark of every partition, as seen by reading the topic to its end."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=20)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 1.0:
+            if c.poll(timeout_ms=100):
+                quiet_since = time.monotonic()
+        return {tp.partition: c.highwater(tp) for tp in tps}
+    finally:
+        c.close(autocommit=False)

@@ -1,0 +1,203 @@
+"""The scorer against the real broker and a real (tiny) LightGBM model, in-process:
+end-to-end scores equal the offline replay, dead letters for every kind of malformed event,
+hot model reload mid-stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import orjson
+import pytest
+
+from canhgiac.cmd_score import DirectoryModelProvider
+from canhgiac.settings import Settings
+from features.events import Payment
+from streaming.scorer import Scorer
+from tests.integration.test_scorer_support import (
+    OutputReader,
+    create_topics,
+    expected_scores,
+    make_bank,
+    produce_events,
+    produce_paced,
+    produce_reference,
+    shared_bank,
+    shared_models,
+)
+
+pytestmark = pytest.mark.integration
+
+VALID = {"event_id": "BAD-0", "ts": "2026-01-06T10:00:00+07:00", "account_id": "A00001",
+         "direction": "debit", "amount": 100000, "currency": "VND",
+         "counterparty_account": "CP1", "counterparty_bank": "VCB", "channel": "mobile"}
+
+
+def _json(**overrides: object) -> bytes:
+    doc = {**VALID, **overrides}
+    return json.dumps({k: v for k, v in doc.items() if v is not None}).encode()
+
+
+MALFORMED = {  # name -> (topic, raw bytes, expected field)
+    "bad_json": ("payments", b'{"event_id": "x", ', ""),
+    "missing_field": ("payments", _json(amount=None), "amount"),
+    "no_timezone": ("payments", _json(ts="2026-01-06T10:00:00"), "ts"),
+    "bad_timestamp": ("payments", _json(ts="yesterday at noon"), "ts"),
+    "negative_amount": ("payments", _json(amount=-5), "amount"),
+    "unknown_currency": ("payments", _json(currency="XYZ"), "currency"),
+    "duplicate_key": ("payments", b'{"event_id":"a","event_id":"b","ts":"2026-01-06T10:00:00Z"}',
+                      "event_id"),
+    "not_utf8": ("payments", b'\xff\xfe{"a":1}', ""),
+    "bad_login": ("logins", b'{"event_id":"L","ts":"2026-01-06T10:00:00Z","account_id":"A1",'
+                            b'"success":true,"ip":"1.2.3.4","country":"ZZ","device_id":"d",'
+                            b'"channel":"mobile"}', "country"),
+    "bad_account": ("accounts", b'{"account_id":"A1","customer_id":"C","type":"alien",'
+                                b'"opened_at":"2020-01-01T00:00:00Z","kyc_country":"VN"}', "type"),
+}
+
+
+def _settings(broker, prefix: str, **kw) -> Settings:
+    base = dict(kafka_bootstrap=broker.bootstrap, topic_prefix=prefix, group_id=f"{prefix}g",
+                max_poll_interval_ms=3000, session_timeout_ms=3000, metrics_port=0,
+                checkpoint_interval_s=0.5, model_poll_interval_s=0.3, batch_size=200)
+    base.update(kw)
+    return Settings(**base)
+
+
+class _Running:
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+        self.thread = threading.Thread(target=scorer.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.scorer.stop()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return shared_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def e2e(broker, models, tmp_path_factory):
+    """One scorer run over the shared bank plus one malformed record of every kind."""
+    from kafka import KafkaProducer
+
+    prefix = f"e2e{os.getpid()}."
+    data = shared_bank()
+    (model, model_dir), _ = models
+    create_topics(broker.bootstrap, prefix)
+    produce_reference(broker.bootstrap, prefix, data)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    for topic, raw, _field in MALFORMED.values():
+        producer.send(prefix + topic, key=b"A00001", value=raw)
+    producer.flush()
+    produce_events(broker.bootstrap, prefix, data.events(), producer)
+    producer.close()
+    scorer = Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir))
+    running = _Running(scorer)
+    scored = OutputReader(broker.bootstrap, prefix + "payments.scored")
+    scored.wait_for(len(data.payments), timeout_s=60)
+    alerts = OutputReader(broker.bootstrap, prefix + "alerts")
+    dlq = OutputReader(broker.bootstrap, prefix + "payments.dlq")
+    dlq.wait_raw(len(MALFORMED), timeout_s=20)
+    running.stop()
+    alerts.read(timeout_ms=1000)
+    yield {"data": data, "model": model, "scored": scored, "alerts": alerts, "dlq": dlq,
+           "scorer": scorer}
+    for r in (scored, alerts, dlq):
+        r.close()
+
+
+def test_every_payment_is_scored_exactly_as_the_offline_replay(e2e):
+    data, model, scored = e2e["data"], e2e["model"], e2e["scored"]
+    expected = expected_scores(data, model)
+    assert set(scored.last) == set(expected)
+    assert {k: v["score"] for k, v in scored.last.items()} == expected
+    assert len(scored.records) == len(expected)  # uninterrupted: each exactly once
+    for rec in scored.records:
+        assert rec["model_version"] == model.version
+        assert rec["decision"] in ("allow", "review", "hold")
+        assert isinstance(rec["reasons"], list)
+        assert rec["scored_at"].endswith("Z") and rec["ts"]
+    assert any(rec["reasons"] for rec in scored.records)
+
+
+def test_alerts_are_the_review_and_hold_subset(e2e):
+    flagged = {k for k, v in e2e["scored"].last.items() if v["decision"] != "allow"}
+    assert flagged, "the toy model should flag some payments"
+    assert set(e2e["alerts"].last) == flagged
+    for r in e2e["alerts"].raw:  # keyed by account_id
+        assert r.key.decode() == orjson.loads(r.value)["account_id"]
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_each_malformed_event_goes_to_the_dead_letter_topic(e2e, name):
+    topic, raw, field = MALFORMED[name]
+    hits = [r for r in e2e["dlq"].raw if r.value == raw]
+    assert len(hits) == 1, f"{name}: {len(hits)} dead letters"
+    headers = {k: v.decode() for k, v in hits[0].headers}
+    assert headers["source_topic"].endswith("." + topic)
+    assert headers["field"] == field
+    assert headers["reason"]
+    assert int(headers["source_offset"]) >= 0 and int(headers["source_partition"]) >= 0
+
+
+def test_metrics_count_what_happened(e2e):
+    reg = e2e["scorer"].metrics.registry
+    assert reg.get_sample_value("canhgiac_scorer_events_total",
+                                {"kind": "payments", "outcome": "scored"}) == len(
+        e2e["data"].payments)
+    dead = sum(reg.get_sample_value("canhgiac_scorer_dead_letters_total", {"kind": k}) or 0
+               for k in ("payments", "logins", "accounts", "labels"))
+    assert dead == len(MALFORMED)
+    assert reg.get_sample_value("canhgiac_scorer_checkpoints_total") >= 1
+    assert reg.get_sample_value("canhgiac_scorer_end_to_end_seconds_count") == len(
+        e2e["data"].payments)
+
+
+def test_hot_reload_swaps_the_model_between_batches(broker, models, tmp_path):
+    (m1, dir1), (m2, dir2) = models
+    data = make_bank(n_accounts=100, n_payments=800, seed=5, prefix="H")
+    prefix = f"hot{os.getpid()}."
+    create_topics(broker.bootstrap, prefix)
+    produce_reference(broker.bootstrap, prefix, data)
+    current = tmp_path / "current"
+    current.symlink_to(dir1)
+    events = data.events()
+    half = len(events) // 2
+    first, second = events[:half], events[half:]
+    n_first = sum(isinstance(e, Payment) for e in first)
+    produce_events(broker.bootstrap, prefix, first)
+    running = _Running(Scorer(_settings(broker, prefix), DirectoryModelProvider(current)))
+    reader = OutputReader(broker.bootstrap, prefix + "payments.scored")
+    try:
+        reader.wait_for(n_first, timeout_s=40)
+        assert len(reader.last) == n_first
+        tmp_link = tmp_path / "next"
+        tmp_link.symlink_to(dir2)
+        os.replace(tmp_link, current)  # atomic roll-out of the new version
+        producer_thread = threading.Thread(
+            target=produce_paced, args=(broker.bootstrap, prefix, second, 400.0))
+        producer_thread.start()
+        producer_thread.join()
+        reader.wait_for(len(data.payments), timeout_s=40)
+    finally:
+        running.stop()
+        reader.close()
+    versions = [r["model_version"] for r in reader.records]
+    assert set(versions) == {m1.version, m2.version}
+    # one swap, between batches: versions form v1...v1 v2...v2 per partition stream
+    assert len(reader.records) == len(data.payments)  # nothing lost, nothing twice
+    assert set(reader.last) == {p.event_id for p in data.payments}
+    exp1, exp2 = expected_scores(data, m1), expected_scores(data, m2)
+    for rec in reader.records:
+        exp = exp1 if rec["model_version"] == m1.version else exp2
+        assert rec["score"] == exp[rec["event_id"]]
+    first_ids = {e.event_id for e in first if isinstance(e, Payment)}
+    assert all(reader.last[i]["model_version"] == m1.version for i in first_ids)
+    assert any(r["model_version"] == m2.version for r in reader.records)
