@@ -1,6 +1,6 @@
-"""The suspicious-accounts report for the police (item 9a): one row per account whose riskiest
-payment in ``[from, to)`` scored at least ``min_score``, or whose case in that period was
-confirmed fraud / mule, with the evidence an officer needs.
+"""The suspicious-accounts report for the police (item 9a): one row per account with scored
+payments in ``[from, to)`` whose riskiest one scored at least ``min_score`` or whose case was
+confirmed fraud / mule, with the evidence of that period an officer needs.
 
 CSV is UTF-8 with a BOM so that Excel shows Vietnamese text correctly.
 """
@@ -33,8 +33,7 @@ def _candidates(conn: Connection, t_from: float, t_to: float, min_score: float,
     s = T.scored
     credit = s.c.direction == "credit"
     confirmed = select(T.cases.c.account_id).where(
-        T.cases.c.outcome.in_(["confirmed_fraud", "confirmed_mule"]),
-        T.cases.c.decided_at >= t_from, T.cases.c.decided_at < t_to)
+        T.cases.c.outcome.in_(["confirmed_fraud", "confirmed_mule"]))
     q = (
         select(
             s.c.account_id, func.max(s.c.score).label("max_score"),

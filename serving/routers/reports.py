@@ -19,8 +19,8 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
 MAX_ROWS = 10_000
 MAX_SPAN_DAYS = 400
 
-REPORT_DOC = f"""One row per account whose riskiest payment in `[from, to)` scored at least
-`min_score`, or whose case was confirmed fraud/mule in that period: identifiers, type,
+REPORT_DOC = f"""One row per account with scored payments in `[from, to)` whose riskiest one
+scored at least `min_score` or whose case was confirmed fraud/mule: identifiers, type,
 opening date, risk score, typology, evidence (counts and sums of credits/debits, distinct
 senders, foreign login countries and IPs, key payments), case status and decisions.
 

@@ -1,0 +1,42 @@
+"""`canhgiac keys create/list/revoke` against the real case store the API reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from canhgiac.cli import main
+from serving.store import CaseStore
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CANHGIAC_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CANHGIAC_CASE_STORE_URL", raising=False)
+    return tmp_path
+
+
+def test_keys_create_prints_the_key_alone_on_the_last_line(data_dir, capsys):
+    assert main(["keys", "create", "--role", "supervisor", "--name", "Trần Văn An"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key.startswith("cg_") and " " not in key
+    store = CaseStore(f"sqlite:///{data_dir / 'cases.db'}")
+    principal = store.authenticate(key)
+    assert principal is not None and principal.role == "supervisor"
+
+    assert main(["keys", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "Trần Văn An" in listing and "active" in listing and key not in listing
+
+    assert main(["keys", "revoke", "Trần Văn An"]) == 0
+    assert store.authenticate(key) is None
+    assert main(["keys", "revoke", "Trần Văn An"]) == 2  # already revoked
+    store.close()
+
+
+def test_keys_create_refuses_bad_input(data_dir, capsys):
+    assert main(["keys", "create", "--role", "viewer", "--name", "a"]) == 0
+    assert main(["keys", "create", "--role", "viewer", "--name", "a"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["keys", "create", "--role", "god", "--name", "b"])
+    assert exc.value.code == 2
