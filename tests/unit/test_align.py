@@ -1,0 +1,102 @@
+"""The event-time aligner: merged order independent of how records are batched."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streaming.align import LOGINS, PAYMENTS, PartitionAligner
+
+
+def _never(_: str) -> bool:
+    return False
+
+
+def _always(_: str) -> bool:
+    return True
+
+
+def _keys(items):
+    return [p.item for p in items]
+
+
+def test_merges_heads_by_key_logins_first_at_equal_time():
+    a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
+    a.add(PAYMENTS, 0, (10.0, 1), "p10")
+    a.add(PAYMENTS, 1, (20.0, 1), "p20")
+    a.add(LOGINS, 0, (10.0, 0), "l10")
+    a.add(LOGINS, 1, (30.0, 0), "l30")
+    assert _keys(a.release(_never)) == ["l10", "p10", "p20"]  # l30 waits: payments may follow
+    assert _keys(a.release(_always)) == ["l30"]
+
+
+def test_a_head_waits_until_the_other_topic_is_caught_up():
+    a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
+    a.add(PAYMENTS, 0, (5.0, 1), "p5")
+    assert a.release(lambda k: k == PAYMENTS) == []
+    assert _keys(a.release(lambda k: k == LOGINS)) == ["p5"]
+
+
+def test_payments_wait_for_reference_data_but_earlier_logins_go():
+    a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
+    a.add(LOGINS, 0, (1.0, 0), "l1")
+    a.add(PAYMENTS, 0, (2.0, 1), "p2")
+    a.add(LOGINS, 1, (3.0, 0), "l3")
+    assert _keys(a.release(_always, payments_ready=False)) == ["l1"]
+    assert _keys(a.release(_always, payments_ready=True)) == ["p2", "l3"]
+
+
+def test_resume_offsets_point_at_the_first_unapplied_record():
+    a: PartitionAligner[str] = PartitionAligner(0, 7, None)
+    assert a.resume_offsets() == {PAYMENTS: 7, LOGINS: None}
+    a.add(PAYMENTS, 7, (1.0, 1), "p")
+    a.skip(PAYMENTS, 8)  # a rejected record
+    a.add(PAYMENTS, 9, (2.0, 1), "q")
+    assert a.resume_offsets()[PAYMENTS] == 7
+    a.release(_always)
+    assert a.resume_offsets() == {PAYMENTS: 10, LOGINS: None}
+    a.add(LOGINS, 0, (5.0, 0), "l")
+    assert a.resume_offsets()[LOGINS] == 0
+
+
+def _merge(pay, log):
+    i = j = 0
+    out = []
+    while i < len(pay) or j < len(log):
+        if j < len(log) and (i == len(pay) or log[j][0] <= pay[i][0]):
+            out.append(log[j][1])
+            j += 1
+        else:
+            out.append(pay[i][1])
+            i += 1
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pay=st.lists(st.integers(0, 50), max_size=25),
+    log=st.lists(st.integers(0, 50), max_size=25),
+    cuts=st.lists(st.integers(1, 6), min_size=1, max_size=40),
+    data=st.data(),
+)
+def test_release_order_does_not_depend_on_batching(pay, log, cuts, data):
+    pay_items = [((float(t), 1), f"p{i}") for i, t in enumerate(pay)]
+    log_items = [((float(t), 0), f"l{i}") for i, t in enumerate(log)]
+    # the records arrive interleaved in arbitrary chunks, each topic in offset order
+    streams = {PAYMENTS: list(pay_items), LOGINS: list(log_items)}
+    a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
+    offsets = {PAYMENTS: 0, LOGINS: 0}
+    out: list[str] = []
+    k = 0
+    while streams[PAYMENTS] or streams[LOGINS]:
+        kind = data.draw(st.sampled_from([k for k in (PAYMENTS, LOGINS) if streams[k]]))
+        n = cuts[k % len(cuts)]
+        k += 1
+        for key, item in streams[kind][:n]:
+            a.add(kind, offsets[kind], key, item)
+            offsets[kind] += 1
+        del streams[kind][:n]
+        out += _keys(a.release(lambda kd, s=streams: not s[kd]))
+    out += _keys(a.release(_always))
+    assert out == _merge([(k, i) for k, i in pay_items], [(k, i) for k, i in log_items])
+    assert a.buffered() == 0
