@@ -1,19 +1,46 @@
-"""`canhgiac promote`: not built yet."""
+"""`canhgiac promote`: move ``canhgiac-risk@champion`` to the challenger if it beats the champion
+by CANHGIAC_PROMOTE_MARGIN in average precision on the challenger's test window (both models
+re-scored on it). ``--force --reason TEXT`` skips the gate; the reason is recorded as a tag.
+Exit code 0 when promoted, 1 when the gate refused.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from canhgiac.settings import Settings
 
-HELP = "promote (not built yet)"
+HELP = "promote the challenger model to champion if it beats the champion (or --force)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--force", action="store_true", help="skip the gate (needs --reason)")
+    parser.add_argument("--reason", metavar="TEXT", default=None,
+                        help="why the gate is skipped (recorded on the model version)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="minimum gain in test AP (default: CANHGIAC_PROMOTE_MARGIN)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    print("canhgiac promote: not built yet", file=sys.stderr)
+    from canhgiac.cli import UsageError  # noqa: PLC0415
+
+    if args.force and not (args.reason and args.reason.strip()):
+        raise UsageError("--force needs --reason TEXT (it is recorded on the model version)")
+    if args.reason and not args.force:
+        raise UsageError("--reason only goes with --force")
+    if args.margin is not None and args.margin < 0:
+        raise UsageError("--margin must be >= 0")
+    from training.registry import RegistryError, promote  # noqa: PLC0415
+
+    try:
+        result = promote(settings, args.margin, args.reason.strip() if args.force else None)
+    except RegistryError as exc:
+        raise UsageError(str(exc)) from None
+    before = result.champion_before or "none"
+    if result.promoted:
+        print(f"promoted {settings.registered_model} version {result.challenger} to @champion "
+              f"(was {before}): {result.reason}")
+        return 0
+    print(f"not promoted: {settings.registered_model} version {result.challenger} stays "
+          f"@challenger, champion stays {before}: {result.reason}")
     return 1

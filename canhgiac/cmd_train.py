@@ -1,19 +1,121 @@
-"""`canhgiac train`: not built yet."""
+"""`canhgiac train --data DIR`: replay the data directory through the feature engine, train the
+risk model, evaluate it against the rules baseline on the test window, log the run to MLflow and
+register the model as ``canhgiac-risk@challenger``.
+
+Investigators' outcomes: ``--case-store`` adds the decisions recorded in the case store
+(``serving.store.CaseStore.labels_from_outcomes()``; default URL: CANHGIAC_CASE_STORE_URL) to
+the labels of ``labels.parquet``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from canhgiac.settings import Settings
 
-HELP = "train (not built yet)"
+HELP = "train the risk model on a data directory, compare with the rules baseline, register it"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--data", metavar="DIR", required=True,
+                        help="data directory (payments/logins/accounts/labels.parquet, "
+                             "optional truth.parquet)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (default: CANHGIAC_SEED, 7)")
+    parser.add_argument("--promote", action="store_true",
+                        help="run the promotion gate after registering (see 'canhgiac promote')")
+    parser.add_argument("--case-store", metavar="URL", nargs="?", const="", default=None,
+                        help="also learn from investigators' decisions in the case store "
+                             "(URL default: CANHGIAC_CASE_STORE_URL)")
+    parser.add_argument("--no-register", action="store_true",
+                        help="evaluate only: no MLflow run, no registry version")
+    g = parser.add_argument_group("time windows (days)")
+    g.add_argument("--warmup-days", type=float, default=7.0)
+    g.add_argument("--valid-days", type=float, default=14.0)
+    g.add_argument("--gap-days", type=float, default=7.0,
+                   help="label delay between validation and the training cut-off")
+    g.add_argument("--test-days", type=float, default=14.0)
+    m = parser.add_argument_group("model")
+    m.add_argument("--review-budget", type=float, default=0.01,
+                   help="share of payments sent to review (default 0.01)")
+    m.add_argument("--hold-budget", type=float, default=0.001,
+                   help="share of payments held (default 0.001)")
+    m.add_argument("--anomaly", choices=["auto", "always", "never"], default="auto",
+                   help="IsolationForest input: keep if it helps on validation (auto)")
+
+
+def _case_store_labels(url: str) -> list[Any]:
+    """Investigators' outcomes as labels; a clear UsageError when the store is unavailable."""
+    from canhgiac.cli import UsageError  # noqa: PLC0415
+
+    try:
+        from serving.store import CaseStore  # noqa: PLC0415
+
+        store = CaseStore(url)
+        try:
+            return list(store.labels_from_outcomes())
+        finally:
+            store.close()
+    except Exception as exc:  # noqa: BLE001 - any failure of the optional source is reported
+        raise UsageError(f"--case-store: cannot read investigators' outcomes from {url}: "
+                         f"{type(exc).__name__}: {exc}") from None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    print("canhgiac train: not built yet", file=sys.stderr)
-    return 1
+    from canhgiac.cli import UsageError  # noqa: PLC0415
+    from models.risk import ModelConfig  # noqa: PLC0415
+    from training.datadir import DataDirError  # noqa: PLC0415
+    from training.dataset import DatasetError, SplitConfig  # noqa: PLC0415
+    from training.train import TrainOptions, train  # noqa: PLC0415
+
+    seed = settings.seed if args.seed is None else args.seed
+    try:
+        split = SplitConfig(warmup_days=args.warmup_days, valid_days=args.valid_days,
+                            gap_days=args.gap_days, test_days=args.test_days)
+        model = ModelConfig(seed=seed, review_budget=args.review_budget,
+                            hold_budget=args.hold_budget, anomaly=args.anomaly)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    extra = ()
+    if args.case_store is not None:
+        extra = tuple(_case_store_labels(args.case_store or settings.store_url))
+        print(f"investigators' outcomes: {len(extra)} labels from the case store")
+    options = TrainOptions(seed=seed, split=split, model=model, register=not args.no_register,
+                           promote=args.promote, extra_labels=extra)
+    try:
+        result = train(args.data, settings, options)
+    except (DataDirError, DatasetError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+
+    s = result.dataset.summary
+    print(f"data: {s['n_payments']:,} payments; train {s['n_train']:,} "
+          f"({s['n_train_positive']} labelled positive), validation {s['n_valid']:,} "
+          f"({s['n_valid_positive']}), test {s['n_test']:,} ({s['n_test_positive']} fraudulent, "
+          f"from {s['eval_source']})")
+    print(f"labels: {s['labels_used']} known at the cut-off {s['windows']['cutoff']}, "
+          f"{s['labels_after_cutoff']} confirmed later (not used for training)")
+    a = result.model.metadata["anomaly"]
+    print(f"anomaly component (IsolationForest): validation AP without "
+          f"{_f(a['valid_ap_without'])}, with {_f(a['valid_ap_with'])} -> "
+          f"{'kept' if a['kept'] else 'dropped'}")
+    review, hold = result.model.thresholds
+    print(f"model {result.model.version}: {result.model.metadata['best_iteration']} trees, "
+          f"review >= {review:.4f}, hold >= {hold:.4f}")
+    print()
+    print(result.table)
+    print()
+    if result.run_id:
+        print(f"MLflow run: {result.run_id} ({settings.tracking_uri})")
+        print(f"registered {settings.registered_model} version {result.registry_version} "
+              f"as @challenger")
+    if result.promotion is not None:
+        p = result.promotion
+        print(("promoted" if p.promoted else "not promoted") + f": {p.reason}")
+    sys.stdout.flush()
+    return 0
+
+
+def _f(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"

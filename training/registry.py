@@ -78,6 +78,7 @@ def client(settings: RegistrySettings) -> MlflowClient:
             parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
+    logging.getLogger("mlflow").setLevel(max(logging.WARNING, logging.getLogger().level))
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
@@ -95,6 +96,10 @@ def _version_by_alias(c: MlflowClient, name: str, alias: str) -> Any | None:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
+
+
+# MLflow asks for type hints on predict at class creation; the signature is given explicitly.
+warnings.filterwarnings("ignore", message="Add type hints", category=UserWarning)
 
 
 class RiskPyfunc(PythonModel):

@@ -81,11 +81,17 @@ def train(data_dir: str | Path, settings: Any, options: TrainOptions | None = No
     return result
 
 
-def train_on_log(data: EventLog, settings: Any, options: TrainOptions, fingerprint_: str,
-                 source: str = "") -> TrainResult:
+def train_on_log(data: EventLog | None, settings: Any, options: TrainOptions, fingerprint_: str,
+                 source: str = "", dataset: Dataset | None = None) -> TrainResult:
+    """Train from an event log (replayed here) or from an already built ``dataset``."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    _, ds = build_dataset(data, options.split, options.extra_labels)
+    if dataset is not None:
+        ds = dataset
+    elif data is not None:
+        _, ds = build_dataset(data, options.split, options.extra_labels)
+    else:
+        raise ValueError("train_on_log needs an event log or a dataset")
     timings["dataset_s"] = time.perf_counter() - t
 
     config = replace(options.model, seed=options.seed)
