@@ -15,6 +15,7 @@ from serving import errors
 from serving.actions import ActionPublisher, NoPublisher
 from serving.auth import KeyCache
 from serving.cache import ResponseCache
+from serving.fastpath import HighRiskFastPath
 from serving.metrics import ApiMetrics
 from serving.middleware import RequestContext
 from serving.routers import accounts, audit, cases, health, model, reports
@@ -50,12 +51,14 @@ def create_app(settings: Settings, store: CaseStore | None = None,
     app.state.store = the_store
     app.state.publisher = publisher
     app.state.metrics = metrics
-    app.state.cache = ResponseCache()
-    app.state.key_cache = KeyCache()
+    app.state.cache = cache = ResponseCache()
+    app.state.key_cache = key_cache = KeyCache()
     errors.install(app)
     for module in (health, accounts, cases, reports, model, audit):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
     app.add_api_route("/", lambda: RedirectResponse("/ui/"), include_in_schema=False)
-    app.add_middleware(RequestContext, metrics=metrics)
+    app.add_middleware(HighRiskFastPath, store=the_store, cache=cache, keys=key_cache,
+                       metrics=metrics)
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every request
     return app

@@ -1,7 +1,8 @@
 """API-key authentication (``Authorization: Bearer <key>``) and role checks.
 
 Keys are looked up by their SHA-256 (see :mod:`serving.keys`). A successful lookup is cached
-per store version; revoking a key bumps the version, so a revoked key fails on its next use.
+per *keys version* of the store; creating or revoking a key bumps it, so a revoked key fails on
+its next use.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _MAX_CACHED = 10_000
 
 
 class KeyCache:
-    """token hash -> (store version, principal); only valid for the version it was read at."""
+    """token hash -> (keys version, principal); only valid for the version it was read at."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -57,8 +58,8 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     cache: KeyCache = request.app.state.key_cache
     digest = hash_token(token)
     try:
-        version = store.version()
-        principal = cache.get(digest, version)
+        version, keys_version = store.versions()
+        principal = cache.get(digest, keys_version)
         if principal is None:
             principal = store.authenticate(token)
     except SQLAlchemyError as exc:
@@ -68,7 +69,8 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     if principal is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key",
                        headers=_UNAUTHORIZED)
-    cache.put(digest, version, principal)
+    cache.put(digest, keys_version, principal)
+    request.app.state.metrics.store_version.set(version)
     request.state.principal = principal
     return principal
 

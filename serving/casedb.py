@@ -163,7 +163,7 @@ def label_for(case_id: int, account_id: str, outcome: str, decided_at: float,
 def labels(conn: Connection, since: float | None) -> list[Label]:
     c = T.cases
     q = select(c).where(c.c.outcome.is_not(None), c.c.decided_at.is_not(None))
-    if since is not None:
-        q = q.where(c.c.decided_at >= since)
+    if since is not None:  # half a microsecond of slack for the datetime round trip
+        q = q.where(c.c.decided_at >= since - 5e-7)
     return [label_for(r.case_id, r.account_id, r.outcome, r.decided_at, r.typology)
             for r in conn.execute(q.order_by(c.c.decided_at))]

@@ -66,7 +66,8 @@ def upsert(engine: Engine, table: Table) -> Any:
 
 
 def now() -> float:
-    return time.time()
+    """Wall-clock epoch seconds at microsecond resolution (what a datetime can hold)."""
+    return round(time.time(), 6)
 
 
 def epoch(value: str | datetime) -> float:

@@ -41,7 +41,7 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             route: Any = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = getattr(route, "path", None) or scope.get("route_path", "unmatched")
             method = scope.get("method", "")
             self.metrics.latency.labels(method, path).observe(time.perf_counter() - start)
             self.metrics.requests.labels(method, path, str(status[0])).inc()

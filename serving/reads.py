@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, func, select, tuple_
 
 from serving import casedb
@@ -39,7 +40,10 @@ _LIST_COLUMNS = (_R.c.account_id, _R.c.type, _R.c.score, _R.c.prev_score, _R.c.l
 
 
 def high_risk(conn: Connection, f: RiskFilter, after: tuple[float, str] | None,
-              limit: int) -> list[dict[str, Any]]:
+              limit: int, fragments: bool = False) -> list[dict[str, Any]]:
+    """One page, best first. ``fragments``: JSON-text columns come back as ``orjson.Fragment``
+    (to be embedded by ``orjson.dumps`` as they are) instead of parsed lists."""
+    as_json: Any = orjson.Fragment if fragments else json.loads
     q = select(*_LIST_COLUMNS).where(_R.c.score >= f.min_score)
     if f.type is not None:
         q = q.where(_R.c.type == f.type)
@@ -60,10 +64,10 @@ def high_risk(conn: Connection, f: RiskFilter, after: tuple[float, str] | None,
         out.append({
             "account_id": row.account_id, "type": row.type, "score": row.score,
             "prev_score": prev, "trend": None if prev is None else row.score - prev,
-            "top_reasons": json.loads(row.top_reasons), "typology": row.typology,
+            "top_reasons": as_json(row.top_reasons), "typology": row.typology,
             "last_activity": rfc3339(row.last_activity), "foreign_login": row.foreign_login,
-            "foreign_countries": json.loads(row.foreign_countries), "case_id": row.case_id,
-            "case_status": row.case_status,
+            "foreign_countries": as_json(row.foreign_countries),
+            "case_id": row.case_id, "case_status": row.case_status,
         })
     return out
 

@@ -41,7 +41,7 @@ class CaseStore:
         self._version_conn = _raw_sqlite(self.engine)
         with self.write() as conn:
             conn.execute(upsert(self.engine, T.meta).on_conflict_do_nothing(),
-                         {"key": "version", "value": 0})
+                         [{"key": "version", "value": 0}, {"key": "keys", "value": 0}])
 
     def close(self) -> None:
         if self._version_conn is not None:
@@ -50,11 +50,12 @@ class CaseStore:
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One write transaction that also bumps the store version."""
+    def write(self, keys: bool = False) -> Iterator[Connection]:
+        """One write transaction that also bumps the data version (and the keys version)."""
+        bumped = ["version", "keys"] if keys else ["version"]
         with self._writer.begin() as conn:
             yield conn
-            conn.execute(update(T.meta).where(T.meta.c.key == "version")
+            conn.execute(update(T.meta).where(T.meta.c.key.in_(bumped))
                          .values(value=T.meta.c.value + 1))
 
     @contextmanager
@@ -63,13 +64,19 @@ class CaseStore:
             yield conn
 
     def version(self) -> int:
-        """The store version (bumped by every data write); read on every API request."""
+        """The data version: bumped by every write transaction."""
+        return self.versions()[0]
+
+    def versions(self) -> tuple[int, int]:
+        """(data version, keys version), read on every API request: one tiny query on a
+        dedicated connection for SQLite. The keys version moves only when keys change."""
         if self._version_conn is not None:
             with self._version_lock:
                 row = self._version_conn.execute(_VERSION_SQL).fetchone()
-            return int(row[0])
-        with self.read() as conn:
-            return int(conn.execute(text(_VERSION_SQL)).scalar_one())
+        else:
+            with self.read() as conn:
+                row = conn.execute(text(_VERSION_SQL)).one()
+        return int(row[0]), int(row[1])
 
     def ping(self) -> bool:
         with self.read() as conn:
@@ -144,9 +151,9 @@ class CaseStore:
 
     # ------------------------------------------------------------------ reads for the API
     def high_risk(self, filters: reads.RiskFilter, after: tuple[float, str] | None,
-                  limit: int) -> list[dict[str, Any]]:
+                  limit: int, fragments: bool = False) -> list[dict[str, Any]]:
         with self.read() as conn:
-            return reads.high_risk(conn, filters, after, limit)
+            return reads.high_risk(conn, filters, after, limit, fragments)
 
     def account_detail(self, account_id: str) -> dict[str, Any] | None:
         with self.read() as conn:
@@ -161,7 +168,7 @@ class CaseStore:
 
     # ------------------------------------------------------------------ API keys
     def create_key(self, name: str, role: str) -> tuple[int, str]:
-        with self.write() as conn:
+        with self.write(keys=True) as conn:
             return keys.create(conn, name, role)
 
     def list_keys(self) -> list[dict[str, Any]]:
@@ -169,7 +176,7 @@ class CaseStore:
             return keys.list_all(conn)
 
     def revoke_key(self, name_or_id: str) -> bool:
-        with self.write() as conn:
+        with self.write(keys=True) as conn:
             return keys.revoke(conn, name_or_id)
 
     def authenticate(self, token: str) -> keys.Principal | None:
@@ -220,7 +227,8 @@ class CaseStore:
             return casedb.labels(conn, None if since is None else since.timestamp())
 
 
-_VERSION_SQL = "SELECT value FROM meta WHERE key = 'version'"
+_VERSION_SQL = ("SELECT (SELECT value FROM meta WHERE key = 'version'), "
+                "(SELECT value FROM meta WHERE key = 'keys')")
 
 
 def _raw_sqlite(engine: Engine) -> sqlite3.Connection | None:

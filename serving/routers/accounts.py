@@ -73,20 +73,20 @@ async def high_risk(
     if cursor_ is not None:
         score, account_id = cursor.decode(cursor_, filters.key(), (float | int, str))
         after = (float(score), account_id)
-    version = getattr(request.state, "store_version", None)
-    key = (version, filters.key(), after, limit)
-    body = cache.get(key) if version is not None else None
-    metrics.cache.labels("hit" if body is not None else "miss").inc()
-    if body is None:
-        rows = await run_in_threadpool(store.high_risk, filters, after, limit + 1)
+    # rendered once per (store version, query string); serving.fastpath answers repeats
+    version = request.state.store_version
+
+    async def render() -> bytes:
+        rows = await run_in_threadpool(store.high_risk, filters, after, limit + 1, True)
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
             next_cursor = cursor.encode([last["score"], last["account_id"]], filters.key())
-        body = orjson.dumps({"items": rows, "next_cursor": next_cursor, "limit": limit})
-        if version is not None:
-            cache.put(key, body)
+        return orjson.dumps({"items": rows, "next_cursor": next_cursor, "limit": limit})
+
+    body, hit = await cache.get_or_render((version, request.scope["query_string"]), render)
+    metrics.cache.labels("hit" if hit else "miss").inc()
     return Response(body, media_type="application/json")
 
 
