@@ -14,6 +14,7 @@ out of time order.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import logging
 from collections.abc import Iterable, Iterator
@@ -62,6 +63,7 @@ ID_COLUMN = {"payments": "event_id", "logins": "event_id", "accounts": "account_
              "labels": "label_id"}
 KNOWN_FIELDS = {"payments": PAYMENT_FIELDS, "logins": LOGIN_FIELDS, "accounts": ACCOUNT_FIELDS,
                 "labels": LABEL_FIELDS}
+UNIQUE_COLUMNS = frozenset({"event_id", "label_id", "session_id"})
 Format = Literal["parquet", "jsonl"]
 
 
@@ -177,24 +179,37 @@ def _events_from_table(kind: str, table: pa.Table, where: str) -> list[Any]:
                 raise DataDirError(
                     f"{where}: column '{column}' must be timezone-aware timestamps "
                     f"(timestamp[us, tz=UTC]), got {t} (row -)")
-    lists = [_pylist(table.column(n)) for n in names]
+    lists = [_pylist(table.column(n), unique=n in UNIQUE_COLUMNS) for n in names]
+    plain = set(names) <= KNOWN_FIELDS[kind]  # no extra columns: a null is simply "absent"
     checker = _Checker(kind, where)
-    out = []
-    if set(names) <= KNOWN_FIELDS[kind]:  # no extra columns: a null is simply "absent"
-        for i, values in enumerate(zip(*lists, strict=True)):
-            out.append(checker.check(i, from_mapping(kind, dict(zip(names, values, strict=True)))))
-        return out
-    for i, values in enumerate(zip(*lists, strict=True)):
-        mapping = {k: v for k, v in zip(names, values, strict=True) if v is not None}
-        out.append(checker.check(i, from_mapping(kind, mapping)))
-    return out
+    check, build = checker.check, from_mapping
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of new objects: generational GC passes would find no garbage
+    try:
+        if plain:
+            return [check(i, build(kind, dict(zip(names, values, strict=True))))
+                    for i, values in enumerate(zip(*lists, strict=True))]
+        return [check(i, build(kind, {k: v for k, v in zip(names, values, strict=True)
+                                      if v is not None}))
+                for i, values in enumerate(zip(*lists, strict=True))]
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _pylist(column: pa.ChunkedArray) -> list[Any]:
-    """Python values of a column; timestamps become aware UTC datetimes (fast path)."""
+def _pylist(column: pa.ChunkedArray, unique: bool = False) -> list[Any]:
+    """Python values of a column; timestamps become aware UTC datetimes (fast path); repeated
+    strings (accounts, channels, countries…) share one ``str`` object each (memory)."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        if unique:
+            return column.to_pylist()
+        encoded = pc.dictionary_encode(column.combine_chunks())
+        values = [*encoded.dictionary.to_pylist(), None]  # index -1 → None (null)
+        indices = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        return [values[i] for i in indices.tolist()]
     if not pa.types.is_timestamp(column.type):
         return column.to_pylist()
     micros = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
@@ -227,13 +242,12 @@ class _Checker:
         self.id_column = ID_COLUMN[kind]
 
     def check(self, row: int, event: Any) -> Any:
-        if isinstance(event, Rejection):
-            column = event.field or "-"
-            raise DataDirError(f"{self.where}: row {row}, column '{column}': {event.reason}")
-        key = getattr(event, self.id_column)
-        if key in self.seen:
-            raise DataDirError(
-                f"{self.where}: row {row}, column '{self.id_column}': duplicate id '{key}'")
+        try:
+            key = getattr(event, self.id_column)
+        except AttributeError:
+            key = None
+        if key is None or key in self.seen:
+            self._fail(row, event, key)
         self.seen.add(key)
         if self.order is not None:
             t = event.t
@@ -243,6 +257,13 @@ class _Checker:
                     f"(earlier than the previous row)")
             self.prev = t
         return event
+
+    def _fail(self, row: int, event: Any, key: str | None) -> None:
+        if isinstance(event, Rejection):
+            column = event.field or "-"
+            raise DataDirError(f"{self.where}: row {row}, column '{column}': {event.reason}")
+        raise DataDirError(
+            f"{self.where}: row {row}, column '{self.id_column}': duplicate id '{key}'")
 
 
 def _read_frame(name: str, file: Path | None, columns: tuple[str, ...]) -> pd.DataFrame | None:
