@@ -113,6 +113,7 @@ class Background:
     def _debit(self, acc: np.ndarray, ts: np.ndarray, cp: np.ndarray, amount: np.ndarray,
                chan: np.ndarray | int, desc: np.ndarray | int, cur: int = 0) -> np.ndarray:
         chan_arr = np.broadcast_to(np.asarray(chan, dtype=np.int8), acc.shape)
+        cp = self._opened_or_elsewhere(np.asarray(cp, dtype=np.int32), ts)
         sess = session_fields(self.pop, self.cal, self.ledger, self.rng, acc, ts, chan_arr)
         debit_rows, _ = self.ledger.transfer(ts=ts, payer=acc, payee=cp, amount=amount,
                                              chan=chan_arr, desc=desc, cur=cur, **sess)
@@ -121,6 +122,7 @@ class Background:
     def _incoming(self, acc: np.ndarray, ts: np.ndarray, payer: np.ndarray, amount: np.ndarray,
                   chan: int, desc: int, cur: int = 0) -> None:
         """Credits from any party: own payers are debited too (with their own session)."""
+        payer = self._opened_or_elsewhere(np.asarray(payer, dtype=np.int32), ts)
         own = payer < self.pop.n
         if own.any():
             self._debit(payer[own].astype(np.int32), ts[own], acc[own], amount[own], chan, desc,
@@ -129,6 +131,16 @@ class Background:
         if ext.any():
             self.ledger.payments(ts=ts[ext], acc=acc[ext], dirn=CREDIT, amount=amount[ext],
                                  cp=payer[ext], chan=chan, desc=desc, cur=cur)
+
+    def _opened_or_elsewhere(self, party: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Own accounts not opened yet at ``ts`` are replaced by someone at another bank."""
+        own = party < self.pop.n
+        early = own & (self.pop.opened_us[np.where(own, party, 0)] > ts)
+        if not early.any():
+            return party
+        party = party.copy()
+        party[early] = self.rng.choice(self.pop.parties.groups["consumer"], size=int(early.sum()))
+        return party
 
     def _accounts(self, segs: tuple[int, ...], roles: tuple[int, ...] = (NORMAL,)) -> np.ndarray:
         pop = self.pop
