@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import heapq
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -136,6 +137,14 @@ def read_dir(path: str | Path) -> DataDir:
                    truth["truth"], truth["accounts_truth"])
 
 
+def read_events(path: str | Path, kind: str) -> list[Any]:
+    """Only one event file of a data directory (``payments``, ``logins``, ``accounts`` or
+    ``labels``), with the same checks as :func:`read_dir`."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(EVENT_KINDS)}, got {kind!r}")
+    return _read_events(kind, _find(Path(path), kind, required=True))
+
+
 def from_tables(result: _HasTables) -> DataDir:
     """The :class:`DataDir` of an in-memory result, through the same validation as files."""
     tables = result.tables()
@@ -158,13 +167,18 @@ def _find(base: Path, stem: str, required: bool) -> Path | None:
 
 def _read_events(kind: str, file: Path | None) -> list[Any]:
     assert file is not None
+    started = time.perf_counter()
     if file.suffix == ".jsonl":
-        return _events_from_jsonl(kind, file)
-    try:
-        table = pq.read_table(file)
-    except (OSError, pa.ArrowException) as exc:
-        raise DataDirError(f"{file}: not a readable Parquet file: {exc}") from None
-    return _events_from_table(kind, table, str(file))
+        events = _events_from_jsonl(kind, file)
+    else:
+        try:
+            table = pq.read_table(file)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataDirError(f"{file}: not a readable Parquet file: {exc}") from None
+        events = _events_from_table(kind, table, str(file))
+    log.info("events read", extra={"file": str(file), "rows": len(events),
+                                   "seconds": round(time.perf_counter() - started, 2)})
+    return events
 
 
 def _events_from_table(kind: str, table: pa.Table, where: str) -> list[Any]:
