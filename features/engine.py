@@ -22,7 +22,9 @@ Definitions that need more than a window sum are in :mod:`features.vector`'s doc
 from __future__ import annotations
 
 import math
+import sys
 import zlib
+from array import array
 from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +44,6 @@ FAST_TRAVEL_S = 2 * HOUR  # two logins from different countries closer than this
 LOCAL_OFFSET_S = 7 * HOUR  # Asia/Ho_Chi_Minh is UTC+7 all year (no daylight saving)
 SNAPSHOT_FORMAT = 1
 
-# A payment history entry: (t, seq, is_debit, amount, cp, dwell_s, new_sender)
-# A login history entry:   (t, seq, success, country, device, foreign, fast_change)
 
 
 @dataclass
@@ -64,6 +64,9 @@ class EngineStats:
         }
 
 
+_intern = sys.intern
+
+
 def _inc(counter: dict[str, int], key: str) -> None:
     counter[key] = counter.get(key, 0) + 1
 
@@ -77,25 +80,38 @@ def _dec(counter: dict[str, int], key: str) -> None:
 
 
 class _Account:
-    """Running window aggregates of one account, valid at time ``max_t``."""
+    """Running window aggregates of one account, valid at time ``max_t``.
+
+    History is columnar (``array``/``bytearray``/lists of shared strings) to keep the state of
+    an active account small: payments ``pt pseq pdeb pamt pcp pdw pnew`` (time, arrival number,
+    is debit, amount, counterparty, dwell seconds, first-time sender), logins
+    ``lt lseq lok lctry ldev lfor lfast`` (time, arrival number, success, country, device,
+    foreign, impossible-travel). Window ``w`` covers indices ``[p_w, len)``.
+    """
 
     __slots__ = (
         "max_t", "seq", "recent",
-        "P", "p10", "p1h", "p24", "p7", "p30",
+        "pt", "pseq", "pdeb", "pamt", "pcp", "pdw", "pnew", "p10", "p1h", "p24", "p7", "p30",
         "agg", "out24", "out7", "snd24", "snd7", "dwell7", "dwell7_n", "new7",
         "cp30", "snd30", "amts", "logsum", "logsq", "last_pay_t", "last_credit_t",
-        "L", "l24", "l7", "l30", "f24", "fail24", "dev24", "f7", "ctry7", "fast7", "dev_old",
-        "last_foreign_t",
+        "lt", "lseq", "lok", "lctry", "ldev", "lfor", "lfast", "l24", "l7", "l30",
+        "f24", "fail24", "dev24", "f7", "ctry7", "fast7", "dev_old", "last_foreign_t",
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.max_t = -math.inf
         self.seq = 0
         self.recent: dict[str, float] = {}  # event ids inside the lateness horizon
-        self.P: list[tuple[Any, ...]] = []
+        self.pt = array("d")
+        self.pseq = array("i")
+        self.pdeb = bytearray()
+        self.pamt = array("d")
+        self.pcp: list[str] = []
+        self.pdw = array("d")
+        self.pnew = bytearray()
         self.p10 = self.p1h = self.p24 = self.p7 = self.p30 = 0
         # agg[w*4 + k]: w in 10m,1h,24h,7d; k = debit count, debit sum, credit count, credit sum
-        self.agg = [0.0] * 16
+        self.agg = array("d", bytes(16 * 8))
         self.out24: dict[str, int] = {}
         self.out7: dict[str, int] = {}
         self.snd24: dict[str, int] = {}
@@ -105,12 +121,18 @@ class _Account:
         self.new7 = 0
         self.cp30: dict[str, int] = {}
         self.snd30: dict[str, int] = {}
-        self.amts: tuple[list[float], list[float]] = ([], [])  # sorted 30 d amounts (credit, debit)
+        self.amts = (array("d"), array("d"))  # sorted 30-day amounts (credits, debits)
         self.logsum = [0.0, 0.0]
         self.logsq = [0.0, 0.0]
         self.last_pay_t = NAN
         self.last_credit_t = NAN
-        self.L: list[tuple[Any, ...]] = []
+        self.lt = array("d")
+        self.lseq = array("i")
+        self.lok = bytearray()
+        self.lctry: list[str] = []
+        self.ldev: list[str] = []
+        self.lfor = bytearray()
+        self.lfast = bytearray()
         self.l24 = self.l7 = self.l30 = 0
         self.f24 = self.fail24 = 0
         self.dev24: dict[str, int] = {}
@@ -123,88 +145,87 @@ class _Account:
     def advance(self, t: float, retention: float, lateness: float) -> None:
         """Move every window's lower edge to time ``t`` (the account's newest event time)."""
         self.max_t = t
-        P = self.P
-        n = len(P)
+        pt = self.pt
+        n = len(pt)
         agg = self.agg
-        # 10 min
+        pdeb, pamt, pcp = self.pdeb, self.pamt, self.pcp
         edge = t - W10M
         i = self.p10
-        while i < n and P[i][0] <= edge:
-            e = P[i]
-            k = 0 if e[2] else 2
+        while i < n and pt[i] <= edge:
+            k = 0 if pdeb[i] else 2
             agg[k] -= 1
-            agg[k + 1] -= e[3]
+            agg[k + 1] -= pamt[i]
             i += 1
         self.p10 = i
         edge = t - W1H
         i = self.p1h
-        while i < n and P[i][0] <= edge:
-            e = P[i]
-            k = 4 if e[2] else 6
+        while i < n and pt[i] <= edge:
+            k = 4 if pdeb[i] else 6
             agg[k] -= 1
-            agg[k + 1] -= e[3]
+            agg[k + 1] -= pamt[i]
             i += 1
         self.p1h = i
         edge = t - W24H
         i = self.p24
-        while i < n and P[i][0] <= edge:
-            e = P[i]
-            if e[2]:
+        while i < n and pt[i] <= edge:
+            if pdeb[i]:
                 agg[8] -= 1
-                agg[9] -= e[3]
-                _dec(self.out24, e[4])
+                agg[9] -= pamt[i]
+                _dec(self.out24, pcp[i])
             else:
                 agg[10] -= 1
-                agg[11] -= e[3]
-                _dec(self.snd24, e[4])
+                agg[11] -= pamt[i]
+                _dec(self.snd24, pcp[i])
             i += 1
         self.p24 = i
         edge = t - W7D
         i = self.p7
-        while i < n and P[i][0] <= edge:
-            e = P[i]
-            if e[2]:
+        while i < n and pt[i] <= edge:
+            if pdeb[i]:
                 agg[12] -= 1
-                agg[13] -= e[3]
-                _dec(self.out7, e[4])
-                if e[5] == e[5]:  # dwell defined (not nan)
-                    self.dwell7 -= e[5]
+                agg[13] -= pamt[i]
+                _dec(self.out7, pcp[i])
+                dwell = self.pdw[i]
+                if dwell == dwell:  # defined (not nan)
+                    self.dwell7 -= dwell
                     self.dwell7_n -= 1
             else:
                 agg[14] -= 1
-                agg[15] -= e[3]
-                _dec(self.snd7, e[4])
-                self.new7 -= e[6]
+                agg[15] -= pamt[i]
+                _dec(self.snd7, pcp[i])
+                self.new7 -= self.pnew[i]
             i += 1
         self.p7 = i
         edge = t - W30D
         i = self.p30
-        while i < n and P[i][0] <= edge:
-            e = P[i]
-            d = 1 if e[2] else 0
+        while i < n and pt[i] <= edge:
+            d = pdeb[i]
+            amount = pamt[i]
             amts = self.amts[d]
-            del amts[bisect_left(amts, e[3])]
-            lg = math.log10(e[3])
+            del amts[bisect_left(amts, amount)]
+            lg = math.log10(amount)
             self.logsum[d] -= lg
             self.logsq[d] -= lg * lg
-            _dec(self.cp30, e[4])
-            if not e[2]:
-                _dec(self.snd30, e[4])
+            _dec(self.cp30, pcp[i])
+            if not d:
+                _dec(self.snd30, pcp[i])
             i += 1
         self.p30 = i
         # retention: drop history nobody can look at any more
         edge = t - retention
         k = 0
-        while k < i and P[k][0] <= edge:
+        while k < i and pt[k] <= edge:
             k += 1
         if k >= 32 or (k and k * 2 >= n):
-            del P[:k]
+            for column in (pt, self.pseq, pdeb, pamt, pcp, self.pdw, self.pnew):
+                del column[:k]
             self.p10 -= k
             self.p1h -= k
             self.p24 -= k
             self.p7 -= k
             self.p30 -= k
-        self._advance_logins(t, retention)
+        if self.lt:
+            self._advance_logins(t, retention)
         recent = self.recent
         if recent:
             horizon = t - lateness  # older events are refused as too late before the id check
@@ -213,40 +234,40 @@ class _Account:
                     del recent[eid]
 
     def _advance_logins(self, t: float, retention: float) -> None:
-        L = self.L
-        n = len(L)
+        lt = self.lt
+        n = len(lt)
+        ldev = self.ldev
         edge = t - W24H
         i = self.l24
-        while i < n and L[i][0] <= edge:
-            e = L[i]
-            self.f24 -= e[5]
-            if not e[2]:
+        while i < n and lt[i] <= edge:
+            self.f24 -= self.lfor[i]
+            if not self.lok[i]:
                 self.fail24 -= 1
-            _dec(self.dev24, e[4])
-            _inc(self.dev_old, e[4])
+            _dec(self.dev24, ldev[i])
+            _inc(self.dev_old, ldev[i])
             i += 1
         self.l24 = i
         edge = t - W7D
         i = self.l7
-        while i < n and L[i][0] <= edge:
-            e = L[i]
-            self.f7 -= e[5]
-            self.fast7 -= e[6]
-            _dec(self.ctry7, e[3])
+        while i < n and lt[i] <= edge:
+            self.f7 -= self.lfor[i]
+            self.fast7 -= self.lfast[i]
+            _dec(self.ctry7, self.lctry[i])
             i += 1
         self.l7 = i
         edge = t - W30D
         i = self.l30
-        while i < n and L[i][0] <= edge:
-            _dec(self.dev_old, L[i][4])
+        while i < n and lt[i] <= edge:
+            _dec(self.dev_old, ldev[i])
             i += 1
         self.l30 = i
         edge = t - retention
         k = 0
-        while k < i and L[k][0] <= edge:
+        while k < i and lt[k] <= edge:
             k += 1
         if k >= 32 or (k and k * 2 >= n):
-            del L[:k]
+            for column in (lt, self.lseq, self.lok, self.lctry, ldev, self.lfor, self.lfast):
+                del column[:k]
             self.l24 -= k
             self.l7 -= k
             self.l30 -= k
@@ -254,13 +275,18 @@ class _Account:
     # ------------------------------------------------------------------ insertion (in order)
     def add_login(self, t: float, seq: int, success: bool, country: str, device: str,
                   foreign: int) -> None:
-        L = self.L
+        country = _intern(country)
+        device = _intern(device)
         fast = 0
-        if L:
-            prev = L[-1]
-            if prev[3] != country and t - prev[0] < FAST_TRAVEL_S:
-                fast = 1
-        L.append((t, seq, success, country, device, foreign, fast))
+        if self.lt and self.lctry[-1] != country and t - self.lt[-1] < FAST_TRAVEL_S:
+            fast = 1
+        self.lt.append(t)
+        self.lseq.append(seq)
+        self.lok.append(1 if success else 0)
+        self.lctry.append(country)
+        self.ldev.append(device)
+        self.lfor.append(foreign)
+        self.lfast.append(fast)
         self.f24 += foreign
         if not success:
             self.fail24 += 1
@@ -275,6 +301,7 @@ class _Account:
                     ) -> tuple[float, float, float, float, float, float]:
         """Append a payment; returns its history look-ups taken *before* it was added:
         (median, log-mean, log-std, secs since previous, first-to-cp, dwell)."""
+        cp = _intern(cp)  # one string object per counterparty, however many payments
         d = 1 if is_debit else 0
         amts = self.amts[d]
         m = len(amts)
@@ -290,11 +317,17 @@ class _Account:
         dwell = NAN
         new_sender = 0
         if is_debit:
-            if self.last_credit_t == self.last_credit_t and self.last_credit_t > t - W30D:
+            if self.last_credit_t > t - W30D:
                 dwell = t - self.last_credit_t
         else:
             new_sender = 0 if cp in self.snd30 else 1
-        self.P.append((t, seq, is_debit, amount, cp, dwell, new_sender))
+        self.pt.append(t)
+        self.pseq.append(seq)
+        self.pdeb.append(d)
+        self.pamt.append(amount)
+        self.pcp.append(cp)
+        self.pdw.append(dwell)
+        self.pnew.append(new_sender)
         agg = self.agg
         lg = math.log10(amount)
         insort(amts, amount)
@@ -302,18 +335,28 @@ class _Account:
         self.logsq[d] += lg * lg
         _inc(self.cp30, cp)
         if is_debit:
-            for k in (0, 4, 8, 12):
-                agg[k] += 1
-                agg[k + 1] += amount
+            agg[0] += 1
+            agg[1] += amount
+            agg[4] += 1
+            agg[5] += amount
+            agg[8] += 1
+            agg[9] += amount
+            agg[12] += 1
+            agg[13] += amount
             _inc(self.out24, cp)
             _inc(self.out7, cp)
             if dwell == dwell:
                 self.dwell7 += dwell
                 self.dwell7_n += 1
         else:
-            for k in (2, 6, 10, 14):
-                agg[k] += 1
-                agg[k + 1] += amount
+            agg[2] += 1
+            agg[3] += amount
+            agg[6] += 1
+            agg[7] += amount
+            agg[10] += 1
+            agg[11] += amount
+            agg[14] += 1
+            agg[15] += amount
             _inc(self.snd24, cp)
             _inc(self.snd7, cp)
             _inc(self.snd30, cp)
@@ -324,8 +367,16 @@ class _Account:
 
     def raw_history(self) -> list[tuple[Any, ...]]:
         """Retained events as replayable records, in (t, seq) order."""
-        rows: list[tuple[Any, ...]] = [("p", e[0], e[1], e[2], e[3], e[4]) for e in self.P]
-        rows += [("l", e[0], e[1], e[2], e[3], e[4], e[5]) for e in self.L]
+        rows: list[tuple[Any, ...]] = [
+            ("p", t, s, bool(d), a, cp)
+            for t, s, d, a, cp in zip(self.pt, self.pseq, self.pdeb, self.pamt, self.pcp,
+                                      strict=True)
+        ]
+        rows += [
+            ("l", t, s, bool(ok), c, dev, f)
+            for t, s, ok, c, dev, f in zip(self.lt, self.lseq, self.lok, self.lctry, self.ldev,
+                                           self.lfor, strict=True)
+        ]
         rows.sort(key=lambda r: (r[1], r[2]))
         return rows
 

@@ -31,13 +31,18 @@ class AccountInfo:
 class ReferenceData:
     """Accounts by id and bad-label confirmation times by account (sorted)."""
 
-    __slots__ = ("_accounts", "_bad_label_times", "_first_flag_t", "_label_ids")
+    __slots__ = ("_accounts", "_bad_label_times", "_first_flag_t", "_label_ids", "_flag_order",
+                 "_flag_times", "_flag_cache")
 
     def __init__(self) -> None:
         self._accounts: dict[str, AccountInfo] = {}
         self._bad_label_times: dict[str, list[float]] = {}
         self._first_flag_t: dict[str, float] = {}
         self._label_ids: set[str] = set()
+        # accounts ordered by the time they were first flagged, for "flagged as of t" sets
+        self._flag_order: list[tuple[float, str]] = []
+        self._flag_times: list[float] = []
+        self._flag_cache: dict[int, frozenset[str]] = {}
 
     # ------------------------------------------------------------------ updates
     def add_account(self, account: Account) -> None:
@@ -60,6 +65,11 @@ class ReferenceData:
             first = self._first_flag_t.get(label.account_id)
             if first is None or label.t < first:
                 self._first_flag_t[label.account_id] = label.t
+                if first is not None:
+                    self._flag_order.remove((first, label.account_id))
+                insort(self._flag_order, (label.t, label.account_id))
+                self._flag_times = [ft for ft, _ in self._flag_order]
+                self._flag_cache.clear()
         return True
 
     # ------------------------------------------------------------------ queries
@@ -78,19 +88,22 @@ class ReferenceData:
             return 0
         return bisect_right(times, t) - bisect_right(times, start)
 
+    def flagged_set(self, t: float) -> frozenset[str]:
+        """Accounts flagged at or before ``t`` (cached per number of flags in force)."""
+        k = bisect_right(self._flag_times, t)
+        cached = self._flag_cache.get(k)
+        if cached is None:
+            if len(self._flag_cache) > 64:
+                self._flag_cache.clear()
+            cached = self._flag_cache[k] = frozenset(a for _, a in self._flag_order[:k])
+        return cached
+
     def count_flagged(self, counts: dict[str, int], t: float) -> int:
         """Sum of ``counts[cp]`` over counterparties flagged at ``t``."""
-        flags = self._first_flag_t
-        if not flags or not counts:
+        if not counts or not self._flag_times or self._flag_times[0] > t:
             return 0
-        if len(counts) <= len(flags):
-            total = 0
-            for cp, n in counts.items():
-                first = flags.get(cp)
-                if first is not None and first <= t:
-                    total += n
-            return total
-        return sum(counts.get(cp, 0) for cp, first in flags.items() if first <= t)
+        common = counts.keys() & self.flagged_set(t)
+        return sum(counts[cp] for cp in common) if common else 0
 
     def n_labels(self) -> int:
         return len(self._label_ids)

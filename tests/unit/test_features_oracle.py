@@ -334,7 +334,7 @@ def test_state_is_bounded_and_idle_accounts_are_evicted():
         ts = T0 + timedelta(hours=i)
         engine.on_payment(Payment(f"e{i}", ts, "A", "credit", 1e6, "VND", f"cp{i}", "CGB", "api"))
     acct = engine._accounts["A"]
-    assert len(acct.P) <= (engine.retention_s / 3600) + 64
+    assert len(acct.pt) <= (engine.retention_s / 3600) + 64
     assert len(acct.recent) <= 1  # only ids inside the lateness horizon are kept
     assert engine.evict_idle((T0 + timedelta(days=200)).timestamp()) == 1
     assert engine.n_accounts() == 0

@@ -1,0 +1,89 @@
+"""Feature engine benchmark: replay simulator output through the streaming engine.
+
+Run: ``python -m bench.features [--accounts 10000 --days 30]``.
+
+Figures: replay throughput (payments/s, with their logins, one core) and steady-state memory
+per tracked account after 30 simulated days (traced allocations of the engine's state).
+Targets (issue 3): >= 50,000 payments/s; 1 million accounts within 8 GB (<= 8,000 bytes/account).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+import tracemalloc
+from pathlib import Path
+
+from bench.common import emit
+from features.engine import FeatureEngine
+from features.events import Payment
+from features.reference import ReferenceData
+from features.replay import merge_in_order
+from training.datadir import from_tables
+from training.simulator import SimConfig, simulate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    result = from_tables(simulate(SimConfig(accounts=args.accounts, days=args.days,
+                                            seed=args.seed)))
+    ref = ReferenceData()
+    for account in result.accounts:
+        ref.add_account(account)
+    for label in result.labels:
+        ref.add_label(label)
+    events = merge_in_order(result.payments, result.logins)
+    n_pay = len(result.payments)
+
+    best = 0.0
+    for _ in range(2):  # best of two: the machine is shared
+        engine = FeatureEngine(ref)
+        on_payment, on_login = engine.on_payment, engine.on_login
+        gc.collect()
+        start = time.perf_counter()
+        for ev in events:
+            if type(ev) is Payment:
+                on_payment(ev)
+            else:
+                on_login(ev)
+        elapsed = time.perf_counter() - start
+        best = max(best, n_pay / elapsed)
+
+    # Memory: restore the final state from its snapshot under tracemalloc, so that every object
+    # the state holds (counterparty strings included) is counted, none shared with live events.
+    snapshot = engine.snapshot()
+    n_accounts = engine.n_accounts()
+    del engine, on_payment, on_login
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    restored = FeatureEngine.restore(snapshot, ref)
+    gc.collect()
+    state_bytes = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert restored.n_accounts() == n_accounts
+    per_account = state_bytes / max(n_accounts, 1)
+
+    print(f"payments={n_pay} logins={len(result.logins)} accounts={n_accounts} "
+          f"days={args.days} snapshot_bytes={len(snapshot)}")
+    figures = [
+        emit("features", "replay_payments_per_s", round(best), ">=50000", best >= 50_000),
+        emit("features", "state_bytes_per_account", round(per_account), "<=8000",
+             per_account <= 8_000),
+        emit("features", "state_gb_per_million_accounts", round(per_account * 1e6 / 1e9, 2),
+             "<=8", per_account * 1e6 <= 8e9),
+    ]
+    out = Path("bench/out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "features.json").write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
