@@ -23,6 +23,7 @@ from training.simulator.population import (
 from training.simulator.typologies.base import TYPOLOGIES
 
 TS = pa.timestamp("us", tz="UTC")
+EWALLETS = ("MOMO", "ZALOPAY", "VNPAY", "SHOPEEPAY")
 
 
 def _take(values: list[str] | np.ndarray, idx: np.ndarray) -> pa.Array:
@@ -46,6 +47,11 @@ class Strings:
         self.party_id = [str(x) for x in numbers.tolist()]
         banks = [bank_code, *OTHER_BANKS]
         self.party_bank = [bank_code] * pop.n + [banks[b + 1] for b in parties.bank]
+        # ATMs are terminals of this bank; e-wallets are their own payment institutions
+        for k, i in enumerate(parties.groups.get("atm", np.empty(0, np.int32)).tolist()):
+            self.party_id[i] = f"ATM{k:05d}"
+        for k, i in enumerate(parties.groups.get("ewallet", np.empty(0, np.int32)).tolist()):
+            self.party_bank[i] = EWALLETS[k % len(EWALLETS)]
         self.account_id = self.party_id[: pop.n]
         dev = rng.integers(0, 2**62, size=pop.devices)
         self.device_id = [f"d{x:016x}" for x in dev.tolist()]
