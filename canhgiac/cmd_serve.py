@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from canhgiac.settings import Settings
 
@@ -13,20 +14,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="bind address (default CANHGIAC_API_HOST)")
     parser.add_argument("--port", type=int, default=None,
                         help="port (default CANHGIAC_API_PORT)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes sharing the port (default 1)")
+
+
+def build_app() -> Any:
+    """The app with its Kafka action publisher, from ``CANHGIAC_*`` (one per worker)."""
+    from serving.actions import KafkaActionPublisher  # noqa: PLC0415 - keeps --help fast
+    from serving.app import create_app  # noqa: PLC0415
+
+    settings = Settings()
+    publisher = KafkaActionPublisher(settings.kafka_client_config(),
+                                     settings.topic("account.actions"), settings.topic("labels"))
+    return create_app(settings, action_publisher=publisher)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - keeps `canhgiac --help` fast
 
-    from serving.actions import KafkaActionPublisher  # noqa: PLC0415
-    from serving.app import create_app  # noqa: PLC0415
+    if args.workers < 1:
+        from canhgiac.cli import UsageError  # noqa: PLC0415
 
-    publisher = KafkaActionPublisher(settings.kafka_client_config(),
-                                     settings.topic("account.actions"), settings.topic("labels"))
-    app = create_app(settings, action_publisher=publisher)
-    try:
-        uvicorn.run(app, host=args.host or settings.api_host, port=args.port or settings.api_port,
-                    log_config=None, access_log=False)
-    finally:
-        publisher.close()
+        raise UsageError("--workers must be at least 1")
+    host, port = args.host or settings.api_host, args.port or settings.api_port
+    if args.workers == 1:
+        app = build_app()
+        try:
+            uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        finally:
+            app.state.publisher.close()
+    else:
+        uvicorn.run("canhgiac.cmd_serve:build_app", factory=True, workers=args.workers,
+                    host=host, port=port, log_config=None, access_log=False)
     return 0

@@ -88,6 +88,7 @@ account_risk = Table(
     Column("case_status", String(20), nullable=False),  # 'none' when no case
     Column("updated_at", Float, nullable=False),
     Index("ix_risk_rank", "score", "account_id"),
+    Index("ix_risk_type_rank", "type", "score", "account_id"),
     Index("ix_risk_type_foreign_rank", "type", "foreign_login", "score", "account_id"),
     Index("ix_risk_status_rank", "case_status", "score", "account_id"),
     Index("ix_risk_typology_rank", "typology", "score", "account_id"),

@@ -40,3 +40,31 @@ def test_keys_create_refuses_bad_input(data_dir, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["keys", "create", "--role", "god", "--name", "b"])
     assert exc.value.code == 2
+
+
+def test_serve_answers_on_the_given_port(data_dir):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from streaming.broker import free_port
+
+    port = free_port()
+    env = {**os.environ, "CANHGIAC_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    proc = subprocess.Popen([sys.executable, "-m", "canhgiac.cli", "--log-level", "WARNING",
+                             "serve", "--host", "127.0.0.1", "--port", str(port)], env=env)
+    try:
+        deadline, status = time.monotonic() + 60, None
+        while time.monotonic() < deadline and status is None:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert status == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/model").status_code == 401
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
