@@ -163,6 +163,16 @@ class Population:
         self.n_dev[self.seg == EXPORTER] = 2
         self.dev0 = np.concatenate([[0], np.cumsum(self.n_dev)[:-1]]).astype(np.int32)
         self.devices = int(self.n_dev.sum())
+        # legitimate new devices: a phone replaced during the period, a device used on a trip
+        self.new_phone_day = np.where(rng.random(n) < 0.02,
+                                      rng.integers(0, max(self.cal.days, 1), size=n), -1)
+        self.new_phone_dev = np.where(self.new_phone_day >= 0,
+                                      self.devices + np.arange(n, dtype=np.int32), -1)
+        self.devices += n
+        traveller = self.trip_start >= 0
+        self.trip_dev = np.where(traveller & (rng.random(n) < 0.15),
+                                 self.devices + np.arange(n, dtype=np.int32), -1)
+        self.devices += n
         self.ip_ctry: list[int] = []
         self.home_ip0 = self.new_ips(CTRY["VN"], 3 * n)[::3]  # three home IPs each
         self.trip_ip = self.new_ips_for(self.trip_ctry)
@@ -183,9 +193,14 @@ class Population:
         self.ip_ctry.extend(int(c) for c in ctry)
         return np.arange(start, start + ctry.size, dtype=np.int32)
 
-    def home_device(self, acc: np.ndarray) -> np.ndarray:
+    def home_device(self, acc: np.ndarray, day: np.ndarray | None = None) -> np.ndarray:
+        """The customer's usual device(s); from ``new_phone_day`` on, the replacement phone."""
         second = self.rng.random(acc.size) < 0.25
-        return self.dev0[acc] + np.where(second & (self.n_dev[acc] > 1), 1, 0)
+        dev = self.dev0[acc] + np.where(second & (self.n_dev[acc] > 1), 1, 0)
+        if day is not None:
+            switched = (self.new_phone_day[acc] >= 0) & (day >= self.new_phone_day[acc])
+            dev = np.where(switched & ~second, self.new_phone_dev[acc], dev)
+        return dev.astype(np.int32)
 
     def home_ip(self, acc: np.ndarray) -> np.ndarray:
         return self.home_ip0[acc] + self.rng.integers(0, 3, size=acc.size).astype(np.int32)

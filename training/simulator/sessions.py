@@ -26,8 +26,10 @@ def session_fields(
     """Session columns for legitimate debits by own accounts; emits their logins.
 
     Mobile/internet rows get a new session opened by a successful login 5 s – 5 min earlier on
-    the same device, IP and country (sometimes preceded by a failed attempt). Card and ATM rows
-    carry the country where the card was used; branch rows the home country.
+    the same device, IP and country (sometimes preceded by a failed attempt). Devices are the
+    customer's own; a few customers replace their phone during the period or use another device
+    on a trip abroad (legitimate new devices, a hard case next to account takeover). Card and ATM
+    rows carry the country where the card was used; branch rows the home country.
     """
     n = acc.size
     chan = np.broadcast_to(np.asarray(chan, dtype=np.int8), (n,))
@@ -35,7 +37,10 @@ def session_fields(
     abroad = (~trip) & (rng.random(n) < pop.abroad_share[acc])
     ctry = np.where(trip, pop.trip_ctry[acc], np.where(abroad, pop.abroad_ctry[acc], VN))
     ip = np.where(trip, pop.trip_ip[acc], np.where(abroad, pop.abroad_ip[acc], pop.home_ip(acc)))
-    dev = pop.home_device(acc)
+    day = (ts - cal.t0_us) // (DAY_S * US)
+    dev = pop.home_device(acc, day)
+    trip_dev = trip & (pop.trip_dev[acc] >= 0) & (rng.random(n) < 0.5)
+    dev = np.where(trip_dev, pop.trip_dev[acc], dev)
     online = (chan == MOBILE) | (chan == INTERNET)
     card = (chan == POS) | (chan == ATM)
     sess = np.full(n, -1, dtype=np.int64)
