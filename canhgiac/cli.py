@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -72,6 +71,8 @@ class UsageError(Exception):
     """A problem with what the user asked for: printed as one line, exit code 2."""
 
 
-if __name__ == "__main__":  # pragma: no cover
-    logging.basicConfig()
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - `python -m canhgiac.cli`
+    # Run the imported module's main so that its exception classes are the ones raised.
+    from canhgiac.cli import main as _main
+
+    sys.exit(_main())
