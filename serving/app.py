@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse
 
-from canhgiac.settings import Settings
 from serving import errors
 from serving.actions import ActionPublisher, NoPublisher
 from serving.auth import KeyCache
 from serving.cache import ResponseCache
+from serving.config import ApiSettings
 from serving.fastpath import HighRiskFastPath
 from serving.metrics import ApiMetrics
 from serving.middleware import RequestContext
@@ -32,7 +32,7 @@ Only `/healthz` is open. Errors are `{"error": {"code", "message", "details"}, "
 """
 
 
-def create_app(settings: Settings, store: CaseStore | None = None,
+def create_app(settings: ApiSettings, store: CaseStore | None = None,
                action_publisher: ActionPublisher | None = None) -> FastAPI:
     owns_store = store is None
     the_store = store if store is not None else CaseStore(settings.store_url)

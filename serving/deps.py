@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from canhgiac.settings import Settings
 from serving.actions import ActionPublisher
 from serving.cache import ResponseCache
+from serving.config import ApiSettings
 from serving.errors import request_id
 from serving.metrics import ApiMetrics
 from serving.store import CaseStore
@@ -21,7 +21,7 @@ async def _store(request: Request) -> CaseStore:
     return request.app.state.store  # type: ignore[no-any-return]
 
 
-async def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> ApiSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
@@ -38,7 +38,7 @@ async def _cache(request: Request) -> ResponseCache:
 
 
 StoreDep = Annotated[CaseStore, Depends(_store)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 PublisherDep = Annotated[ActionPublisher, Depends(_publisher)]
 MetricsDep = Annotated[ApiMetrics, Depends(_metrics)]
 CacheDep = Annotated[ResponseCache, Depends(_cache)]

@@ -73,8 +73,10 @@ async def _http(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc, extra={
         "request_id": request_id(request), "path": request.url.path})
+    # answered by the outermost middleware, outside RequestContext: add the id header here
     return error_response(request, 500, "internal_error",
-                          "unexpected server error; quote the request id to the operators")
+                          "unexpected server error; quote the request id to the operators",
+                          headers={"X-Request-ID": request_id(request)})
 
 
 def install(app: FastAPI) -> None:

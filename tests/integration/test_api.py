@@ -364,3 +364,16 @@ def test_a_scorer_batch_during_reads_is_idempotent(api):
     api.store.write_scored([scored("e2", "biz-1", 0.93, BASE)])  # replayed event: no change
     after = api.client.get(HIGH_RISK, headers=api.h("viewer")).json()
     assert after == before
+
+
+def test_an_unexpected_failure_is_a_logged_500_with_a_request_id(api, caplog):
+    with api.store.write() as conn:
+        conn.exec_driver_sql("DROP TABLE logins")  # the database breaks under the API
+    with caplog.at_level("ERROR", logger="serving.errors"):
+        r = api.client.get("/v1/accounts/biz-1", headers=api.h("viewer"))
+    assert r.status_code == 500
+    body = r.json()
+    assert body["error"]["code"] == "internal_error"
+    assert "no such table" not in r.text  # no internals leak
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert any(getattr(rec, "request_id", None) == body["request_id"] for rec in caplog.records)
