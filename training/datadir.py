@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -195,20 +196,46 @@ def _events_from_table(kind: str, table: pa.Table, where: str) -> list[Any]:
                     f"(timestamp[us, tz=UTC]), got {t} (row -)")
     lists = [_pylist(table.column(n), unique=n in UNIQUE_COLUMNS) for n in names]
     plain = set(names) <= KNOWN_FIELDS[kind]  # no extra columns: a null is simply "absent"
-    checker = _Checker(kind, where)
-    check, build = checker.check, from_mapping
+    build = from_mapping
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of new objects: generational GC passes would find no garbage
     try:
         if plain:
-            return [check(i, build(kind, dict(zip(names, values, strict=True))))
-                    for i, values in enumerate(zip(*lists, strict=True))]
-        return [check(i, build(kind, {k: v for k, v in zip(names, values, strict=True)
-                                      if v is not None}))
-                for i, values in enumerate(zip(*lists, strict=True))]
+            out = [build(kind, dict(zip(names, values, strict=True)))
+                   for values in zip(*lists, strict=True)]
+        else:
+            out = [build(kind, {k: v for k, v in zip(names, values, strict=True)
+                                if v is not None})
+                   for values in zip(*lists, strict=True)]
     finally:
         if gc_was_enabled:
             gc.enable()
+    for i, event in enumerate(out):
+        if event.__class__ is Rejection:
+            column = event.field or "-"
+            raise DataDirError(f"{where}: row {i}, column '{column}': {event.reason}")
+    _check_table_ids_and_order(kind, table, where)
+    return out
+
+
+def _check_table_ids_and_order(kind: str, table: pa.Table, where: str) -> None:
+    """Unique ids and non-decreasing event time, checked on whole columns (rows are valid)."""
+    id_column = ID_COLUMN[kind]
+    ids = table.column(id_column)
+    if pc.count_distinct(ids).as_py() != len(ids):
+        seen: set[str] = set()
+        for i, key in enumerate(ids.to_pylist()):
+            if key in seen:
+                raise DataDirError(f"{where}: row {i}, column '{id_column}': duplicate id '{key}'")
+            seen.add(key)
+    order = ORDER_COLUMN.get(kind)
+    if order is not None and table.num_rows > 1:
+        micros = table.column(order).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        values = micros.to_numpy()
+        back = np.flatnonzero(values[1:] < values[:-1])
+        if back.size:
+            raise DataDirError(f"{where}: row {int(back[0]) + 1}, column '{order}': out of time "
+                               f"order (earlier than the previous row)")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
