@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.events import decode, encode
 from training.datadir import from_tables, write_dir
 from training.simulator import TYPOLOGIES, SimConfig, simulate
 
@@ -47,6 +48,13 @@ def test_every_event_decodes_with_the_contract_decoders(result):
     assert len(data.accounts) == CFG.accounts
     assert len(data.labels) == result.labels.num_rows > 0
     assert all(p.ts.tzinfo is not None for p in data.payments[:1000])
+
+
+def test_every_event_survives_the_kafka_encoding():
+    data = from_tables(simulate(SimConfig(accounts=200, days=5, seed=8, fraud_rate=0.01)))
+    for kind in ("payments", "logins", "accounts", "labels"):
+        for event in getattr(data, kind):
+            assert decode(kind, encode(event)) == event
 
 
 def test_ids_unique_and_rows_in_event_time_order(frames):
