@@ -17,6 +17,7 @@ TIMELINE_POINTS = 500
 RECENT_PAYMENTS = 50
 RECENT_LOGINS = 100
 TOP_COUNTERPARTIES = 50
+SCORE_DP = 6  # decimals of scores in responses (full precision stays in the store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,10 @@ _LIST_COLUMNS = (_R.c.account_id, _R.c.type, _R.c.score, _R.c.prev_score, _R.c.l
 
 def high_risk(conn: Connection, f: RiskFilter, after: tuple[float, str] | None,
               limit: int, fragments: bool = False) -> list[dict[str, Any]]:
-    """One page, best first. ``fragments``: JSON-text columns come back as ``orjson.Fragment``
-    (to be embedded by ``orjson.dumps`` as they are) instead of parsed lists."""
+    """One page, best first; ``_key`` of a row is its exact (score, account_id) keyset
+    position (scores in the row are rounded for display). ``fragments``: JSON-text columns
+    come back as ``orjson.Fragment`` (embedded by ``orjson.dumps`` as they are) instead of
+    parsed lists."""
     as_json: Any = orjson.Fragment if fragments else json.loads
     q = select(*_LIST_COLUMNS).where(_R.c.score >= f.min_score)
     if f.type is not None:
@@ -55,19 +58,21 @@ def high_risk(conn: Connection, f: RiskFilter, after: tuple[float, str] | None,
         q = q.where(_R.c.case_status == f.case_status)
     if f.typology is not None:
         q = q.where(_R.c.typology == f.typology)
-    if after is not None:
+    if after is not None:  # keyset: strictly after the last row of the previous page
         q = q.where(tuple_(_R.c.score, _R.c.account_id) < tuple_(*after))
     q = q.order_by(_R.c.score.desc(), _R.c.account_id.desc()).limit(limit)
     out = []
     for row in conn.execute(q):
         prev = row.prev_score
         out.append({
-            "account_id": row.account_id, "type": row.type, "score": row.score,
-            "prev_score": prev, "trend": None if prev is None else row.score - prev,
+            "account_id": row.account_id, "type": row.type, "score": round(row.score, SCORE_DP),
+            "prev_score": None if prev is None else round(prev, SCORE_DP),
+            "trend": None if prev is None else round(row.score - prev, SCORE_DP),
             "top_reasons": as_json(row.top_reasons), "typology": row.typology,
             "last_activity": rfc3339(row.last_activity), "foreign_login": row.foreign_login,
             "foreign_countries": as_json(row.foreign_countries),
             "case_id": row.case_id, "case_status": row.case_status,
+            "_key": (row.score, row.account_id),  # exact keyset position, for the cursor
         })
     return out
 

@@ -81,8 +81,9 @@ async def high_risk(
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            last = rows[-1]
-            next_cursor = cursor.encode([last["score"], last["account_id"]], filters.key())
+            next_cursor = cursor.encode(list(rows[-1]["_key"]), filters.key())
+        for row in rows:
+            del row["_key"]
         return orjson.dumps({"items": rows, "next_cursor": next_cursor, "limit": limit})
 
     body, hit = await cache.get_or_render((version, request.scope["query_string"]), render)

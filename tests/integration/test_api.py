@@ -377,3 +377,22 @@ def test_an_unexpected_failure_is_a_logged_500_with_a_request_id(api, caplog):
     assert "no such table" not in r.text  # no internals leak
     assert body["request_id"] == r.headers["x-request-id"]
     assert any(getattr(rec, "request_id", None) == body["request_id"] for rec in caplog.records)
+
+
+def test_paging_is_exact_when_scores_differ_below_the_displayed_precision(api):
+    from tests.integration.test_api_support import BASE, scored
+
+    api.store.write_scored([scored(f"z{i}", f"tie-{i}", 0.8 + i * 1e-9, BASE)
+                            for i in range(7)] +
+                           [scored(f"y{i}", f"same-{i}", 0.8, BASE) for i in range(3)])
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, "min_score": 0.75, **({"cursor": cursor} if cursor else {})}
+        body = api.client.get(HIGH_RISK, params=params, headers=api.h("viewer")).json()
+        seen += [i["account_id"] for i in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    expected = ["biz-1"] + [f"tie-{i}" for i in reversed(range(7))] + [
+        f"same-{i}" for i in reversed(range(3))]
+    assert seen == expected
