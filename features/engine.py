@@ -591,9 +591,7 @@ class FeatureEngine:
             acct.dwell7 / acct.dwell7_n if acct.dwell7_n else NAN,
             acct.new7 / agg[14] if agg[14] > 0 else NAN,
             # counterparty risk (labels confirmed at or before t only)
-            1.0 if ref.flagged_at(cp, t) else 0.0,
-            float(ref.bad_labels_between(cp, t - W7D, t)),
-            float(ref.bad_labels_between(cp, t - W30D, t)),
+            *ref.counterparty_risk(cp, t),
             float(ref.count_flagged(acct.snd7, t)),
             float(ref.count_flagged(acct.out7, t)),
             # logins

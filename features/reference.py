@@ -105,6 +105,16 @@ class ReferenceData:
         common = counts.keys() & self.flagged_set(t)
         return sum(counts[cp] for cp in common) if common else 0
 
+    def counterparty_risk(self, cp: str, t: float) -> tuple[float, float, float]:
+        """(flagged at t, bad labels confirmed in the last 7 days, in the last 30 days)."""
+        times = self._bad_label_times.get(cp)
+        if not times or times[0] > t:
+            return 0.0, 0.0, 0.0
+        end = bisect_right(times, t)
+        n7 = end - bisect_right(times, t - 7 * 86400.0)
+        n30 = end - bisect_right(times, t - 30 * 86400.0)
+        return 1.0, float(n7), float(n30)
+
     def n_labels(self) -> int:
         return len(self._label_ids)
 
