@@ -249,6 +249,12 @@ def _num(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _reason(reason: dict[str, Any]) -> dict[str, Any]:
+    """A reason with NaN/inf numbers as null, so that stored JSON stays valid JSON."""
+    return {"feature": str(reason.get("feature", "")), "value": _num(reason.get("value")),
+            "contribution": _num(reason.get("contribution")), "text": reason.get("text")}
+
+
 def _scored_row(r: dict[str, Any]) -> dict[str, Any]:
     p = r.get("payment") or {}
     features = r.get("features") or {}
@@ -258,7 +264,7 @@ def _scored_row(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "event_id": str(r["event_id"]), "account_id": str(r["account_id"]),
         "event_t": epoch(r["ts"]), "score": score, "decision": str(r["decision"]),
-        "reasons": json.dumps(r.get("reasons") or [], ensure_ascii=False),
+        "reasons": json.dumps([_reason(x) for x in r.get("reasons") or []], ensure_ascii=False),
         "model_version": str(r.get("model_version", "")),
         "scored_at": epoch(r["scored_at"]) if r.get("scored_at") else now(),
         "direction": p.get("direction", "debit"), "amount": float(p.get("amount", 0.0)),

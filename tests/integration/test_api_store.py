@@ -129,3 +129,12 @@ def test_model_info_is_replaced(store):
     info = store.model_info()
     assert (info["version"], info["metrics"], info["thresholds"]) == ("2", {"a": 2},
                                                                       {"review": 0.6})
+
+
+def test_nan_in_reasons_and_features_is_stored_as_null(store):
+    record = scored("e1", "a", 0.6, BASE, features={"pass_through_24h": float("nan")})
+    record["reasons"][0]["value"] = float("nan")
+    store.write_scored([record])
+    payment = store.account_detail("a")["payments"][0]
+    assert payment["reasons"][0]["value"] is None
+    assert payment["features"]["pass_through_24h"] is None
