@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, func, select
 
 from serving import tables as T
@@ -114,8 +115,8 @@ def refresh_scores(engine: Engine, conn: Connection, account_ids: Iterable[str])
         for acc, (score, _t, event_id) in best.items():
             old = existing.get(acc)
             detail = details[event_id]
-            features = json.loads(detail.features)
-            reasons = [r.get("text") or r.get("feature", "") for r in json.loads(detail.reasons)]
+            features = orjson.loads(detail.features)
+            reasons = [r.get("text") or r.get("feature", "") for r in orjson.loads(detail.reasons)]
             if acc in types:
                 acc_type = types[acc][0]
             else:
@@ -125,7 +126,7 @@ def refresh_scores(engine: Engine, conn: Connection, account_ids: Iterable[str])
             row.update(
                 type=acc_type, score=score, prev_score=prev.get(acc),
                 last_activity=max(last_t[acc], old["last_activity"] if old else 0.0),
-                top_event_id=event_id, top_reasons=json.dumps(reasons, ensure_ascii=False),
+                top_event_id=event_id, top_reasons=orjson.dumps(reasons).decode(),
                 rule_typology=rule,
                 typology=from_case(rule, row.get("case_outcome"), row.get("case_typology")),
                 updated_at=now(),

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, select, text, update
 
 from features.events import Account, Label, Login
@@ -264,7 +265,7 @@ def _scored_row(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "event_id": str(r["event_id"]), "account_id": str(r["account_id"]),
         "event_t": epoch(r["ts"]), "score": score, "decision": str(r["decision"]),
-        "reasons": json.dumps([_reason(x) for x in r.get("reasons") or []], ensure_ascii=False),
+        "reasons": orjson.dumps([_reason(x) for x in r.get("reasons") or []]).decode(),
         "model_version": str(r.get("model_version", "")),
         "scored_at": epoch(r["scored_at"]) if r.get("scored_at") else now(),
         "direction": p.get("direction", "debit"), "amount": float(p.get("amount", 0.0)),
@@ -273,5 +274,6 @@ def _scored_row(r: dict[str, Any]) -> dict[str, Any]:
         "counterparty_bank": p.get("counterparty_bank", ""),
         "channel": p.get("channel", ""), "country": p.get("country"), "ip": p.get("ip"),
         "device_id": p.get("device_id"), "description": p.get("description"),
-        "features": json.dumps({k: _num(features[k]) for k in KEY_FEATURES if k in features}),
+        "features": orjson.dumps({k: _num(features[k]) for k in KEY_FEATURES
+                                  if k in features}).decode(),
     }
