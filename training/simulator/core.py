@@ -22,7 +22,7 @@ from training.simulator.output import (
     logins_table,
     payments_table,
 )
-from training.simulator.population import Population
+from training.simulator.population import NORMAL, Population
 from training.simulator.result import SimulationResult
 from training.simulator.typologies import (
     account_takeover,
@@ -50,6 +50,7 @@ def simulate(config: SimConfig) -> SimulationResult:
     cal = Calendar(cfg.start, cfg.days)
     pop = Population(cfg, cal, pop_rng)
     ledger = Ledger(pop.n)
+    # one random stream per stage, so e.g. a new typology does not shift the background
     pop.rng = bg_rng
     legit_marks = Background(pop, cal, ledger, bg_rng).run()
     background_rows = ledger.rows
@@ -95,7 +96,7 @@ def _typologies(ctx: Context, target: int) -> None:
     """Spend the fraud budget: shells, takeovers and scams by share, mules take the rest, and
     takeovers/scams top up whatever could not be spent (e.g. too few mule accounts)."""
     if target <= 0:
-        ctx.pop.role[:] = np.where(ctx.pop.role > 0, 0, ctx.pop.role)
+        ctx.pop.role[:] = NORMAL  # reserved mule/shell accounts stay ordinary
         return
     mix = np.array(ctx.cfg.typology_mix, dtype=float)
     mix /= mix.sum()
