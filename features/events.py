@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, Literal, TypeAlias
 
 from features.codes import ISO_3166_ALPHA2, ISO_4217
@@ -251,14 +252,21 @@ def _country(d: Mapping[str, Any], name: str, required: bool) -> str | None:
     return value
 
 
+@lru_cache(maxsize=65536)
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _ip(d: Mapping[str, Any], name: str, required: bool) -> str | None:
     value = _text(d, name) if required else _opt_text(d, name)
     if value is None:
         return None
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise _Invalid(name, f"'{value[:60]}' is not an IP address") from None
+    if not _is_ip(value):
+        raise _Invalid(name, f"'{value[:60]}' is not an IP address")
     return value
 
 
