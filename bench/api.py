@@ -243,6 +243,29 @@ def cpu_s(pid: int | None) -> float:
     return own + sum(cpu_s(int(child)) for child in children)
 
 
+def server_histogram(port: int, key: str) -> dict[float, float]:
+    """Cumulative counts per bucket (le, seconds) of the server's own latency histogram of
+    the ranked list: from the app receiving the request to its answer being handed back."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10,
+                     headers={"Authorization": f"Bearer {key}"}).text
+    out: dict[float, float] = {}
+    pattern = (r'canhgiac_api_request_seconds_bucket\{le="([^"]+)",method="GET",'
+               r'route="/v1/accounts/high-risk"\} ([0-9.e+]+)')
+    for le, count in re.findall(pattern, text):
+        out[float(le)] = float(count)
+    return out
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """Upper bound (ms) of the bucket holding quantile ``q`` of the requests in between."""
+    diff = sorted((le, after.get(le, 0.0) - before.get(le, 0.0)) for le in after)
+    total = diff[-1][1] if diff else 0.0
+    for le, count in diff:
+        if total and count >= q * total:
+            return le * 1000
+    return float("inf")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -301,11 +324,17 @@ def main(argv: list[str] | None = None) -> int:
         for name, rate in (("paced", args.rate), ("saturation", None)):
             start_written, t_start = written.value, time.perf_counter()
             cpu0 = (cpu_s(server.pid), cpu_s(proc.pid))
+            hist0 = server_histogram(port, key)
             load_cpu: dict[str, float] = {}
             lat, lags, errors, elapsed = asyncio.run(
                 drive(port, key, args.clients, args.duration, rate, args.client, load_cpu))
             wall = time.perf_counter() - t_start
             cpu = (cpu_s(server.pid) - cpu0[0], cpu_s(proc.pid) - cpu0[1], load_cpu["load"])
+            hist1 = server_histogram(port, key)
+            print(f"[{name}] server-side latency (inside the app): p50 <= "
+                  f"{bucket_quantile(hist0, hist1, 0.5):g} ms, p99 <= "
+                  f"{bucket_quantile(hist0, hist1, 0.99):g} ms (histogram bucket bounds)",
+                  flush=True)
             print(f"[{name}] CPU: server {cpu[0] / max(len(lat), 1) * 1000:.2f} ms/request, "
                   f"load generator {cpu[2] / max(len(lat), 1) * 1000:.2f} ms/request, "
                   f"writer {cpu[1] / wall:.0%} of a core; machine load average "
