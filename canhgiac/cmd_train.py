@@ -10,6 +10,7 @@ the labels of ``labels.parquet``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
@@ -44,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="share of payments held (default 0.001)")
     m.add_argument("--anomaly", choices=["auto", "always", "never"], default="auto",
                    help="IsolationForest input: keep if it helps on validation (auto)")
+    m.add_argument("--threads", type=int, default=2, help="LightGBM threads (default 2)")
+    m.add_argument("--negative-sample", type=float, default=None, metavar="SHARE",
+                   help="share of legitimate training payments kept (default: the model's)")
 
 
 def _case_store_labels(url: str) -> list[Any]:
@@ -75,7 +79,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         split = SplitConfig(warmup_days=args.warmup_days, valid_days=args.valid_days,
                             gap_days=args.gap_days, test_days=args.test_days)
         model = ModelConfig(seed=seed, review_budget=args.review_budget,
-                            hold_budget=args.hold_budget, anomaly=args.anomaly)
+                            hold_budget=args.hold_budget, anomaly=args.anomaly,
+                            num_threads=args.threads)
+        if args.negative_sample is not None:
+            model = dataclasses.replace(model, negative_sample=args.negative_sample)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     extra = ()

@@ -98,22 +98,21 @@ def _version_by_alias(c: MlflowClient, name: str, alias: str) -> Any | None:
         raise
 
 
-# MLflow asks for type hints on predict at class creation; the signature is given explicitly.
-warnings.filterwarnings("ignore", message="Add type hints", category=UserWarning)
+# MLflow asks for type hints on predict when the class is created; the signature is explicit.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
 
+    class RiskPyfunc(PythonModel):
+        """MLflow pyfunc of a RiskModel: a DataFrame of FEATURE_NAMES → calibrated score."""
 
-class RiskPyfunc(PythonModel):
-    """MLflow pyfunc view of a RiskModel: a DataFrame of FEATURE_NAMES → calibrated score."""
+        def load_context(self, context):
+            self.model = RiskModel.load(context.artifacts[MODEL_ARTIFACT])
 
-    def load_context(self, context):
-        self.model = RiskModel.load(context.artifacts[MODEL_ARTIFACT])
-
-    # no type hints: MLflow would try to derive a signature from them
-    def predict(self, context, model_input, params=None):
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(
-            model_input, columns=list(FEATURE_NAMES))
-        X = frame[list(self.model.feature_names)].to_numpy(dtype=np.float64)
-        return self.model.score(X)
+        def predict(self, context, model_input, params=None):
+            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(
+                model_input, columns=list(FEATURE_NAMES))
+            X = frame[list(self.model.feature_names)].to_numpy(dtype=np.float64)
+            return self.model.score(X)
 
 
 # ---------------------------------------------------------------------- logging a training

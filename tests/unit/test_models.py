@@ -15,6 +15,9 @@ from models.risk import ModelConfig, RiskModel
 from models.thresholds import decide, from_budgets, threshold_for_budget
 
 N_FEATURES = len(FEATURE_NAMES)
+# One LightGBM thread in tests: the 2 cores are shared and OpenMP threads spin-wait for each
+# other under contention (20x slower). Production defaults to 2 threads (ModelConfig).
+T1 = {"num_threads": 1}
 
 
 def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +43,7 @@ def data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 @pytest.fixture(scope="module")
 def model(data) -> RiskModel:
     cfg = ModelConfig(anomaly="never", num_boost_round=200, review_budget=0.02,
-                      hold_budget=0.002)
+                      hold_budget=0.002, **T1)
     return RiskModel.fit(*data["train"], *data["valid"], cfg)
 
 
@@ -179,7 +182,7 @@ def test_score_refuses_a_matrix_of_another_width(model):
 def test_fit_needs_both_classes(data):
     X, y = data["train"]
     with pytest.raises(ValueError, match="positive and negative"):
-        RiskModel.fit(X, np.zeros_like(y), *data["valid"], ModelConfig(anomaly="never"))
+        RiskModel.fit(X, np.zeros_like(y), *data["valid"], ModelConfig(anomaly="never", **T1))
 
 
 # ---------------------------------------------------------------------- anomaly component
@@ -200,7 +203,7 @@ def test_anomaly_component_matches_sklearn_and_survives_save(tmp_path, data):
 
 
 def test_anomaly_comparison_is_recorded_and_kept_model_round_trips(data, tmp_path):
-    cfg = ModelConfig(anomaly="always", anomaly_trees=20, num_boost_round=60)
+    cfg = ModelConfig(anomaly="always", anomaly_trees=20, num_boost_round=60, **T1)
     m = RiskModel.fit(*data["train"], *data["valid"], cfg)
     assert m.anomaly is not None and m.input_names[-1] == ANOMALY_FEATURE
     assert m.metadata["anomaly"]["kept"] is True
@@ -210,7 +213,8 @@ def test_anomaly_comparison_is_recorded_and_kept_model_round_trips(data, tmp_pat
     np.testing.assert_array_equal(loaded.score(X_test[:300]), m.score(X_test[:300]))
 
     auto = RiskModel.fit(*data["train"], *data["valid"],
-                         ModelConfig(anomaly="auto", anomaly_trees=20, num_boost_round=60))
+                         ModelConfig(anomaly="auto", anomaly_trees=20, num_boost_round=60,
+                                     **T1))
     cmp_ = auto.metadata["anomaly"]
     assert cmp_["valid_ap_without"] is not None and cmp_["valid_ap_with"] is not None
     assert cmp_["kept"] == (cmp_["valid_ap_with"] > cmp_["valid_ap_without"])
@@ -218,7 +222,7 @@ def test_anomaly_comparison_is_recorded_and_kept_model_round_trips(data, tmp_pat
 
 
 def test_fit_is_reproducible(data):
-    cfg = ModelConfig(anomaly="never", num_boost_round=60, seed=11)
+    cfg = ModelConfig(anomaly="never", num_boost_round=60, seed=11, **T1)
     a = RiskModel.fit(*data["train"], *data["valid"], cfg)
     b = RiskModel.fit(*data["train"], *data["valid"], cfg)
     X_test, _ = data["test"]
