@@ -54,12 +54,15 @@ class RegistryModelProvider:
     def current_version(self) -> str:
         from training import registry  # noqa: PLC0415
 
-        return str(registry.current_version(self.settings, self.uri))
+        version = registry.resolve(self.settings, self.uri)
+        if version is None:
+            raise registry.RegistryError(f"{self.uri} points to no model version")
+        return str(version)
 
     def __call__(self) -> tuple[str, Any]:
         from training import registry  # noqa: PLC0415
 
-        version, model = registry.load(self.settings, self.uri)
+        version, model = registry.load_model(self.settings, self.uri)
         return str(version), model
 
 

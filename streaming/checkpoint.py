@@ -136,6 +136,7 @@ class CheckpointStore:
         )
         self._reader.assign([self._tp])
         self._reader.seek_to_beginning(self._tp)
+        self._reader.pause(self._tp)  # fetch only while catching up
         self._next = 0
         self._written: dict[int, tuple[str, int]] = {}
 
@@ -143,13 +144,22 @@ class CheckpointStore:
         """Read the checkpoint topic to its current end."""
         end = self._reader.end_offsets([self._tp])[self._tp]
         deadline = time.monotonic() + timeout_s
-        while self._next < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"checkpoint topic not read to its end in {timeout_s}s")
-            for records in self._reader.poll(timeout_ms=100).values():
-                for r in records:
-                    self.state.apply(r.key, r.value)
-                    self._next = r.offset + 1
+        self._reader.resume(self._tp)
+        try:
+            while True:
+                hw = self._reader.highwater(self._tp)
+                # ListOffsets may undercount on some brokers (newest batch's base offset + 1):
+                # stop at the fetched high-water mark once it is known
+                if self._next >= max(end, hw or 0) and (hw is not None or self._next >= end):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"checkpoint topic not read to its end in {timeout_s}s")
+                for records in self._reader.poll(timeout_ms=100).values():
+                    for r in records:
+                        self.state.apply(r.key, r.value)
+                        self._next = r.offset + 1
+        finally:
+            self._reader.pause(self._tp)
 
     def latest(self, partition: int) -> Checkpoint | None:
         return self.state.latest(partition)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class ReferenceReader:
     def __init__(
         self, ref: ReferenceData, topics: dict[str, str], client_config: dict[str, object],
-        fetch_max_wait_ms: int = 5, timeout_s: float = 30.0,
+        fetch_max_wait_ms: int = 100, timeout_s: float = 30.0,
     ) -> None:
         self.ref = ref
         self._kind = {topic: kind for kind, topic in topics.items()}

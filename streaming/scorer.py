@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("payments.scored", "alerts", "payments.dlq")
+# kafka-python wakes its sender thread for every new batch; with linger 0 that is every send
+# (a cross-thread socket write each). 2 ms lets a batch collect a loop iteration's outputs.
+PRODUCER_LINGER_MS = 2
+REFERENCE_POLL_S = 0.05  # once caught up, look for new labels/accounts this often
 MAX_BACKOFF_S = 30.0
 
 
@@ -144,7 +148,7 @@ class _Session:
                       **_admin_cfg(cfg))
         ensure_topics(s.kafka_bootstrap.split(","), [ckpt_topic], partitions=1,
                       **_admin_cfg(cfg))
-        self.producer = KafkaProducer(**cfg, acks="all", linger_ms=0, retries=5,
+        self.producer = KafkaProducer(**cfg, acks="all", linger_ms=PRODUCER_LINGER_MS, retries=5,
                                       max_request_size=2 * 1024 * 1024)
         self.ref = ReferenceData()
         self.handler = Handler(self.ref)
@@ -168,6 +172,7 @@ class _Session:
         self.last_checkpoint = time.monotonic()
         self.last_lag = 0.0
         self._ends: dict[TopicPartition, int] | None = None
+        self._ref_polled = 0.0
 
     def _check_copartitioned(self) -> None:
         counts = {}
@@ -186,7 +191,7 @@ class _Session:
         while not scorer.stopping:
             polled = self.consumer.poll(timeout_ms=s.poll_wait_ms, max_records=s.batch_size)
             fresh = self._apply_assignments() if self.pending_assigned else set()
-            accounts, ref_dead = self.reference.poll()
+            accounts, ref_dead = self._poll_reference()
             new_model = scorer.watcher.take()
             if new_model is not None:
                 log.info("model swapped", extra={"model_version": new_model.version,
@@ -210,6 +215,15 @@ class _Session:
             if now - self.last_lag >= 1.0:
                 self._update_lag()
                 self.last_lag = now
+
+    def _poll_reference(self) -> tuple[list[Any], list[Any]]:
+        """Every iteration while behind; then every REFERENCE_POLL_S (a poll costs a round trip
+        to kafka-python's IO thread)."""
+        now = time.monotonic()
+        if self.reference.caught_up() and now - self._ref_polled < REFERENCE_POLL_S:
+            return [], []
+        self._ref_polled = now
+        return self.reference.poll()
 
     def _batch(self, polled: dict[TopicPartition, list[Any]], fresh: set[int]) -> list[RawRecord]:
         batch: list[RawRecord] = []
@@ -266,9 +280,11 @@ class _Session:
         for sc in result.scored:
             value = orjson.dumps(sc.record(scored_at))
             key = sc.payment.account_id.encode()
-            send(t_scored, key=key, value=value)
+            # the input's produce time travels along, so consumers can measure end-to-end latency
+            headers = [("source_timestamp_ms", str(sc.timestamp_ms).encode())]
+            send(t_scored, key=key, value=value, headers=headers)
             if sc.decision != "allow":
-                send(t_alerts, key=key, value=value)
+                send(t_alerts, key=key, value=value, headers=headers)
                 alerts += 1
         if result.scored:
             now_ms = time.time() * 1000.0

@@ -1,0 +1,344 @@
+"""Streaming benchmark: one ``canhgiac score`` process against a real broker it starts itself.
+
+1. Sustained throughput: simulator output (1,000 accounts) pre-produced to ``payments`` and
+   ``logins``; one scorer process drains it. payments/s = payments / (last scored record's
+   produce time - first's), so group join and start-up are not counted. Target >= 5,000/s.
+2. kafka-python's raw consume rate of the same ``payments`` topic (records/s, decode-free),
+   and the scorer's throughput as a ratio of it.
+3. End-to-end latency at a paced 3,000 payments/s (with their logins) for ~20 s: from the
+   input record's produce time (its Kafka timestamp, carried in the scored record's
+   ``source_timestamp_ms`` header) to the scored record's arrival at a consumer. Target p99 <=
+   35 ms. Producer, scorer and reader are three processes.
+
+``python -m bench.stream [--accounts 1000] [--days 40] [--rate 3000] [--seconds 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import emit
+
+OUT = Path(__file__).with_name("out")
+ROOT = Path(__file__).resolve().parents[1]
+PARTITIONS = 4
+
+
+# ---------------------------------------------------------------- data and model
+def simulate(accounts: int, days: int, seed: int):
+    from features.events import from_mapping
+    from training.simulator import SimConfig, simulate
+
+    r = simulate(SimConfig(accounts=accounts, days=days, seed=seed))
+
+    def rows(table, kind):
+        return [from_mapping(kind, d) for d in table.to_pylist()]
+
+    payments, logins = rows(r.payments, "payments"), rows(r.logins, "logins")
+    accounts_, labels = rows(r.accounts, "accounts"), rows(r.labels, "labels")
+    fraud = dict(zip(r.truth["event_id"].to_pylist(), r.truth["is_fraud"].to_pylist(),
+                     strict=True))
+    return payments, logins, accounts_, labels, fraud
+
+
+def train(payments, logins, accounts, labels, fraud, directory: Path):
+    from features.reference import ReferenceData
+    from features.replay import replay_matrix
+    from models.risk import ModelConfig, RiskModel
+
+    ref = ReferenceData()
+    for a in accounts:
+        ref.add_account(a)
+    for lbl in labels:
+        ref.add_label(lbl)
+    x, scored = replay_matrix(payments, logins, ref)
+    y = np.array([int(bool(fraud.get(p.event_id))) for p in scored], dtype=np.float64)
+    cut = int(len(y) * 0.7)
+    model = RiskModel.fit(x[:cut], y[:cut], x[cut:], y[cut:], ModelConfig(num_threads=1))
+    model.save(directory)
+    return model
+
+
+# ---------------------------------------------------------------- Kafka helpers
+def encoded(payments, logins):
+    from features.events import Payment, encode
+    from features.replay import merge_in_order
+
+    return [("payments" if isinstance(e, Payment) else "logins", e.account_id.encode(),
+             encode(e)) for e in merge_in_order(payments, logins)]
+
+
+def setup_topics(bootstrap: str, prefix: str, accounts, labels) -> None:
+    from kafka import KafkaProducer
+
+    from features.events import encode
+    from streaming.topics import ALL_TOPICS, ensure_topics
+
+    ensure_topics(bootstrap, [prefix + t for t in ALL_TOPICS], partitions=PARTITIONS)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10)
+    for a in accounts:
+        producer.send(prefix + "accounts", key=a.account_id.encode(), value=encode(a))
+    for lbl in labels:
+        producer.send(prefix + "labels", key=lbl.account_id.encode(), value=encode(lbl))
+    producer.flush()
+    producer.close()
+
+
+def produce_all(bootstrap: str, prefix: str, events) -> float:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                             batch_size=256 * 1024)
+    t0 = time.perf_counter()
+    for kind, key, value in events:
+        producer.send(prefix + kind, key=key, value=value)
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - t0
+
+
+def paced_producer(bootstrap: str, prefix: str, events, rate: float, ready) -> None:
+    """Child process: produce ``events`` keeping payments at ``rate`` per second."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+    ready.wait()
+    t0 = time.perf_counter()
+    n_pay = 0
+    for kind, key, value in events:
+        if kind == "payments":
+            n_pay += 1
+            delay = t0 + n_pay / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        producer.send(prefix + kind, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                      fetch_max_wait_ms=5)
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    got = 0
+    t0 = None
+    while got < n:
+        for recs in c.poll(timeout_ms=100, max_records=500).values():
+            if t0 is None:
+                t0 = time.perf_counter()
+            got += len(recs)
+    elapsed = time.perf_counter() - (t0 or time.perf_counter())
+    c.close(autocommit=False)
+    return got / elapsed
+
+
+# ---------------------------------------------------------------- the scorer process
+def start_scorer(bootstrap: str, prefix: str, model_dir: Path, port: int, log: Path,
+                 batch_size: int = 500) -> subprocess.Popen:
+    env = {**os.environ, "CANHGIAC_KAFKA_BOOTSTRAP": bootstrap, "CANHGIAC_TOPIC_PREFIX": prefix,
+           "CANHGIAC_GROUP_ID": prefix + "scorer", "CANHGIAC_METRICS_PORT": str(port),
+           "CANHGIAC_MAX_POLL_INTERVAL_MS": "10000", "CANHGIAC_SESSION_TIMEOUT_MS": "10000",
+           "CANHGIAC_BATCH_SIZE": str(batch_size),
+           "CANHGIAC_DATA_DIR": str(log.parent)}
+    out = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "canhgiac.cli", "score", "--model", str(model_dir), "--no-sink"],
+        env=env, cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+
+
+def metric(port: int, name: str, labels: str = "") -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(name + labels + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_metric(port: int, name: str, labels: str, target: float, timeout_s: float) -> float:
+    deadline = time.monotonic() + timeout_s
+    value = 0.0
+    while time.monotonic() < deadline:
+        value = metric(port, name, labels)
+        if value >= target:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(f"{name}{labels} stayed at {value} < {target}")
+
+
+def scored_timestamps(bootstrap: str, topic: str, n: int) -> np.ndarray:
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    ts: list[int] = []
+    deadline = time.monotonic() + 120
+    while len(ts) < n and time.monotonic() < deadline:
+        for recs in c.poll(timeout_ms=200, max_records=5000).values():
+            ts.extend(r.timestamp for r in recs)
+    c.close(autocommit=False)
+    return np.array(ts, dtype=np.float64)
+
+
+SCORED = "canhgiac_scorer_events_total"
+SCORED_LABELS = '{kind="payments",outcome="scored"}'
+
+
+# ---------------------------------------------------------------- phases
+def throughput(bootstrap, model_dir, payments, logins, accounts, labels, work: Path) -> dict:
+    prefix = "tp."
+    setup_topics(bootstrap, prefix, accounts, labels)
+    events = encoded(payments, logins)
+    produce_s = produce_all(bootstrap, prefix, events)
+    n = len(payments)
+    print(f"# produced {n} payments + {len(logins)} logins in {produce_s:.1f}s", flush=True)
+    raw = raw_consume_rate(bootstrap, prefix + "payments", n)
+    print(f"# kafka-python raw consume of payments: {raw:,.0f} records/s", flush=True)
+    port = _free_port()
+    proc = start_scorer(bootstrap, prefix, model_dir, port, work / "scorer-throughput.log")
+    try:
+        wait_metric(port, SCORED, SCORED_LABELS, n, timeout_s=300)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    ts = scored_timestamps(bootstrap, prefix + "payments.scored", n)
+    span = (ts.max() - ts.min()) / 1000.0
+    rate = len(ts) / span
+    return {"payments": n, "logins": len(logins), "raw_consume_per_s": raw,
+            "scorer_payments_per_s": rate, "ratio_to_raw": rate / raw, "span_s": span,
+            "exit_code": proc.returncode}
+
+
+def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path,
+            rate: float, seconds: float) -> dict:
+    from kafka import KafkaConsumer, TopicPartition
+
+    prefix = "lat."
+    n = min(len(payments), int(rate * seconds))
+    chosen = payments[:n]
+    last_t = chosen[-1].t
+    events = encoded(chosen, [lg for lg in logins if lg.t <= last_t])
+    setup_topics(bootstrap, prefix, accounts, labels)
+    port = _free_port()
+    proc = start_scorer(bootstrap, prefix, model_dir, port, work / "scorer-latency.log",
+                        batch_size=500)
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    producer = ctx.Process(target=paced_producer, args=(bootstrap, prefix, events, rate, ready))
+    producer.start()
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                           fetch_max_wait_ms=5)
+    tps = [TopicPartition(prefix + "payments.scored", p) for p in range(PARTITIONS)]
+    reader.assign(tps)
+    reader.seek_to_beginning(*tps)
+    lat: list[float] = []
+    try:
+        wait_metric(port, "canhgiac_scorer_partitions", "", PARTITIONS, timeout_s=120)
+        time.sleep(1.0)
+        reader.poll(timeout_ms=100)
+        ready.set()
+        t_start = time.perf_counter()
+        deadline = time.monotonic() + seconds + 120
+        while len(lat) < n and time.monotonic() < deadline:
+            for recs in reader.poll(timeout_ms=5, max_records=2000).values():
+                now_ms = time.time() * 1000.0
+                for r in recs:
+                    src = dict(r.headers).get("source_timestamp_ms")
+                    if src is not None:
+                        lat.append(now_ms - float(src))
+        wall = time.perf_counter() - t_start
+    finally:
+        producer.join(timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        reader.close(autocommit=False)
+    a = np.array(lat)
+    return {"rate_target": rate, "payments": n, "received": len(lat), "wall_s": wall,
+            "p50_ms": float(np.percentile(a, 50)), "p95_ms": float(np.percentile(a, 95)),
+            "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max()),
+            "exit_code": proc.returncode}
+
+
+def _free_port() -> int:
+    from streaming.broker import free_port
+
+    return free_port()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=40)
+    parser.add_argument("--rate", type=float, default=3000.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--model", type=Path, default=None, help="a saved RiskModel directory")
+    parser.add_argument("--skip", choices=["throughput", "latency"], default=None)
+    args = parser.parse_args()
+
+    from streaming.broker import Broker
+
+    OUT.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
+    t0 = time.perf_counter()
+    payments, logins, accounts, labels, fraud = simulate(args.accounts, args.days, seed=3)
+    print(f"# simulated {len(payments)} payments, {len(logins)} logins "
+          f"in {time.perf_counter() - t0:.1f}s", flush=True)
+    model_dir = args.model
+    if model_dir is None:
+        model_dir = work / "model"
+        t1 = time.perf_counter()
+        model = train(payments, logins, accounts, labels, fraud, model_dir)
+        print(f"# trained model {model.version} ({model.booster.num_trees()} trees) "
+              f"in {time.perf_counter() - t1:.1f}s", flush=True)
+    results: dict = {"work_dir": str(work), "cpu_count": os.cpu_count()}
+    out: list[dict] = []
+    with Broker(log_path=work / "broker.log") as broker:
+        if args.skip != "throughput":
+            tp = throughput(broker.bootstrap, model_dir, payments, logins, accounts, labels, work)
+            results["throughput"] = tp
+            out.append(emit("stream", "scorer_payments_per_s",
+                            round(tp["scorer_payments_per_s"]), ">=5000",
+                            tp["scorer_payments_per_s"] >= 5000))
+            out.append(emit("stream", "raw_consume_records_per_s",
+                            round(tp["raw_consume_per_s"]), "info", True))
+            out.append(emit("stream", "scorer_to_raw_consume_ratio",
+                            round(tp["ratio_to_raw"], 3), "info", True))
+        if args.skip != "latency":
+            lt = latency(broker.bootstrap, model_dir, payments, logins, accounts, labels, work,
+                         args.rate, args.seconds)
+            results["latency"] = lt
+            for q in ("p50", "p95", "p99", "max"):
+                target = "<=35" if q == "p99" else "info"
+                met = lt[f"{q}_ms"] <= 35 if q == "p99" else True
+                out.append(emit("stream", f"latency_{q}_ms_at_{int(args.rate)}_per_s",
+                                round(lt[f"{q}_ms"], 1), target, met))
+            out.append(emit("stream", "latency_payments_received", lt["received"],
+                            str(lt["payments"]), lt["received"] == lt["payments"]))
+    results["results"] = out
+    (OUT / "stream.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
