@@ -37,7 +37,9 @@ class KafkaActionPublisher:
             if self._producer is None:
                 from kafka import KafkaProducer  # noqa: PLC0415 - only when Kafka is used
 
-                self._producer = KafkaProducer(acks="all", retries=3, **self._config)
+                # a broker outage must not hold an investigator's request for a minute
+                self._producer = KafkaProducer(**{"acks": "all", "retries": 3,
+                                                  "max_block_ms": 5000, **self._config})
             return self._producer
 
     def _send(self, topic: str, key: str, value: bytes) -> bool:

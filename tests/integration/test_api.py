@@ -141,6 +141,7 @@ def test_account_detail_and_its_audit_trail(api):
     assert d["counterparties"][0]["count"] == 2
     assert d["cases"] == []
     assert api.client.get("/v1/accounts/nobody", headers=api.h("viewer")).status_code == 404
+    assert api.client.get("/v1/accounts/" + "x" * 129, headers=api.h("viewer")).status_code == 422
 
     r = api.client.get("/v1/audit", headers=api.h("admin"))
     assert r.status_code == 200
