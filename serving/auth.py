@@ -58,19 +58,19 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     cache: KeyCache = request.app.state.key_cache
     digest = hash_token(token)
     try:
-        version, keys_version = store.versions()
-        principal = cache.get(digest, keys_version)
+        versions = store.versions()
+        principal = cache.get(digest, versions.keys)
         if principal is None:
             principal = store.authenticate(token)
     except SQLAlchemyError as exc:
         log.error("key lookup failed", extra={"error": repr(exc)})
         raise ApiError(503, "store_unavailable", "the case store is unreachable") from None
-    request.state.store_version = version
+    request.state.versions = versions
     if principal is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key",
                        headers=_UNAUTHORIZED)
-    cache.put(digest, keys_version, principal)
-    request.app.state.metrics.store_version.set(version)
+    cache.put(digest, versions.keys, principal)
+    request.app.state.metrics.store_version.set(versions.data)
     request.state.principal = principal
     return principal
 

@@ -1,49 +1,74 @@
-"""A small LRU of rendered responses keyed by (store version, query). Any write to the store
-bumps its version, so a cached page is never staler than the version read for the request.
+"""Rendered pages of the ranked list, with bounded staleness.
 
-Concurrent misses on the same key are rendered once (single flight): after a scorer batch,
-fifty clients asking for the same first page cost one query, not fifty.
+Entries are keyed by ``(api version, query string)`` and remember the data version they were
+rendered at. A request at data version ``v``:
+
+* an entry rendered at ``v`` is served as it is (``hit``);
+* an entry rendered at an older version less than :data:`MAX_STALE_S` ago is served while one
+  background render brings it to ``v`` (``stale``: the scorer's last batch — milliseconds of
+  event flow — may be missing from the page for the time of one render);
+* otherwise the page is rendered now (``miss``); concurrent misses on one key render once.
+
+Investigators' own changes (cases) bump the API version, which is part of the key: after a
+decision, the next page always shows it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from typing import NamedTuple
+
+log = logging.getLogger(__name__)
+MAX_STALE_S = 1.0
+
+Render = Callable[[], Awaitable[bytes]]
+
+
+class Entry(NamedTuple):
+    version: int
+    rendered_at: float
+    body: bytes
 
 
 class ResponseCache:
-    def __init__(self, max_entries: int = 512) -> None:
+    def __init__(self, max_entries: int = 512, max_stale_s: float = MAX_STALE_S) -> None:
         self.max_entries = max_entries
+        self.max_stale_s = max_stale_s
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._pending: dict[Hashable, asyncio.Future[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    def get(self, key: Hashable) -> bytes | None:
+    def fresh(self, key: Hashable, version: int) -> bytes | None:
+        """The body rendered at exactly ``version``, if any (thread-safe)."""
         with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
+            entry = self._entries.get(key)
+            if entry is None or entry.version != version:
+                return None
+            self._entries.move_to_end(key)
+            return entry.body
 
-    def put(self, key: Hashable, value: bytes) -> None:
+    def _put(self, key: Hashable, version: int, body: bytes) -> None:
         with self._lock:
-            self._entries[key] = value
+            old = self._entries.get(key)
+            if old is not None and old.version > version:
+                return  # a newer render finished first
+            self._entries[key] = Entry(version, time.monotonic(), body)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
-    async def get_or_render(self, key: Hashable,
-                            render: Callable[[], Awaitable[bytes]]) -> tuple[bytes, bool]:
-        """(body, hit). Call from the event loop only."""
-        body = self.get(key)
-        if body is not None:
-            return body, True
+    async def _render_once(self, key: Hashable, version: int, render: Render) -> bytes:
+        loop = asyncio.get_running_loop()
         pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending), True
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        if pending is not None and pending.get_loop() is loop and not pending.done():
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes] = loop.create_future()
         self._pending[key] = future
         try:
             body = await render()
@@ -53,6 +78,29 @@ class ResponseCache:
             raise
         finally:
             self._pending.pop(key, None)
-        self.put(key, body)
+        self._put(key, version, body)
         future.set_result(body)
-        return body, False
+        return body
+
+    async def _refresh(self, key: Hashable, version: int, render: Render) -> None:
+        try:
+            await self._render_once(key, version, render)
+        except Exception as exc:  # the next request renders in the foreground and reports it
+            log.warning("background render failed", extra={"error": repr(exc)})
+
+    async def get_or_render(self, key: Hashable, version: int,
+                            render: Render) -> tuple[bytes, str]:
+        """(body, "hit" | "stale" | "miss"). Call from the event loop only."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and entry.version == version:
+            return entry.body, "hit"
+        if (entry is not None and entry.version < version
+                and time.monotonic() - entry.rendered_at < self.max_stale_s):
+            pending = self._pending.get(key)
+            if pending is None or pending.done():
+                task = asyncio.create_task(self._refresh(key, version, render))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return entry.body, "stale"
+        return await self._render_once(key, version, render), "miss"

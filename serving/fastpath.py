@@ -1,9 +1,9 @@
 """Fast path for the hottest read: a repeated ``GET /v1/accounts/high-risk``.
 
-The route renders each page once per store version into :class:`serving.cache.ResponseCache`
-under ``(store version, raw query string)``. This middleware answers a request straight
-from that cache, before FastAPI routing and validation, when the same query string was
-already answered at the current version and the bearer key is known valid at that version
+The route renders pages into :class:`serving.cache.ResponseCache` under ``(API version, raw
+query string)``. This middleware answers a request straight from that cache, before FastAPI
+routing and validation, when the same query string was already rendered at the current data
+version and the bearer key is known valid
 (the key cache is per keys version: revoking a key bumps it, so the key fails at once).
 Anything else (first request, new version, unknown key, bad input) goes to the route.
 """
@@ -50,10 +50,10 @@ class HighRiskFastPath:
                 break
         if not auth.startswith(b"Bearer ") or len(auth) > 300:
             return None
-        version, keys_version = self.store.versions()
-        if self.keys.get(hash_token(auth[7:].decode("latin-1").strip()), keys_version) is None:
+        versions = self.store.versions()
+        if self.keys.get(hash_token(auth[7:].decode("latin-1").strip()), versions.keys) is None:
             return None
-        body = self.cache.get((version, scope["query_string"]))
+        body = self.cache.fresh((versions.api, scope["query_string"]), versions.data)
         if body is not None:
             self.metrics.cache.labels("hit").inc()
         return body

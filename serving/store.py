@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, Engine, select, text, update
@@ -30,6 +30,12 @@ from serving.typology import KEY_FEATURES
 log = logging.getLogger(__name__)
 
 
+class Versions(NamedTuple):
+    data: int  # every write transaction
+    keys: int  # API keys created or revoked
+    api: int  # investigators' writes (cases)
+
+
 class CaseStore:
     """SQLAlchemy 2.0 store. ``url``: SQLite file (WAL) by default, PostgreSQL by URL."""
 
@@ -42,7 +48,7 @@ class CaseStore:
         self._version_conn = _raw_sqlite(self.engine)
         with self.write() as conn:
             conn.execute(upsert(self.engine, T.meta).on_conflict_do_nothing(),
-                         [{"key": "version", "value": 0}, {"key": "keys", "value": 0}])
+                         [{"key": k, "value": 0} for k in ("version", "keys", "api")])
 
     def close(self) -> None:
         if self._version_conn is not None:
@@ -51,9 +57,10 @@ class CaseStore:
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
-    def write(self, keys: bool = False) -> Iterator[Connection]:
-        """One write transaction that also bumps the data version (and the keys version)."""
-        bumped = ["version", "keys"] if keys else ["version"]
+    def write(self, keys: bool = False, api: bool = False) -> Iterator[Connection]:
+        """One write transaction that also bumps the data version, and the keys version (key
+        changes) or the API version (investigators' case changes) when asked."""
+        bumped = ["version"] + (["keys"] if keys else []) + (["api"] if api else [])
         with self._writer.begin() as conn:
             yield conn
             conn.execute(update(T.meta).where(T.meta.c.key.in_(bumped))
@@ -68,16 +75,15 @@ class CaseStore:
         """The data version: bumped by every write transaction."""
         return self.versions()[0]
 
-    def versions(self) -> tuple[int, int]:
-        """(data version, keys version), read on every API request: one tiny query on a
-        dedicated connection for SQLite. The keys version moves only when keys change."""
+    def versions(self) -> Versions:
+        """Read on every API request: one tiny query (a dedicated connection for SQLite)."""
         if self._version_conn is not None:
             with self._version_lock:
                 row = self._version_conn.execute(_VERSION_SQL).fetchone()
         else:
             with self.read() as conn:
                 row = conn.execute(text(_VERSION_SQL)).one()
-        return int(row[0]), int(row[1])
+        return Versions(int(row[0]), int(row[1]), int(row[2]))
 
     def ping(self) -> bool:
         with self.read() as conn:
@@ -203,7 +209,7 @@ class CaseStore:
             return reads.account_exists(conn, account_id)
 
     def create_case(self, account_id: str, actor: str, role: str, reason: str) -> dict[str, Any]:
-        with self.write() as conn:
+        with self.write(api=True) as conn:
             case_id = casedb.create(self.engine, conn, account_id, actor, role, reason)
         return self.get_case(case_id) or {}
 
@@ -218,7 +224,7 @@ class CaseStore:
 
     def transition(self, case_id: int, target: str, *, actor: str, role: str, reason: str,
                    outcome: str | None, typology: str | None) -> casedb.Transition:
-        with self.write() as conn:
+        with self.write(api=True) as conn:
             return casedb.transition(self.engine, conn, case_id, target, actor=actor,
                                      role=role, reason=reason, outcome=outcome,
                                      typology=typology)
@@ -229,7 +235,8 @@ class CaseStore:
 
 
 _VERSION_SQL = ("SELECT (SELECT value FROM meta WHERE key = 'version'), "
-                "(SELECT value FROM meta WHERE key = 'keys')")
+                "(SELECT value FROM meta WHERE key = 'keys'), "
+                "(SELECT value FROM meta WHERE key = 'api')")
 
 
 def _raw_sqlite(engine: Engine) -> sqlite3.Connection | None:

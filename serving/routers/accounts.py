@@ -35,6 +35,9 @@ Other useful views: untreated accounts `?case_status=none&min_score=0.5`; suspec
 
 Paging: pass the response's `next_cursor` as `cursor` with the same filters; `limit` is 1 to
 the server's maximum page (`CANHGIAC_API_MAX_PAGE`, default 500).
+
+Freshness: pages are cached. Case decisions show at once; the scorer's latest writes may be
+missing from a page for up to 1 s (it is re-rendered in the background).
 """
 
 
@@ -73,8 +76,9 @@ async def high_risk(
     if cursor_ is not None:
         score, account_id = cursor.decode(cursor_, filters.key(), (float | int, str))
         after = (float(score), account_id)
-    # rendered once per (store version, query string); serving.fastpath answers repeats
-    version = request.state.store_version
+    # see serving.cache: pages per (API version, query), at most MAX_STALE_S behind the
+    # scorer's writes; serving.fastpath answers exact repeats before routing
+    versions = request.state.versions
 
     async def render() -> bytes:
         rows = await run_in_threadpool(store.high_risk, filters, after, limit + 1, True)
@@ -86,8 +90,9 @@ async def high_risk(
             del row["_key"]
         return orjson.dumps({"items": rows, "next_cursor": next_cursor, "limit": limit})
 
-    body, hit = await cache.get_or_render((version, request.scope["query_string"]), render)
-    metrics.cache.labels("hit" if hit else "miss").inc()
+    body, outcome = await cache.get_or_render((versions.api, request.scope["query_string"]),
+                                              versions.data, render)
+    metrics.cache.labels(outcome).inc()
     return Response(body, media_type="application/json")
 
 

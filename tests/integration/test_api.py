@@ -397,3 +397,31 @@ def test_paging_is_exact_when_scores_differ_below_the_displayed_precision(api):
     expected = ["biz-1"] + [f"tie-{i}" for i in reversed(range(7))] + [
         f"same-{i}" for i in reversed(range(3))]
     assert seen == expected
+
+
+def test_decisions_show_at_once_and_scorer_writes_within_the_staleness_bound(tmp_path):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from serving.cache import MAX_STALE_S
+    from tests.integration.test_api_support import BASE, scored
+
+    api = make_api(tmp_path)
+    seed(api.store)
+    with TestClient(api.client.app) as client:  # one event loop for background renders
+        h = api.h("investigator")
+        first = client.get(HIGH_RISK, headers=h).json()["items"]
+        assert first[0]["case_status"] == "none"
+        client.post("/v1/cases", json={"account_id": "biz-1"}, headers=h)
+        assert client.get(HIGH_RISK, headers=h).json()["items"][0]["case_status"] == "open"
+
+        api.store.write_scored([scored("new", "hot-1", 0.99, BASE)])
+        deadline = time.monotonic() + MAX_STALE_S + 2
+        while time.monotonic() < deadline:
+            top = client.get(HIGH_RISK, headers=h).json()["items"][0]["account_id"]
+            if top == "hot-1":
+                break
+            time.sleep(0.05)
+        assert top == "hot-1"
+        assert time.monotonic() < deadline
