@@ -346,8 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         cache = dict(re.findall(r'canhgiac_api_cache_total\{result="(\w+)"\} ([0-9.e+]+)',
                                 metrics))
         hits, misses = float(cache.get("hit", 0)), float(cache.get("miss", 0))
-        print(f"server response cache: {hits:.0f} hits, {misses:.0f} misses "
-              f"({hits / max(hits + misses, 1):.1%} hits) over both phases", flush=True)
+        stale = float(cache.get("stale", 0))
+        print(f"server response cache over both phases: {hits:.0f} hits, {stale:.0f} served "
+              f"during a background re-render (<= 1 s stale), {misses:.0f} misses", flush=True)
     finally:
         stop.set()
         if proc.is_alive():

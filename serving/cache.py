@@ -44,14 +44,20 @@ class ResponseCache:
         self._pending: dict[Hashable, asyncio.Future[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def fresh(self, key: Hashable, version: int) -> bytes | None:
-        """The body rendered at exactly ``version``, if any (thread-safe)."""
+    def servable(self, key: Hashable, version: int) -> tuple[bytes, str] | None:
+        """For the fast path (event loop): an exact-version page, or a stale page within the
+        bound while its background render is already under way; else None (go render)."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None or entry.version != version:
-                return None
-            self._entries.move_to_end(key)
-            return entry.body
+        if entry is None:
+            return None
+        if entry.version == version:
+            return entry.body, "hit"
+        pending = self._pending.get(key)
+        if (entry.version < version and pending is not None and not pending.done()
+                and time.monotonic() - entry.rendered_at < self.max_stale_s):
+            return entry.body, "stale"
+        return None
 
     def _put(self, key: Hashable, version: int, body: bytes) -> None:
         with self._lock:

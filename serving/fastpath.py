@@ -3,7 +3,8 @@
 The route renders pages into :class:`serving.cache.ResponseCache` under ``(API version, raw
 query string)``. This middleware answers a request straight from that cache, before FastAPI
 routing and validation, when the same query string was already rendered at the current data
-version and the bearer key is known valid
+version (or is being re-rendered after a scorer batch; see :mod:`serving.cache`) and the
+bearer key is known valid
 (the key cache is per keys version: revoking a key bumps it, so the key fails at once).
 Anything else (first request, new version, unknown key, bad input) goes to the route.
 """
@@ -53,7 +54,8 @@ class HighRiskFastPath:
         versions = self.store.versions()
         if self.keys.get(hash_token(auth[7:].decode("latin-1").strip()), versions.keys) is None:
             return None
-        body = self.cache.fresh((versions.api, scope["query_string"]), versions.data)
-        if body is not None:
-            self.metrics.cache.labels("hit").inc()
-        return body
+        found = self.cache.servable((versions.api, scope["query_string"]), versions.data)
+        if found is None:
+            return None
+        self.metrics.cache.labels(found[1]).inc()
+        return found[0]
