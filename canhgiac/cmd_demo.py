@@ -113,6 +113,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"bundled Kafka-protocol broker (Tansu) on {bootstrap}")
         settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
         env = child_env(settings, bundled=broker is not None)
+        from serving.store import CaseStore  # noqa: PLC0415
+
+        CaseStore(settings.store_url).close()  # create the schema before two processes race
         procs.append(start(["score"], env, work / "scorer.log"))
         say(f"scorer started (log {work / 'scorer.log'})")
         procs.append(start(["serve", "--port", str(args.api_port)], env, work / "api.log"))

@@ -142,9 +142,24 @@ class _Account:
         self.last_foreign_t = NAN
 
     # ------------------------------------------------------------------ eviction
-    def advance(self, t: float, retention: float, lateness: float) -> None:
-        """Move every window's lower edge to time ``t`` (the account's newest event time)."""
+    def advance(self, t: float, retention: float, lateness: float, payments: bool = True) -> None:
+        """Move every window's lower edge to time ``t`` (the account's newest event time).
+
+        A login needs only the login windows moved (``payments=False``): eviction is a function
+        of ``t`` alone, so the payment windows catch up at the next payment."""
         self.max_t = t
+        if payments:
+            self._advance_payments(t, retention)
+        if self.lt:
+            self._advance_logins(t, retention)
+        recent = self.recent
+        if recent:
+            horizon = t - lateness  # older events are refused as too late before the id check
+            if recent[next(iter(recent))] < horizon:
+                for eid in [eid for eid, et in recent.items() if et < horizon]:
+                    del recent[eid]
+
+    def _advance_payments(self, t: float, retention: float) -> None:
         pt = self.pt
         n = len(pt)
         agg = self.agg
@@ -224,14 +239,6 @@ class _Account:
             self.p24 -= k
             self.p7 -= k
             self.p30 -= k
-        if self.lt:
-            self._advance_logins(t, retention)
-        recent = self.recent
-        if recent:
-            horizon = t - lateness  # older events are refused as too late before the id check
-            if recent[next(iter(recent))] < horizon:
-                for eid in [eid for eid, et in recent.items() if et < horizon]:
-                    del recent[eid]
 
     def _advance_logins(self, t: float, retention: float) -> None:
         lt = self.lt
@@ -333,7 +340,8 @@ class _Account:
         insort(amts, amount)
         self.logsum[d] += lg
         self.logsq[d] += lg * lg
-        _inc(self.cp30, cp)
+        cp30 = self.cp30
+        cp30[cp] = cp30.get(cp, 0) + 1
         if is_debit:
             agg[0] += 1
             agg[1] += amount
@@ -343,8 +351,10 @@ class _Account:
             agg[9] += amount
             agg[12] += 1
             agg[13] += amount
-            _inc(self.out24, cp)
-            _inc(self.out7, cp)
+            out = self.out24
+            out[cp] = out.get(cp, 0) + 1
+            out = self.out7
+            out[cp] = out.get(cp, 0) + 1
             if dwell == dwell:
                 self.dwell7 += dwell
                 self.dwell7_n += 1
@@ -357,9 +367,12 @@ class _Account:
             agg[11] += amount
             agg[14] += 1
             agg[15] += amount
-            _inc(self.snd24, cp)
-            _inc(self.snd7, cp)
-            _inc(self.snd30, cp)
+            snd = self.snd24
+            snd[cp] = snd.get(cp, 0) + 1
+            snd = self.snd7
+            snd[cp] = snd.get(cp, 0) + 1
+            snd = self.snd30
+            snd[cp] = snd.get(cp, 0) + 1
             self.new7 += new_sender
             self.last_credit_t = t
         self.last_pay_t = t
@@ -407,7 +420,7 @@ class FeatureEngine:
         foreign = 1 if login.country != kyc else 0
         acct.seq += 1
         if t >= acct.max_t:
-            acct.advance(t, self.retention_s, self.allowed_lateness_s)
+            acct.advance(t, self.retention_s, self.allowed_lateness_s, payments=False)
             acct.add_login(t, acct.seq, login.success, login.country, login.device_id, foreign)
         else:
             self.stats.reordered += 1

@@ -102,7 +102,7 @@ class ReferenceData:
         """Sum of ``counts[cp]`` over counterparties flagged at ``t``."""
         if not counts or not self._flag_times or self._flag_times[0] > t:
             return 0
-        common = counts.keys() & self.flagged_set(t)
+        common = self.flagged_set(t).intersection(counts)
         return sum(counts[cp] for cp in common) if common else 0
 
     def counterparty_risk(self, cp: str, t: float) -> tuple[float, float, float]:
