@@ -134,6 +134,14 @@ class _Session:
     """One set of Kafka clients and the feature state of the partitions assigned to it."""
 
     def __init__(self, scorer: Scorer) -> None:
+        self._opened: list[Any] = []
+        try:
+            self._open(scorer)
+        except BaseException:
+            self._close_clients()
+            raise
+
+    def _open(self, scorer: Scorer) -> None:
         s = scorer.settings
         self.scorer = scorer
         self.s = s
@@ -150,13 +158,16 @@ class _Session:
                       **_admin_cfg(cfg))
         self.producer = KafkaProducer(**cfg, acks="all", linger_ms=PRODUCER_LINGER_MS, retries=5,
                                       max_request_size=2 * 1024 * 1024)
+        self._opened.append(lambda: self.producer.close(timeout=10))
         self.ref = ReferenceData()
         self.handler = Handler(self.ref)
         self.reference = ReferenceReader(
             self.ref, {"labels": self.topics["labels"], "accounts": self.topics["accounts"]},
-            cfg, fetch_max_wait_ms=s.fetch_max_wait_ms,
+            cfg,
         )
+        self._opened.append(self.reference.close)
         self.store = CheckpointStore(ckpt_topic, self.producer, cfg)
+        self._opened.append(self.store.close)
         self.pending_assigned: set[int] = set()
         self.parked: dict[int, tuple[str, FeatureEngine]] = {}
         self.consumer = KafkaConsumer(
@@ -166,6 +177,7 @@ class _Session:
             heartbeat_interval_ms=max(100, s.session_timeout_ms // 4),
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
+        self._opened.append(lambda: self.consumer.close(autocommit=False))
         self._check_copartitioned()
         self.consumer.subscribe([self.topics[PAYMENTS], self.topics[LOGINS]],
                                 listener=_Listener(self))
@@ -421,12 +433,17 @@ class _Session:
                 log.error("final checkpoint failed", extra={"error": repr(exc)})
         for p in self.handler.partitions():
             self.handler.close_partition(p)
-        for closer in (lambda: self.consumer.close(autocommit=False), self.reference.close,
-                       self.store.close, lambda: self.producer.close(timeout=10)):
+        self._close_clients()
+
+    def _close_clients(self) -> None:
+        """Consumer first (its close may call the revocation listener: nothing is left to
+        checkpoint by then), producer last."""
+        for closer in reversed(self._opened):
             try:
                 closer()
             except Exception as exc:  # closing is best effort
                 log.warning("error while closing a Kafka client", extra={"error": repr(exc)})
+        self._opened.clear()
 
 
 def _admin_cfg(cfg: dict[str, object]) -> dict[str, object]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 
 import orjson
 import pytest
@@ -201,3 +202,27 @@ def test_hot_reload_swaps_the_model_between_batches(broker, models, tmp_path):
     first_ids = {e.event_id for e in first if isinstance(e, Payment)}
     assert all(reader.last[i]["model_version"] == m1.version for i in first_ids)
     assert any(r["model_version"] == m2.version for r in reader.records)
+
+
+@pytest.mark.slow
+def test_broker_unavailable_is_retried_with_backoff_and_logged(models, caplog):
+    from streaming.broker import free_port
+
+    (_m, model_dir), _ = models
+    settings = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", topic_prefix="down.",
+                        metrics_port=0)
+    scorer = Scorer(settings, DirectoryModelProvider(model_dir))
+    caplog.set_level("ERROR", logger="streaming.scorer")
+    running = _Running(scorer)
+
+    def attempts():
+        return [r for r in caplog.records if "retrying" in r.getMessage()]
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not attempts():
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    running.stop()  # interrupts the backoff wait at once
+    assert time.monotonic() - t0 < 5
+    assert attempts() and attempts()[0].retry_in_s == 0.5
+    assert "error" in attempts()[0].__dict__
