@@ -281,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--writer-rate", type=float, default=1000.0,
                     help="records/s the concurrent writer aims for, in batches of 500 "
                          "(0: no writer)")
+    ap.add_argument("--warmup", type=float, default=5.0, help="unmeasured warm-up seconds")
     ap.add_argument("--workers", type=int, default=1, help="canhgiac serve --workers")
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
                     help="load generator: minimal asyncio HTTP/1.1 client or httpx")
@@ -320,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.writer_rate > 0:
             proc.start()
         time.sleep(1.0)
+        # warm-up (not measured): connections, SQLite page caches, the server's first renders
+        asyncio.run(drive(port, key, args.clients, args.warmup, None, args.client, {}))
         phases = {}
         for name, rate in (("paced", args.rate), ("saturation", None)):
             start_written, t_start = written.value, time.perf_counter()
