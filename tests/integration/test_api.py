@@ -425,3 +425,14 @@ def test_decisions_show_at_once_and_scorer_writes_within_the_staleness_bound(tmp
             time.sleep(0.05)
         assert top == "hot-1"
         assert time.monotonic() < deadline
+
+
+def test_the_cached_fast_path_still_checks_the_key(api):
+    params = {"min_score": 0.2}
+    for _ in range(2):  # the second answer comes from the fast path
+        assert api.client.get(HIGH_RISK, params=params, headers=api.h("viewer")).status_code == 200
+    for headers in [{}, {"Authorization": "Bearer cg_forged"}, {"Authorization": "Bearer"}]:
+        r = api.client.get(HIGH_RISK, params=params, headers=headers)
+        assert r.status_code == 401, headers
+    metrics = api.client.get("/metrics", headers=api.h("viewer")).text
+    assert 'canhgiac_api_cache_total{result="hit"} 1.0' in metrics
