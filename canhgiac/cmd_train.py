@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gap-days", type=float, default=7.0,
                    help="label delay between validation and the training cut-off")
     g.add_argument("--test-days", type=float, default=14.0)
+    g.add_argument("--account-label-lookback-days", type=float, default=7.0,
+                   help="an account-level label marks the account's payments from this long "
+                        "before its confirmation (default 7)")
     m = parser.add_argument_group("model")
     m.add_argument("--review-budget", type=float, default=0.01,
                    help="share of payments sent to review (default 0.01)")
@@ -77,7 +80,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     seed = settings.seed if args.seed is None else args.seed
     try:
         split = SplitConfig(warmup_days=args.warmup_days, valid_days=args.valid_days,
-                            gap_days=args.gap_days, test_days=args.test_days)
+                            gap_days=args.gap_days, test_days=args.test_days,
+                            account_label_lookback_days=args.account_label_lookback_days)
         model = ModelConfig(seed=seed, review_budget=args.review_budget,
                             hold_budget=args.hold_budget, anomaly=args.anomaly,
                             num_threads=args.threads)

@@ -70,15 +70,16 @@ def test_a_label_confirmed_after_the_cutoff_is_not_used_for_training(replayed, d
     row = int(next(i for i in fit if y_fit[i] == 0))
     event_id, account_id = replayed.event_ids[row], replayed.account_ids[row]
 
-    def label(at: float, **kw) -> Label:
+    def label(at: float, **kw) -> Label:  # ``at``: seconds after the cut-off
         ts = w.cutoff_dt + timedelta(seconds=at)
         return Label(label_id=f"late-{at}-{len(kw)}", confirmed_at=ts, account_id=account_id,
                      label="fraud", **kw)
 
+    a_day_after_the_payment = replayed.t[row] + 86400.0 - w.cutoff  # < 0: before the cut-off
     for extra, expected in (([label(+1.0, event_id=event_id)], 0),
                             ([label(+86400.0)], 0),  # account-level, too late
                             ([label(-1.0, event_id=event_id)], 1),  # just before: known
-                            ([label(-60.0)], 1)):
+                            ([label(a_day_after_the_payment)], 1)):  # account-level, known
         y, stats = label_rows(replayed, list(log_.labels) + extra, w.cutoff,
                               SPLIT.account_label_lookback_days)
         assert y[row] == expected, (extra, expected)
