@@ -57,7 +57,7 @@ class KafkaActionPublisher:
 
     def publish_label(self, label: Label) -> bool:
         if self.labels_topic is None:
-            return False
+            return True  # not asked to publish labels: they stay in the case store
         return self._send(self.labels_topic, label.account_id, encode(label))
 
     def close(self) -> None:
@@ -68,10 +68,11 @@ class KafkaActionPublisher:
 
 
 class NoPublisher:
-    """Used when no broker is configured: nothing leaves the process (logged once per call)."""
+    """Used when no broker is configured: nothing leaves the process; events wait in the
+    outbox (the API reports ``action_published: false``)."""
 
     def publish_action(self, action: dict[str, Any]) -> bool:
-        log.warning("no action publisher configured", extra={"action": action.get("action")})
+        log.debug("no action publisher configured", extra={"action": action.get("action")})
         return False
 
     def publish_label(self, label: Label) -> bool:

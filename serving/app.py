@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse
 
 from serving import errors
@@ -18,9 +21,11 @@ from serving.config import ApiSettings
 from serving.fastpath import HighRiskFastPath
 from serving.metrics import ApiMetrics
 from serving.middleware import RequestContext
+from serving.outbox import RETRY_INTERVAL_S, Outbox
 from serving.routers import accounts, audit, cases, health, model, reports
 from serving.store import CaseStore
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """Cảnh Giác investigator API (Official Dispatch 139/CĐ-TTg): ranked high-risk
 accounts with reasons, account details, rapid-response cases (item 9c) and the police report
@@ -38,9 +43,21 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     the_store = store if store is not None else CaseStore(settings.store_url)
     publisher = action_publisher if action_publisher is not None else NoPublisher()
 
+    outbox = Outbox(the_store, publisher)
+
+    async def retry_outbox() -> None:
+        while True:
+            await asyncio.sleep(RETRY_INTERVAL_S)
+            try:
+                await run_in_threadpool(outbox.deliver)
+            except Exception as exc:  # keep retrying; the next round may succeed
+                log.error("outbox delivery failed", extra={"error": repr(exc)})
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(retry_outbox())
         yield
+        task.cancel()
         if owns_store:
             the_store.close()
 
@@ -50,6 +67,7 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     app.state.settings = settings
     app.state.store = the_store
     app.state.publisher = publisher
+    app.state.outbox = outbox
     app.state.metrics = metrics
     app.state.cache = cache = ResponseCache()
     app.state.key_cache = key_cache = KeyCache()

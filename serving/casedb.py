@@ -3,13 +3,14 @@ and the labels investigators' outcomes become."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from features.events import Label
+from features.events import Label, to_dict
 from serving import cases as sm
 from serving import tables as T
 from serving.db import now, rfc3339, upsert
@@ -35,6 +36,16 @@ class Transition:
     case: dict[str, Any]
     move: sm.Move
     at: float
+    action_outbox_id: int | None = None  # the account.actions event queued, if any
+    label_outbox_id: int | None = None  # the labels event queued, if any
+
+
+def _enqueue(conn: Connection, kind: str, account_id: str, payload: dict[str, Any],
+             t: float) -> int:
+    result = conn.execute(T.outbox.insert().values(
+        kind=kind, account_id=account_id, payload=json.dumps(payload, ensure_ascii=False),
+        created_at=t))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def _set_account_case(engine: Engine, conn: Connection, account_id: str, case_id: int,
@@ -146,9 +157,17 @@ def transition(engine: Engine, conn: Connection, case_id: int, target: str, *, a
         outcome=outcome, actor=actor, role=role, reason=reason, at=t))
     _set_account_case(engine, conn, row.account_id, case_id, target, outcome,
                       typology or row.typology)
+    action_id = label_id = None
+    if move.action is not None:
+        action_id = _enqueue(conn, "action", row.account_id, {
+            "action": move.action, "account_id": row.account_id, "case_id": case_id,
+            "actor": actor, "reason": reason, "at": rfc3339(t)}, t)
+    if outcome is not None:
+        label = label_for(case_id, row.account_id, outcome, t, typology or row.typology)
+        label_id = _enqueue(conn, "label", row.account_id, to_dict(label), t)
     case = get(conn, case_id)
     assert case is not None
-    return Transition(case, move, t)
+    return Transition(case, move, t, action_id, label_id)
 
 
 def label_for(case_id: int, account_id: str, outcome: str, decided_at: float,

@@ -14,6 +14,7 @@ from serving.cache import ResponseCache
 from serving.config import ApiSettings
 from serving.errors import request_id
 from serving.metrics import ApiMetrics
+from serving.outbox import Outbox
 from serving.store import CaseStore
 
 
@@ -33,6 +34,10 @@ async def _metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
+async def _outbox(request: Request) -> Outbox:
+    return request.app.state.outbox  # type: ignore[no-any-return]
+
+
 async def _cache(request: Request) -> ResponseCache:
     return request.app.state.cache  # type: ignore[no-any-return]
 
@@ -42,6 +47,7 @@ SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 PublisherDep = Annotated[ActionPublisher, Depends(_publisher)]
 MetricsDep = Annotated[ApiMetrics, Depends(_metrics)]
 CacheDep = Annotated[ResponseCache, Depends(_cache)]
+OutboxDep = Annotated[Outbox, Depends(_outbox)]
 async def _request_id(request: Request) -> str:
     return request_id(request)
 

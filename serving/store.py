@@ -229,6 +229,19 @@ class CaseStore:
                                      role=role, reason=reason, outcome=outcome,
                                      typology=typology)
 
+    def pending_outbox(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+        """(id, kind, payload) of events not yet delivered, oldest first."""
+        o = T.outbox
+        with self.read() as conn:
+            rows = conn.execute(select(o.c.id, o.c.kind, o.c.payload)
+                                .where(o.c.sent_at.is_(None)).order_by(o.c.id).limit(limit))
+            return [(r.id, r.kind, json.loads(r.payload)) for r in rows]
+
+    def mark_sent(self, outbox_id: int) -> None:
+        with self._writer.begin() as conn:  # delivery state, not data: the version stays
+            conn.execute(update(T.outbox).where(T.outbox.c.id == outbox_id)
+                         .values(sent_at=now()))
+
     def labels_from_outcomes(self, since: datetime | None = None) -> list[Label]:
         with self.read() as conn:
             return casedb.labels(conn, None if since is None else since.timestamp())

@@ -144,6 +144,19 @@ audit = Table(
     Index("ix_audit_target", "target"),
 )
 
+# events for Kafka, written in the transaction of the decision they report (transactional
+# outbox): a broker outage delays them, it cannot lose them
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # action | label
+    Column("account_id", String(128), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Index("ix_outbox_pending", "sent_at", "id"),
+)
+
 model_info = Table(
     "model_info", metadata,
     Column("id", Integer, primary_key=True),

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Path, Query
 
 from serving import cursor
 from serving.auth import Investigator, Viewer
-from serving.casedb import CaseConflict, CaseNotFound, label_for
+from serving.casedb import CaseConflict, CaseNotFound
 from serving.cases import TransitionError
-from serving.db import rfc3339
-from serving.deps import MetricsDep, PublisherDep, SettingsDep, StoreDep
+from serving.deps import MetricsDep, OutboxDep, SettingsDep, StoreDep
 from serving.errors import ApiError, responses
 from serving.schemas import CaseCreate, CaseOut, CasePage, Status, TransitionIn, TransitionOut
 
@@ -75,7 +74,9 @@ supervisors approve or reject freezes, release and close frozen cases. Maker-che
 approver of a freeze cannot be its requester. `released`/`closed` need an `outcome`, which
 becomes a training label (`confirmed_fraud`→fraud, `confirmed_mule`→mule,
 `false_positive`→legit). Freeze requests, approvals, rejections and releases are published
-to `account.actions` (key = account_id). An illegal move answers 409 with the allowed ones."""
+to `account.actions` (key = account_id) and outcomes to `labels`, through an outbox written
+with the decision: `action_published: false` means the broker did not confirm yet and the
+event will be retried. An illegal move answers 409 with the allowed ones."""
 
 
 @router.post(
@@ -84,7 +85,7 @@ to `account.actions` (key = account_id). An illegal move answers 409 with the al
 )
 def transition(
     case_id: CaseId, body: TransitionIn, principal: Investigator, store: StoreDep,
-    publisher: PublisherDep, metrics: MetricsDep,
+    outbox: OutboxDep, metrics: MetricsDep,
 ) -> dict[str, Any]:
     try:
         result = store.transition(case_id, body.to, actor=principal.name, role=principal.role,
@@ -99,15 +100,13 @@ def transition(
     case, move = result.case, result.move
     log.info("case moved", extra={"case_id": case_id, "from": move.from_status,
                                   "to": move.to_status, "actor": principal.name})
+    # the events were queued with the decision; send them now (retried in the background)
+    delivered = outbox.deliver() if result.action_outbox_id or result.label_outbox_id else {}
     action_ok = label_ok = None
-    if move.action is not None:
-        action_ok = publisher.publish_action({
-            "action": move.action, "account_id": case["account_id"], "case_id": case_id,
-            "actor": principal.name, "reason": body.reason, "at": rfc3339(result.at),
-        })
+    if result.action_outbox_id is not None:
+        action_ok = delivered.get(result.action_outbox_id, False)
         metrics.actions.labels(move.action, str(action_ok).lower()).inc()
-    if move.outcome is not None:
-        label_ok = publisher.publish_label(label_for(
-            case_id, case["account_id"], move.outcome, result.at, case["typology"]))
+    if result.label_outbox_id is not None:
+        label_ok = delivered.get(result.label_outbox_id, False)
     return {"case": case, "action": move.action, "action_published": action_ok,
             "label_published": label_ok}

@@ -436,3 +436,35 @@ def test_the_cached_fast_path_still_checks_the_key(api):
         assert r.status_code == 401, headers
     metrics = api.client.get("/metrics", headers=api.h("viewer")).text
     assert 'canhgiac_api_cache_total{result="hit"} 1.0' in metrics
+
+
+def test_actions_wait_in_the_outbox_while_the_broker_is_down(tmp_path):
+    class Flaky(RecordingPublisher):
+        up = False
+
+        def publish_action(self, action):
+            return self.up and super().publish_action(action)
+
+        def publish_label(self, label):
+            return self.up and super().publish_label(label)
+
+    pub = Flaky()
+    api = make_api(tmp_path, publisher=pub)
+    seed(api.store)
+    case_id = _open_case(api)
+    _move(api, case_id, "investigator", "under_review")
+    r = _move(api, case_id, "investigator", "freeze_requested")
+    assert r.status_code == 200 and r.json()["action_published"] is False
+    r = _move(api, case_id, "supervisor", "frozen")
+    assert r.status_code == 200 and r.json()["action_published"] is False
+    assert r.json()["case"]["status"] == "frozen"  # the decision stands
+    assert pub.actions == []
+
+    pub.up = True
+    delivered = api.client.app.state.outbox.deliver()
+    assert list(delivered.values()) == [True, True]
+    assert [a["action"] for a in pub.actions] == ["freeze_requested", "freeze_approved"]
+    assert api.store.pending_outbox(10) == []
+    r = _move(api, case_id, "supervisor", "closed", outcome="confirmed_fraud")
+    assert r.json()["action_published"] is True and r.json()["label_published"] is True
+    assert [lb.label for lb in pub.labels] == ["fraud"]
