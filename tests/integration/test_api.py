@@ -468,3 +468,27 @@ def test_actions_wait_in_the_outbox_while_the_broker_is_down(tmp_path):
     r = _move(api, case_id, "supervisor", "closed", outcome="confirmed_fraud")
     assert r.json()["action_published"] is True and r.json()["label_published"] is True
     assert [lb.label for lb in pub.labels] == ["fraud"]
+
+
+def test_the_app_retries_the_outbox_in_the_background(tmp_path, monkeypatch):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr("serving.app.RETRY_INTERVAL_S", 0.05)
+    pub = RecordingPublisher()
+    api = make_api(tmp_path, publisher=pub)
+    seed(api.store)
+    case_id = _open_case(api)
+    _move(api, case_id, "investigator", "under_review")
+    with api.store.write() as conn:  # an event queued while nobody delivered it
+        conn.exec_driver_sql(
+            "INSERT INTO outbox (kind, account_id, payload, created_at) VALUES "
+            "('action', 'biz-1', '{\"action\": \"freeze_requested\", \"account_id\": "
+            "\"biz-1\"}', 0)")
+    with TestClient(api.client.app):  # runs the lifespan, hence the retry loop
+        deadline = time.monotonic() + 10
+        while not pub.actions and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [a["action"] for a in pub.actions] == ["freeze_requested"]
+    assert api.store.pending_outbox(10) == []
