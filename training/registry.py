@@ -299,8 +299,11 @@ def _version(module: str) -> str:
 
 
 def _download(settings: RegistrySettings, version: str) -> Path:
-    """The RiskModel directory of a registry version (downloaded once, then cached)."""
-    cache = Path(settings.data_dir) / "models" / f"{settings.registered_model}-v{version}"
+    """The RiskModel directory of a registry version (downloaded once, then cached by version
+    and training run, so a recreated registry reusing version numbers never hits a stale copy)."""
+    mv = client(settings).get_model_version(settings.registered_model, version)
+    run = (mv.run_id or "norun")[:12]
+    cache = Path(settings.data_dir) / "models" / f"{settings.registered_model}-v{version}-{run}"
     found = next(iter(cache.rglob("model.json")), None) if cache.exists() else None
     if found is None:
         cache.mkdir(parents=True, exist_ok=True)
