@@ -166,6 +166,7 @@ class Handler:
         self.top_k = top_k
         self.engines: dict[int, FeatureEngine] = {}
         self.aligners: dict[int, PartitionAligner[Payment | Login]] = {}
+        self.event_time: dict[int, float] = {}  # newest event time applied, per partition
 
     # ------------------------------------------------------------ partition lifecycle
     def open_partition(
@@ -177,7 +178,13 @@ class Handler:
 
     def close_partition(self, partition: int) -> FeatureEngine | None:
         self.aligners.pop(partition, None)
+        self.event_time.pop(partition, None)
         return self.engines.pop(partition, None)
+
+    def evict_idle(self) -> int:
+        """Drop accounts idle for longer than the engine's retention, by event time."""
+        return sum(self.engines[p].evict_idle(t) for p, t in self.event_time.items()
+                   if p in self.engines)
 
     def partitions(self) -> list[int]:
         return sorted(self.engines)
@@ -209,6 +216,10 @@ class Handler:
                 continue
             engine = self.engines[p]
             released = aligner.release(lambda kind, p=p: caught_up(kind, p), ready)
+            if released:
+                newest = max(pending.item[0].t for pending in released)
+                if newest > self.event_time.get(p, float("-inf")):
+                    self.event_time[p] = newest
             for pending in released:
                 event, ts_ms = pending.item
                 if isinstance(event, Login):

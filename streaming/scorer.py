@@ -86,11 +86,10 @@ class Scorer:
         backoff = 0.5
         try:
             while not self._stop.is_set():
+                if self.model is None and not self._load_model(backoff):
+                    backoff = min(MAX_BACKOFF_S, backoff * 2)
+                    continue
                 try:
-                    if self.model is None:
-                        self.model = self.watcher.load()
-                        self.metrics.set_model(self.model.version)
-                        self.watcher.start()
                     session = _Session(self)
                 except (KafkaError, OSError, RuntimeError, TimeoutError) as exc:
                     log.error("cannot start scoring (broker or model unavailable); retrying",
@@ -112,6 +111,19 @@ class Scorer:
         finally:
             self.watcher.stop()
         return 0
+
+
+    def _load_model(self, backoff: float) -> bool:
+        try:
+            self.model = self.watcher.load()
+        except Exception as exc:  # registry down, no champion yet, bad artifact: say so, retry
+            log.error("cannot load the model; retrying",
+                      extra={"error": repr(exc), "retry_in_s": backoff})
+            self._stop.wait(backoff)
+            return False
+        self.metrics.set_model(self.model.version)
+        self.watcher.start()
+        return True
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -223,6 +235,9 @@ class _Session:
                 self.metrics.batch_seconds.observe(time.perf_counter() - t0)
             now = time.monotonic()
             if now - self.last_checkpoint >= s.checkpoint_interval_s:
+                evicted = self.handler.evict_idle()
+                if evicted:
+                    log.info("idle accounts evicted", extra={"accounts": evicted})
                 self.checkpoint(self.handler.partitions(), commit=True)
             if now - self.last_lag >= 1.0:
                 self._update_lag()
