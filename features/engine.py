@@ -567,7 +567,9 @@ class FeatureEngine:
         n_dev_new = 0
         if acct.dev24:
             old = acct.dev_old
-            n_dev_new = sum(1 for d in acct.dev24 if d not in old)
+            for device in acct.dev24:
+                if device not in old:
+                    n_dev_new += 1
         lf = acct.last_foreign_t
         mins_foreign = (t - lf) / MIN if lf == lf and lf > t - W30D else NAN
         if info is not None:
@@ -605,8 +607,7 @@ class FeatureEngine:
             acct.new7 / agg[14] if agg[14] > 0 else NAN,
             # counterparty risk (labels confirmed at or before t only)
             *ref.counterparty_risk(cp, t),
-            float(ref.count_flagged(acct.snd7, t)),
-            float(ref.count_flagged(acct.out7, t)),
+            *ref.count_flagged_pair(acct.snd7, acct.out7, t),
             # logins
             float(acct.f24),
             float(acct.f7),

@@ -115,6 +115,22 @@ class ReferenceData:
         n30 = end - bisect_right(times, t - 30 * 86400.0)
         return 1.0, float(n7), float(n30)
 
+    def count_flagged_pair(self, a: dict[str, int], b: dict[str, int], t: float
+                           ) -> tuple[float, float]:
+        """``count_flagged`` of two counters at once (credits from / debits to flagged)."""
+        times = self._flag_times
+        if not times or times[0] > t or not (a or b):
+            return 0.0, 0.0
+        flagged = self.flagged_set(t)
+        na = nb = 0
+        if a:
+            for cp in flagged.intersection(a):
+                na += a[cp]
+        if b:
+            for cp in flagged.intersection(b):
+                nb += b[cp]
+        return float(na), float(nb)
+
     def n_labels(self) -> int:
         return len(self._label_ids)
 
