@@ -8,7 +8,9 @@
 3. End-to-end latency at a paced 3,000 payments/s (with their logins) for ~20 s: from the
    input record's produce time (its Kafka timestamp, carried in the scored record's
    ``source_timestamp_ms`` header) to the scored record's arrival at a consumer. Target p99 <=
-   35 ms. Producer, scorer and reader are three processes.
+   35 ms. Producer, scorer and reader are three processes. For scale, the same paced stream is
+   also read by a plain kafka-python consumer doing nothing (``raw_consumer_latency_*``): the
+   floor the broker and client set under any scorer.
 
 ``python -m bench.stream [--accounts 1000] [--days 40] [--rate 3000] [--seconds 20]``
 """
@@ -279,6 +281,42 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
             "exit_code": proc.returncode}
 
 
+def raw_latency(bootstrap, payments, logins, rate: float, n: int = 15000) -> dict:
+    """The floor under the scorer's latency: the same paced producer, a plain kafka-python
+    consumer doing nothing, produce time -> poll returns the payment."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from streaming.topics import ensure_topics
+
+    prefix = "raw."
+    chosen = payments[:n]
+    events = encoded(chosen, [lg for lg in logins if lg.t <= chosen[-1].t])
+    ensure_topics(bootstrap, [prefix + "payments", prefix + "logins"], partitions=PARTITIONS)
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    producer = ctx.Process(target=paced_producer, args=(bootstrap, prefix, events, rate, ready))
+    producer.start()
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=5)
+    tps = [TopicPartition(prefix + t, p) for t in ("payments", "logins") for p in range(PARTITIONS)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    c.poll(timeout_ms=200)
+    time.sleep(1.0)
+    ready.set()
+    lat: list[float] = []
+    deadline = time.monotonic() + n / rate + 60
+    while len(lat) < len(chosen) and time.monotonic() < deadline:
+        for tp, recs in c.poll(timeout_ms=5, max_records=2000).items():
+            now_ms = time.time() * 1000.0
+            if tp.topic.endswith("payments"):
+                lat.extend(now_ms - r.timestamp for r in recs)
+    producer.join(timeout=60)
+    c.close(autocommit=False)
+    a = np.array(lat)
+    return {q: float(np.percentile(a, v)) for q, v in (("p50_ms", 50), ("p95_ms", 95),
+                                                        ("p99_ms", 99))} | {"n": len(lat)}
+
+
 def _free_port() -> int:
     from streaming.broker import free_port
 
@@ -326,6 +364,11 @@ def main() -> int:
             out.append(emit("stream", "scorer_to_raw_consume_ratio",
                             round(tp["ratio_to_raw"], 3), "info", True))
         if args.skip != "latency":
+            raw = raw_latency(broker.bootstrap, payments, logins, args.rate)
+            results["raw_consumer_latency"] = raw
+            for q in ("p50", "p95", "p99"):
+                out.append(emit("stream", f"raw_consumer_latency_{q}_ms_at_{int(args.rate)}_per_s",
+                                round(raw[f"{q}_ms"], 1), "info", True))
             for i, rate in enumerate(r for r in (args.rate, args.also_rate) if r > 0):
                 lt = latency(broker.bootstrap, model_dir, payments, logins, accounts, labels,
                              work, rate, args.seconds, prefix=f"lat{i}.")
