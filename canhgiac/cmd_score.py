@@ -65,6 +65,42 @@ class RegistryModelProvider:
         version, model = registry.load_model(self.settings, self.uri)
         return str(version), model
 
+    def metrics(self, version: str) -> dict[str, float]:
+        """The registered version's training-run metrics (test window, model and baseline)."""
+        from training import registry  # noqa: PLC0415
+
+        c = registry.client(self.settings)
+        mv = c.get_model_version(self.settings.registered_model, version)
+        return dict(c.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+
+
+class ModelInfoPublisher:
+    """Wraps a model provider: every model the scorer loads is recorded in the case store, so
+    the investigators' ``GET /v1/model`` shows the version, metrics and thresholds in force."""
+
+    def __init__(self, provider: Any, sink: Any) -> None:
+        self.provider = provider
+        self.sink = sink
+
+    def current_version(self) -> str:
+        return str(self.provider.current_version())
+
+    def __call__(self) -> tuple[str, Any]:
+        version, model = self.provider()
+        try:
+            metrics: dict[str, Any] = {}
+            if hasattr(self.provider, "metrics"):
+                metrics = self.provider.metrics(version)
+            else:
+                metrics = {k: v for k, v in model.metadata.items()
+                           if isinstance(v, int | float) and not isinstance(v, bool)}
+            review, hold = model.thresholds
+            self.sink.set_model_info(str(version), metrics, {"review": review, "hold": hold})
+        except Exception:  # noqa: BLE001 - scoring must not stop for the investigators' page
+            log.exception("could not record the model in the case store",
+                          extra={"model_version": version})
+        return version, model
+
 
 def model_provider(settings: Settings, uri: str) -> Any:
     if uri.startswith("models:/"):
@@ -86,6 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from serving.store import CaseStore  # noqa: PLC0415
 
         sink = CaseStore(settings.store_url)
+        provider = ModelInfoPublisher(provider, sink)
     scorer = Scorer(settings, provider, sink=sink)
 
     def _stop(signum: int, _frame: object) -> None:

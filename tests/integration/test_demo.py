@@ -42,8 +42,15 @@ def test_demo_runs_the_whole_loop(tmp_path):
     store = CaseStore(settings.store_url)
     _, key = store.create_key("test-viewer", "viewer")
     with TestClient(create_app(settings, store=store)) as client:
+        model = client.get("/v1/model", headers={"Authorization": f"Bearer {key}"})
         resp = client.get("/v1/accounts/high-risk?limit=30",
                           headers={"Authorization": f"Bearer {key}"})
+    # the scorer recorded the champion it loaded, with its test metrics and thresholds
+    assert model.status_code == 200, model.text
+    info = model.json()
+    assert str(info["version"]) == "1"
+    assert "test_average_precision" in info["metrics"]
+    assert 0 < info["thresholds"]["review"] <= info["thresholds"]["hold"] <= 1
     assert resp.status_code == 200, resp.text
     body = resp.json()
     items = body["items"] if isinstance(body, dict) else body
