@@ -41,17 +41,25 @@ def run(name: str) -> tuple[list[list[str]], str, float]:
         [sys.executable, "-m", f"bench.{name}"], capture_output=True, text=True, check=False,
     )
     elapsed = time.monotonic() - start
-    rows = []
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            parts = line.split(None, 5)
-            if len(parts) == 6:
-                rows.append(parts[1:])
+    rows = parse(proc.stdout)
     sys.stdout.write(proc.stdout)
     note = "" if proc.returncode == 0 else f"exit code {proc.returncode}: {proc.stderr[-500:]}"
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
     return rows, note, elapsed
+
+
+def parse(output: str) -> list[list[str]]:
+    """The RESULT lines of a benchmark's output; informational figures get status ``-``."""
+    rows = []
+    for line in output.splitlines():
+        if line.startswith("RESULT "):
+            parts = line.split(None, 5)
+            if len(parts) == 6:
+                if parts[4] in ("info", "-"):
+                    parts[4], parts[5] = "-", "-"
+                rows.append(parts[1:])
+    return rows
 
 
 def main() -> int:
