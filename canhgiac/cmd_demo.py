@@ -195,7 +195,7 @@ def train_model(settings: Settings, hist_dir: Path, work: Path) -> None:
         say("reusing the trained champion model (delete .canhgiac/demo/trained.json to retrain)")
         return
     say("training the first model (replay → LightGBM → evaluation → MLflow → champion)")
-    env = child_env(settings, bundled=False)
+    env = {**child_env(settings, bundled=False), "PYTHONWARNINGS": "ignore::UserWarning"}
     code = subprocess.call(  # noqa: S603 - our own command
         [sys.executable, "-m", "canhgiac.cli", "--log-level", "WARNING", "train",
          "--data", str(hist_dir), "--promote", *WINDOWS], env=env,
