@@ -60,6 +60,7 @@ class Progress:
     decisions: dict[str, str] = field(default_factory=dict)  # event_id -> decision
     scores: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    shown: tuple[float, int] | None = None  # (monotonic time, scored) of the last progress line
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -320,12 +321,13 @@ def stream(args: argparse.Namespace, settings: Settings, sim_dir: Path, live_sta
     labels_only = dataclasses.replace(data, payments=[], logins=[], accounts=[])
     produce(labels_only, settings, rate=None, end=warm_start)
     produce(data, settings, rate=None, start=warm_start, end=live_start)
-    show_progress(progress, warm_payments, procs, stop, label="warm-up", wait_all=True)
+    show_progress(progress, warm_payments, procs, stop, label="warm-up")
 
     rate = args.rate or (len(live_payments) / args.duration if args.duration else 40.0)
     say(f"streaming the live day: {len(live_payments):,} payments at {rate:.0f}/s")
     sent_before = progress.scored
-    producer = threading.Thread(target=produce, args=(data, settings, rate, live_start, None),
+    live_data = dataclasses.replace(data, accounts=[])  # the warm-up already sent them
+    producer = threading.Thread(target=produce, args=(live_data, settings, rate, live_start, None),
                                 daemon=True)
     producer.start()
     deadline = time.monotonic() + (args.duration or len(live_payments) / rate) + 60
@@ -356,15 +358,15 @@ def show_line(progress: Progress, target: int, procs: list[subprocess.Popen[byte
     with progress.lock:
         scored, alerts = progress.scored, progress.alerts
     now = time.monotonic()
-    last = getattr(show_line, "_last", (now, scored))
-    rate = (scored - last[1]) / max(now - last[0], 1e-6)
-    show_line._last = (now, scored)  # type: ignore[attr-defined]
+    last_t, last_scored = progress.shown or (now, scored)
+    rate = (scored - last_scored) / max(now - last_t, 1e-6)
+    progress.shown = (now, scored)
     print(f"\r[demo] {label}: scored {scored:,}/{target:,}  {rate:6.0f} events/s  "
           f"alerts {alerts:,}  lag {max(target - scored, 0):,}   ", end="", flush=True)
 
 
 def show_progress(progress: Progress, target: int, procs: list[subprocess.Popen[bytes]],
-                  stop: threading.Event, label: str, wait_all: bool) -> None:
+                  stop: threading.Event, label: str) -> None:
     deadline = time.monotonic() + 600
     while progress.scored < target and time.monotonic() < deadline and not stop.is_set():
         show_line(progress, target, procs, label)

@@ -8,7 +8,7 @@ front therefore leaks nothing, which is what makes training replay and streaming
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_right, insort
 from dataclasses import dataclass
 
 from features.events import Account, Label
@@ -76,18 +76,6 @@ class ReferenceData:
     def account(self, account_id: str) -> AccountInfo | None:
         return self._accounts.get(account_id)
 
-    def flagged_at(self, account_id: str, t: float) -> bool:
-        """True when a fraud/mule label on ``account_id`` was confirmed at or before ``t``."""
-        first = self._first_flag_t.get(account_id)
-        return first is not None and first <= t
-
-    def bad_labels_between(self, account_id: str, start: float, t: float) -> int:
-        """Fraud/mule labels on ``account_id`` confirmed in ``(start, t]``."""
-        times = self._bad_label_times.get(account_id)
-        if not times:
-            return 0
-        return bisect_right(times, t) - bisect_right(times, start)
-
     def flagged_set(self, t: float) -> frozenset[str]:
         """Accounts flagged at or before ``t`` (cached per number of flags in force)."""
         k = bisect_right(self._flag_times, t)
@@ -97,13 +85,6 @@ class ReferenceData:
                 self._flag_cache.clear()
             cached = self._flag_cache[k] = frozenset(a for _, a in self._flag_order[:k])
         return cached
-
-    def count_flagged(self, counts: dict[str, int], t: float) -> int:
-        """Sum of ``counts[cp]`` over counterparties flagged at ``t``."""
-        if not counts or not self._flag_times or self._flag_times[0] > t:
-            return 0
-        common = self.flagged_set(t).intersection(counts)
-        return sum(counts[cp] for cp in common) if common else 0
 
     def counterparty_risk(self, cp: str, t: float) -> tuple[float, float, float]:
         """(flagged at t, bad labels confirmed in the last 7 days, in the last 30 days)."""
@@ -117,7 +98,8 @@ class ReferenceData:
 
     def count_flagged_pair(self, a: dict[str, int], b: dict[str, int], t: float
                            ) -> tuple[float, float]:
-        """``count_flagged`` of two counters at once (credits from / debits to flagged)."""
+        """Sums of ``a[cp]`` and ``b[cp]`` over counterparties flagged at ``t`` (credits from /
+        debits to flagged accounts)."""
         times = self._flag_times
         if not times or times[0] > t or not (a or b):
             return 0.0, 0.0
@@ -131,12 +113,5 @@ class ReferenceData:
                 nb += b[cp]
         return float(na), float(nb)
 
-    def n_labels(self) -> int:
-        return len(self._label_ids)
-
     def n_accounts(self) -> int:
         return len(self._accounts)
-
-    def labels_confirmed_before(self, account_id: str, t: float) -> int:
-        times = self._bad_label_times.get(account_id, [])
-        return bisect_left(times, t)
