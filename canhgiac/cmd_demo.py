@@ -278,11 +278,13 @@ def follow_outputs(settings: Settings, progress: Progress, stop: threading.Event
     consumer = KafkaConsumer(**settings.kafka_client_config(), enable_auto_commit=False,
                              fetch_max_wait_ms=50)
     topics = [settings.topic("payments.scored"), settings.topic("alerts")]
+    parts: list[TopicPartition] = []
     while not stop.is_set():
-        parts = [TopicPartition(t, p) for t in topics
-                 for p in (consumer.partitions_for_topic(t) or ())]
-        if len(parts) >= 2:
+        known = {t: consumer.partitions_for_topic(t) for t in topics}
+        if all(known.values()):  # both topics, not just partitions of one of them
+            parts = [TopicPartition(t, p) for t in topics for p in known[t] or ()]
             break
+        consumer.topics()  # refresh metadata
         time.sleep(0.5)
     consumer.assign(parts)
     consumer.seek_to_beginning()
