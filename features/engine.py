@@ -25,7 +25,7 @@ import math
 import sys
 import zlib
 from array import array
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ DAY = 86400.0
 W10M, W1H, W24H, W7D, W30D = 600.0, HOUR, DAY, 7 * DAY, 30 * DAY
 FAST_TRAVEL_S = 2 * HOUR  # two logins from different countries closer than this: impossible travel
 LOCAL_OFFSET_S = 7 * HOUR  # Asia/Ho_Chi_Minh is UTC+7 all year (no daylight saving)
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 1: events carried an arrival number (still read)
 
 
 
@@ -67,103 +67,83 @@ class EngineStats:
 _intern = sys.intern
 
 
-def _inc(counter: dict[str, int], key: str) -> None:
-    counter[key] = counter.get(key, 0) + 1
-
-
-def _dec(counter: dict[str, int], key: str) -> None:
-    n = counter[key] - 1
-    if n:
-        counter[key] = n
-    else:
-        del counter[key]
+# agg slots after the 16 window aggregates (agg[w*4 + k], w in 10m,1h,24h,7d; k = debit count,
+# debit sum, credit count, credit sum): per-direction sums of log10(amount) and of its square
+# over 30 days (index + is_debit), then the 7-day dwell sum and three "last seen" times.
+_LOGSUM, _LOGSQ, _DWELL7, _LAST_PAY, _LAST_CREDIT, _LAST_FOREIGN = 16, 18, 20, 21, 22, 23
+_AGG_SIZE = 24
+# "first payment to this counterparty in 30 days" and "first-time sender" look the counterparty
+# up in the 30-day window: a scan while it holds at most CP_INDEX_AT payments (most accounts;
+# no memory), a counter dict above that (busy accounts; constant time)
+CP_INDEX_AT = 48
+_CREDIT = 1 << 32
 
 
 class _Account:
     """Running window aggregates of one account, valid at time ``max_t``.
 
     History is columnar (``array``/``bytearray``/lists of shared strings) to keep the state of
-    an active account small: payments ``pt pseq pdeb pamt pcp pdw pnew`` (time, arrival number,
-    is debit, amount, counterparty, dwell seconds, first-time sender), logins
-    ``lt lseq lok lctry ldev lfor lfast`` (time, arrival number, success, country, device,
-    foreign, impossible-travel). Window ``w`` covers indices ``[p_w, len)``.
+    an active account small: payments ``pt pdeb pamt pcp pdw pnew`` (time, is debit, amount,
+    counterparty, dwell seconds, first-time sender), logins ``lt lok lctry ldev lfor lfast lpre``
+    (time, success, country, device, foreign, impossible-travel, and how many payments of the
+    same instant came before it). Window ``w`` covers indices ``[p_w, len)``. Columns are in
+    replay order, which :meth:`raw_history` reproduces, so no per-event sequence number is kept.
     """
 
     __slots__ = (
-        "max_t", "seq", "recent",
-        "pt", "pseq", "pdeb", "pamt", "pcp", "pdw", "pnew", "p10", "p1h", "p24", "p7", "p30",
-        "agg", "out24", "out7", "snd24", "snd7", "dwell7", "dwell7_n", "new7",
-        "cp30", "snd30", "amts", "logsum", "logsq", "last_pay_t", "last_credit_t",
-        "lt", "lseq", "lok", "lctry", "ldev", "lfor", "lfast", "l24", "l7", "l30",
-        "f24", "fail24", "dev24", "f7", "ctry7", "fast7", "dev_old", "last_foreign_t",
+        "max_t", "recent",
+        "pt", "pdeb", "pamt", "pcp", "pdw", "pnew", "p10", "p1h", "p24", "p7", "p30",
+        "agg", "out24", "out7", "snd24", "snd7", "dwell7_n", "new7", "amt_c", "amt_d", "cp30",
+        "lt", "lok", "lctry", "ldev", "lfor", "lfast", "lpre", "l24", "l7", "l30",
+        "f24", "fail24", "dev24", "f7", "ctry7", "fast7", "dev_old",
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.max_t = -math.inf
-        self.seq = 0
-        self.recent: dict[str, float] = {}  # event ids inside the lateness horizon
+        # ids of events inside the lateness horizon, flat [id, t, id, t, ...]; None when empty
+        self.recent: list[Any] | None = None
         self.pt = array("d")
-        self.pseq = array("i")
         self.pdeb = bytearray()
         self.pamt = array("d")
         self.pcp: list[str] = []
         self.pdw = array("d")
         self.pnew = bytearray()
         self.p10 = self.p1h = self.p24 = self.p7 = self.p30 = 0
-        # agg[w*4 + k]: w in 10m,1h,24h,7d; k = debit count, debit sum, credit count, credit sum
-        self.agg = array("d", bytes(16 * 8))
+        self.agg = array("d", bytes(_AGG_SIZE * 8))
+        self.agg[_LAST_PAY] = self.agg[_LAST_CREDIT] = self.agg[_LAST_FOREIGN] = NAN
         self.out24: dict[str, int] = {}
         self.out7: dict[str, int] = {}
         self.snd24: dict[str, int] = {}
         self.snd7: dict[str, int] = {}
-        self.dwell7 = 0.0
         self.dwell7_n = 0
         self.new7 = 0
-        self.cp30: dict[str, int] = {}
-        self.snd30: dict[str, int] = {}
-        self.amts = (array("d"), array("d"))  # sorted 30-day amounts (credits, debits)
-        self.logsum = [0.0, 0.0]
-        self.logsq = [0.0, 0.0]
-        self.last_pay_t = NAN
-        self.last_credit_t = NAN
+        self.amt_c = array("d")  # sorted 30-day amounts of credits
+        self.amt_d = array("d")  # ... and of debits
+        # counterparties of the 30-day window: payments + credits * _CREDIT (long windows only)
+        self.cp30: dict[str, int] | None = None
         self.lt = array("d")
-        self.lseq = array("i")
         self.lok = bytearray()
         self.lctry: list[str] = []
         self.ldev: list[str] = []
         self.lfor = bytearray()
         self.lfast = bytearray()
+        self.lpre = array("H")
         self.l24 = self.l7 = self.l30 = 0
         self.f24 = self.fail24 = 0
         self.dev24: dict[str, int] = {}
         self.f7 = self.fast7 = 0
         self.ctry7: dict[str, int] = {}
         self.dev_old: dict[str, int] = {}  # devices of logins in (t - 30 d, t - 24 h]
-        self.last_foreign_t = NAN
 
     # ------------------------------------------------------------------ eviction
-    def advance(self, t: float, retention: float, lateness: float, payments: bool = True) -> None:
-        """Move every window's lower edge to time ``t`` (the account's newest event time).
-
-        A login needs only the login windows moved (``payments=False``): eviction is a function
-        of ``t`` alone, so the payment windows catch up at the next payment."""
-        self.max_t = t
-        if payments:
-            self._advance_payments(t, retention)
-        if self.lt:
-            self._advance_logins(t, retention)
-        recent = self.recent
-        if recent:
-            horizon = t - lateness  # older events are refused as too late before the id check
-            if recent[next(iter(recent))] < horizon:
-                for eid in [eid for eid, et in recent.items() if et < horizon]:
-                    del recent[eid]
-
-    def _advance_payments(self, t: float, retention: float) -> None:
+    def advance_payments(self, t: float, retention: float) -> None:
+        """Move every payment window's lower edge to time ``t`` (the account's newest event
+        time). Eviction is a function of ``t`` alone, so a login leaves this to the next
+        payment."""
         pt = self.pt
         n = len(pt)
         agg = self.agg
-        pdeb, pamt, pcp = self.pdeb, self.pamt, self.pcp
+        pdeb, pamt = self.pdeb, self.pamt
         edge = t - W10M
         i = self.p10
         while i < n and pt[i] <= edge:
@@ -182,166 +162,256 @@ class _Account:
         self.p1h = i
         edge = t - W24H
         i = self.p24
-        while i < n and pt[i] <= edge:
-            if pdeb[i]:
-                agg[8] -= 1
-                agg[9] -= pamt[i]
-                _dec(self.out24, pcp[i])
-            else:
-                agg[10] -= 1
-                agg[11] -= pamt[i]
-                _dec(self.snd24, pcp[i])
-            i += 1
-        self.p24 = i
+        if i < n and pt[i] <= edge:
+            pcp = self.pcp
+            out, snd = self.out24, self.snd24
+            while i < n and pt[i] <= edge:
+                cp = pcp[i]
+                if pdeb[i]:
+                    agg[8] -= 1
+                    agg[9] -= pamt[i]
+                    c = out[cp] - 1
+                    if c:
+                        out[cp] = c
+                    else:
+                        del out[cp]
+                else:
+                    agg[10] -= 1
+                    agg[11] -= pamt[i]
+                    c = snd[cp] - 1
+                    if c:
+                        snd[cp] = c
+                    else:
+                        del snd[cp]
+                i += 1
+            self.p24 = i
         edge = t - W7D
         i = self.p7
-        while i < n and pt[i] <= edge:
-            if pdeb[i]:
-                agg[12] -= 1
-                agg[13] -= pamt[i]
-                _dec(self.out7, pcp[i])
-                dwell = self.pdw[i]
-                if dwell == dwell:  # defined (not nan)
-                    self.dwell7 -= dwell
-                    self.dwell7_n -= 1
-            else:
-                agg[14] -= 1
-                agg[15] -= pamt[i]
-                _dec(self.snd7, pcp[i])
-                self.new7 -= self.pnew[i]
-            i += 1
-        self.p7 = i
+        if i < n and pt[i] <= edge:
+            pcp = self.pcp
+            out, snd = self.out7, self.snd7
+            while i < n and pt[i] <= edge:
+                cp = pcp[i]
+                if pdeb[i]:
+                    agg[12] -= 1
+                    agg[13] -= pamt[i]
+                    c = out[cp] - 1
+                    if c:
+                        out[cp] = c
+                    else:
+                        del out[cp]
+                    dwell = self.pdw[i]
+                    if dwell == dwell:  # defined (not nan)
+                        agg[20] -= dwell
+                        self.dwell7_n -= 1
+                else:
+                    agg[14] -= 1
+                    agg[15] -= pamt[i]
+                    c = snd[cp] - 1
+                    if c:
+                        snd[cp] = c
+                    else:
+                        del snd[cp]
+                    self.new7 -= self.pnew[i]
+                i += 1
+            self.p7 = i
         edge = t - W30D
         i = self.p30
-        while i < n and pt[i] <= edge:
-            d = pdeb[i]
-            amount = pamt[i]
-            amts = self.amts[d]
-            del amts[bisect_left(amts, amount)]
-            lg = math.log10(amount)
-            self.logsum[d] -= lg
-            self.logsq[d] -= lg * lg
-            _dec(self.cp30, pcp[i])
-            if not d:
-                _dec(self.snd30, pcp[i])
-            i += 1
-        self.p30 = i
-        # retention: drop history nobody can look at any more
-        edge = t - retention
-        k = 0
-        while k < i and pt[k] <= edge:
-            k += 1
-        if k >= 32 or (k and k * 2 >= n):
-            for column in (pt, self.pseq, pdeb, pamt, pcp, self.pdw, self.pnew):
-                del column[:k]
-            self.p10 -= k
-            self.p1h -= k
-            self.p24 -= k
-            self.p7 -= k
-            self.p30 -= k
+        if i < n and pt[i] <= edge:
+            log10 = math.log10
+            cp30 = self.cp30
+            while i < n and pt[i] <= edge:
+                amount = pamt[i]
+                if pdeb[i]:
+                    amts = self.amt_d
+                    k = 17
+                    c = 1
+                else:
+                    amts = self.amt_c
+                    k = 16
+                    c = _CREDIT + 1
+                del amts[bisect_left(amts, amount)]
+                lg = log10(amount)
+                agg[k] -= lg
+                agg[k + 2] -= lg * lg
+                if cp30 is not None:
+                    cp = self.pcp[i]
+                    c = cp30[cp] - c
+                    if c:
+                        cp30[cp] = c
+                    else:
+                        del cp30[cp]
+                i += 1
+            self.p30 = i
+            if cp30 is not None and n - i < CP_INDEX_AT // 2:
+                self.cp30 = None
+            # retention: drop history nobody can look at any more (in chunks: deleting a
+            # column's head moves the whole column)
+            k = bisect_right(pt, t - retention, 0, i)
+            if k >= 32 or (k and k * 2 >= n):
+                for column in (pt, pdeb, pamt, self.pcp, self.pdw, self.pnew):
+                    del column[:k]
+                self.p10 -= k
+                self.p1h -= k
+                self.p24 -= k
+                self.p7 -= k
+                self.p30 -= k
 
-    def _advance_logins(self, t: float, retention: float) -> None:
+    def advance_logins(self, t: float, retention: float) -> None:
         lt = self.lt
         n = len(lt)
-        ldev = self.ldev
         edge = t - W24H
         i = self.l24
-        while i < n and lt[i] <= edge:
-            self.f24 -= self.lfor[i]
-            if not self.lok[i]:
-                self.fail24 -= 1
-            _dec(self.dev24, ldev[i])
-            _inc(self.dev_old, ldev[i])
-            i += 1
-        self.l24 = i
+        if i < n and lt[i] <= edge:
+            ldev, lok, lfor = self.ldev, self.lok, self.lfor
+            dev24, old = self.dev24, self.dev_old
+            while i < n and lt[i] <= edge:
+                self.f24 -= lfor[i]
+                if not lok[i]:
+                    self.fail24 -= 1
+                device = ldev[i]
+                c = dev24[device] - 1
+                if c:
+                    dev24[device] = c
+                else:
+                    del dev24[device]
+                old[device] = old.get(device, 0) + 1
+                i += 1
+            self.l24 = i
         edge = t - W7D
         i = self.l7
-        while i < n and lt[i] <= edge:
-            self.f7 -= self.lfor[i]
-            self.fast7 -= self.lfast[i]
-            _dec(self.ctry7, self.lctry[i])
-            i += 1
-        self.l7 = i
+        if i < n and lt[i] <= edge:
+            lctry, ctry7 = self.lctry, self.ctry7
+            while i < n and lt[i] <= edge:
+                self.f7 -= self.lfor[i]
+                self.fast7 -= self.lfast[i]
+                country = lctry[i]
+                c = ctry7[country] - 1
+                if c:
+                    ctry7[country] = c
+                else:
+                    del ctry7[country]
+                i += 1
+            self.l7 = i
         edge = t - W30D
         i = self.l30
-        while i < n and lt[i] <= edge:
-            _dec(self.dev_old, ldev[i])
-            i += 1
-        self.l30 = i
-        edge = t - retention
-        k = 0
-        while k < i and lt[k] <= edge:
-            k += 1
-        if k >= 32 or (k and k * 2 >= n):
-            for column in (lt, self.lseq, self.lok, self.lctry, ldev, self.lfor, self.lfast):
-                del column[:k]
-            self.l24 -= k
-            self.l7 -= k
-            self.l30 -= k
+        if i < n and lt[i] <= edge:
+            ldev, old = self.ldev, self.dev_old
+            while i < n and lt[i] <= edge:
+                device = ldev[i]
+                c = old[device] - 1
+                if c:
+                    old[device] = c
+                else:
+                    del old[device]
+                i += 1
+            self.l30 = i
+            k = bisect_right(lt, t - retention, 0, i)
+            if k >= 32 or (k and k * 2 >= n):
+                for column in (lt, self.lok, self.lctry, self.ldev, self.lfor, self.lfast,
+                               self.lpre):
+                    del column[:k]
+                self.l24 -= k
+                self.l7 -= k
+                self.l30 -= k
 
     # ------------------------------------------------------------------ insertion (in order)
-    def add_login(self, t: float, seq: int, success: bool, country: str, device: str,
-                  foreign: int) -> None:
+    def add_login(self, t: float, success: bool, country: str, device: str, foreign: int) -> None:
         country = _intern(country)
         device = _intern(device)
+        lt = self.lt
         fast = 0
-        if self.lt and self.lctry[-1] != country and t - self.lt[-1] < FAST_TRAVEL_S:
+        if lt and self.lctry[-1] != country and t - lt[-1] < FAST_TRAVEL_S:
             fast = 1
-        self.lt.append(t)
-        self.lseq.append(seq)
+        # payments of this same instant already applied come before this login on replay
+        pt = self.pt
+        pre = 0
+        if pt and pt[-1] == t:
+            pre = len(pt) - bisect_left(pt, t)
+        lt.append(t)
         self.lok.append(1 if success else 0)
         self.lctry.append(country)
         self.ldev.append(device)
         self.lfor.append(foreign)
         self.lfast.append(fast)
-        self.f24 += foreign
+        self.lpre.append(pre)
+        if foreign:
+            self.f24 += 1
+            self.f7 += 1
+            self.agg[_LAST_FOREIGN] = t
         if not success:
             self.fail24 += 1
-        _inc(self.dev24, device)
-        self.f7 += foreign
+        dev24 = self.dev24
+        dev24[device] = dev24.get(device, 0) + 1
         self.fast7 += fast
-        _inc(self.ctry7, country)
-        if foreign:
-            self.last_foreign_t = t
+        ctry7 = self.ctry7
+        ctry7[country] = ctry7.get(country, 0) + 1
 
-    def add_payment(self, t: float, seq: int, is_debit: bool, amount: float, cp: str
+    def add_payment(self, t: float, is_debit: bool, amount: float, cp: str
                     ) -> tuple[float, float, float, float, float, float]:
         """Append a payment; returns its history look-ups taken *before* it was added:
         (median, log-mean, log-std, secs since previous, first-to-cp, dwell)."""
         cp = _intern(cp)  # one string object per counterparty, however many payments
+        agg = self.agg
+        amts = self.amt_d if is_debit else self.amt_c
         d = 1 if is_debit else 0
-        amts = self.amts[d]
         m = len(amts)
         if m:
             median = amts[m // 2] if m % 2 else (amts[m // 2 - 1] + amts[m // 2]) / 2
-            mean = self.logsum[d] / m
-            var = self.logsq[d] / m - mean * mean
+            mean = agg[16 + d] / m
+            var = agg[18 + d] / m - mean * mean
             std = math.sqrt(var) if var > 1e-12 else 0.0
         else:
             median = mean = std = NAN
-        prev_gap = t - self.last_pay_t if self.last_pay_t > t - W30D else NAN
-        first_cp = 0.0 if cp in self.cp30 else 1.0
+        horizon = t - W30D
+        last = agg[_LAST_PAY]
+        prev_gap = t - last if last > horizon else NAN
+        # counterparty seen in the last 30 days (the 30-day window is [p30, len)): a scan of a
+        # short window, a counter once the window is long (see CP_INDEX_AT)
+        pcp = self.pcp
+        p30 = self.p30
+        cp30 = self.cp30
         dwell = NAN
         new_sender = 0
-        if is_debit:
-            if self.last_credit_t > t - W30D:
-                dwell = t - self.last_credit_t
+        if cp30 is not None:
+            c = cp30.get(cp, 0)
+            first_cp = 0.0 if c else 1.0
+            if not is_debit and c < _CREDIT:
+                new_sender = 1
         else:
-            new_sender = 0 if cp in self.snd30 else 1
-        self.pt.append(t)
-        self.pseq.append(seq)
+            seen = cp in pcp and cp in pcp[p30:]
+            first_cp = 0.0 if seen else 1.0
+            if not is_debit:
+                if seen:  # a first-time sender unless a 30-day credit came from cp
+                    pdeb = self.pdeb
+                    i = pcp.index(cp, p30)
+                    while pdeb[i]:
+                        try:
+                            i = pcp.index(cp, i + 1)
+                        except ValueError:
+                            new_sender = 1
+                            break
+                else:
+                    new_sender = 1
+        if is_debit:
+            last = agg[_LAST_CREDIT]
+            if last > horizon:
+                dwell = t - last
+        pt = self.pt
+        pt.append(t)
         self.pdeb.append(d)
         self.pamt.append(amount)
-        self.pcp.append(cp)
+        pcp.append(cp)
+        if cp30 is not None:
+            cp30[cp] = cp30.get(cp, 0) + (1 if is_debit else _CREDIT + 1)
+        elif len(pt) - p30 > CP_INDEX_AT:
+            self._index_counterparties()
         self.pdw.append(dwell)
         self.pnew.append(new_sender)
-        agg = self.agg
         lg = math.log10(amount)
         insort(amts, amount)
-        self.logsum[d] += lg
-        self.logsq[d] += lg * lg
-        cp30 = self.cp30
-        cp30[cp] = cp30.get(cp, 0) + 1
+        agg[16 + d] += lg
+        agg[18 + d] += lg * lg
         if is_debit:
             agg[0] += 1
             agg[1] += amount
@@ -356,7 +426,7 @@ class _Account:
             out = self.out7
             out[cp] = out.get(cp, 0) + 1
             if dwell == dwell:
-                self.dwell7 += dwell
+                agg[20] += dwell
                 self.dwell7_n += 1
         else:
             agg[2] += 1
@@ -371,26 +441,45 @@ class _Account:
             snd[cp] = snd.get(cp, 0) + 1
             snd = self.snd7
             snd[cp] = snd.get(cp, 0) + 1
-            snd = self.snd30
-            snd[cp] = snd.get(cp, 0) + 1
             self.new7 += new_sender
-            self.last_credit_t = t
-        self.last_pay_t = t
+            agg[_LAST_CREDIT] = t
+        agg[_LAST_PAY] = t
         return median, mean, std, prev_gap, first_cp, dwell
 
+    def _index_counterparties(self) -> None:
+        """Count the 30-day window's counterparties (payments + credits * _CREDIT)."""
+        cp30: dict[str, int] = {}
+        get = cp30.get
+        pdeb = self.pdeb
+        pcp = self.pcp
+        for i in range(self.p30, len(pcp)):
+            cp = pcp[i]
+            cp30[cp] = get(cp, 0) + (1 if pdeb[i] else _CREDIT + 1)
+        self.cp30 = cp30
+
     def raw_history(self) -> list[tuple[Any, ...]]:
-        """Retained events as replayable records, in (t, seq) order."""
-        rows: list[tuple[Any, ...]] = [
-            ("p", t, s, bool(d), a, cp)
-            for t, s, d, a, cp in zip(self.pt, self.pseq, self.pdeb, self.pamt, self.pcp,
-                                      strict=True)
-        ]
-        rows += [
-            ("l", t, s, bool(ok), c, dev, f)
-            for t, s, ok, c, dev, f in zip(self.lt, self.lseq, self.lok, self.lctry, self.ldev,
-                                           self.lfor, strict=True)
-        ]
-        rows.sort(key=lambda r: (r[1], r[2]))
+        """Retained events as replayable records, in replay order: by time, and at one instant
+        in the order they were applied (``lpre`` places each login among the payments)."""
+        pt, lt, lpre = self.pt, self.lt, self.lpre
+        np_, nl = len(pt), len(lt)
+        rows: list[tuple[Any, ...]] = []
+        i = j = 0
+        run_t = NAN  # time of the last payment emitted, and how many payments had that time
+        run_n = 0
+        while i < np_ or j < nl:
+            if j < nl and (i >= np_ or lt[j] < pt[i] or (
+                    lt[j] == pt[i] and lpre[j] <= (run_n if run_t == lt[j] else 0))):
+                rows.append(("l", lt[j], bool(self.lok[j]), self.lctry[j], self.ldev[j],
+                             self.lfor[j]))
+                j += 1
+            else:
+                t = pt[i]
+                if t == run_t:
+                    run_n += 1
+                else:
+                    run_t, run_n = t, 1
+                rows.append(("p", t, bool(self.pdeb[i]), self.pamt[i], self.pcp[i]))
+                i += 1
         return rows
 
 
@@ -418,13 +507,14 @@ class FeatureEngine:
         info = self.reference.account(login.account_id)
         kyc = info.kyc_country if info is not None else DEFAULT_KYC_COUNTRY
         foreign = 1 if login.country != kyc else 0
-        acct.seq += 1
         if t >= acct.max_t:
-            acct.advance(t, self.retention_s, self.allowed_lateness_s, payments=False)
-            acct.add_login(t, acct.seq, login.success, login.country, login.device_id, foreign)
+            acct.max_t = t
+            if acct.lt:
+                acct.advance_logins(t, self.retention_s)
+            acct.add_login(t, login.success, login.country, login.device_id, foreign)
         else:
             self.stats.reordered += 1
-            record = ("l", t, acct.seq, login.success, login.country, login.device_id, foreign)
+            record = ("l", t, login.success, login.country, login.device_id, foreign)
             self._rebuild(login.account_id, acct, record)
         return True
 
@@ -437,12 +527,14 @@ class FeatureEngine:
         if not self._admit(acct, payment.event_id, t):
             return None
         self.stats.payments += 1
-        acct.seq += 1
         if t >= acct.max_t:
-            acct.advance(t, self.retention_s, self.allowed_lateness_s)
-            return self._apply_payment(acct, payment, acct.seq)
+            acct.max_t = t
+            acct.advance_payments(t, self.retention_s)
+            if acct.lt:
+                acct.advance_logins(t, self.retention_s)
+            return self._apply_payment(acct, payment)
         self.stats.reordered += 1
-        record = ("p", t, acct.seq, payment.direction == "debit", payment.amount,
+        record = ("p", t, payment.direction == "debit", payment.amount,
                   payment.counterparty_account)
         vector = self._rebuild(payment.account_id, acct, record, payment)
         assert vector is not None
@@ -462,15 +554,14 @@ class FeatureEngine:
     # ------------------------------------------------------------------ snapshot / restore
     def snapshot(self) -> bytes:
         """The engine's state as bytes: every account's retained raw history (replayable)."""
-        accounts = {
-            account_id: {
+        accounts = {}
+        for account_id, acct in self._accounts.items():
+            recent = acct.recent or []
+            accounts[account_id] = {
                 "max_t": acct.max_t,
-                "seq": acct.seq,
-                "recent": acct.recent,
+                "recent": dict(zip(recent[::2], recent[1::2], strict=True)),
                 "events": acct.raw_history(),
             }
-            for account_id, acct in self._accounts.items()
-        }
         doc = {
             "format": SNAPSHOT_FORMAT,
             "feature_version": FEATURE_VERSION,
@@ -482,72 +573,96 @@ class FeatureEngine:
 
     @classmethod
     def restore(cls, data: bytes, reference: ReferenceData | None = None) -> FeatureEngine:
-        """Rebuild an engine from :meth:`snapshot` bytes; continuing gives identical vectors."""
+        """Rebuild an engine from :meth:`snapshot` bytes; continuing gives identical vectors.
+
+        Format 1 snapshots (events carry an arrival number) are read too."""
         doc = orjson.loads(zlib.decompress(data))
-        if doc.get("format") != SNAPSHOT_FORMAT or doc.get("feature_version") != FEATURE_VERSION:
+        fmt = doc.get("format")
+        if fmt not in (1, SNAPSHOT_FORMAT) or doc.get("feature_version") != FEATURE_VERSION:
             raise ValueError(
-                f"snapshot format {doc.get('format')}/{doc.get('feature_version')} does not match "
+                f"snapshot format {fmt}/{doc.get('feature_version')} does not match "
                 f"engine {SNAPSHOT_FORMAT}/{FEATURE_VERSION}"
             )
         engine = cls(reference, doc["allowed_lateness_s"])
         engine.stats = EngineStats(**doc["stats"])
         for account_id, state in doc["accounts"].items():
             acct = _Account()
-            engine._replay_into(acct, [tuple(r) for r in state["events"]])
+            events = state["events"]
+            if fmt == 1:  # rows ("p"|"l", t, seq, ...) sorted by (t, seq): drop the seq
+                rows = [(r[0], r[1], *r[3:]) for r in events]
+            else:
+                rows = [tuple(r) for r in events]
+            engine._replay_into(acct, rows)
             acct.max_t = state["max_t"] if state["max_t"] is not None else -math.inf
-            acct.seq = state["seq"]
-            acct.recent = dict(state["recent"])
+            recent = [x for pair in state["recent"].items() for x in pair]
+            acct.recent = recent or None
             engine._accounts[account_id] = acct
         return engine
 
     # ------------------------------------------------------------------ internals
     def _admit(self, acct: _Account, event_id: str, t: float) -> bool:
-        if event_id in acct.recent:
+        recent = acct.recent
+        if recent is not None and event_id in recent:
             self.stats.duplicates += 1
             return False
-        if t < acct.max_t - self.allowed_lateness_s:
+        max_t = acct.max_t
+        lateness = self.allowed_lateness_s
+        if t < max_t - lateness:
             self.stats.too_late += 1
             return False
-        acct.recent[event_id] = t
+        if recent is None:
+            acct.recent = [event_id, t]
+            return True
+        # ids older than the horizon can go: their events would be refused as too late first
+        horizon = (t if t > max_t else max_t) - lateness
+        if recent[1] < horizon:
+            kept = [x for k in range(0, len(recent), 2) if recent[k + 1] >= horizon
+                    for x in (recent[k], recent[k + 1])]
+            kept += (event_id, t)
+            acct.recent = kept
+        else:
+            recent += (event_id, t)
         return True
 
     def _rebuild(self, account_id: str, acct: _Account, record: tuple[Any, ...],
                  payment: Payment | None = None) -> FeatureVector | None:
-        """Insert a late event at its event time by replaying the account's history."""
+        """Insert a late event at its event time by replaying the account's history; it
+        arrived last, so it goes after every retained event of the same instant."""
         rows = acct.raw_history()
-        rows.append(record)
-        rows.sort(key=lambda r: (r[1], r[2]))
+        rows.insert(bisect_right([r[1] for r in rows], record[1]), record)
         fresh = _Account()
         fresh.recent = acct.recent
-        vector = self._replay_into(fresh, rows, target=(record[2], payment))
-        fresh.seq = acct.seq
+        vector = self._replay_into(fresh, rows, target=(record, payment))
+        fresh.max_t = acct.max_t
         self._accounts[account_id] = fresh
         return vector
 
     def _replay_into(self, acct: _Account, rows: list[tuple[Any, ...]],
-                     target: tuple[int, Payment | None] | None = None) -> FeatureVector | None:
+                     target: tuple[tuple[Any, ...], Payment | None] | None = None
+                     ) -> FeatureVector | None:
         vector = None
         retention = self.retention_s
         for r in rows:
             t = r[1]
             if t >= acct.max_t:
-                acct.advance(t, retention, self.allowed_lateness_s)
+                acct.max_t = t
+                acct.advance_payments(t, retention)
+                if acct.lt:
+                    acct.advance_logins(t, retention)
             if r[0] == "l":
-                acct.add_login(t, r[2], r[3], r[4], r[5], r[6])
-            elif target is not None and r[2] == target[0] and target[1] is not None:
-                vector = self._apply_payment(acct, target[1], r[2])
+                acct.add_login(t, r[2], r[3], r[4], r[5])
+            elif target is not None and r is target[0] and target[1] is not None:
+                vector = self._apply_payment(acct, target[1])
             else:
-                acct.add_payment(t, r[2], r[3], r[4], r[5])
+                acct.add_payment(t, r[2], r[3], r[4])
         return vector
 
-    def _apply_payment(self, acct: _Account, p: Payment, seq: int) -> FeatureVector:
+    def _apply_payment(self, acct: _Account, p: Payment) -> FeatureVector:
         t = p.t
         is_debit = p.direction == "debit"
         amount = p.amount
         cp = p.counterparty_account
-        median, mean, std, prev_gap, first_cp, dwell = acct.add_payment(
-            t, seq, is_debit, amount, cp
-        )
+        median, mean, std, prev_gap, first_cp, dwell = acct.add_payment(t, is_debit, amount, cp)
         ref = self.reference
         info = ref.account(p.account_id)
         agg = acct.agg
@@ -562,7 +677,6 @@ class FeatureEngine:
         else:
             round_amount = 1.0 if amount >= 100 and amount % 100 == 0 else 0.0
         credit_sum_24h = agg[11]
-        n_snd7 = len(acct.snd7)
         kyc = info.kyc_country if info is not None else DEFAULT_KYC_COUNTRY
         n_dev_new = 0
         if acct.dev24:
@@ -570,22 +684,24 @@ class FeatureEngine:
             for device in acct.dev24:
                 if device not in old:
                     n_dev_new += 1
-        lf = acct.last_foreign_t
-        mins_foreign = (t - lf) / MIN if lf == lf and lf > t - W30D else NAN
+        lf = agg[_LAST_FOREIGN]
+        mins_foreign = (t - lf) / MIN if lf > t - W30D else NAN  # nan compares False
+        f7 = float(acct.f7)
         if info is not None:
-            account_features = (
+            is_business = info.is_business
+            account_features: tuple[float, ...] = (
                 0.0,
-                1.0 if info.is_business else 0.0,
+                1.0 if is_business else 0.0,
                 (t - info.opened_t) / DAY,
-                (t - info.registered_t) / DAY if info.is_business else NAN,
+                (t - info.registered_t) / DAY if is_business else NAN,
                 (p.ts.year - info.birth_year),
             )
-            is_business = info.is_business
         else:
-            account_features = (1.0, NAN, NAN, NAN, NAN)
             is_business = False
+            account_features = (1.0, NAN, NAN, NAN, NAN)
+        dwell7_n = acct.dwell7_n
         values = (
-            *agg,
+            *agg[:16],
             float(len(acct.out24)),
             float(len(acct.out7)),
             amount,
@@ -600,24 +716,24 @@ class FeatureEngine:
             float(CHANNEL_CODES[p.channel]),
             # mule
             float(len(acct.snd24)),
-            float(n_snd7),
+            float(len(acct.snd7)),
             agg[9] / credit_sum_24h if credit_sum_24h > 0 else NAN,
             dwell,
-            acct.dwell7 / acct.dwell7_n if acct.dwell7_n else NAN,
+            agg[_DWELL7] / dwell7_n if dwell7_n else NAN,
             acct.new7 / agg[14] if agg[14] > 0 else NAN,
             # counterparty risk (labels confirmed at or before t only)
             *ref.counterparty_risk(cp, t),
             *ref.count_flagged_pair(acct.snd7, acct.out7, t),
             # logins
             float(acct.f24),
-            float(acct.f7),
+            f7,
             float(len(acct.ctry7)),
             mins_foreign,
             NAN if p.country is None else (1.0 if p.country != kyc else 0.0),
             float(n_dev_new),
             float(acct.fail24),
             float(acct.fast7),
-            float(acct.f7) if is_business else 0.0,
+            f7 if is_business else 0.0,
             *account_features,
         )
         return FeatureVector(values)

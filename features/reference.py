@@ -32,7 +32,7 @@ class ReferenceData:
     """Accounts by id and bad-label confirmation times by account (sorted)."""
 
     __slots__ = ("_accounts", "_bad_label_times", "_first_flag_t", "_label_ids", "_flag_order",
-                 "_flag_times", "_flag_cache")
+                 "_flag_times", "_flag_cache", "_flag_span")
 
     def __init__(self) -> None:
         self._accounts: dict[str, AccountInfo] = {}
@@ -43,6 +43,8 @@ class ReferenceData:
         self._flag_order: list[tuple[float, str]] = []
         self._flag_times: list[float] = []
         self._flag_cache: dict[int, frozenset[str]] = {}
+        # the flagged set of the last query and the times [lo, hi) it holds for
+        self._flag_span: tuple[float, float, frozenset[str]] = (math.inf, -math.inf, frozenset())
 
     # ------------------------------------------------------------------ updates
     def add_account(self, account: Account) -> None:
@@ -70,6 +72,7 @@ class ReferenceData:
                 insort(self._flag_order, (label.t, label.account_id))
                 self._flag_times = [ft for ft, _ in self._flag_order]
                 self._flag_cache.clear()
+                self._flag_span = (math.inf, -math.inf, frozenset())
         return True
 
     # ------------------------------------------------------------------ queries
@@ -78,12 +81,18 @@ class ReferenceData:
 
     def flagged_set(self, t: float) -> frozenset[str]:
         """Accounts flagged at or before ``t`` (cached per number of flags in force)."""
-        k = bisect_right(self._flag_times, t)
+        lo, hi, flagged = self._flag_span
+        if lo <= t < hi:  # the common case: consecutive payments between two flag times
+            return flagged
+        times = self._flag_times
+        k = bisect_right(times, t)
         cached = self._flag_cache.get(k)
         if cached is None:
             if len(self._flag_cache) > 64:
                 self._flag_cache.clear()
             cached = self._flag_cache[k] = frozenset(a for _, a in self._flag_order[:k])
+        self._flag_span = (times[k - 1] if k else -math.inf,
+                           times[k] if k < len(times) else math.inf, cached)
         return cached
 
     def counterparty_risk(self, cp: str, t: float) -> tuple[float, float, float]:
@@ -105,10 +114,10 @@ class ReferenceData:
             return 0.0, 0.0
         flagged = self.flagged_set(t)
         na = nb = 0
-        if a:
+        if a and not flagged.isdisjoint(a):
             for cp in flagged.intersection(a):
                 na += a[cp]
-        if b:
+        if b and not flagged.isdisjoint(b):
             for cp in flagged.intersection(b):
                 nb += b[cp]
         return float(na), float(nb)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 import statistics
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from features import engine as engine_module
 from features.engine import FeatureEngine
 from features.events import Account, Label, Login, Payment
 from features.reference import ReferenceData
@@ -272,6 +275,37 @@ def test_every_feature_equals_brute_force(events):
             assert same(value, want[name]), (event_id, name, value, want[name])
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_lists())
+def test_every_feature_equals_brute_force_with_the_counterparty_index(events):
+    """Busy accounts look counterparties up in a counter instead of scanning the 30-day window:
+    force it (and its build and drop) onto the small generated histories."""
+    with mock.patch.object(engine_module, "CP_INDEX_AT", 2):
+        got = engine_vectors(events)
+    expected = oracle(events)
+    assert [e for e, _ in got] == [e for e, _ in expected]
+    for (event_id, values), (_, want) in zip(got, expected, strict=True):
+        for name, value in zip(FEATURE_NAMES, values, strict=True):
+            assert same(value, want[name]), (event_id, name, value, want[name])
+
+
+@pytest.mark.parametrize("index_at", [2, engine_module.CP_INDEX_AT])
+def test_a_counterparty_paid_before_is_still_a_first_time_sender(index_at):
+    """Debits to X do not make X a known sender: the credit from X is a first-time credit,
+    whether the lookup scans the window or uses the counter (a case random lists rarely hit)."""
+    events: list[Payment | Login] = [
+        Payment(f"p{i}", T0 + timedelta(hours=i), "A", direction, 1e6, "VND", "X", "CGB", "mobile")
+        for i, direction in enumerate(["debit", "debit", "debit", "credit", "credit"])
+    ]
+    with mock.patch.object(engine_module, "CP_INDEX_AT", index_at):
+        got = engine_vectors(events)
+    expected = oracle(events)
+    shares = [values[FEATURE_NAMES.index("first_time_sender_share_7d")] for _, values in got]
+    assert shares[3:] == [1.0, 0.5]
+    for (_, values), (_, want) in zip(got, expected, strict=True):
+        assert all(same(v, want[n]) for n, v in zip(FEATURE_NAMES, values, strict=True))
+
+
 @settings(max_examples=150, deadline=None)
 @given(event_lists(), st.integers(0, 45))
 def test_snapshot_restore_at_any_cut_equals_uninterrupted_run(events, cut):
@@ -336,6 +370,6 @@ def test_state_is_bounded_and_idle_accounts_are_evicted():
         engine.on_payment(Payment(f"e{i}", ts, "A", "credit", 1e6, "VND", f"cp{i}", "CGB", "api"))
     acct = engine._accounts["A"]
     assert len(acct.pt) <= (engine.retention_s / 3600) + 64
-    assert len(acct.recent) <= 1  # only ids inside the lateness horizon are kept
+    assert acct.recent is not None and len(acct.recent) == 2  # only the newest [id, t] is kept
     assert engine.evict_idle((T0 + timedelta(days=200)).timestamp()) == 1
     assert engine.n_accounts() == 0
