@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from bisect import bisect_right, insort
 from dataclasses import dataclass
+from typing import Final
 
 from features.events import Account, Label
 
-BAD_LABELS = frozenset({"fraud", "mule"})
-DEFAULT_KYC_COUNTRY = "VN"  # an account we have no profile for is assumed domestic
+BAD_LABELS: Final = frozenset({"fraud", "mule"})
+DEFAULT_KYC_COUNTRY: Final = "VN"  # an account we have no profile for is assumed domestic
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +114,21 @@ class ReferenceData:
         if not times or times[0] > t or not (a or b):
             return 0.0, 0.0
         flagged = self.flagged_set(t)
-        na = nb = 0
-        if a and not flagged.isdisjoint(a):
-            for cp in flagged.intersection(a):
-                na += a[cp]
-        if b and not flagged.isdisjoint(b):
-            for cp in flagged.intersection(b):
-                nb += b[cp]
-        return float(na), float(nb)
+        return float(_flagged_sum(a, flagged)), float(_flagged_sum(b, flagged))
 
     def n_accounts(self) -> int:
         return len(self._accounts)
+
+
+def _flagged_sum(counts: dict[str, int], flagged: frozenset[str]) -> int:
+    """Sum of ``counts[cp]`` over flagged ``cp``, walking the smaller of the two."""
+    n = 0
+    if len(counts) <= len(flagged):
+        for cp, c in counts.items():
+            if cp in flagged:
+                n += c
+    else:
+        get = counts.get
+        for cp in flagged:
+            n += get(cp, 0)
+    return n
