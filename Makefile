@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 DEMO_ARGS ?=
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install compile clean
+
+# mypyc build of the feature engine (setup.py); rebuilt whenever its source changes
+COMPILED_SRC := features/engine.py features/reference.py setup.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,18 +18,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+features/_compiled.json: $(COMPILED_SRC) | $(STAMP)
+	$(BIN)/python setup.py --quiet build_ext --inplace
+
+compile: features/_compiled.json
+
+demo: compile
 	$(BIN)/canhgiac demo $(DEMO_ARGS)
 
-test: $(STAMP)
+test: compile
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: compile
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) .canhgiac .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .canhgiac .pytest_cache .mypy_cache .ruff_cache build
+	rm -f features/*.so features/_compiled.json

@@ -71,7 +71,10 @@ def main() -> None:
     assert restored.n_accounts() == n_accounts
     per_account = state_bytes / max(n_accounts, 1)
 
-    print(f"payments={n_pay} logins={len(result.logins)} accounts={n_accounts} "
+    import features  # noqa: PLC0415
+
+    print(f"engine={features.ENGINE_BUILD} payments={n_pay} logins={len(result.logins)} "
+          f"accounts={n_accounts} "
           f"days={args.days} snapshot_bytes={len(snapshot)}")
     figures = [
         emit("features", "replay_payments_per_s", round(best), ">=50000", best >= 50_000),

@@ -28,8 +28,11 @@ def machine_facts() -> list[str]:
                 break
     except OSError:
         pass
+    import features  # noqa: PLC0415 - after the build check Makefile's `compile` ran
+
     return [
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- feature engine: {features.ENGINE_BUILD} build (see setup.py)",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GiB",
         f"- python: {platform.python_version()} ({platform.platform()})",
     ]

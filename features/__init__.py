@@ -22,22 +22,22 @@ _HERE = Path(__file__).resolve().parent
 COMPILED_MODULES = ("reference", "engine")  # in import order; compiled (or not) together
 
 
-def _compiled_build_state() -> str:
+def compiled_build_state(here: Path = _HERE) -> str:
     """'none' (no compiled build), 'current', or why the build cannot be used."""
     builds = [
-        _HERE / f"{name}{suffix}"
+        here / f"{name}{suffix}"
         for name in COMPILED_MODULES
         for suffix in importlib.machinery.EXTENSION_SUFFIXES
-        if (_HERE / f"{name}{suffix}").exists()
+        if (here / f"{name}{suffix}").exists()
     ]
     if not builds:
         return "none"
     try:
-        manifest = json.loads((_HERE / "_compiled.json").read_text())
+        manifest = json.loads((here / "_compiled.json").read_text())
     except (OSError, ValueError):
         return "stale: features/_compiled.json is missing or unreadable"
     for name in COMPILED_MODULES:
-        source = _HERE / f"{name}.py"
+        source = here / f"{name}.py"
         digest = hashlib.sha256(source.read_bytes()).hexdigest()
         if manifest.get(f"features/{name}.py") != digest:
             return f"stale: features/{name}.py changed since it was compiled"
@@ -54,7 +54,7 @@ def load_source_module(name: str) -> object:
     return module
 
 
-_state = _compiled_build_state()
+_state = compiled_build_state()
 if _state == "current" and os.environ.get("CANHGIAC_PURE_PYTHON") != "1":
     ENGINE_BUILD = "mypyc"
 else:
