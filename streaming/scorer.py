@@ -190,7 +190,14 @@ class _Session:
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._opened.append(lambda: self.consumer.close(autocommit=False))
-        self._check_copartitioned()
+        n_in = self._check_copartitioned()
+        # Outputs go to their input payment's partition when the counts match: what the
+        # default key partitioner picks for the same account_id key, without hashing each key
+        # in Python (kafka-python's murmur2 is a measurable part of a send).
+        self.same_partition = {
+            self.topics[k]: len(self.consumer.partitions_for_topic(self.topics[k]) or ()) == n_in
+            for k in ("payments.scored", "alerts")
+        }
         self.consumer.subscribe([self.topics[PAYMENTS], self.topics[LOGINS]],
                                 listener=_Listener(self))
         self.last_checkpoint = time.monotonic()
@@ -198,7 +205,7 @@ class _Session:
         self._ends: dict[TopicPartition, int] | None = None
         self._ref_polled = 0.0
 
-    def _check_copartitioned(self) -> None:
+    def _check_copartitioned(self) -> int:
         counts = {}
         for kind in (PAYMENTS, LOGINS):
             parts = self.consumer.partitions_for_topic(self.topics[kind])
@@ -207,6 +214,7 @@ class _Session:
             counts[kind] = len(parts)
         if counts[PAYMENTS] != counts[LOGINS]:
             raise RuntimeError(f"payments and logins must have the same partition count: {counts}")
+        return counts[PAYMENTS]
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -304,14 +312,17 @@ class _Session:
                         extra={"topic": r.topic, "partition": r.partition, "offset": r.offset,
                                "field": dl.field, "reason": dl.reason})
         alerts = 0
+        same_scored, same_alerts = self.same_partition[t_scored], self.same_partition[t_alerts]
         for sc in result.scored:
             value = orjson.dumps(sc.record(scored_at))
             key = sc.payment.account_id.encode()
             # the input's produce time travels along, so consumers can measure end-to-end latency
             headers = [("source_timestamp_ms", str(sc.timestamp_ms).encode())]
-            send(t_scored, key=key, value=value, headers=headers)
+            send(t_scored, key=key, value=value, headers=headers,
+                 partition=sc.partition if same_scored else None)
             if sc.decision != "allow":
-                send(t_alerts, key=key, value=value, headers=headers)
+                send(t_alerts, key=key, value=value, headers=headers,
+                     partition=sc.partition if same_alerts else None)
                 alerts += 1
         if result.scored:
             now_ms = time.time() * 1000.0

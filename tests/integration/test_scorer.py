@@ -136,6 +136,19 @@ def test_alerts_are_the_review_and_hold_subset(e2e):
         assert r.key.decode() == orjson.loads(r.value)["account_id"]
 
 
+def test_outputs_are_in_the_partition_their_key_hashes_to(e2e):
+    """The scorer writes each record to its input payment's partition instead of hashing the
+    key: that is the partition the default partitioner gives the same account_id key."""
+    from kafka.partitioner.default import murmur2  # what the Java client's default uses too
+
+    for reader in (e2e["scored"], e2e["alerts"]):
+        assert reader.raw
+        parts = sorted(reader.consumer.partitions_for_topic(reader.raw[0].topic))
+        assert len(parts) > 1
+        for r in reader.raw:
+            assert r.partition == parts[(murmur2(r.key) & 0x7FFFFFFF) % len(parts)], r.key
+
+
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_each_malformed_event_goes_to_the_dead_letter_topic(e2e, name):
     topic, raw, field = MALFORMED[name]
