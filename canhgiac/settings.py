@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, ge=1, le=100_000)
     poll_wait_ms: int = Field(5, ge=0, le=10_000, description="Max wait of one poll")
     fetch_max_wait_ms: int = Field(5, ge=0, le=10_000, description="Broker fetch wait")
-    checkpoint_interval_s: float = Field(5.0, gt=0)
+    # a checkpoint snapshots every account of the partition: its cost grows with the state, so
+    # not too often (a restart replays at most this much input)
+    checkpoint_interval_s: float = Field(30.0, gt=0)
     max_poll_interval_ms: int = Field(300_000, ge=1_000)
     session_timeout_ms: int = Field(10_000, ge=1_000)
     allowed_lateness_s: float = Field(300.0, ge=0)

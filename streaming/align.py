@@ -32,8 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 PAYMENTS = "payments"
 LOGINS = "logins"
@@ -42,9 +41,9 @@ KINDS = (PAYMENTS, LOGINS)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Pending(Generic[T]):
-    """A decoded record waiting for its turn."""
+class Pending(NamedTuple, Generic[T]):
+    """A decoded record waiting for its turn (a tuple: cheaper to make than a dataclass, and
+    one is made per polled record)."""
 
     key: tuple[Any, ...]
     offset: int
