@@ -10,6 +10,7 @@ of the batch with ONE call of the model on one matrix.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -153,6 +154,10 @@ def reason_dicts(reasons: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _caught_up_in(caught_up: Callable[[str, int], bool], partition: int, kind: str) -> bool:
+    return caught_up(kind, partition)
+
+
 def _num(x: Any) -> float | None:
     v = float(x)
     return None if v != v else v  # NaN is not JSON
@@ -165,7 +170,7 @@ class Handler:
         self.ref = ref
         self.top_k = top_k
         self.engines: dict[int, FeatureEngine] = {}
-        self.aligners: dict[int, PartitionAligner[Payment | Login]] = {}
+        self.aligners: dict[int, PartitionAligner[tuple[Payment | Login, int]]] = {}
         self.event_time: dict[int, float] = {}  # newest event time applied, per partition
 
     # ------------------------------------------------------------ partition lifecycle
@@ -215,7 +220,7 @@ class Handler:
             if not aligner.buffered():
                 continue
             engine = self.engines[p]
-            released = aligner.release(lambda kind, p=p: caught_up(kind, p), ready)
+            released = aligner.release(functools.partial(_caught_up_in, caught_up, p), ready)
             if released:
                 newest = max(pending.item[0].t for pending in released)
                 if newest > self.event_time.get(p, float("-inf")):

@@ -44,6 +44,9 @@ class ModelWatcher:
     def load(self) -> ActiveModel:
         version, model = self.provider()
         self._current_version = version
+        # Batches of a few hundred rows gain nothing from OpenMP threads, and their idle
+        # spinning takes the CPU the Kafka client threads and the broker need.
+        model.num_threads = 1
         log.info("model loaded", extra={"model_version": version})
         return ActiveModel(version, model, *self._overrides)
 
