@@ -263,6 +263,14 @@ def engine_vectors(events: list[Payment | Login], engine: FeatureEngine | None =
     return out
 
 
+def assert_matches_oracle(got: list[tuple[str, tuple[float, ...]]],
+                          expected: list[tuple[str, dict[str, float]]]) -> None:
+    assert [e for e, _ in got] == [e for e, _ in expected]
+    for (event_id, values), (_, want) in zip(got, expected, strict=True):
+        for name, value in zip(FEATURE_NAMES, values, strict=True):
+            assert same(value, want[name]), (event_id, name, value, want[name])
+
+
 # ----------------------------------------------------------------------------- the tests
 
 
@@ -271,10 +279,7 @@ def engine_vectors(events: list[Payment | Login], engine: FeatureEngine | None =
 def test_every_feature_equals_brute_force(events):
     expected = oracle(events)
     got = engine_vectors(events)
-    assert [e for e, _ in got] == [e for e, _ in expected]
-    for (event_id, values), (_, want) in zip(got, expected, strict=True):
-        for name, value in zip(FEATURE_NAMES, values, strict=True):
-            assert same(value, want[name]), (event_id, name, value, want[name])
+    assert_matches_oracle(got, expected)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -285,10 +290,7 @@ def test_every_feature_equals_brute_force_with_the_counterparty_index(events):
     with mock.patch.object(engine_module, "CP_INDEX_AT", 2):
         got = engine_vectors(events)
     expected = oracle(events)
-    assert [e for e, _ in got] == [e for e, _ in expected]
-    for (event_id, values), (_, want) in zip(got, expected, strict=True):
-        for name, value in zip(FEATURE_NAMES, values, strict=True):
-            assert same(value, want[name]), (event_id, name, value, want[name])
+    assert_matches_oracle(got, expected)
 
 
 @pytest.mark.parametrize("index_at", [2, engine_module.CP_INDEX_AT])
@@ -304,8 +306,7 @@ def test_a_counterparty_paid_before_is_still_a_first_time_sender(index_at):
     expected = oracle(events)
     shares = [values[FEATURE_NAMES.index("first_time_sender_share_7d")] for _, values in got]
     assert shares[3:] == [1.0, 0.5]
-    for (_, values), (_, want) in zip(got, expected, strict=True):
-        assert all(same(v, want[n]) for n, v in zip(FEATURE_NAMES, values, strict=True))
+    assert_matches_oracle(got, expected)
 
 
 @settings(max_examples=150, deadline=None)
