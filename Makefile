@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 DEMO_ARGS ?=
 
 .PHONY: demo test lint bench install compile clean
+.DELETE_ON_ERROR:
 
 # mypyc build of the feature engine (setup.py); rebuilt whenever its source changes
 COMPILED_SRC := features/engine.py features/reference.py setup.py

@@ -133,13 +133,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     # Each record makes a few short-lived containers; the feature state is large and lives
-    # long. Start-up's objects (libraries, the model) are never re-scanned, and the young
+    # long. Start-up's objects (libraries, settings) are never re-scanned, and the young
     # generation is collected less often than CPython's default of every 700 allocations.
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
+    import features  # noqa: PLC0415
+
     log.info("scorer starting", extra={
         "bootstrap": settings.kafka_bootstrap, "topic_prefix": settings.topic_prefix,
-        "group_id": settings.group_id, "metrics_port": settings.metrics_port})
+        "group_id": settings.group_id, "metrics_port": settings.metrics_port,
+        "feature_engine": features.ENGINE_BUILD})
     code = scorer.run()
     log.info("scorer stopped", extra={"scored": scorer.scored_total})
     return code

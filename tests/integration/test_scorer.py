@@ -138,7 +138,8 @@ def test_alerts_are_the_review_and_hold_subset(e2e):
 
 def test_outputs_are_in_the_partition_their_key_hashes_to(e2e):
     """The scorer writes each record to its input payment's partition instead of hashing the
-    key: that is the partition the default partitioner gives the same account_id key."""
+    key; the inputs here were keyed with kafka-python's default (murmur2), so every output must
+    sit where murmur2 puts its key (as it did when the scorer hashed keys itself)."""
     from kafka.partitioner.default import murmur2  # what the Java client's default uses too
 
     for reader in (e2e["scored"], e2e["alerts"]):

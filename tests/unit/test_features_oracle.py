@@ -301,8 +301,10 @@ def test_a_counterparty_paid_before_is_still_a_first_time_sender(index_at):
         Payment(f"p{i}", T0 + timedelta(hours=i), "A", direction, 1e6, "VND", "X", "CGB", "mobile")
         for i, direction in enumerate(["debit", "debit", "debit", "credit", "credit"])
     ]
+    engine = FeatureEngine(reference(), LATENESS)
     with mock.patch.object(engine_module, "CP_INDEX_AT", index_at):
-        got = engine_vectors(events)
+        got = engine_vectors(events, engine)
+    assert (engine._accounts["A"].cp30 is not None) == (index_at < len(events))
     expected = oracle(events)
     shares = [values[FEATURE_NAMES.index("first_time_sender_share_7d")] for _, values in got]
     assert shares[3:] == [1.0, 0.5]
