@@ -34,11 +34,7 @@ def main() -> None:
 
     result = from_tables(simulate(SimConfig(accounts=args.accounts, days=args.days,
                                             seed=args.seed)))
-    ref = ReferenceData()
-    for account in result.accounts:
-        ref.add_account(account)
-    for label in result.labels:
-        ref.add_label(label)
+    ref = ReferenceData.of(result.accounts, result.labels)
     events = merge_in_order(result.payments, result.logins)
     n_pay = len(result.payments)
 

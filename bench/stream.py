@@ -62,11 +62,7 @@ def train(payments, logins, accounts, labels, fraud, directory: Path):
     from features.replay import replay_matrix
     from models.risk import ModelConfig, RiskModel
 
-    ref = ReferenceData()
-    for a in accounts:
-        ref.add_account(a)
-    for lbl in labels:
-        ref.add_label(lbl)
+    ref = ReferenceData.of(accounts, labels)
     x, scored = replay_matrix(payments, logins, ref)
     y = np.array([int(bool(fraud.get(p.event_id))) for p in scored], dtype=np.float64)
     cut = int(len(y) * 0.7)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right, insort
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -46,6 +47,17 @@ class ReferenceData:
         self._flag_cache: dict[int, frozenset[str]] = {}
         # the flagged set of the last query and the times [lo, hi) it holds for
         self._flag_span: tuple[float, float, frozenset[str]] = (math.inf, -math.inf, frozenset())
+
+    @classmethod
+    def of(cls, accounts: Iterable[Account] = (), labels: Iterable[Label] = ()) -> ReferenceData:
+        """Reference data holding these account profiles and labels (labels are answered as of
+        each query's time, so loading them all up front leaks nothing)."""
+        ref = cls()
+        for account in accounts:
+            ref.add_account(account)
+        for label in labels:
+            ref.add_label(label)
+        return ref
 
     # ------------------------------------------------------------------ updates
     def add_account(self, account: Account) -> None:

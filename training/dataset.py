@@ -130,11 +130,8 @@ class Replayed:
 
     @classmethod
     def from_log(cls, log_: EventLog) -> Replayed:
-        ref = ReferenceData()
-        for account in log_.accounts:
-            ref.add_account(account)
-        for label in log_.labels:
-            ref.add_label(label)  # answered as of each payment's time: no look-ahead
+        # labels are answered as of each payment's time: no look-ahead
+        ref = ReferenceData.of(log_.accounts, log_.labels)
         X, scored = replay_matrix(log_.payments, log_.logins, ref)
         return cls(
             X=X,

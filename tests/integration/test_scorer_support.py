@@ -38,12 +38,7 @@ class BankData:
     truth: dict[str, int]  # event_id -> 1 if fraud
 
     def reference(self) -> ReferenceData:
-        ref = ReferenceData()
-        for a in self.accounts:
-            ref.add_account(a)
-        for lbl in self.labels:
-            ref.add_label(lbl)
-        return ref
+        return ReferenceData.of(self.accounts, self.labels)
 
     def events(self) -> list[Payment | Login]:
         return merge_in_order(self.payments, self.logins)

@@ -37,11 +37,7 @@ from training.datadir import from_tables
 from training.simulator import SimConfig, simulate
 
 r = from_tables(simulate(SimConfig(accounts=300, days=45, seed=5)))
-ref = ReferenceData()
-for a in r.accounts:
-    ref.add_account(a)
-for lb in r.labels:
-    ref.add_label(lb)
+ref = ReferenceData.of(r.accounts, r.labels)
 events = merge_in_order(r.payments, r.logins)
 for i in range(0, len(events) - 1, 97):
     events[i], events[i + 1] = events[i + 1], events[i]

@@ -88,12 +88,7 @@ def event_lists(draw: st.DrawFn) -> list[Payment | Login]:
 
 
 def reference() -> ReferenceData:
-    ref = ReferenceData()
-    for account in ACCOUNTS.values():
-        ref.add_account(account)
-    for label in LABELS:
-        ref.add_label(label)
-    return ref
+    return ReferenceData.of(ACCOUNTS.values(), LABELS)
 
 
 # ----------------------------------------------------------------------------- the oracle
