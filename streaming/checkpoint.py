@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from features.events import format_ts
 
@@ -167,16 +168,20 @@ class CheckpointStore:
     def write(self, checkpoints: list[Checkpoint], timeout_s: float = 30.0) -> None:
         """Write checkpoints and wait until they are durable, then drop the previous ones."""
         manifests: list[tuple[Checkpoint, int]] = []
+        futures = []
         for c in checkpoints:
             chunks = c.chunks()
             for i, chunk in enumerate(chunks):
-                self.producer.send(self.topic, key=chunk_key(c.partition, c.ckpt_id, i).encode(),
-                                   value=chunk)
+                futures.append(self.producer.send(
+                    self.topic, key=chunk_key(c.partition, c.ckpt_id, i).encode(), value=chunk))
             manifests.append((c, len(chunks)))
         for c, n in manifests:  # manifests after all chunks: a manifest never lacks its chunks
-            self.producer.send(self.topic, key=str(c.partition).encode(),
-                               value=orjson.dumps(c.manifest(n)))
+            futures.append(self.producer.send(self.topic, key=str(c.partition).encode(),
+                                              value=orjson.dumps(c.manifest(n))))
         self.producer.flush(timeout=timeout_s)
+        for f in futures:  # flush() only logs a batch that failed after the retries
+            if f.failed():
+                raise KafkaError(f"checkpoint not written: {f.exception!r}")
         for c, n in manifests:
             prev = self._written.get(c.partition)
             if prev is None:
