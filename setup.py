@@ -1,7 +1,8 @@
 """Build hook: compile the feature engine's hot modules with mypyc (the same Python source).
 
-``features/engine.py`` and ``features/reference.py`` are plain, type-checked Python. mypyc turns
-them into a C extension that runs the feature engine faster; the Python source stays the
+``features/events.py`` (event types and decoders), ``features/engine.py`` and
+``features/reference.py`` are plain, type-checked Python. mypyc turns them into a C extension
+that runs the feature engine and the decoders faster; the Python source stays the
 reference and ``features/__init__.py`` falls back to it (with a warning) whenever the compiled
 build does not match the source on disk. The SHA-256 of the sources a build was made from is
 written to ``features/_compiled.json`` only after the extension was built, so a failed build
@@ -21,7 +22,8 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-COMPILED = ["features/engine.py", "features/reference.py"]  # keep in step with features/__init__
+# keep in step with features/__init__.py's COMPILED_MODULES
+COMPILED = ["features/events.py", "features/engine.py", "features/reference.py"]
 PURE = os.environ.get("CANHGIAC_PURE_PYTHON") == "1"
 
 

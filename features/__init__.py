@@ -1,10 +1,11 @@
 """Streaming features: events, reference data, the feature engine, vectors and replay.
 
-``engine`` and ``reference`` are plain Python that the install may also compile with mypyc
-(``setup.py``) for speed. A compiled build is used only when it was built from exactly the
-source files on disk; otherwise, or when ``CANHGIAC_PURE_PYTHON=1`` is set, the Python source is
-loaded instead (with a warning when the build is stale: rebuild with ``make compile``). Both run
-the same code: ``tests/unit/test_engine_build.py`` checks they give identical vectors.
+``events``, ``engine`` and ``reference`` are plain Python that the install may also compile
+with mypyc (``setup.py``) for speed. A compiled build is used only when it was built from
+exactly the source files on disk; otherwise, or when ``CANHGIAC_PURE_PYTHON=1`` is set, the
+Python source is loaded instead (with a warning when the build is stale: rebuild with
+``make compile``). Both run the same code: ``tests/unit/test_engine_build.py`` checks they give
+identical vectors.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-COMPILED_MODULES = ("reference", "engine")  # in import order; compiled (or not) together
+COMPILED_MODULES = ("events", "reference", "engine")  # in import order; compiled (or not) together
 
 
 def compiled_build_state(here: Path = _HERE) -> str:

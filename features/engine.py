@@ -79,14 +79,7 @@ _new_vector: Final = object.__new__
 _set_values: Final = object.__setattr__
 
 
-# agg slots after the 16 window aggregates (agg[w*4 + k], w in 10m,1h,24h,7d; k = debit count,
-# debit sum, credit count, credit sum): per-direction sums of log10(amount) and of its square
-# over 30 days (index + is_debit), then the 7-day dwell sum and three "last seen" times.
-_DWELL7: Final = 20
-_LAST_PAY: Final = 21
-_LAST_CREDIT: Final = 22
-_LAST_FOREIGN: Final = 23
-_AGG_SIZE: Final = 24
+INF: Final = math.inf
 # "first payment to this counterparty in 30 days" and "first-time sender" look the counterparty
 # up in the 30-day window: a scan while it holds at most CP_INDEX_AT payments (most accounts;
 # no memory), a counter dict above that (busy accounts; constant time)
@@ -110,8 +103,12 @@ class _Account:
     __slots__ = (
         "max_t", "recent",
         "pt", "pflag", "pamt", "pcp", "pdw", "p10", "p1h", "p24", "p7", "p30",
-        "agg", "out24", "out7", "snd24", "snd7", "dwell7_n", "new7", "amt_c", "amt_d", "cp30",
-        "lt", "lflag", "lctry", "ldev", "l24", "l7", "l30",
+        "e10", "e1h", "e24", "e7", "e30",
+        "d10n", "d10s", "c10n", "c10s", "d1hn", "d1hs", "c1hn", "c1hs",
+        "d24n", "d24s", "c24n", "c24s", "d7n", "d7s", "c7n", "c7s",
+        "lg_c", "lg_d", "lg2_c", "lg2_d", "dwell7", "last_pay", "last_credit", "last_foreign",
+        "out24", "out7", "snd24", "snd7", "dwell7_n", "new7", "amt_c", "amt_d", "cp30",
+        "lt", "lflag", "lctry", "ldev", "l24", "l7", "l30", "le24", "le7", "le30",
         "f24", "fail24", "dev24", "f7", "ctry7", "fast7", "dev_old",
     )  # fmt: skip
 
@@ -125,8 +122,26 @@ class _Account:
         self.pcp: list[str] = []
         self.pdw = array("d")
         self.p10 = self.p1h = self.p24 = self.p7 = self.p30 = 0
-        self.agg = array("d", bytes(_AGG_SIZE * 8))
-        self.agg[_LAST_PAY] = self.agg[_LAST_CREDIT] = self.agg[_LAST_FOREIGN] = NAN
+        # time of each payment window's oldest member (inf: empty), so that a payment that
+        # evicts nothing reads no history column
+        self.e10: float = INF
+        self.e1h: float = INF
+        self.e24: float = INF
+        self.e7: float = INF
+        self.e30: float = INF
+        # window aggregates: debit/credit count and sum over 10 min, 1 h, 24 h, 7 d (floats:
+        # they are feature values); attributes, not an array: a compiled build keeps them
+        # unboxed, where every array item access boxes a float
+        self.d10n = self.d10s = self.c10n = self.c10s = 0.0
+        self.d1hn = self.d1hs = self.c1hn = self.c1hs = 0.0
+        self.d24n = self.d24s = self.c24n = self.c24s = 0.0
+        self.d7n = self.d7s = self.c7n = self.c7s = 0.0
+        # 30-day sums of log10(amount) and of its square, per direction
+        self.lg_c = self.lg_d = self.lg2_c = self.lg2_d = 0.0
+        self.dwell7 = 0.0  # sum of the 7-day debits' dwell times
+        self.last_pay: float = NAN
+        self.last_credit: float = NAN
+        self.last_foreign: float = NAN
         self.out24: dict[str, int] = {}
         self.out7: dict[str, int] = {}
         self.snd24: dict[str, int] = {}
@@ -142,6 +157,9 @@ class _Account:
         self.lctry: list[str] = []
         self.ldev: list[str] = []
         self.l24 = self.l7 = self.l30 = 0
+        self.le24: float = INF  # time of each login window's oldest member (inf: empty)
+        self.le7: float = INF
+        self.le30: float = INF
         self.f24 = self.fail24 = 0
         self.dev24: dict[str, int] = {}
         self.f7 = self.fast7 = 0
@@ -155,42 +173,51 @@ class _Account:
         payment."""
         pt = self.pt
         n = len(pt)
-        agg = self.agg
         pflag, pamt = self.pflag, self.pamt
         edge = t - W10M
-        i = self.p10
-        while i < n and pt[i] <= edge:
-            k = 0 if pflag[i] & 1 else 2
-            agg[k] -= 1
-            agg[k + 1] -= pamt[i]
-            i += 1
-        self.p10 = i
+        if self.e10 <= edge:
+            i = self.p10
+            while i < n and pt[i] <= edge:
+                if pflag[i] & 1:
+                    self.d10n -= 1
+                    self.d10s -= pamt[i]
+                else:
+                    self.c10n -= 1
+                    self.c10s -= pamt[i]
+                i += 1
+            self.p10 = i
+            self.e10 = pt[i] if i < n else INF
         edge = t - W1H
-        i = self.p1h
-        while i < n and pt[i] <= edge:
-            k = 4 if pflag[i] & 1 else 6
-            agg[k] -= 1
-            agg[k + 1] -= pamt[i]
-            i += 1
-        self.p1h = i
+        if self.e1h <= edge:
+            i = self.p1h
+            while i < n and pt[i] <= edge:
+                if pflag[i] & 1:
+                    self.d1hn -= 1
+                    self.d1hs -= pamt[i]
+                else:
+                    self.c1hn -= 1
+                    self.c1hs -= pamt[i]
+                i += 1
+            self.p1h = i
+            self.e1h = pt[i] if i < n else INF
         edge = t - W24H
-        i = self.p24
-        if i < n and pt[i] <= edge:
+        if self.e24 <= edge:
+            i = self.p24
             pcp = self.pcp
             out, snd = self.out24, self.snd24
             while i < n and pt[i] <= edge:
                 cp = pcp[i]
                 if pflag[i] & 1:
-                    agg[8] -= 1
-                    agg[9] -= pamt[i]
+                    self.d24n -= 1
+                    self.d24s -= pamt[i]
                     c = out[cp] - 1
                     if c:
                         out[cp] = c
                     else:
                         del out[cp]
                 else:
-                    agg[10] -= 1
-                    agg[11] -= pamt[i]
+                    self.c24n -= 1
+                    self.c24s -= pamt[i]
                     c = snd[cp] - 1
                     if c:
                         snd[cp] = c
@@ -198,16 +225,17 @@ class _Account:
                         del snd[cp]
                 i += 1
             self.p24 = i
+            self.e24 = pt[i] if i < n else INF
         edge = t - W7D
-        i = self.p7
-        if i < n and pt[i] <= edge:
+        if self.e7 <= edge:
+            i = self.p7
             pcp = self.pcp
             out, snd = self.out7, self.snd7
             while i < n and pt[i] <= edge:
                 cp = pcp[i]
                 if pflag[i] & 1:
-                    agg[12] -= 1
-                    agg[13] -= pamt[i]
+                    self.d7n -= 1
+                    self.d7s -= pamt[i]
                     c = out[cp] - 1
                     if c:
                         out[cp] = c
@@ -215,11 +243,11 @@ class _Account:
                         del out[cp]
                     dwell = self.pdw[i]
                     if dwell == dwell:  # defined (not nan)
-                        agg[20] -= dwell
+                        self.dwell7 -= dwell
                         self.dwell7_n -= 1
                 else:
-                    agg[14] -= 1
-                    agg[15] -= pamt[i]
+                    self.c7n -= 1
+                    self.c7s -= pamt[i]
                     c = snd[cp] - 1
                     if c:
                         snd[cp] = c
@@ -228,24 +256,25 @@ class _Account:
                     self.new7 -= pflag[i] >> 1
                 i += 1
             self.p7 = i
+            self.e7 = pt[i] if i < n else INF
         edge = t - W30D
-        i = self.p30
-        if i < n and pt[i] <= edge:
+        if self.e30 <= edge:
+            i = self.p30
             cp30 = self.cp30
             while i < n and pt[i] <= edge:
                 amount = pamt[i]
+                lg = _log10(amount)
                 if pflag[i] & 1:
                     amts = self.amt_d
-                    k = 17
+                    self.lg_d -= lg
+                    self.lg2_d -= lg * lg
                     c = 1
                 else:
                     amts = self.amt_c
-                    k = 16
+                    self.lg_c -= lg
+                    self.lg2_c -= lg * lg
                     c = _CREDIT + 1
                 del amts[_bisect_left(amts, amount)]
-                lg = _log10(amount)
-                agg[k] -= lg
-                agg[k + 2] -= lg * lg
                 if cp30 is not None:
                     cp = self.pcp[i]
                     c = cp30[cp] - c
@@ -255,6 +284,7 @@ class _Account:
                         del cp30[cp]
                 i += 1
             self.p30 = i
+            self.e30 = pt[i] if i < n else INF
             if cp30 is not None and n - i < CP_INDEX_AT // 2:
                 self.cp30 = None
             # retention: drop history nobody can look at any more (in chunks: deleting a
@@ -273,8 +303,8 @@ class _Account:
         lt = self.lt
         n = len(lt)
         edge = t - W24H
-        i = self.l24
-        if i < n and lt[i] <= edge:
+        if self.le24 <= edge:
+            i = self.l24
             ldev, lflag = self.ldev, self.lflag
             dev24, old = self.dev24, self.dev_old
             while i < n and lt[i] <= edge:
@@ -291,9 +321,10 @@ class _Account:
                 old[device] = old.get(device, 0) + 1
                 i += 1
             self.l24 = i
+            self.le24 = lt[i] if i < n else INF
         edge = t - W7D
-        i = self.l7
-        if i < n and lt[i] <= edge:
+        if self.le7 <= edge:
+            i = self.l7
             lctry, ctry7 = self.lctry, self.ctry7
             while i < n and lt[i] <= edge:
                 flags = self.lflag[i]
@@ -307,9 +338,10 @@ class _Account:
                     del ctry7[country]
                 i += 1
             self.l7 = i
+            self.le7 = lt[i] if i < n else INF
         edge = t - W30D
-        i = self.l30
-        if i < n and lt[i] <= edge:
+        if self.le30 <= edge:
+            i = self.l30
             ldev, old = self.ldev, self.dev_old
             while i < n and lt[i] <= edge:
                 device = ldev[i]
@@ -320,6 +352,7 @@ class _Account:
                     del old[device]
                 i += 1
             self.l30 = i
+            self.le30 = lt[i] if i < n else INF
             k = _bisect_right(lt, t - retention, 0, i)
             if k >= 32 or (k and k * 2 >= n):
                 for column in (lt, self.lflag, self.lctry, self.ldev):
@@ -336,6 +369,12 @@ class _Account:
         fast = 0
         if lt and self.lctry[-1] != country and t - lt[-1] < FAST_TRAVEL_S:
             fast = 1
+        if self.le30 == INF:  # the windows are nested: an empty 30-day one has empty others
+            self.le30 = t
+        if self.le7 == INF:
+            self.le7 = t
+        if self.le24 == INF:
+            self.le24 = t
         lt.append(t)
         self.lflag.append((1 if success else 0) | (2 if foreign else 0) | (4 if fast else 0))
         self.lctry.append(country)
@@ -343,7 +382,7 @@ class _Account:
         if foreign:
             self.f24 += 1
             self.f7 += 1
-            self.agg[_LAST_FOREIGN] = t
+            self.last_foreign = t
         if not success:
             self.fail24 += 1
         dev24 = self.dev24
@@ -357,19 +396,23 @@ class _Account:
         """Append a payment; returns its history look-ups taken *before* it was added:
         (median, log-mean, log-std, secs since previous, first-to-cp, dwell)."""
         cp = _intern(cp)  # one string object per counterparty, however many payments
-        agg = self.agg
-        amts = self.amt_d if is_debit else self.amt_c
+        if is_debit:
+            amts = self.amt_d
+            lg_sum, lg2_sum = self.lg_d, self.lg2_d
+        else:
+            amts = self.amt_c
+            lg_sum, lg2_sum = self.lg_c, self.lg2_c
         d = 1 if is_debit else 0
         m = len(amts)
         if m:
             median = amts[m // 2] if m % 2 else (amts[m // 2 - 1] + amts[m // 2]) / 2
-            mean = agg[16 + d] / m
-            var = agg[18 + d] / m - mean * mean
+            mean = lg_sum / m
+            var = lg2_sum / m - mean * mean
             std = math.sqrt(var) if var > 1e-12 else 0.0
         else:
             median = mean = std = NAN
         horizon = t - W30D
-        last = agg[_LAST_PAY]
+        last = self.last_pay
         prev_gap = t - last if last > horizon else NAN
         # counterparty seen in the last 30 days (the 30-day window is [p30, len)): a scan of a
         # short window, a counter once the window is long (see CP_INDEX_AT)
@@ -384,25 +427,34 @@ class _Account:
             if not is_debit and c < _CREDIT:
                 new_sender = 1
         else:
-            seen = cp in pcp and cp in pcp[p30:]
+            # every stored counterparty is interned, like cp: identity is equality
+            seen = False
+            credit_from = False
+            pflag = self.pflag
+            for i in range(p30, len(pcp)):
+                if pcp[i] is cp:
+                    seen = True
+                    if is_debit or not pflag[i] & 1:
+                        credit_from = not is_debit
+                        break
             first_cp = 0.0 if seen else 1.0
-            if not is_debit:
-                if seen:  # a first-time sender unless a 30-day credit came from cp
-                    pflag = self.pflag
-                    i = pcp.index(cp, p30)
-                    while pflag[i] & 1:
-                        try:
-                            i = pcp.index(cp, i + 1)
-                        except ValueError:
-                            new_sender = 1
-                            break
-                else:
-                    new_sender = 1
+            if not is_debit and not credit_from:
+                new_sender = 1  # no credit from cp in 30 days
         if is_debit:
-            last = agg[_LAST_CREDIT]
+            last = self.last_credit
             if last > horizon:
                 dwell = t - last
         pt = self.pt
+        if self.e30 == INF:  # the windows are nested: an empty 30-day one has empty others
+            self.e30 = t
+        if self.e7 == INF:
+            self.e7 = t
+        if self.e24 == INF:
+            self.e24 = t
+        if self.e1h == INF:
+            self.e1h = t
+        if self.e10 == INF:
+            self.e10 = t
         pt.append(t)
         self.pflag.append(d | (new_sender << 1))
         self.pamt.append(amount)
@@ -414,40 +466,42 @@ class _Account:
         self.pdw.append(dwell)
         lg = _log10(amount)
         _insort(amts, amount)
-        agg[16 + d] += lg
-        agg[18 + d] += lg * lg
         if is_debit:
-            agg[0] += 1
-            agg[1] += amount
-            agg[4] += 1
-            agg[5] += amount
-            agg[8] += 1
-            agg[9] += amount
-            agg[12] += 1
-            agg[13] += amount
+            self.lg_d += lg
+            self.lg2_d += lg * lg
+            self.d10n += 1
+            self.d10s += amount
+            self.d1hn += 1
+            self.d1hs += amount
+            self.d24n += 1
+            self.d24s += amount
+            self.d7n += 1
+            self.d7s += amount
             out = self.out24
             out[cp] = out.get(cp, 0) + 1
             out = self.out7
             out[cp] = out.get(cp, 0) + 1
             if dwell == dwell:
-                agg[20] += dwell
+                self.dwell7 += dwell
                 self.dwell7_n += 1
         else:
-            agg[2] += 1
-            agg[3] += amount
-            agg[6] += 1
-            agg[7] += amount
-            agg[10] += 1
-            agg[11] += amount
-            agg[14] += 1
-            agg[15] += amount
+            self.lg_c += lg
+            self.lg2_c += lg * lg
+            self.c10n += 1
+            self.c10s += amount
+            self.c1hn += 1
+            self.c1hs += amount
+            self.c24n += 1
+            self.c24s += amount
+            self.c7n += 1
+            self.c7s += amount
             snd = self.snd24
             snd[cp] = snd.get(cp, 0) + 1
             snd = self.snd7
             snd[cp] = snd.get(cp, 0) + 1
             self.new7 += new_sender
-            agg[_LAST_CREDIT] = t
-        agg[_LAST_PAY] = t
+            self.last_credit = t
+        self.last_pay = t
         return median, mean, std, prev_gap, first_cp, dwell
 
     def _index_counterparties(self) -> None:
@@ -666,7 +720,6 @@ class FeatureEngine:
         median, mean, std, prev_gap, first_cp, dwell = acct.add_payment(t, is_debit, amount, cp)
         ref = self.reference
         info = ref.account(p.account_id)
-        agg = acct.agg
         if median == median:
             ratio = amount / median
             z = (_log10(amount) - mean) / std if std > 0 else 0.0
@@ -677,7 +730,7 @@ class FeatureEngine:
             round_amount = 1.0 if amount >= 1e6 and amount % 1e6 == 0 else 0.0
         else:
             round_amount = 1.0 if amount >= 100 and amount % 100 == 0 else 0.0
-        credit_sum_24h = agg[11]
+        credit_sum_24h = acct.c24s
         kyc = info.kyc_country if info is not None else DEFAULT_KYC_COUNTRY
         n_dev_new = 0
         if acct.dev24:
@@ -685,7 +738,7 @@ class FeatureEngine:
             for device in acct.dev24:
                 if device not in old:
                     n_dev_new += 1
-        lf = agg[_LAST_FOREIGN]
+        lf = acct.last_foreign
         mins_foreign = (t - lf) / MIN if lf > t - W30D else NAN  # nan compares False
         f7 = float(acct.f7)
         if info is not None:
@@ -702,7 +755,10 @@ class FeatureEngine:
             account_features = (1.0, NAN, NAN, NAN, NAN)
         dwell7_n = acct.dwell7_n
         values = (
-            *agg[:16],
+            acct.d10n, acct.d10s, acct.c10n, acct.c10s,
+            acct.d1hn, acct.d1hs, acct.c1hn, acct.c1hs,
+            acct.d24n, acct.d24s, acct.c24n, acct.c24s,
+            acct.d7n, acct.d7s, acct.c7n, acct.c7s,
             float(len(acct.out24)),
             float(len(acct.out7)),
             amount,
@@ -718,10 +774,10 @@ class FeatureEngine:
             # mule
             float(len(acct.snd24)),
             float(len(acct.snd7)),
-            agg[9] / credit_sum_24h if credit_sum_24h > 0 else NAN,
+            acct.d24s / credit_sum_24h if credit_sum_24h > 0 else NAN,
             dwell,
-            agg[_DWELL7] / dwell7_n if dwell7_n else NAN,
-            acct.new7 / agg[14] if agg[14] > 0 else NAN,
+            acct.dwell7 / dwell7_n if dwell7_n else NAN,
+            acct.new7 / acct.c7n if acct.c7n > 0 else NAN,
             # counterparty risk (labels confirmed at or before t only)
             *ref.counterparty_risk(cp, t),
             *ref.count_flagged_pair(acct.snd7, acct.out7, t),

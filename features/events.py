@@ -414,7 +414,7 @@ def from_mapping(kind: str, d: Mapping[str, Any], raw: bytes = b"") -> Any:
         return Rejection(kind, exc.field, exc.reason, raw)
 
 
-def decode(kind: str, raw: bytes) -> Any:
+def decode(kind: str, raw: bytes | None) -> Any:
     """Decode one Kafka message value of contract ``kind`` (payments, logins, accounts, labels)."""
     if kind not in _BUILDERS:
         raise ValueError(f"unknown event kind {kind!r}")

@@ -1,6 +1,6 @@
 """The mypyc build of the feature engine runs the same code as its Python source.
 
-``setup.py`` compiles ``features/engine.py`` and ``features/reference.py``; ``features``
+``setup.py`` compiles ``features/events.py``, ``engine.py`` and ``reference.py``; ``features``
 uses the compiled build only when it was built from the source on disk.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 import features
 import features.engine
-from features import compiled_build_state
+from features import COMPILED_MODULES, compiled_build_state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,13 +101,13 @@ def test_the_oracle_tests_pass_on_the_python_source_too():
 
 
 def test_a_build_from_other_source_is_not_used(tmp_path):
-    for name in ("engine", "reference"):
+    for name in COMPILED_MODULES:
         (tmp_path / f"{name}.py").write_text(f"# {name}\n")
     assert compiled_build_state(tmp_path) == "none"
     (tmp_path / f"engine{_ext_suffixes()[0]}").write_bytes(b"")
     assert compiled_build_state(tmp_path).startswith("stale: features/_compiled.json")
     digests = {f"features/{n}.py": hashlib.sha256((tmp_path / f"{n}.py").read_bytes()).hexdigest()
-               for n in ("engine", "reference")}
+               for n in COMPILED_MODULES}
     (tmp_path / "_compiled.json").write_text(json.dumps(digests))
     assert compiled_build_state(tmp_path) == "current"
     (tmp_path / "engine.py").write_text("# engine, edited\n")
