@@ -189,7 +189,7 @@ def _reject_constant(name: str) -> float:
 # ---------------------------------------------------------------- field readers
 
 
-def _text(d: Mapping[str, Any], name: str) -> str:
+def _text(d: dict[str, Any], name: str) -> str:
     value = d.get(name)
     if type(value) is str and 0 < len(value) <= MAX_TEXT and not value.isspace():
         return value  # the common case; anything else gets its precise reason below
@@ -205,7 +205,7 @@ def _text(d: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _opt_text(d: Mapping[str, Any], name: str) -> str | None:
+def _opt_text(d: dict[str, Any], name: str) -> str | None:
     if d.get(name) is None:
         return None
     value = d[name]
@@ -216,7 +216,7 @@ def _opt_text(d: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def _choice(d: Mapping[str, Any], name: str, allowed: frozenset[str]) -> str:
+def _choice(d: dict[str, Any], name: str, allowed: frozenset[str]) -> str:
     value = _text(d, name)
     if value not in allowed:
         raise _Invalid(name, f"'{value}' is not one of {', '.join(sorted(allowed))}")
@@ -242,17 +242,17 @@ def parse_timestamp(value: Any, name: str = "ts") -> datetime:
     return parsed
 
 
-def _ts(d: Mapping[str, Any], name: str) -> datetime:
+def _ts(d: dict[str, Any], name: str) -> datetime:
     if name not in d or d[name] is None:
         raise _Invalid(name, "missing (required)")
     return parse_timestamp(d[name], name)
 
 
-def _opt_ts(d: Mapping[str, Any], name: str) -> datetime | None:
+def _opt_ts(d: dict[str, Any], name: str) -> datetime | None:
     return None if d.get(name) is None else parse_timestamp(d[name], name)
 
 
-def _amount(d: Mapping[str, Any], name: str) -> float:
+def _amount(d: dict[str, Any], name: str) -> float:
     if name not in d or d[name] is None:
         raise _Invalid(name, "missing (required)")
     value = d[name]
@@ -270,7 +270,7 @@ def _amount(d: Mapping[str, Any], name: str) -> float:
     return amount
 
 
-def _country(d: Mapping[str, Any], name: str, required: bool) -> str | None:
+def _country(d: dict[str, Any], name: str, required: bool) -> str | None:
     value = _text(d, name) if required else _opt_text(d, name)
     if value is None:
         return None
@@ -288,7 +288,7 @@ def _is_ip(value: str) -> bool:
     return True
 
 
-def _ip(d: Mapping[str, Any], name: str, required: bool) -> str | None:
+def _ip(d: dict[str, Any], name: str, required: bool) -> str | None:
     value = _text(d, name) if required else _opt_text(d, name)
     if value is None:
         return None
@@ -297,7 +297,7 @@ def _ip(d: Mapping[str, Any], name: str, required: bool) -> str | None:
     return value
 
 
-def _extra(d: Mapping[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
+def _extra(d: dict[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
     if known.issuperset(d):
         return _EMPTY
     return {k: v for k, v in d.items() if k not in known}
@@ -318,7 +318,7 @@ LABEL_FIELDS = frozenset(
 )
 
 
-def _payment(d: Mapping[str, Any]) -> Payment:
+def _payment(d: dict[str, Any]) -> Payment:
     currency = d.get("currency")
     if currency is None:
         currency = "VND"
@@ -343,7 +343,7 @@ def _payment(d: Mapping[str, Any]) -> Payment:
     )
 
 
-def _login(d: Mapping[str, Any]) -> Login:
+def _login(d: dict[str, Any]) -> Login:
     success = d.get("success")
     if not isinstance(success, bool):
         raise _Invalid("success", "missing (required)" if success is None else "must be a boolean")
@@ -363,7 +363,7 @@ def _login(d: Mapping[str, Any]) -> Login:
     )
 
 
-def _account(d: Mapping[str, Any]) -> Account:
+def _account(d: dict[str, Any]) -> Account:
     birth_year = d.get("birth_year")
     if birth_year is not None:
         if isinstance(birth_year, bool) or not isinstance(birth_year, int):
@@ -385,7 +385,7 @@ def _account(d: Mapping[str, Any]) -> Account:
     )
 
 
-def _label(d: Mapping[str, Any]) -> Label:
+def _label(d: dict[str, Any]) -> Label:
     return Label(
         label_id=_text(d, "label_id"),
         confirmed_at=_ts(d, "confirmed_at"),
@@ -398,7 +398,7 @@ def _label(d: Mapping[str, Any]) -> Label:
     )
 
 
-_BUILDERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "payments": _payment,
     "logins": _login,
     "accounts": _account,
@@ -409,7 +409,8 @@ _BUILDERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 def from_mapping(kind: str, d: Mapping[str, Any], raw: bytes = b"") -> Any:
     """Build the event of contract ``kind`` from a mapping; a :class:`Rejection` if invalid."""
     try:
-        return _BUILDERS[kind](d)
+        # the readers take a dict: a compiled build then reads it with native dict lookups
+        return _BUILDERS[kind](d if type(d) is dict else dict(d))
     except _Invalid as exc:
         return Rejection(kind, exc.field, exc.reason, raw)
 
