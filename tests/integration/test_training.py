@@ -195,6 +195,38 @@ def test_promotion_gate_on_a_real_mlflow_store(dataset, tmp_path):
             "plots/feature_importance.png"} <= artifacts
 
 
+def test_the_scorer_follows_the_champion_alias_of_a_real_mlflow_registry(dataset, tmp_path):
+    """Hot reload through the registry: the scorer's watcher loads @champion, sees nothing new
+    until the alias moves, then loads the new version in the background, once."""
+    from canhgiac.cmd_score import RegistryModelProvider
+    from streaming.reload import ModelWatcher
+
+    settings = settings_for(tmp_path)
+    weak = TrainOptions(seed=3, split=SPLIT, register=True, model=dataclasses.replace(
+        FAST, num_boost_round=1, num_leaves=2, anomaly="never", early_stopping_rounds=1))
+    v1 = train_on_log(None, settings, weak, "fp", dataset=dataset)
+    assert registry.promote(settings).promoted
+    watcher = ModelWatcher(RegistryModelProvider(settings, settings.model_uri), interval_s=3600)
+    active = watcher.load()
+    assert active.version == v1.registry_version
+    watcher.check_now()
+    assert watcher.take() is None  # the alias has not moved
+
+    v2 = train_on_log(None, settings, TrainOptions(seed=3, split=SPLIT, register=True,
+                                                   model=FAST), "fp", dataset=dataset)
+    watcher.check_now()
+    assert watcher.take() is None  # registered, but not champion yet
+    assert registry.promote(settings, force_reason="test").promoted
+    watcher.check_now()
+    swapped = watcher.take()
+    assert swapped is not None and swapped.version == v2.registry_version
+    np.testing.assert_allclose(swapped.model.score(dataset.test.X[:200]),
+                               v2.model.score(dataset.test.X[:200]))
+    assert watcher.take() is None  # handed over once
+    watcher.check_now()
+    assert watcher.take() is None  # and not loaded again
+
+
 # ---------------------------------------------------------------------- commands
 
 
