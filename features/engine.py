@@ -27,7 +27,7 @@ import math
 import sys
 import zlib
 from array import array
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -74,7 +74,6 @@ _intern: Final = sys.intern
 _log10: Final = math.log10
 _bisect_left: Final = bisect_left
 _bisect_right: Final = bisect_right
-_insort: Final = insort
 _new_vector: Final = object.__new__
 _set_values: Final = object.__setattr__
 
@@ -465,7 +464,7 @@ class _Account:
             self._index_counterparties()
         self.pdw.append(dwell)
         lg = _log10(amount)
-        _insort(amts, amount)
+        amts.insert(_bisect_right(amts, amount), amount)  # insort() calls insert by name
         if is_debit:
             self.lg_d += lg
             self.lg2_d += lg * lg
