@@ -166,10 +166,17 @@ class _Account:
         self.dev_old: dict[str, int] = {}  # devices of logins in (t - 30 d, t - 24 h]
 
     # ------------------------------------------------------------------ eviction
+    def advance(self, t: float, retention: float) -> None:
+        """Make ``t`` (not older than ``max_t``) the account's newest event time: every
+        window's lower edge moves to it. Eviction is a function of ``t`` alone, so live events
+        and a replay of the same history leave the same state."""
+        self.max_t = t
+        self.advance_payments(t, retention)
+        if self.lt:
+            self.advance_logins(t, retention)
+
     def advance_payments(self, t: float, retention: float) -> None:
-        """Move every payment window's lower edge to time ``t`` (the account's newest event
-        time). Eviction is a function of ``t`` alone, so a login leaves this to the next
-        payment."""
+        """Move every payment window's lower edge to time ``t``."""
         pt = self.pt
         n = len(pt)
         pflag, pamt = self.pflag, self.pamt
@@ -558,9 +565,7 @@ class FeatureEngine:
         kyc = info.kyc_country if info is not None else DEFAULT_KYC_COUNTRY
         foreign = 1 if login.country != kyc else 0
         if t >= acct.max_t:
-            acct.max_t = t
-            if acct.lt:
-                acct.advance_logins(t, self.retention_s)
+            acct.advance(t, self.retention_s)
             acct.add_login(t, login.success, login.country, login.device_id, foreign)
         else:
             self.stats.reordered += 1
@@ -578,10 +583,7 @@ class FeatureEngine:
             return None
         self.stats.payments += 1
         if t >= acct.max_t:
-            acct.max_t = t
-            acct.advance_payments(t, self.retention_s)
-            if acct.lt:
-                acct.advance_logins(t, self.retention_s)
+            acct.advance(t, self.retention_s)
             return self._apply_payment(acct, payment)
         self.stats.reordered += 1
         record = ("p", t, payment.direction == "debit", payment.amount,
@@ -683,7 +685,7 @@ class FeatureEngine:
         """Insert a late event at its event time by replaying the account's history; it
         arrived last, so it goes after every retained event of the same instant."""
         rows = acct.raw_history()
-        rows.insert(bisect_right([r[1] for r in rows], record[1]), record)
+        rows.insert(_bisect_right([r[1] for r in rows], record[1]), record)
         fresh = _Account()
         fresh.recent = acct.recent
         vector = self._replay_into(fresh, rows, target=(record, payment))
@@ -699,10 +701,7 @@ class FeatureEngine:
         for r in rows:
             t = r[1]
             if t >= acct.max_t:
-                acct.max_t = t
-                acct.advance_payments(t, retention)
-                if acct.lt:
-                    acct.advance_logins(t, retention)
+                acct.advance(t, retention)
             if r[0] == "l":
                 acct.add_login(t, r[2], r[3], r[4], r[5])
             elif target is not None and r is target[0] and target[1] is not None:
