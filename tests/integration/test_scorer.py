@@ -15,6 +15,10 @@ import pytest
 from canhgiac.cmd_score import DirectoryModelProvider
 from canhgiac.settings import Settings
 from features.events import Payment
+from serving import tables as T
+from serving.reads import RiskFilter
+from serving.risk import WINDOW_S
+from serving.store import CaseStore
 from streaming.scorer import Scorer
 from tests.integration.test_scorer_support import (
     OutputReader,
@@ -99,7 +103,8 @@ def e2e(broker, models, tmp_path_factory):
     producer.flush()
     produce_events(broker.bootstrap, prefix, data.events(), producer)
     producer.close()
-    scorer = Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir))
+    store = CaseStore(f"sqlite:///{tmp_path_factory.mktemp('cases') / 'cases.db'}")
+    scorer = Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir), sink=store)
     running = _Running(scorer)
     scored = OutputReader(broker.bootstrap, prefix + "payments.scored")
     scored.wait_for(len(data.payments), timeout_s=60)
@@ -109,9 +114,10 @@ def e2e(broker, models, tmp_path_factory):
     running.stop()
     alerts.read(timeout_ms=1000)
     yield {"data": data, "model": model, "scored": scored, "alerts": alerts, "dlq": dlq,
-           "scorer": scorer}
+           "scorer": scorer, "store": store}
     for r in (scored, alerts, dlq):
         r.close()
+    store.close()
 
 
 def test_every_payment_is_scored_exactly_as_the_offline_replay(e2e):
@@ -126,6 +132,36 @@ def test_every_payment_is_scored_exactly_as_the_offline_replay(e2e):
         assert isinstance(rec["reasons"], list)
         assert rec["scored_at"].endswith("Z") and rec["ts"]
     assert any(rec["reasons"] for rec in scored.records)
+
+
+def test_the_case_store_holds_every_scored_payment_and_the_account_risk(e2e):
+    """The scorer's sink: the investigators' store gets each scored payment once, with the
+    score sent to Kafka, and each account's risk is its highest score of the last 7 days."""
+    from sqlalchemy import func, select
+
+    store, scored = e2e["store"], e2e["scored"]
+    data = e2e["data"]
+    with store.read() as conn:
+        rows = {r.event_id: r for r in conn.execute(
+            select(T.scored.c.event_id, T.scored.c.account_id, T.scored.c.score,
+                   T.scored.c.event_t))}
+        n_logins = conn.execute(select(func.count()).select_from(T.logins)).scalar_one()
+        n_accounts = conn.execute(select(func.count()).select_from(T.accounts)).scalar_one()
+    assert set(rows) == {p.event_id for p in data.payments}
+    assert all(rows[e].score == rec["score"] for e, rec in scored.last.items())
+    assert n_logins == len(data.logins)
+    assert n_accounts == len(data.accounts)
+    expected: dict[str, float] = {}
+    last_t: dict[str, float] = {}
+    for r in rows.values():
+        last_t[r.account_id] = max(last_t.get(r.account_id, float("-inf")), r.event_t)
+    for r in rows.values():
+        if r.event_t > last_t[r.account_id] - WINDOW_S:
+            expected[r.account_id] = max(expected.get(r.account_id, -1.0), r.score)
+    ranked = store.high_risk(RiskFilter(), None, limit=len(expected) + 10)
+    # the API rounds scores to 6 decimals
+    assert {a["account_id"]: a["score"] for a in ranked} == pytest.approx(expected, abs=5.1e-7)
+    assert [a["score"] for a in ranked] == sorted((a["score"] for a in ranked), reverse=True)
 
 
 def test_alerts_are_the_review_and_hold_subset(e2e):
