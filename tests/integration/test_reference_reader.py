@@ -1,0 +1,64 @@
+"""The scorer's reader of the global tables (``labels``, ``accounts``) against the real broker:
+it applies every record, says "caught up" only once everything up to the high-water marks is
+applied, notices records produced later, and sends malformed ones to the dead letters."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from kafka import KafkaProducer
+
+from features.engine import ReferenceData
+from features.events import Label, encode
+from streaming.reference import ReferenceReader
+from tests.integration.test_scorer_support import START, create_topics, make_bank, produce_reference
+
+pytestmark = pytest.mark.integration
+
+
+def _poll_until(reader: ReferenceReader, done, dead: list, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _accounts, rejected = reader.poll(timeout_ms=100)
+        dead += rejected
+        if done():
+            return
+    raise AssertionError("the reference reader did not get there in time")
+
+
+def test_reader_applies_everything_and_tracks_new_records(broker):
+    prefix = f"ref{os.getpid()}."
+    data = make_bank(n_accounts=50, n_payments=10, seed=9, prefix="R")
+    create_topics(broker.bootstrap, prefix)
+    produce_reference(broker.bootstrap, prefix, data)
+    ref = ReferenceData()
+    reader = ReferenceReader(ref, {"labels": prefix + "labels", "accounts": prefix + "accounts"},
+                             {"bootstrap_servers": broker.bootstrap}, fetch_max_wait_ms=20)
+    try:
+        assert not reader.caught_up()  # nothing applied yet, records exist
+        dead: list = []
+        _poll_until(reader, reader.caught_up, dead)
+        assert dead == []
+        assert reader.accounts == len(data.accounts) and ref.n_accounts() == len(data.accounts)
+        assert reader.labels == len(data.labels)
+
+        # later records: a label (with one malformed record) produced after catching up
+        late = Label(label_id="late-1", confirmed_at=START + timedelta(days=1),
+                     account_id="R00007", label="mule")
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        producer.send(prefix + "labels", key=b"R00007", value=encode(late))
+        producer.send(prefix + "labels", key=b"R00008", value=b'{"label_id": "broken"}')
+        producer.flush()
+        producer.close()
+        _poll_until(reader, lambda: reader.labels == len(data.labels) + 1 and len(dead) == 1
+                    and reader.caught_up(), dead)
+        t = late.t + 1
+        assert ref.counterparty_risk("R00007", t)[0] == 1.0
+        assert ref.counterparty_risk("R00007", late.t - 1) == (0.0, 0.0, 0.0)
+        assert [d.record.value for d in dead] == [b'{"label_id": "broken"}']
+        assert dead[0].record.kind == "labels"
+    finally:
+        reader.close()
