@@ -120,7 +120,8 @@ def refresh_scores(engine: Engine, conn: Connection, account_ids: Iterable[str])
             if acc in types:
                 acc_type = types[acc][0]
             else:
-                acc_type = "business" if features.get("is_business", 0) > 0 else "unknown"
+                # an account with no profile has is_business = nan, stored as null
+                acc_type = "business" if (features.get("is_business") or 0) > 0 else "unknown"
             rule = classify(features)
             row = old.copy() if old else blank_row(acc, acc_type, last_t[acc])
             row.update(

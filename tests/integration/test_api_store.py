@@ -50,6 +50,18 @@ def test_a_batch_is_one_transaction_and_replays_change_nothing(store):
     assert len(ranked) == 50
 
 
+def test_a_payment_of_an_account_with_no_profile_is_ranked_as_unknown(store):
+    """The engine scores unknown accounts with nan account features (null in the stored
+    features); the sink must rank them, not fail (it once raised TypeError and stopped the
+    scorer)."""
+    record = scored("u1", "no-profile", 0.7, BASE,
+                    features={"account_unknown": 1.0, "is_business": float("nan")})
+    record["features"] = {k: (None if v != v else v) for k, v in record["features"].items()}
+    store.write_scored([record])
+    risk = _risk(store, "no-profile")
+    assert risk["type"] == "unknown" and risk["score"] == pytest.approx(0.7)
+
+
 def test_duplicates_inside_one_batch_and_bad_records(store):
     good = scored("e1", "a", 0.4, BASE)
     bad_score = scored("e2", "a", 1.7, BASE)
