@@ -4,6 +4,9 @@ A plain consumer (no group) is assigned every partition of both topics from the 
 feeds one shared :class:`~features.engine.ReferenceData`. ``caught_up()`` says whether
 everything up to the high-water marks has been applied: the aligner holds payments back until
 then, so a payment never sees reference data that an uninterrupted scorer would have had.
+The high-water marks the client knows come from this reader's last fetch, which can be older
+than a payment just polled: :meth:`confirm` asks the log-end offsets *now*, so that a payment is
+scored only after every account profile and label produced before it was polled.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class ReferenceReader:
         for tp in tps:
             self._consumer.seek(tp, begin[tp])
         self._next: dict[TopicPartition, int] = dict(begin)
+        self._required: dict[TopicPartition, int] = dict(self._end)  # log-end offsets asked
         self._caught_up = False
         self.labels = 0
         self.accounts = 0
@@ -73,12 +77,14 @@ class ReferenceReader:
         return accounts, dead
 
     def caught_up(self) -> bool:
-        """Everything up to the last known high-water mark of every partition is applied."""
+        """Everything up to the last known high-water mark of every partition, and up to the
+        log-end offsets :meth:`confirm` last asked, is applied."""
         for tp in self._tps:
             hw = self._consumer.highwater(tp)
-            if hw is None:
-                hw = self._end[tp]
-            if self._next[tp] < hw:
+            need = self._required[tp]
+            if hw is not None and hw > need:
+                need = hw
+            if self._next[tp] < need:
                 self._caught_up = False
                 return False
         if not self._caught_up:
@@ -86,6 +92,15 @@ class ReferenceReader:
             log.info("reference data caught up",
                      extra={"labels": self.labels, "accounts": self.accounts})
         return True
+
+    def confirm(self) -> bool:
+        """Ask the log-end offsets now (one ListOffsets request) and say whether everything up
+        to them is applied; until it is, :meth:`caught_up` is False."""
+        ends = self._consumer.end_offsets(self._tps)
+        for tp, end in ends.items():
+            if end is not None and end > self._required[tp]:
+                self._required[tp] = end
+        return self.caught_up()
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)

@@ -242,7 +242,7 @@ class _Session:
             self._ends = None
             t0 = time.perf_counter()
             result = self.handler.handle(batch, scorer.model, self._caught_up,
-                                         self.reference.caught_up())
+                                         self._reference_ready(batch))
             result.dead_letters.extend(ref_dead)
             self._emit(result, accounts)
             if batch:
@@ -256,6 +256,16 @@ class _Session:
             if now - self.last_lag >= 1.0:
                 self._update_lag()
                 self.last_lag = now
+
+    def _reference_ready(self, batch: list[RawRecord]) -> bool:
+        """May payments be released: the reference tables hold everything produced before the
+        payments polled so far. After a poll that brought payments, the reference topics'
+        log-end offsets are asked (one request), and payments wait until the reader has
+        applied everything up to them."""
+        for r in batch:
+            if r.kind == PAYMENTS:
+                return self.reference.confirm()
+        return self.reference.caught_up()
 
     def _poll_reference(self) -> tuple[list[Any], list[Any]]:
         """Every iteration while behind; then every REFERENCE_POLL_S (a poll costs a round trip

@@ -11,6 +11,7 @@ import time
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from canhgiac.cmd_score import DirectoryModelProvider
 from canhgiac.settings import Settings
@@ -21,6 +22,7 @@ from serving.risk import WINDOW_S
 from serving.store import CaseStore
 from streaming.scorer import Scorer
 from tests.integration.test_scorer_support import (
+    PARTITIONS,
     OutputReader,
     create_topics,
     expected_scores,
@@ -252,6 +254,41 @@ def test_hot_reload_swaps_the_model_between_batches(broker, models, tmp_path):
     first_ids = {e.event_id for e in first if isinstance(e, Payment)}
     assert all(reader.last[i]["model_version"] == m1.version for i in first_ids)
     assert any(r["model_version"] == m2.version for r in reader.records)
+
+
+def test_payments_wait_for_account_profiles_produced_before_them(broker, models, tmp_path):
+    """The scorer starts on empty topics; the bank's platform then produces the account
+    profiles and, right after, the payments. The reference reader's last fetch is older than
+    those payments, so only a fresh log-end check keeps them from being scored as unknown
+    accounts (``is_business`` nan, stored as null), and every score must equal the offline
+    replay that knows every profile."""
+    (model, model_dir), _ = models
+    data = make_bank(n_accounts=120, n_payments=600, seed=21, prefix="P")
+    prefix = f"fresh{os.getpid()}."
+    create_topics(broker.bootstrap, prefix)
+    store = CaseStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    running = _Running(Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir),
+                              sink=store))
+    reader = OutputReader(broker.bootstrap, prefix + "payments.scored")
+    try:
+        registry = running.scorer.metrics.registry
+        deadline = time.monotonic() + 30
+        while (registry.get_sample_value("canhgiac_scorer_partitions") or 0) < PARTITIONS:
+            assert time.monotonic() < deadline, "the scorer got no partitions"
+            time.sleep(0.1)
+        produce_reference(broker.bootstrap, prefix, data)
+        produce_events(broker.bootstrap, prefix, data.events())
+        reader.wait_for(len(data.payments), timeout_s=60)
+    finally:
+        running.stop()
+        reader.close()
+    with store.read() as conn:
+        features = [orjson.loads(f) for (f,) in conn.execute(select(T.scored.c.features))]
+    store.close()
+    assert len(features) == len(data.payments)
+    assert [f["is_business"] for f in features if f["is_business"] is None] == []
+    expected = expected_scores(data, model)
+    assert {e: r["score"] for e, r in reader.last.items()} == expected
 
 
 @pytest.mark.slow
