@@ -178,9 +178,11 @@ class _Session:
         self._opened.append(lambda: self.producer.close(timeout=10))
         self.ref = ReferenceData()
         self.handler = Handler(self.ref)
+        # the reader's fetch wait is short: a fetch it leaves in flight delays the log-end
+        # offset request that releases payments (requests on a connection are answered in order)
         self.reference = ReferenceReader(
             self.ref, {"labels": self.topics["labels"], "accounts": self.topics["accounts"]},
-            cfg,
+            cfg, fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         self._opened.append(self.reference.close)
         self.store = CheckpointStore(ckpt_topic, self.producer, cfg)
