@@ -117,13 +117,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from serving.store import CaseStore  # noqa: PLC0415
 
         CaseStore(settings.store_url).close()  # create the schema before two processes race
-        from streaming.topics import ALL_TOPICS, ensure_topics  # noqa: PLC0415
+        from streaming.topics import ALL_TOPICS, ensure_topics_with  # noqa: PLC0415
 
         # the scorer starts on existing topics (else it logs errors and retries until the replay
         # below creates them)
-        cfg = settings.kafka_client_config()
-        ensure_topics(bootstrap.split(","), [settings.topic(t) for t in ALL_TOPICS],
-                      **{k: v for k, v in cfg.items() if k != "bootstrap_servers"})
+        ensure_topics_with(settings.kafka_client_config(),
+                           [settings.topic(t) for t in ALL_TOPICS])
         procs.append(start(["score"], env, work / "scorer.log"))
         say(f"scorer started (log {work / 'scorer.log'})")
         procs.append(start(["serve", "--port", str(args.api_port)], env, work / "api.log"))

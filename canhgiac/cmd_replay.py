@@ -59,13 +59,12 @@ def produce(data: DataDir, settings: Settings, rate: float | None,
             start: datetime | None = None, end: datetime | None = None) -> ReplayStats:
     """Create the input topics if needed and produce ``data`` (a DataDir); returns stats."""
     from streaming.replay import produce_events  # noqa: PLC0415
-    from streaming.topics import ensure_topics  # noqa: PLC0415
+    from streaming.topics import ensure_topics_with  # noqa: PLC0415
     from training.datadir import ordered_events  # noqa: PLC0415
 
     cfg = settings.kafka_client_config()
-    admin_cfg = {k: v for k, v in cfg.items() if k != "bootstrap_servers"}
     topics = {kind: settings.topic(kind) for kind in KINDS}
-    ensure_topics(settings.kafka_bootstrap.split(","), list(topics.values()), **admin_cfg)
+    ensure_topics_with(cfg, list(topics.values()))
 
     def progress(stats: ReplayStats) -> None:
         log.info("replay progress", extra={"sent": dict(stats.sent),

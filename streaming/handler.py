@@ -251,7 +251,7 @@ class Handler:
             if aligner is None:
                 result.stale += 1
                 continue
-            event = decode(rec.kind, rec.value)  # type: ignore[arg-type]
+            event = decode(rec.kind, rec.value)
             if isinstance(event, Rejection):
                 aligner.skip(rec.kind, rec.offset)
                 result.dead_letters.append(DeadLetter.of(rec, event))

@@ -37,7 +37,7 @@ from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
 from streaming.metrics import ScorerMetrics
 from streaming.reference import ReferenceReader
 from streaming.reload import ModelProvider, ModelWatcher
-from streaming.topics import ensure_topics
+from streaming.topics import ensure_topics_with
 
 if TYPE_CHECKING:
     from canhgiac.settings import Settings
@@ -169,10 +169,8 @@ class _Session:
                                                *OUTPUTS)}
         self.kind_of = {self.topics[PAYMENTS]: PAYMENTS, self.topics[LOGINS]: LOGINS}
         ckpt_topic = s.topic(CHECKPOINT_TOPIC)
-        ensure_topics(s.kafka_bootstrap.split(","), [self.topics[k] for k in OUTPUTS],
-                      **_admin_cfg(cfg))
-        ensure_topics(s.kafka_bootstrap.split(","), [ckpt_topic], partitions=1,
-                      **_admin_cfg(cfg))
+        ensure_topics_with(cfg, [self.topics[k] for k in OUTPUTS])
+        ensure_topics_with(cfg, [ckpt_topic], partitions=1)
         self.producer = KafkaProducer(**cfg, acks="all", linger_ms=PRODUCER_LINGER_MS, retries=5,
                                       max_request_size=2 * 1024 * 1024)
         self._opened.append(lambda: self.producer.close(timeout=10))
@@ -507,6 +505,3 @@ class _Session:
                 log.warning("error while closing a Kafka client", extra={"error": repr(exc)})
         self._opened.clear()
 
-
-def _admin_cfg(cfg: dict[str, object]) -> dict[str, object]:
-    return {k: v for k, v in cfg.items() if k != "bootstrap_servers"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -21,7 +22,7 @@ def ensure_topics(
     names: Iterable[str],
     partitions: int = 4,
     replication: int = 1,
-    **client_config: object,
+    **client_config: Any,
 ) -> None:
     """Create the topics that do not exist yet. ``payments`` and ``logins`` must share a
     partition count (co-partitioned by account_id); pass the same ``partitions`` for both."""
@@ -42,3 +43,14 @@ def ensure_topics(
             log.info("topics created", extra={"topics": [t.name for t in new]})
     finally:
         admin.close()
+
+
+def ensure_topics_with(
+    client_config: dict[str, object], names: Iterable[str], partitions: int = 4
+) -> None:
+    """:func:`ensure_topics` with a kafka-python client configuration as
+    ``Settings.kafka_client_config()`` gives it (bootstrap servers, security, SASL)."""
+    config: dict[str, Any] = dict(client_config)
+    bootstrap = config.pop("bootstrap_servers")
+    assert isinstance(bootstrap, str | list), bootstrap
+    ensure_topics(bootstrap, names, partitions=partitions, **config)
