@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from serving import tables as T
 from serving.db import now, upsert
-from serving.typology import classify, from_case
+from serving.typology import classify, feature_value, from_case
 
 WINDOW_S = 7 * 86400.0
 FOREIGN_WINDOW_S = 30 * 86400.0
@@ -121,7 +121,7 @@ def refresh_scores(engine: Engine, conn: Connection, account_ids: Iterable[str])
                 acc_type = types[acc][0]
             else:
                 # an account with no profile has is_business = nan, stored as null
-                acc_type = "business" if (features.get("is_business") or 0) > 0 else "unknown"
+                acc_type = "business" if feature_value(features, "is_business") > 0 else "unknown"
             rule = classify(features)
             row = old.copy() if old else blank_row(acc, acc_type, last_t[acc])
             row.update(

@@ -42,7 +42,8 @@ KEY_FEATURES = (
 )
 
 
-def _f(features: Mapping[str, float], name: str) -> float:
+def feature_value(features: Mapping[str, float], name: str) -> float:
+    """A stored feature as a number: missing, null (nan in the engine) or not a number is 0."""
     value = features.get(name, 0.0)
     try:
         value = float(value)
@@ -52,23 +53,24 @@ def _f(features: Mapping[str, float], name: str) -> float:
 
 
 def classify(features: Mapping[str, float]) -> str:
-    debit = _f(features, "is_debit") > 0
-    first_cp = _f(features, "first_payment_to_cp") > 0
-    pass_through = _f(features, "pass_through_24h")
-    foreign_recent = _f(features, "session_foreign") > 0 or _f(features, "foreign_logins_24h") > 0
-    if debit and foreign_recent and _f(features, "new_device_24h") > 0 and first_cp:
+    debit = feature_value(features, "is_debit") > 0
+    first_cp = feature_value(features, "first_payment_to_cp") > 0
+    pass_through = feature_value(features, "pass_through_24h")
+    foreign_recent = (feature_value(features, "session_foreign") > 0
+                      or feature_value(features, "foreign_logins_24h") > 0)
+    if debit and foreign_recent and feature_value(features, "new_device_24h") > 0 and first_cp:
         return "account_takeover"
-    if (_f(features, "is_business") > 0 and _f(features, "foreign_logins_7d") > 0
-            and pass_through >= 0.8):
+    if (feature_value(features, "is_business") > 0
+            and feature_value(features, "foreign_logins_7d") > 0 and pass_through >= 0.8):
         return "shell_business"
-    senders_24h = _f(features, "distinct_senders_24h")
+    senders_24h = feature_value(features, "distinct_senders_24h")
     dwell = features.get("mean_dwell_secs_7d")
     fast_out = dwell is not None and not math.isnan(float(dwell)) and float(dwell) < 3600
     if (senders_24h >= 3 and pass_through >= 0.5) or (
-        fast_out and _f(features, "distinct_senders_7d") >= 3
+        fast_out and feature_value(features, "distinct_senders_7d") >= 3
     ):
         return "mule"
-    if debit and first_cp and _f(features, "amount_ratio_median_30d") >= 5:
+    if debit and first_cp and feature_value(features, "amount_ratio_median_30d") >= 5:
         return "scam_victim"
     return "unusual_activity"
 
