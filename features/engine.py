@@ -375,7 +375,7 @@ class _Account:
         fast = 0
         if lt and self.lctry[-1] != country and t - lt[-1] < FAST_TRAVEL_S:
             fast = 1
-        if self.le30 == INF:  # the windows are nested: an empty 30-day one has empty others
+        if self.le30 == INF:  # an empty window starts at this event
             self.le30 = t
         if self.le7 == INF:
             self.le7 = t
@@ -451,7 +451,7 @@ class _Account:
             if last > horizon:
                 dwell = t - last
         pt = self.pt
-        if self.e30 == INF:  # the windows are nested: an empty 30-day one has empty others
+        if self.e30 == INF:  # an empty window starts at this event
             self.e30 = t
         if self.e7 == INF:
             self.e7 = t
