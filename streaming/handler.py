@@ -203,14 +203,18 @@ class Handler:
         batch: Sequence[RawRecord],
         model: ActiveModel | None,
         caught_up: Callable[[str, int], bool],
-        payments_ready: bool = True,
+        payments_ready: bool | Callable[[], bool] = True,
     ) -> HandleResult:
         """Decode, align, update state, score. ``caught_up(kind, partition)`` tells the aligner
         whether a topic's partition has nothing more to poll; ``payments_ready`` whether the
-        global reference tables are loaded. ``model`` None holds payments back (no model yet).
+        global reference tables are loaded (a callable is asked once, after the batch is
+        decoded, so a caller can find it out meanwhile). ``model`` None holds payments back
+        (no model yet).
         """
         result = HandleResult()
         self._buffer(batch, result)
+        if callable(payments_ready):
+            payments_ready = payments_ready()
         ready = payments_ready and model is not None
         payments: list[Payment] = []
         vectors: list[FeatureVector] = []

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +47,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("payments.scored", "alerts", "payments.dlq")
-# Each loop iteration flushes its outputs (``_flush_outputs``), so linger only groups one
-# iteration's records into one batch per partition. kafka-python wakes its sender thread for
-# every new batch, through a socket write that gives the GIL away and waits to get it back:
-# with a 2 ms linger a batch was cut every 2 ms of an iteration's sends, and those wake-ups
-# took 9 % of the scorer's main thread at 3,000 payments/s (py-spy).
+# Each loop iteration hands its outputs to a helper thread that flushes them (OutputAcks), so
+# linger only groups one iteration's records into one batch per partition. kafka-python wakes
+# its sender thread for every new batch, through a socket write that gives the GIL away and
+# waits to get it back: with a 2 ms linger a batch was cut every 2 ms of an iteration's sends,
+# and those wake-ups took 9 % of the scorer's main thread at 3,000 payments/s (py-spy).
 PRODUCER_LINGER_MS = 100
 OUTPUT_FLUSH_TIMEOUT_S = 30.0
 REFERENCE_POLL_S = 0.2  # once caught up, look for new labels/accounts this often (a poll is
@@ -60,6 +61,59 @@ MAX_BACKOFF_S = 30.0
 
 class Stopped(Exception):
     pass
+
+
+class OutputAcks:
+    """Waits for the outputs' acknowledgements on a helper thread, so the loop polls and scores
+    the next batch while the broker confirms this one.
+
+    :meth:`sent` (main thread, after an iteration's sends) hands over the produce times of the
+    scored payments just sent and wakes the helper; the helper takes everything handed over so
+    far, calls ``producer.flush()`` (which sends at once and waits for every batch appended
+    before it began, so for all it took) and observes the end-to-end latency of each. A flush
+    that fails is kept and raised by :meth:`check` on the loop's next iteration. Checkpoints do
+    not rely on the helper: they flush and check on their own thread."""
+
+    def __init__(self, producer: KafkaProducer, latency: Any, timeout_s: float) -> None:
+        self._producer = producer
+        self._latency = latency
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._pending: list[int] = []
+        self._wake = threading.Event()
+        self._closing = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="canhgiac-acks", daemon=True)
+        self._thread.start()
+
+    def sent(self, timestamps_ms: list[int]) -> None:
+        with self._lock:
+            self._pending.extend(timestamps_ms)
+        self._wake.set()
+
+    def _run(self) -> None:
+        closing = False
+        while not closing:
+            self._wake.wait()
+            self._wake.clear()
+            closing = self._closing  # one last round for what was handed over before close
+            with self._lock:
+                taken, self._pending = self._pending, []
+            try:
+                self._producer.flush(timeout=self._timeout_s)
+            except Exception as exc:  # noqa: BLE001 - handed to the loop, which restarts
+                if self.error is None:
+                    self.error = exc
+                continue
+            now_ms = time.time() * 1000.0
+            observe = self._latency.observe
+            for ts in taken:
+                observe(max(0.0, now_ms - ts) / 1000.0)
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout=self._timeout_s + 1)
 
 
 class Scorer:
@@ -174,6 +228,8 @@ class _Session:
         self.producer = KafkaProducer(**cfg, acks="all", linger_ms=PRODUCER_LINGER_MS, retries=5,
                                       max_request_size=2 * 1024 * 1024)
         self._opened.append(lambda: self.producer.close(timeout=10))
+        self.acks = OutputAcks(self.producer, self.metrics.latency, OUTPUT_FLUSH_TIMEOUT_S)
+        self._opened.append(self.acks.close)
         self.ref = ReferenceData()
         self.handler = Handler(self.ref)
         # the reader's fetch wait is short: a fetch it leaves in flight delays the log-end
@@ -183,6 +239,9 @@ class _Session:
             cfg, fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         self._opened.append(self.reference.close)
+        # the reader's log-end offset request runs here while the loop decodes (its only user)
+        self._confirming = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-reference")
+        self._opened.append(lambda: self._confirming.shutdown(wait=True))
         self.store = CheckpointStore(ckpt_topic, self.producer, cfg)
         self._opened.append(self.store.close)
         self.pending_assigned: set[int] = set()
@@ -245,6 +304,7 @@ class _Session:
                                          self._reference_ready(batch))
             result.dead_letters.extend(ref_dead)
             self._emit(result, accounts)
+            self._check_outputs()
             if batch:
                 self.metrics.batch_seconds.observe(time.perf_counter() - t0)
             now = time.monotonic()
@@ -257,14 +317,15 @@ class _Session:
                 self._update_lag()
                 self.last_lag = now
 
-    def _reference_ready(self, batch: list[RawRecord]) -> bool:
+    def _reference_ready(self, batch: list[RawRecord]) -> bool | Callable[[], bool]:
         """May payments be released: the reference tables hold everything produced before the
         payments polled so far. After a poll that brought payments, the reference topics'
-        log-end offsets are asked (one request), and payments wait until the reader has
-        applied everything up to them."""
+        log-end offsets are asked (one request, on a helper thread while the handler decodes
+        the batch: the answer is a callable that waits for it), and payments wait until the
+        reader has applied everything up to them."""
         for r in batch:
             if r.kind == PAYMENTS:
-                return self.reference.confirm()
+                return self._confirming.submit(self.reference.confirm).result
         return self.reference.caught_up()
 
     def _poll_reference(self) -> tuple[list[Any], list[Any]]:
@@ -343,12 +404,8 @@ class _Session:
                      partition=sc.partition if same_alerts else None).add_errback(failed)
                 alerts += 1
         if result.scored or result.dead_letters:
-            self._flush_outputs()
+            self.acks.sent([sc.timestamp_ms for sc in result.scored])
         if result.scored:
-            now_ms = time.time() * 1000.0
-            observe = m.latency.observe
-            for sc in result.scored:
-                observe(max(0.0, now_ms - sc.timestamp_ms) / 1000.0)
             m.events.labels(kind=PAYMENTS, outcome="scored").inc(len(result.scored))
             self.scorer.scored_total += len(result.scored)
         if alerts:
@@ -380,14 +437,19 @@ class _Session:
         if self._send_error is None:
             self._send_error = exc
 
+    def _check_outputs(self) -> None:
+        """An output that failed after the producer's retries (its errback), or a flush that
+        failed on the helper thread, fails the session: it restarts from the last checkpoint
+        and emits again (outputs are idempotent by ``event_id``), so no output is lost behind
+        a checkpoint. (``KafkaProducer.flush`` itself only logs a failed batch.)"""
+        error = self._send_error or self.acks.error
+        if error is not None:
+            raise KafkaError(f"an output could not be written: {error!r}")
+
     def _flush_outputs(self) -> None:
-        """Send this iteration's outputs now and wait for the broker's acks. An output that
-        failed after the producer's retries fails the session: it restarts from the last
-        checkpoint and emits again (outputs are idempotent by ``event_id``), so no output is
-        lost behind a checkpoint. (``KafkaProducer.flush`` itself only logs a failed batch.)"""
+        """Send every output now, wait for the broker's acks, then :meth:`_check_outputs`."""
         self.producer.flush(timeout=OUTPUT_FLUSH_TIMEOUT_S)
-        if self._send_error is not None:
-            raise KafkaError(f"an output could not be written: {self._send_error!r}")
+        self._check_outputs()
 
     def _update_lag(self) -> None:
         m = self.metrics
