@@ -71,8 +71,9 @@ class OutputAcks:
     scored payments just sent and wakes the helper; the helper takes everything handed over so
     far, calls ``producer.flush()`` (which sends at once and waits for every batch appended
     before it began, so for all it took) and observes the end-to-end latency of each. A flush
-    that fails is kept and raised by :meth:`check` on the loop's next iteration. Checkpoints do
-    not rely on the helper: they flush and check on their own thread."""
+    that fails is kept in :attr:`error`, which the loop raises on its next iteration
+    (``_Session._check_outputs``). Checkpoints do not rely on the helper: they flush and check
+    on their own thread."""
 
     def __init__(self, producer: KafkaProducer, latency: Any, timeout_s: float) -> None:
         self._producer = producer
