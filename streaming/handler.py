@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from features.events import Login, Payment, Rejection, decode, format_ts, to_dict
+from features.events import (
+    Login,
+    Payment,
+    Rejection,
+    decode,
+    format_ts,
+    to_dict,
+    unexpected,
+    utc_from_epoch,
+)
 from features.replay import event_order_key
 from streaming.align import PartitionAligner
 
@@ -30,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOP_K_REASONS = 3
+DEFAULT_MAX_CLOCK_SKEW_S = 300.0
 
 
 class RawRecord(NamedTuple):
@@ -67,6 +78,11 @@ class DeadLetter:
     @classmethod
     def of(cls, record: RawRecord, rejection: Rejection) -> DeadLetter:
         return cls(record, rejection.field, rejection.reason)
+
+    @classmethod
+    def failed(cls, record: RawRecord, exc: BaseException) -> DeadLetter:
+        """A record whose handling raised where no rule expected it (never stops the loop)."""
+        return cls(record, "", unexpected(exc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +129,7 @@ class Scored:
     partition: int
     offset: int
     timestamp_ms: int  # produce time of the input record
+    late: bool = False  # later than the allowed lateness: scored on the account's current state
 
     def record(self, scored_at: str) -> dict[str, Any]:
         """The ``payments.scored`` value (docs/INTERFACES.md)."""
@@ -126,6 +143,7 @@ class Scored:
             "reasons": self.reasons,
             "model_version": self.model_version,
             "scored_at": scored_at,
+            "late": self.late,
         }
 
     def sink_record(self, scored_at: str) -> dict[str, Any]:
@@ -141,7 +159,9 @@ class HandleResult:
     scored: list[Scored] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     logins: list[Login] = field(default_factory=list)  # logins applied in this batch
-    not_scored: list[str] = field(default_factory=list)  # duplicate / too late event_ids
+    not_scored: list[str] = field(default_factory=list)  # duplicate event_ids
+    late: int = 0  # payments later than the allowed lateness (scored, marked late)
+    future: int = 0  # records dead-lettered as dated ahead of their record timestamp
     logins_ignored: int = 0
     stale: int = 0  # records of partitions not (or no longer) assigned here
 
@@ -166,11 +186,17 @@ def _num(x: Any) -> float | None:
 class Handler:
     """Per-partition feature state + alignment; turns polled batches into scored payments."""
 
-    def __init__(self, ref: ReferenceData, top_k: int = TOP_K_REASONS) -> None:
+    def __init__(
+        self, ref: ReferenceData, top_k: int = TOP_K_REASONS,
+        max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.ref = ref
         self.top_k = top_k
+        self.max_clock_skew_s = float(max_clock_skew_s)
+        self.clock = clock
         self.engines: dict[int, FeatureEngine] = {}
-        self.aligners: dict[int, PartitionAligner[tuple[Payment | Login, int]]] = {}
+        self.aligners: dict[int, PartitionAligner[tuple[Payment | Login, RawRecord]]] = {}
         self.event_time: dict[int, float] = {}  # newest event time applied, per partition
 
     # ------------------------------------------------------------ partition lifecycle
@@ -230,41 +256,97 @@ class Handler:
                 if newest > self.event_time.get(p, float("-inf")):
                     self.event_time[p] = newest
             for pending in released:
-                event, ts_ms = pending.item
-                if isinstance(event, Login):
-                    if engine.on_login(event):
-                        result.logins.append(event)
-                    else:
-                        result.logins_ignored += 1
-                    continue
-                vector = engine.on_payment(event)
-                if vector is None:
-                    result.not_scored.append(event.event_id)
+                event, rec = pending.item
+                try:
+                    if isinstance(event, Login):
+                        if engine.on_login(event):
+                            result.logins.append(event)
+                        else:
+                            result.logins_ignored += 1
+                        continue
+                    late = False
+                    vector = engine.on_payment(event)
+                    if vector is None:
+                        # too late to be placed in the state (or a duplicate): a late one is
+                        # still scored, on the account's current state, and marked late
+                        vector = engine.score_late(event)
+                        if vector is None:
+                            result.not_scored.append(event.event_id)
+                            continue
+                        late = True
+                        result.late += 1
+                except Exception as exc:  # noqa: BLE001 - one record must never stop a stream
+                    result.dead_letters.append(DeadLetter.failed(rec, exc))
                     continue
                 payments.append(event)
                 vectors.append(vector)
-                meta.append((p, pending.offset, ts_ms))
+                meta.append((late, rec))
         if payments:
             assert model is not None
-            result.scored = self._score(payments, vectors, meta, model)
+            result.scored = self._score(payments, vectors, meta, model, result)
         return result
 
     def _buffer(self, batch: Sequence[RawRecord], result: HandleResult) -> None:
+        now: float | None = None
+        skew = self.max_clock_skew_s
         for rec in batch:
             aligner = self.aligners.get(rec.partition)
             if aligner is None:
                 result.stale += 1
                 continue
-            event = decode(rec.kind, rec.value)
-            if isinstance(event, Rejection):
+            try:
+                event = decode(rec.kind, rec.value)
+                if isinstance(event, Rejection):
+                    aligner.skip(rec.kind, rec.offset)
+                    result.dead_letters.append(DeadLetter.of(rec, event))
+                    continue
+                # an event dated ahead of its record (a skewed clock, local time labelled Z)
+                # must not hold back the merge nor move the account's clock: dead-letter it
+                ts_ms = rec.timestamp_ms
+                if ts_ms is not None and ts_ms > 0:
+                    reference = ts_ms / 1000.0
+                else:  # no record timestamp: the wall clock
+                    if now is None:
+                        now = self.clock()
+                    reference = now
+                if event.t > reference + skew:
+                    aligner.skip(rec.kind, rec.offset)
+                    result.future += 1
+                    result.dead_letters.append(DeadLetter(rec, "ts", (
+                        f"from the future: {format_ts(event.ts)} is "
+                        f"{event.t - reference:,.0f} s ahead of the record's timestamp "
+                        f"{format_ts(utc_from_epoch(reference))} (allowed skew {skew:g} s)")))
+                    continue
+                key = event_order_key(event)
+            except Exception as exc:  # noqa: BLE001 - one record must never stop a stream
                 aligner.skip(rec.kind, rec.offset)
-                result.dead_letters.append(DeadLetter.of(rec, event))
+                result.dead_letters.append(DeadLetter.failed(rec, exc))
                 continue
-            aligner.add(rec.kind, rec.offset, event_order_key(event), (event, rec.timestamp_ms))
+            aligner.add(rec.kind, rec.offset, key, (event, rec))
 
     def _score(
         self, payments: list[Payment], vectors: list[FeatureVector],
-        meta: list[tuple[int, int, int]], model: ActiveModel,
+        meta: list[tuple[bool, RawRecord]], model: ActiveModel, result: HandleResult,
+    ) -> list[Scored]:
+        """One model call for the whole batch; if it raises, each payment alone, so that one
+        payment the model cannot score goes to the dead letters and the others are scored."""
+        try:
+            return self._score_batch(payments, vectors, meta, model)
+        except Exception as exc:  # noqa: BLE001 - find the record(s) at fault, one by one
+            log.warning("batch scoring failed; scoring its payments one by one",
+                        extra={"error": repr(exc), "payments": len(payments)})
+        scored: list[Scored] = []
+        for i in range(len(payments)):
+            try:
+                scored += self._score_batch(payments[i:i + 1], vectors[i:i + 1],
+                                            meta[i:i + 1], model)
+            except Exception as exc:  # noqa: BLE001
+                result.dead_letters.append(DeadLetter.failed(meta[i][1], exc))
+        return scored
+
+    def _score_batch(
+        self, payments: list[Payment], vectors: list[FeatureVector],
+        meta: list[tuple[bool, RawRecord]], model: ActiveModel,
     ) -> list[Scored]:
         x = np.array([v.values for v in vectors], dtype=np.float64)
         scores = np.asarray(model.model.score(x), dtype=np.float64)
@@ -276,9 +358,20 @@ class Handler:
                             strict=True):
                 reasons[i] = r
         return [
-            Scored(pay, vec, float(s), d, reason_dicts(r), model.version, p, off, ts)
-            for pay, vec, s, d, r, (p, off, ts) in zip(
+            Scored(pay, vec, float(s), d,
+                   reason_dicts(r) if r or d == "allow" else _no_standout(float(s), d),
+                   model.version, rec.partition, rec.offset, rec.timestamp_ms, late)
+            for pay, vec, s, d, r, (late, rec) in zip(
                 payments, vectors, scores, decisions, reasons, meta, strict=True
             )
         ]
+
+
+def _no_standout(score: float, decision: str) -> list[dict[str, Any]]:
+    """The reason of an alert that no feature pushed above the model's base rate (every
+    contribution is <= 0: the threshold itself is below the base rate). Every review and hold
+    carries at least one reason an investigator can read."""
+    return [{"feature": "score", "value": score, "contribution": 0.0,
+             "text": f"score {score:.4f} reaches the {decision} threshold; no single feature "
+                     "stands out (the model's base rate)"}]
 

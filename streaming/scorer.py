@@ -232,7 +232,7 @@ class _Session:
         self.acks = OutputAcks(self.producer, self.metrics.latency, OUTPUT_FLUSH_TIMEOUT_S)
         self._opened.append(self.acks.close)
         self.ref = ReferenceData()
-        self.handler = Handler(self.ref)
+        self.handler = Handler(self.ref, max_clock_skew_s=s.max_clock_skew_s)
         # the reader's fetch wait is short: a fetch it leaves in flight delays the log-end
         # offset request that releases payments (requests on a connection are answered in order)
         self.reference = ReferenceReader(
@@ -417,10 +417,15 @@ class _Session:
             m.events.labels(kind=LOGINS, outcome="duplicate_or_late").inc(result.logins_ignored)
             log.info("logins ignored (duplicate or too late)",
                      extra={"count": result.logins_ignored})
+        if result.late:
+            m.events.labels(kind=PAYMENTS, outcome="late").inc(result.late)
+            log.info("payments later than the allowed lateness scored on the account's "
+                     "current state (late: true)", extra={"count": result.late})
+        if result.future:
+            m.events.labels(kind="payments_or_logins", outcome="future").inc(result.future)
         if result.not_scored:
-            m.events.labels(kind=PAYMENTS, outcome="duplicate_or_late").inc(
-                len(result.not_scored))
-            log.info("payments not scored (duplicate event_id or later than allowed)",
+            m.events.labels(kind=PAYMENTS, outcome="duplicate").inc(len(result.not_scored))
+            log.info("duplicate payments not scored again (same event_id within the lateness)",
                      extra={"count": len(result.not_scored),
                             "event_ids": ",".join(result.not_scored[:10])})
         sink = self.scorer.sink

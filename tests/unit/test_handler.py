@@ -77,13 +77,13 @@ def test_every_scored_record_has_the_contract_fields(bank, model):
     assert len(result.scored) == len(bank.payments)
     rec = result.scored[0].record("2026-01-01T00:00:00Z")
     assert set(rec) == {"event_id", "account_id", "ts", "score", "decision", "reasons",
-                        "model_version", "scored_at"}
+                        "model_version", "scored_at", "late"}
     assert rec["model_version"] == "v-test"
     sink = result.scored[0].sink_record("2026-01-01T00:00:00Z")
     assert sink["payment"]["event_id"] == rec["event_id"] and "amount" in sink["features"]
     flagged = [s for s in result.scored if s.decision != "allow"]
     assert all(isinstance(s.reasons, list) for s in result.scored)
-    assert any(s.reasons for s in flagged)
+    assert flagged and all(s.reasons for s in flagged)
     assert len(result.logins) == len(bank.logins)
 
 
