@@ -159,7 +159,7 @@ def start_scorer(bootstrap: str, prefix: str, model_dir: Path, port: int, log: P
     env = {**os.environ, "CANHGIAC_KAFKA_BOOTSTRAP": bootstrap, "CANHGIAC_TOPIC_PREFIX": prefix,
            "CANHGIAC_GROUP_ID": prefix + "scorer", "CANHGIAC_METRICS_PORT": str(port),
            "CANHGIAC_MAX_POLL_INTERVAL_MS": "10000", "CANHGIAC_SESSION_TIMEOUT_MS": "10000",
-           "CANHGIAC_BATCH_SIZE": str(batch_size),
+           "CANHGIAC_BATCH_SIZE": str(batch_size), "CANHGIAC_START_FROM": "earliest",
            "CANHGIAC_DATA_DIR": str(log.parent)}
     out = log.open("ab")
     return subprocess.Popen(

@@ -162,6 +162,7 @@ class HandleResult:
     not_scored: list[str] = field(default_factory=list)  # duplicate event_ids
     late: int = 0  # payments later than the allowed lateness (scored, marked late)
     future: int = 0  # records dead-lettered as dated ahead of their record timestamp
+    warmed: int = 0  # payments applied to the state only (warm-up before the start point)
     logins_ignored: int = 0
     stale: int = 0  # records of partitions not (or no longer) assigned here
 
@@ -198,18 +199,28 @@ class Handler:
         self.engines: dict[int, FeatureEngine] = {}
         self.aligners: dict[int, PartitionAligner[tuple[Payment | Login, RawRecord]]] = {}
         self.event_time: dict[int, float] = {}  # newest event time applied, per partition
+        # per partition: payments before this offset only warm the state (no outputs)
+        self.emit_from: dict[int, int] = {}
 
     # ------------------------------------------------------------ partition lifecycle
     def open_partition(
         self, partition: int, engine: FeatureEngine,
         payments_offset: int | None = None, logins_offset: int | None = None,
+        emit_from: int | None = None,
     ) -> None:
+        """Own a partition. With ``emit_from``, payments at lower offsets are applied to the
+        state only (a warm-up replay of history): they get no output."""
         self.engines[partition] = engine
         self.aligners[partition] = PartitionAligner(partition, payments_offset, logins_offset)
+        if emit_from is not None and (payments_offset is None or emit_from > payments_offset):
+            self.emit_from[partition] = emit_from
+        else:
+            self.emit_from.pop(partition, None)
 
     def close_partition(self, partition: int) -> FeatureEngine | None:
         self.aligners.pop(partition, None)
         self.event_time.pop(partition, None)
+        self.emit_from.pop(partition, None)
         return self.engines.pop(partition, None)
 
     def evict_idle(self) -> int:
@@ -250,6 +261,7 @@ class Handler:
             if not aligner.buffered():
                 continue
             engine = self.engines[p]
+            quiet_until = self.emit_from.get(p, -1)
             released = aligner.release(functools.partial(_caught_up_in, caught_up, p), ready)
             if released:
                 newest = max(pending.item[0].t for pending in released)
@@ -263,6 +275,10 @@ class Handler:
                             result.logins.append(event)
                         else:
                             result.logins_ignored += 1
+                        continue
+                    if pending.offset < quiet_until:  # warm-up: state only
+                        engine.on_payment(event)
+                        result.warmed += 1
                         continue
                     late = False
                     vector = engine.on_payment(event)

@@ -43,6 +43,10 @@ class ScorerMetrics:
         self.end_offset_checks = Counter(
             "canhgiac_scorer_end_offset_checks", "ListOffsets requests made by the aligner",
             registry=r)
+        self.checkpoints_ignored = Counter(
+            "canhgiac_scorer_checkpoints_ignored",
+            "Checkpoints not usable (another feature version, corrupt): state rebuilt",
+            registry=r)
         self.partitions = Gauge("canhgiac_scorer_partitions", "Partitions assigned", registry=r)
         self._last_checkpoint = time.monotonic()
         self.checkpoint_age.set_function(lambda: time.monotonic() - self._last_checkpoint)
@@ -58,7 +62,17 @@ class ScorerMetrics:
         self.model_info.labels(version=version).set(1)
         self._version = version
 
-    def serve(self, port: int) -> None:
-        if port:
-            start_http_server(port, registry=self.registry)
-            log.info("metrics served", extra={"port": port})
+    def serve(self, port: int, host: str = "127.0.0.1") -> bool:
+        """Serve /metrics; a port already taken is logged (one line, what and how to fix) and
+        scoring goes on without the endpoint. Returns whether it is served."""
+        if not port:
+            return False
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            log.error("metrics port %s:%d not available (%s): scoring goes on without "
+                      "/metrics; set CANHGIAC_METRICS_PORT to a free port (0 = off)",
+                      host, port, exc.strerror or exc)
+            return False
+        log.info("metrics served", extra={"host": host, "port": port})
+        return True

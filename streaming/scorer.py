@@ -32,13 +32,14 @@ from kafka.structs import OffsetAndMetadata
 
 from features.engine import FeatureEngine, ReferenceData
 from features.events import format_ts
+from features.vector import FEATURE_VERSION
 from streaming.align import LOGINS, PAYMENTS
 from streaming.checkpoint import CHECKPOINT_TOPIC, Checkpoint, CheckpointStore
 from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
 from streaming.metrics import ScorerMetrics
 from streaming.reference import ReferenceReader
 from streaming.reload import ModelProvider, ModelWatcher
-from streaming.topics import ensure_topics_with
+from streaming.topics import ensure_topics_with, warn_if_not_compacted
 
 if TYPE_CHECKING:
     from canhgiac.settings import Settings
@@ -142,7 +143,7 @@ class Scorer:
         return self._stop.is_set()
 
     def run(self) -> int:
-        self.metrics.serve(self.settings.metrics_port)
+        self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         backoff = 0.5
         try:
             while not self._stop.is_set():
@@ -224,8 +225,11 @@ class _Session:
                                                *OUTPUTS)}
         self.kind_of = {self.topics[PAYMENTS]: PAYMENTS, self.topics[LOGINS]: LOGINS}
         ckpt_topic = s.topic(CHECKPOINT_TOPIC)
-        ensure_topics_with(cfg, [self.topics[k] for k in OUTPUTS])
-        ensure_topics_with(cfg, [ckpt_topic], partitions=1)
+        ensure_topics_with(cfg, [self.topics[k] for k in OUTPUTS] + [ckpt_topic],
+                           partitions=s.topic_partitions, replication=s.topic_replication,
+                           prefix=s.topic_prefix)
+        warn_if_not_compacted(cfg, [self.topics["labels"], self.topics["accounts"], ckpt_topic],
+                              prefix=s.topic_prefix)
         self.producer = KafkaProducer(**cfg, acks="all", linger_ms=PRODUCER_LINGER_MS, retries=5,
                                       max_request_size=2 * 1024 * 1024)
         self._opened.append(lambda: self.producer.close(timeout=10))
@@ -243,7 +247,7 @@ class _Session:
         # the reader's log-end offset request runs here while the loop decodes (its only user)
         self._confirming = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-reference")
         self._opened.append(lambda: self._confirming.shutdown(wait=True))
-        self.store = CheckpointStore(ckpt_topic, self.producer, cfg)
+        self.store = CheckpointStore(ckpt_topic, self.producer, cfg, group=s.group_id)
         self._opened.append(self.store.close)
         self.pending_assigned: set[int] = set()
         self.parked: dict[int, tuple[str, FeatureEngine]] = {}
@@ -470,36 +474,111 @@ class _Session:
 
     # ------------------------------------------------------------------ partitions
     def _apply_assignments(self) -> set[int]:
-        """Restore the newly assigned partitions from their checkpoints and seek (main thread)."""
+        """Restore the newly assigned partitions and seek (main thread). Per partition:
+
+        1. its newest checkpoint of this group, restored: continue right after it;
+        2. else (none, or unusable: another feature version, missing chunks) a start point —
+           the unusable checkpoint's offsets, else the group's committed offsets, else
+           ``start_from`` (``earliest``: the log start; ``latest``: the log end) — and the
+           state is warmed by replaying the ``warmup_lookback_s`` of history before it, with
+           no outputs for those payments."""
         parts = sorted(self.pending_assigned)
         self.pending_assigned.clear()
-        self.store.catch_up()
+        checkpoints = self.store.restore(parts)
         tps = [TopicPartition(self.topics[k], p) for p in parts for k in (PAYMENTS, LOGINS)]
         begin = self.consumer.beginning_offsets(tps)
+        end: dict[TopicPartition, int] | None = None
+        warm_from: dict[TopicPartition, Any] | None = None
         for p in parts:
-            ckpt = self.store.latest(p)
+            ckpt = checkpoints.get(p)
             parked = self.parked.pop(p, None)
+            engine = None
             if ckpt is not None and parked is not None and parked[0] == ckpt.ckpt_id:
                 engine = parked[1]
             elif ckpt is not None:
-                engine = FeatureEngine.restore(ckpt.state, self.ref)
+                try:
+                    engine = FeatureEngine.restore(ckpt.state, self.ref)
+                except Exception as exc:  # noqa: BLE001 - another version, a corrupt snapshot
+                    self.metrics.checkpoints_ignored.inc()
+                    log.warning("checkpoint not usable (%s); rebuilding the state from the "
+                                "retained input", exc, extra={"partition": p,
+                                                              "checkpoint": ckpt.ckpt_id})
+            offsets: dict[str, int] = {}
+            emit_from: int | None = None
+            if engine is not None:
+                assert ckpt is not None
+                for kind in (PAYMENTS, LOGINS):
+                    tp = TopicPartition(self.topics[kind], p)
+                    saved = ckpt.payments_offset if kind == PAYMENTS else ckpt.logins_offset
+                    offsets[kind] = max(begin[tp], saved) if saved is not None else begin[tp]
+                emit_from = ckpt.emit_from
+                how = "checkpoint"
             else:
                 engine = FeatureEngine(self.ref, allowed_lateness_s=self.s.allowed_lateness_s)
-            offsets: dict[str, int] = {}
+                if warm_from is None:
+                    end = self.consumer.end_offsets(tps)
+                    warm_from = self._warm_from(tps)
+                assert end is not None
+                start, how = self._start_point(p, ckpt, begin, end)
+                for kind in (PAYMENTS, LOGINS):
+                    tp = TopicPartition(self.topics[kind], p)
+                    w = warm_from.get(tp)
+                    w = start[kind] if w is None else w.offset
+                    offsets[kind] = max(begin[tp], min(w, start[kind]))
+                emit_from = start[PAYMENTS]
             for kind in (PAYMENTS, LOGINS):
-                tp = TopicPartition(self.topics[kind], p)
-                saved = None
-                if ckpt is not None:
-                    saved = ckpt.payments_offset if kind == PAYMENTS else ckpt.logins_offset
-                offsets[kind] = max(begin[tp], saved) if saved is not None else begin[tp]
-                self.consumer.seek(tp, offsets[kind])
-            self.handler.open_partition(p, engine, offsets[PAYMENTS], offsets[LOGINS])
+                self.consumer.seek(TopicPartition(self.topics[kind], p), offsets[kind])
+            self.handler.open_partition(p, engine, offsets[PAYMENTS], offsets[LOGINS],
+                                        emit_from=emit_from)
             log.info("partition assigned", extra={
-                "partition": p, "checkpoint": ckpt.ckpt_id if ckpt else None,
-                "payments_offset": offsets[PAYMENTS], "logins_offset": offsets[LOGINS]})
+                "partition": p, "start": how, "checkpoint": ckpt.ckpt_id if ckpt else None,
+                "payments_offset": offsets[PAYMENTS], "logins_offset": offsets[LOGINS],
+                "emit_from": self.handler.emit_from.get(p)})
         self.consumer.resume(*tps)
         self.metrics.partitions.set(len(self.handler.aligners))
         return set(parts)
+
+    def _start_point(self, p: int, ckpt: Checkpoint | None, begin: dict[TopicPartition, int],
+                     end: dict[TopicPartition, int]) -> tuple[dict[str, int], str]:
+        """Where a partition without a usable checkpoint starts emitting outputs."""
+        tps = {kind: TopicPartition(self.topics[kind], p) for kind in (PAYMENTS, LOGINS)}
+        if ckpt is not None and ckpt.payments_offset is not None:
+            return {PAYMENTS: ckpt.payments_offset,
+                    LOGINS: ckpt.logins_offset or begin[tps[LOGINS]]}, "unusable checkpoint"
+        committed = {kind: self.consumer.committed(tp) for kind, tp in tps.items()}
+        if committed[PAYMENTS] is not None:
+            return {kind: committed[kind] if committed[kind] is not None else begin[tp]
+                    for kind, tp in tps.items()}, "group offset"
+        if self.s.start_from == "earliest":
+            return {kind: begin[tp] for kind, tp in tps.items()}, "earliest"
+        return {kind: self._log_end(tp, end[tp]) for kind, tp in tps.items()}, "latest"
+
+    def _log_end(self, tp: TopicPartition, listed: int) -> int:
+        """The log-end offset now. Some Kafka-protocol brokers answer ListOffsets(latest) with
+        the newest batch's base offset + 1, so fetch from just before it: the fetch response's
+        high-water mark is exact (read with the checkpoint store's idle reader)."""
+        probe = self.store.reader
+        probe.assign([tp])
+        probe.seek(tp, max(0, listed - 1))
+        deadline = time.monotonic() + 10.0
+        while probe.highwater(tp) is None and time.monotonic() < deadline:
+            probe.poll(timeout_ms=100, max_records=1)
+        hw = probe.highwater(tp)
+        return max(listed, hw or 0)
+
+    def _warm_from(self, tps: list[TopicPartition]) -> dict[TopicPartition, Any]:
+        """Offsets of the first records produced within the warm-up look-back (None where
+        there is none; the broker may not support the lookup: then no warm-up)."""
+        lookback = self.s.warmup_lookback_s
+        if lookback <= 0:
+            return {}
+        since_ms = int((time.time() - lookback) * 1000)
+        try:
+            return dict(self.consumer.offsets_for_times({tp: max(0, since_ms) for tp in tps}))
+        except Exception as exc:  # noqa: BLE001 - an older broker: start without warm-up
+            log.warning("offsets by time not available; no warm-up replay",
+                        extra={"error": repr(exc)})
+            return {}
 
     def revoke(self, partitions: set[int], checkpoint: bool) -> None:
         """Give partitions up (called on kafka-python's IO thread during poll/close)."""
@@ -529,7 +608,9 @@ class _Session:
         version = self.scorer.model.version if self.scorer.model else None
         checkpoints = [
             Checkpoint.new(p, self.handler.engines[p].snapshot(),
-                           self.handler.resume_offsets(p), version)
+                           self.handler.resume_offsets(p), version,
+                           emit_from=self.handler.emit_from.get(p),
+                           feature_version=FEATURE_VERSION)
             for p in partitions
         ]
         t0 = time.perf_counter()

@@ -84,7 +84,8 @@ FUTURE = {f"from_2099_{a}": ("payments", _json(event_id=f"FUT-{a}", account_id=a
 def _settings(broker, prefix: str, **kw) -> Settings:
     base = dict(kafka_bootstrap=broker.bootstrap, topic_prefix=prefix, group_id=f"{prefix}g",
                 max_poll_interval_ms=3000, session_timeout_ms=3000, metrics_port=0,
-                checkpoint_interval_s=0.5, model_poll_interval_s=0.3, batch_size=200)
+                checkpoint_interval_s=0.5, model_poll_interval_s=0.3, batch_size=200,
+                start_from="earliest", fetch_max_wait_ms=100)
     base.update(kw)
     return Settings(**base)
 
