@@ -241,7 +241,7 @@ class _Session:
         # offset request that releases payments (requests on a connection are answered in order)
         self.reference = ReferenceReader(
             self.ref, {"labels": self.topics["labels"], "accounts": self.topics["accounts"]},
-            cfg, fetch_max_wait_ms=s.fetch_max_wait_ms,
+            cfg, fetch_max_wait_ms=s.fetch_max_wait_ms, group_id=f"{s.group_id}.reference",
         )
         self._opened.append(self.reference.close)
         # the reader's log-end offset request runs here while the loop decodes (its only user)
@@ -630,6 +630,11 @@ class _Session:
                 self.consumer.commit(offsets)
             except CommitFailedError as exc:  # rebalancing: the checkpoint is what counts
                 log.warning("group offset commit failed", extra={"error": repr(exc)})
+            try:  # the reference tables' dead letters are durable (flushed above): not again
+                self.reference.commit_dead_lettered()
+            except KafkaError as exc:
+                log.warning("reference dead-letter position not committed (they are sent "
+                            "again after a restart)", extra={"error": repr(exc)})
         return checkpoints
 
     def close(self, checkpoint: bool) -> None:
