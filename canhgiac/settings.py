@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     max_poll_interval_ms: int = Field(300_000, ge=1_000)
     session_timeout_ms: int = Field(10_000, ge=1_000)
     allowed_lateness_s: float = Field(300.0, ge=0)
+    stall_after_s: float = Field(
+        30.0, gt=0, description="A partition whose high-water mark grows while its position "
+        "does not move for this long is logged, counted and re-fetched")
     max_clock_skew_s: float = Field(
         300.0, ge=0, description="An event dated further ahead of its Kafka record timestamp "
         "(or of the wall clock) is dead-lettered as 'from the future'")

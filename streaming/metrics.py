@@ -47,6 +47,11 @@ class ScorerMetrics:
             "canhgiac_scorer_checkpoints_ignored",
             "Checkpoints not usable (another feature version, corrupt): state rebuilt",
             registry=r)
+        self.stalls = Counter(
+            "canhgiac_scorer_partition_stalls",
+            "Partitions whose high-water mark grew while the position did not move for "
+            "CANHGIAC_STALL_AFTER_S (each time, the fetch is re-established)",
+            ["topic", "partition"], registry=r)
         self.partitions = Gauge("canhgiac_scorer_partitions", "Partitions assigned", registry=r)
         self._last_checkpoint = time.monotonic()
         self.checkpoint_age.set_function(lambda: time.monotonic() - self._last_checkpoint)

@@ -39,6 +39,7 @@ from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
 from streaming.metrics import ScorerMetrics
 from streaming.reference import ReferenceReader
 from streaming.reload import ModelProvider, ModelWatcher
+from streaming.stalls import StallWatch
 from streaming.topics import ensure_topics_with, warn_if_not_compacted
 
 if TYPE_CHECKING:
@@ -269,6 +270,7 @@ class _Session:
         }
         self.consumer.subscribe([self.topics[PAYMENTS], self.topics[LOGINS]],
                                 listener=_Listener(self))
+        self.stalls = StallWatch(s.stall_after_s, self._refetch)
         self.last_checkpoint = time.monotonic()
         self.last_lag = 0.0
         self._ends: dict[TopicPartition, int] | None = None
@@ -464,13 +466,25 @@ class _Session:
     def _update_lag(self) -> None:
         m = self.metrics
         m.partitions.set(len(self.handler.aligners))
+        now = time.monotonic()
         for p, aligner in self.handler.aligners.items():
             for kind in (PAYMENTS, LOGINS):
                 topic = self.topics[kind]
-                hw = self.consumer.highwater(TopicPartition(topic, p))
+                tp = TopicPartition(topic, p)
+                hw = self.consumer.highwater(tp)
                 consumed = aligner.resume_offsets()[kind]
                 if hw is not None and consumed is not None:
                     m.lag.labels(topic=topic, partition=str(p)).set(max(0, hw - consumed))
+                self.stalls.observe(tp, aligner.consumed(kind), hw, now)
+
+    def _refetch(self, tp: TopicPartition) -> None:
+        """Re-establish a stalled partition's fetch: seek to where it is (drops the fetch
+        state and whatever is in flight)."""
+        self.metrics.stalls.labels(topic=tp.topic, partition=str(tp.partition)).inc()
+        try:
+            self.consumer.seek(tp, self.consumer.position(tp))
+        except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile
+            log.warning("stalled partition not re-fetched", extra={"error": repr(exc)})
 
     # ------------------------------------------------------------------ partitions
     def _apply_assignments(self) -> set[int]:
