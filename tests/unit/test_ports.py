@@ -46,4 +46,4 @@ def test_the_metrics_server_binds_loopback_by_default():
         pass
     listening = [line.split()[1] for line in open("/proc/net/tcp").read().splitlines()[1:]
                  if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A"]
-    assert listening == ["0100007F:%04X" % port]  # 127.0.0.1 only, not 0.0.0.0
+    assert listening == [f"0100007F:{port:04X}"]  # 127.0.0.1 only, not 0.0.0.0
