@@ -1,7 +1,8 @@
 """`canhgiac score`: the real-time scorer; runs until SIGTERM/SIGINT (then checkpoints, exit 0).
 
-Composition root: builds the model provider (MLflow alias, or a local model directory) and the
-case-store sink, and hands them to :class:`streaming.scorer.Scorer`.
+Composition root: builds the model provider (MLflow alias, or a local model directory) and
+hands it to :class:`streaming.scorer.Scorer`. The scorer talks only to Kafka: the case store is
+a projection of its output topics (``canhgiac sink``, or inside ``canhgiac serve``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model URI or local model directory (default CANHGIAC_MODEL_URI)")
     parser.add_argument("--no-sink", action="store_true",
-                        help="do not write scored payments to the case store")
+                        help="no effect (kept for old scripts): the scorer no longer writes to "
+                             "the case store; the projection does")
 
 
 class DirectoryModelProvider:
@@ -118,13 +120,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streaming.scorer import Scorer  # noqa: PLC0415
 
     provider = model_provider(settings, args.model or settings.model_uri)
-    sink = None
-    if not args.no_sink:
-        from serving.store import CaseStore  # noqa: PLC0415
-
-        sink = CaseStore(settings.store_url)
-        provider = ModelInfoPublisher(provider, sink)
-    scorer = Scorer(settings, provider, sink=sink)
+    scorer = Scorer(settings, provider)
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("stop requested; finishing the batch", extra={"signal": signum})

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -25,11 +26,12 @@ from features.events import (
     Rejection,
     decode,
     format_ts,
-    to_dict,
     unexpected,
     utc_from_epoch,
 )
 from features.replay import event_order_key
+from models.scored import ScoredPayment, ScoreReason
+from models.thresholds import decide
 from streaming.align import PartitionAligner
 
 if TYPE_CHECKING:
@@ -110,48 +112,37 @@ class ActiveModel:
         return float(review), float(hold)
 
     def decide(self, scores: np.ndarray) -> list[str]:
-        if self.review_threshold is None and self.hold_threshold is None:
-            return list(self.model.decide(scores))
+        """The one decision rule (:func:`models.thresholds.decide`) at the thresholds in
+        force."""
         review, hold = self.thresholds()
-        return ["hold" if s >= hold else "review" if s >= review else "allow" for s in scores]
+        return decide(scores, review, hold)
 
 
-@dataclass(slots=True)
-class Scored:
-    """One scored payment."""
+class Scored(NamedTuple):
+    """One scored payment (the typed record every consumer of a score shares) and where its
+    input came from (for the output's partition and the end-to-end latency)."""
 
-    payment: Payment
+    value: ScoredPayment
     vector: FeatureVector
-    score: float
-    decision: str
-    reasons: list[dict[str, Any]]
-    model_version: str
     partition: int
     offset: int
     timestamp_ms: int  # produce time of the input record
-    late: bool = False  # later than the allowed lateness: scored on the account's current state
 
-    def record(self, scored_at: str) -> dict[str, Any]:
-        """The ``payments.scored`` value (docs/INTERFACES.md)."""
-        p = self.payment
-        return {
-            "event_id": p.event_id,
-            "account_id": p.account_id,
-            "ts": format_ts(p.ts),
-            "score": self.score,
-            "decision": self.decision,
-            "reasons": self.reasons,
-            "model_version": self.model_version,
-            "scored_at": scored_at,
-            "late": self.late,
-        }
+    @property
+    def event_id(self) -> str:
+        return self.value.event_id
 
-    def sink_record(self, scored_at: str) -> dict[str, Any]:
-        """What the case store receives: the scored record + the payment + its features."""
-        out = self.record(scored_at)
-        out["payment"] = to_dict(self.payment)
-        out["features"] = self.vector.as_dict()
-        return out
+    @property
+    def score(self) -> float:
+        return self.value.score
+
+    @property
+    def decision(self) -> str:
+        return self.value.decision
+
+    @property
+    def late(self) -> bool:
+        return self.value.late
 
 
 @dataclass(slots=True)
@@ -167,21 +158,8 @@ class HandleResult:
     stale: int = 0  # records of partitions not (or no longer) assigned here
 
 
-def reason_dicts(reasons: Sequence[Any]) -> list[dict[str, Any]]:
-    return [
-        {"feature": r.feature, "value": _num(r.value), "contribution": _num(r.contribution),
-         "text": r.text}
-        for r in reasons
-    ]
-
-
 def _caught_up_in(caught_up: Callable[[str, int], bool], partition: int, kind: str) -> bool:
     return caught_up(kind, partition)
-
-
-def _num(x: Any) -> float | None:
-    v = float(x)
-    return None if v != v else v  # NaN is not JSON
 
 
 class Handler:
@@ -373,21 +351,26 @@ class Handler:
             for i, r in zip(explain, model.model.reasons(x[explain], top_k=self.top_k),
                             strict=True):
                 reasons[i] = r
+        scored_at = datetime.now(UTC)
+        version = model.version
+        of = ScoredPayment.of
         return [
-            Scored(pay, vec, float(s), d,
-                   reason_dicts(r) if r or d == "allow" else _no_standout(float(s), d),
-                   model.version, rec.partition, rec.offset, rec.timestamp_ms, late)
+            Scored(of(pay, score=float(s), decision=d,
+                      reasons=r if r or d == "allow" else _no_standout(float(s), d),
+                      model_version=version, scored_at=scored_at, late=late,
+                      feature_values=vec.values),
+                   vec, rec.partition, rec.offset, rec.timestamp_ms)
             for pay, vec, s, d, r, (late, rec) in zip(
                 payments, vectors, scores, decisions, reasons, meta, strict=True
             )
         ]
 
 
-def _no_standout(score: float, decision: str) -> list[dict[str, Any]]:
+def _no_standout(score: float, decision: str) -> list[ScoreReason]:
     """The reason of an alert that no feature pushed above the model's base rate (every
     contribution is <= 0: the threshold itself is below the base rate). Every review and hold
     carries at least one reason an investigator can read."""
-    return [{"feature": "score", "value": score, "contribution": 0.0,
-             "text": f"score {score:.4f} reaches the {decision} threshold; no single feature "
-                     "stands out (the model's base rate)"}]
+    return [ScoreReason("score", score, 0.0,
+                        f"score {score:.4f} reaches the {decision} threshold; no single feature "
+                        "stands out (the model's base rate)")]
 

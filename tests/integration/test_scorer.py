@@ -12,16 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from sqlalchemy import select
 
 from canhgiac.cmd_score import DirectoryModelProvider
 from canhgiac.settings import Settings
 from features.events import Payment
 from features.replay import event_order_key
-from serving import tables as T
-from serving.reads import RiskFilter
-from serving.risk import WINDOW_S
-from serving.store import CaseStore
 from streaming.scorer import Scorer
 from tests.integration.test_scorer_support import (
     PARTITIONS,
@@ -132,8 +127,7 @@ def e2e(broker, models, tmp_path_factory):
     producer.close()
     parts = {(murmur2(a.encode()) & 0x7FFFFFFF) % PARTITIONS for a in FUTURE_ACCOUNTS}
     assert parts == set(range(PARTITIONS)), "the 2099 payments must reach every partition"
-    store = CaseStore(f"sqlite:///{tmp_path_factory.mktemp('cases') / 'cases.db'}")
-    scorer = Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir), sink=store)
+    scorer = Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir))
     running = _Running(scorer)
     scored = OutputReader(broker.bootstrap, prefix + "payments.scored")
     scored.wait_for(len(data.payments), timeout_s=60)
@@ -143,10 +137,9 @@ def e2e(broker, models, tmp_path_factory):
     running.stop()
     alerts.read(timeout_ms=1000)
     yield {"data": data, "model": model, "scored": scored, "alerts": alerts, "dlq": dlq,
-           "scorer": scorer, "store": store}
+           "scorer": scorer, "prefix": prefix}
     for r in (scored, alerts, dlq):
         r.close()
-    store.close()
 
 
 def test_every_payment_is_scored_exactly_as_the_offline_replay(e2e):
@@ -161,36 +154,6 @@ def test_every_payment_is_scored_exactly_as_the_offline_replay(e2e):
         assert isinstance(rec["reasons"], list)
         assert rec["scored_at"].endswith("Z") and rec["ts"]
     assert any(rec["reasons"] for rec in scored.records)
-
-
-def test_the_case_store_holds_every_scored_payment_and_the_account_risk(e2e):
-    """The scorer's sink: the investigators' store gets each scored payment once, with the
-    score sent to Kafka, and each account's risk is its highest score of the last 7 days."""
-    from sqlalchemy import func, select
-
-    store, scored = e2e["store"], e2e["scored"]
-    data = e2e["data"]
-    with store.read() as conn:
-        rows = {r.event_id: r for r in conn.execute(
-            select(T.scored.c.event_id, T.scored.c.account_id, T.scored.c.score,
-                   T.scored.c.event_t))}
-        n_logins = conn.execute(select(func.count()).select_from(T.logins)).scalar_one()
-        n_accounts = conn.execute(select(func.count()).select_from(T.accounts)).scalar_one()
-    assert set(rows) == {p.event_id for p in data.payments}
-    assert all(rows[e].score == rec["score"] for e, rec in scored.last.items())
-    assert n_logins == len(data.logins)
-    assert n_accounts == len(data.accounts)
-    expected: dict[str, float] = {}
-    last_t: dict[str, float] = {}
-    for r in rows.values():
-        last_t[r.account_id] = max(last_t.get(r.account_id, float("-inf")), r.event_t)
-    for r in rows.values():
-        if r.event_t > last_t[r.account_id] - WINDOW_S:
-            expected[r.account_id] = max(expected.get(r.account_id, -1.0), r.score)
-    ranked = store.high_risk(RiskFilter(), None, limit=len(expected) + 10)
-    # the API rounds scores to 6 decimals
-    assert {a["account_id"]: a["score"] for a in ranked} == pytest.approx(expected, abs=5.1e-7)
-    assert [a["score"] for a in ranked] == sorted((a["score"] for a in ranked), reverse=True)
 
 
 def test_alerts_are_the_review_and_hold_subset(e2e):
@@ -299,9 +262,7 @@ def test_payments_wait_for_account_profiles_produced_before_them(broker, models,
     data = make_bank(n_accounts=120, n_payments=600, seed=21, prefix="P")
     prefix = f"fresh{os.getpid()}."
     create_topics(broker.bootstrap, prefix)
-    store = CaseStore(f"sqlite:///{tmp_path / 'cases.db'}")
-    running = _Running(Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir),
-                              sink=store))
+    running = _Running(Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir)))
     reader = OutputReader(broker.bootstrap, prefix + "payments.scored")
     try:
         registry = running.scorer.metrics.registry
@@ -315,9 +276,7 @@ def test_payments_wait_for_account_profiles_produced_before_them(broker, models,
     finally:
         running.stop()
         reader.close()
-    with store.read() as conn:
-        features = [orjson.loads(f) for (f,) in conn.execute(select(T.scored.c.features))]
-    store.close()
+    features = [r["features"] for r in reader.last.values()]
     assert len(features) == len(data.payments)
     assert [f["is_business"] for f in features if f["is_business"] is None] == []
     expected = expected_scores(data, model)

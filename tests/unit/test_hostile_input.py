@@ -226,7 +226,7 @@ def test_future_dated_payments_are_dead_lettered_and_hold_nothing_back(bank, mod
                for d in out.dead_letters)
     assert out.future == len(hostile)
     want = expected_scores(bank, model)
-    got = {s.payment.event_id: s.score for s in out.scored}
+    got = {s.event_id: s.score for s in out.scored}
     assert got == pytest.approx(want)
     assert not any(s.late for s in out.scored)
 
@@ -263,14 +263,14 @@ def test_a_payment_later_than_allowed_is_scored_late_and_changes_no_state(bank, 
 
     with_late, h = run([*payments, late, after])
     without, _ = run([*payments, after])
-    by_id = {s.payment.event_id: s for s in with_late.scored}
+    by_id = {s.event_id: s for s in with_late.scored}
     assert by_id["LATE-1"].late and with_late.late == 1
-    assert by_id["LATE-1"].record("x")["late"] is True
+    assert orjson.loads(by_id["LATE-1"].value.to_json())["late"] is True
     assert not by_id["AFTER-1"].late
     # the late payment changed nothing: the next payment scores as if it never came
     assert by_id["AFTER-1"].score == next(
-        s.score for s in without.scored if s.payment.event_id == "AFTER-1")
+        s.score for s in without.scored if s.event_id == "AFTER-1")
     np.testing.assert_array_equal(by_id["AFTER-1"].vector.values, next(
-        s.vector.values for s in without.scored if s.payment.event_id == "AFTER-1"))
+        s.vector.values for s in without.scored if s.event_id == "AFTER-1"))
     engine = h.engines[int(acct[1:]) % 2]
     assert engine.stats.late_scored == 1 and engine.stats.too_late == 1
