@@ -94,7 +94,7 @@ class ScoredPayment:
     ts: datetime  # the payment's event time (aware)
     score: float  # 0..1
     decision: str  # allow | review | hold
-    reasons: tuple[ScoreReason, ...]  # empty below the explain floor (docs/INTERFACES.md)
+    reasons: tuple[ScoreReason, ...]  # empty for allow (docs/INTERFACES.md)
     model_version: str
     scored_at: datetime  # aware
     late: bool  # scored after the allowed lateness, on the account's current state

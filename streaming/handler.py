@@ -56,6 +56,7 @@ class RawRecord(NamedTuple):
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    polled_at: float = 0.0  # time.perf_counter() when the poll returned it (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +96,6 @@ class ActiveModel:
     model: RiskModel
     review_threshold: float | None = None
     hold_threshold: float | None = None
-    explain_fraction: float = 0.5
-
-    def explain_floor(self) -> float:
-        """Scores at or above this get reasons (exact TreeSHAP contributions, ~2 ms a row for a
-        500-tree model against ~10 us to score it); below, the payment is far from any alert
-        and its ``reasons`` list is empty. Deterministic: a replay gives the same reasons."""
-        return self.thresholds()[0] * self.explain_fraction
-
     def thresholds(self) -> tuple[float, float]:
         review, hold = self.model.thresholds
         if self.review_threshold is not None:
@@ -127,6 +120,7 @@ class Scored(NamedTuple):
     partition: int
     offset: int
     timestamp_ms: int  # produce time of the input record
+    polled_at: float = 0.0  # perf_counter() when its input was polled (in-process latency)
 
     @property
     def event_id(self) -> str:
@@ -345,7 +339,9 @@ class Handler:
         x = np.array([v.values for v in vectors], dtype=np.float64)
         scores = np.asarray(model.model.score(x), dtype=np.float64)
         decisions = model.decide(scores)
-        explain = np.flatnonzero(scores >= model.explain_floor())
+        # reasons (exact TreeSHAP contributions, ~200x the cost of a prediction) only for the
+        # payments that get a review or hold: an allowed payment's reasons list is empty
+        explain = np.flatnonzero(scores >= model.thresholds()[0])
         reasons: list[list[Any]] = [[] for _ in payments]
         if explain.size:
             for i, r in zip(explain, model.model.reasons(x[explain], top_k=self.top_k),
@@ -359,7 +355,7 @@ class Handler:
                       reasons=r if r or d == "allow" else _no_standout(float(s), d),
                       model_version=version, scored_at=scored_at, late=late,
                       feature_values=vec.values),
-                   vec, rec.partition, rec.offset, rec.timestamp_ms)
+                   vec, rec.partition, rec.offset, rec.timestamp_ms, rec.polled_at)
             for pay, vec, s, d, r, (late, rec) in zip(
                 payments, vectors, scores, decisions, reasons, meta, strict=True
             )

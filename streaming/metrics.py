@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 log = logging.getLogger(__name__)
 
-LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5,
-                   1.0, 2.5, 5.0, 10.0)
+LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05,
+                   0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class ScorerMetrics:
@@ -32,6 +32,20 @@ class ScorerMetrics:
         )
         self.batch_seconds = Histogram("canhgiac_scorer_batch_seconds", "Time to handle a batch",
                                        registry=r)
+        self.poll_to_send = Histogram(
+            "canhgiac_scorer_poll_to_send_seconds",
+            "In-process latency of a payment: its poll returned to its output sent",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.iteration_seconds = Histogram(
+            "canhgiac_scorer_iteration_seconds", "One loop iteration (poll excluded)",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.iteration_max = Gauge("canhgiac_scorer_iteration_max_seconds",
+                                   "Longest loop iteration since start (poll excluded)",
+                                   registry=r)
+        self._iteration_max = 0.0
+        self.poll_to_send_max = Gauge("canhgiac_scorer_poll_to_send_max_seconds",
+                                      "Longest in-process latency since start", registry=r)
+        self._poll_to_send_max = 0.0
         self.model_info = Gauge("canhgiac_scorer_model_info", "Model version in use (value 1)",
                                 ["version"], registry=r)
         self.model_reloads = Counter("canhgiac_scorer_model_reloads", "Models swapped in",
@@ -56,6 +70,19 @@ class ScorerMetrics:
         self._last_checkpoint = time.monotonic()
         self.checkpoint_age.set_function(lambda: time.monotonic() - self._last_checkpoint)
         self._version: str | None = None
+
+    def sent_after(self, seconds: float) -> None:
+        """One payment's in-process latency (its poll returned → its output sent)."""
+        self.poll_to_send.observe(seconds)
+        if seconds > self._poll_to_send_max:
+            self._poll_to_send_max = seconds
+            self.poll_to_send_max.set(seconds)
+
+    def iteration(self, seconds: float) -> None:
+        self.iteration_seconds.observe(seconds)
+        if seconds > self._iteration_max:
+            self._iteration_max = seconds
+            self.iteration_max.set(seconds)
 
     def checkpointed(self) -> None:
         self._last_checkpoint = time.monotonic()

@@ -138,6 +138,12 @@ class Outputs:
                 send(t_alerts, key=key, value=value, headers=headers,
                      partition=sc.partition if same_alerts else None).add_errback(failed)
                 alerts += 1
+        if result.scored:
+            now = time.perf_counter()
+            observe = self.metrics.sent_after
+            for sc in result.scored:
+                if sc.polled_at:
+                    observe(now - sc.polled_at)
         if result.scored or result.dead_letters:
             self.acks.sent([sc.timestamp_ms for sc in result.scored])
         return alerts

@@ -214,11 +214,11 @@ class _Session:
         scorer, s, parts = self.scorer, self.s, self.partitions
         while not scorer.stopping:
             polled = self.consumer.poll(timeout_ms=s.poll_wait_ms, max_records=s.batch_size)
+            t0 = time.perf_counter()
             fresh = parts.apply_assignments() if parts.pending else set()
             ref_dead = self._poll_reference()
             self._swap_model()
-            batch = self._batch(polled, fresh)
-            t0 = time.perf_counter()
+            batch = self._batch(polled, fresh, t0)
             self._ends = None
             result = self.handler.handle(batch, scorer.model, self._caught_up,
                                          self._reference_ready(batch))
@@ -235,6 +235,7 @@ class _Session:
             if now - self.last_lag >= 1.0:
                 parts.update_lag()
                 self.last_lag = now
+            self.metrics.iteration(time.perf_counter() - t0)
 
     def _swap_model(self) -> None:
         scorer = self.scorer
@@ -268,14 +269,16 @@ class _Session:
         self._ref_polled = now
         return self.reference.poll()[1]
 
-    def _batch(self, polled: dict[TopicPartition, list[Any]], fresh: set[int]) -> list[RawRecord]:
+    def _batch(self, polled: dict[TopicPartition, list[Any]], fresh: set[int],
+               polled_at: float) -> list[RawRecord]:
         batch: list[RawRecord] = []
         for tp, records in polled.items():
             if tp.partition in fresh:
                 continue  # fetched before the restore's seek
             kind = self.kind_of[tp.topic]
+            topic, p = tp.topic, tp.partition
             batch.extend(
-                RawRecord(kind, tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value)
+                RawRecord(kind, topic, p, r.offset, r.timestamp, r.key, r.value, polled_at)
                 for r in records
             )
         return batch

@@ -37,6 +37,7 @@ class _Tiny:
     def __init__(self, ts_ms: int) -> None:
         self.timestamp_ms = ts_ms
         self.partition = 0
+        self.polled_at = 0.0
 
         class V:
             account_id = "A1"
