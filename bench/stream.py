@@ -186,24 +186,35 @@ def metrics_text(port: int) -> str:
 
 
 def metric(port: int, name: str, labels: str = "") -> float:
-    for line in metrics_text(port).splitlines():
+    return metric_in(metrics_text(port), name, labels)
+
+
+def metric_in(text: str, name: str, labels: str = "") -> float:
+    for line in text.splitlines():
         if line.startswith(name + labels + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
 
-def histogram_quantile(text: str, name: str, q: float) -> float:
-    """The upper bound (seconds) of the bucket holding quantile ``q`` of a Prometheus
-    histogram (``inf`` when it lies past the last finite bucket)."""
-    buckets: list[tuple[float, float]] = []
+def _buckets(text: str, name: str) -> dict[float, float]:
+    out: dict[float, float] = {}
     for line in text.splitlines():
         if line.startswith(name + "_bucket{"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
-    if not buckets or buckets[-1][1] == 0:
+            out[float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def histogram_quantile(text: str, name: str, q: float, since: str = "") -> float:
+    """The upper bound (seconds) of the bucket holding quantile ``q`` of a Prometheus
+    histogram's observations made after the ``since`` scrape (``inf`` past the last finite
+    bucket; ``q`` = 1: the bucket of the largest observation)."""
+    now, before = _buckets(text, name), _buckets(since, name)
+    counts = sorted((le, c - before.get(le, 0.0)) for le, c in now.items())
+    if not counts or counts[-1][1] <= 0:
         return float("nan")
-    total = buckets[-1][1]
-    for le, count in sorted(buckets):
+    total = counts[-1][1]
+    for le, count in counts:
         if count >= q * total:
             return le
     return float("inf")
@@ -309,6 +320,7 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
         wait_metric(port, "canhgiac_scorer_partitions", "", PARTITIONS, timeout_s=120)
         time.sleep(1.0)
         reader.poll(timeout_ms=100)
+        start_text = metrics_text(port)  # after assignment and restore: count from here
         ready.set()
         t_start = time.perf_counter()
         deadline = time.monotonic() + seconds + 120
@@ -326,8 +338,12 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
             "p50": histogram_quantile(text, "canhgiac_scorer_poll_to_send_seconds", 0.50),
             "p99": histogram_quantile(text, "canhgiac_scorer_poll_to_send_seconds", 0.99),
             "max": metric(port, "canhgiac_scorer_poll_to_send_max_seconds"),
-            "iteration_max": metric(port, "canhgiac_scorer_iteration_max_seconds"),
-            "checkpoints": metric(port, "canhgiac_scorer_checkpoints_total"),
+            # the longest iteration of the paced run (bucket upper bound): the restore at
+            # assignment, before it, is not counted
+            "iteration_max": histogram_quantile(text, "canhgiac_scorer_iteration_seconds", 1.0,
+                                                since=start_text),
+            "checkpoints": metric(port, "canhgiac_scorer_checkpoints_total")
+            - metric_in(start_text, "canhgiac_scorer_checkpoints_total"),
         }
     finally:
         producer.join(timeout=60)

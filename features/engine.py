@@ -49,7 +49,8 @@ W7D: Final = 7 * DAY
 W30D: Final = 30 * DAY
 FAST_TRAVEL_S: Final = 2 * HOUR  # two logins from different countries closer than this
 LOCAL_OFFSET_S: Final = 7 * HOUR  # Asia/Ho_Chi_Minh is UTC+7 all year (no daylight saving)
-SNAPSHOT_FORMAT: Final = 2  # 1: events carried an arrival number (still read)
+SNAPSHOT_FORMAT: Final = 3  # 3: one compressed frame per account; 1 and 2 are still read
+FRAMES_MAGIC: Final = b"CGS3"
 
 @dataclass
 class EngineStats:
@@ -551,6 +552,9 @@ class FeatureEngine:
         self.retention_s = W30D + W7D + self.allowed_lateness_s
         self.stats = EngineStats()
         self._accounts: dict[str, _Account] = {}
+        # each account's snapshot frame, kept until the account changes: a snapshot costs
+        # what changed since the last one, not the whole state
+        self._frames: dict[str, bytes] = {}
 
     # ------------------------------------------------------------------ public API
     def on_login(self, login: Login) -> bool:
@@ -561,6 +565,7 @@ class FeatureEngine:
         t = login.t
         if not self._admit(acct, login.event_id, t):
             return False
+        self._frames.pop(login.account_id, None)
         self.stats.logins += 1
         info = self.reference.account(login.account_id)
         kyc = info.kyc_country if info is not None else DEFAULT_KYC_COUNTRY
@@ -582,6 +587,7 @@ class FeatureEngine:
         t = payment.t
         if not self._admit(acct, payment.event_id, t):
             return None
+        self._frames.pop(payment.account_id, None)
         self.stats.payments += 1
         if t >= acct.max_t:
             acct.advance(t, self.retention_s)
@@ -624,36 +630,70 @@ class FeatureEngine:
         idle = [a for a, s in self._accounts.items() if s.max_t <= horizon]
         for account_id in idle:
             del self._accounts[account_id]
+            self._frames.pop(account_id, None)
         return len(idle)
 
     # ------------------------------------------------------------------ snapshot / restore
     def snapshot(self) -> bytes:
-        """The engine's state as bytes: every account's retained raw history (replayable)."""
-        accounts = {}
-        for account_id, acct in self._accounts.items():
-            recent = acct.recent or []
-            accounts[account_id] = {
-                "max_t": acct.max_t,
-                "recent": dict(zip(recent[::2], recent[1::2], strict=True)),
-                "events": acct.raw_history(),
-            }
-        doc = {
+        """The engine's state as bytes: every account's retained raw history (replayable).
+
+        Format 3: ``CGS3``, a 4-byte length and the JSON header (format, feature version,
+        lateness, stats), then one frame per account: a 4-byte length and the zlib-compressed
+        JSON ``[account_id, max_t, recent ids, events]``. An account's frame is kept until
+        the account changes, so a snapshot serialises only the accounts changed since the
+        previous one and joins the others' bytes."""
+        header = orjson.dumps({
             "format": SNAPSHOT_FORMAT,
             "feature_version": FEATURE_VERSION,
             "allowed_lateness_s": self.allowed_lateness_s,
             "stats": self.stats.as_dict(),
-            "accounts": accounts,
-        }
-        return zlib.compress(orjson.dumps(doc), 1)
+        })
+        frames = self._frames
+        parts = [FRAMES_MAGIC, len(header).to_bytes(4, "big"), header]
+        for account_id, acct in self._accounts.items():
+            frame = frames.get(account_id)
+            if frame is None:
+                recent = acct.recent or []
+                body = zlib.compress(orjson.dumps(
+                    [account_id, acct.max_t, recent, acct.raw_history()]), 1)
+                frame = len(body).to_bytes(4, "big") + body
+                frames[account_id] = frame
+            parts.append(frame)
+        return b"".join(parts)
 
     @classmethod
     def restore(cls, data: bytes, reference: ReferenceData | None = None) -> FeatureEngine:
         """Rebuild an engine from :meth:`snapshot` bytes; continuing gives identical vectors.
 
-        Format 1 snapshots (events carry an arrival number) are read too."""
+        Formats 1 (events carry an arrival number) and 2 (one compressed JSON document) are
+        read too."""
+        if data[:4] != FRAMES_MAGIC:
+            return cls._restore_document(data, reference)
+        n = int.from_bytes(data[4:8], "big")
+        doc = orjson.loads(data[8:8 + n])
+        if doc.get("format") != SNAPSHOT_FORMAT or doc.get("feature_version") != FEATURE_VERSION:
+            raise ValueError(
+                f"snapshot format {doc.get('format')}/{doc.get('feature_version')} does not "
+                f"match engine {SNAPSHOT_FORMAT}/{FEATURE_VERSION}"
+            )
+        engine = cls(reference, doc["allowed_lateness_s"])
+        engine.stats = EngineStats(**doc["stats"])
+        pos = 8 + n
+        end = len(data)
+        while pos < end:
+            size = int.from_bytes(data[pos:pos + 4], "big")
+            frame = data[pos:pos + 4 + size]
+            account_id, max_t, recent, events = orjson.loads(zlib.decompress(frame[4:]))
+            engine._load_account(account_id, max_t, recent, [tuple(r) for r in events])
+            engine._frames[account_id] = frame  # still exact: nothing changed since
+            pos += 4 + size
+        return engine
+
+    @classmethod
+    def _restore_document(cls, data: bytes, reference: ReferenceData | None) -> FeatureEngine:
         doc = orjson.loads(zlib.decompress(data))
         fmt = doc.get("format")
-        if fmt not in (1, SNAPSHOT_FORMAT) or doc.get("feature_version") != FEATURE_VERSION:
+        if fmt not in (1, 2) or doc.get("feature_version") != FEATURE_VERSION:
             raise ValueError(
                 f"snapshot format {fmt}/{doc.get('feature_version')} does not match "
                 f"engine {SNAPSHOT_FORMAT}/{FEATURE_VERSION}"
@@ -661,18 +701,22 @@ class FeatureEngine:
         engine = cls(reference, doc["allowed_lateness_s"])
         engine.stats = EngineStats(**doc["stats"])
         for account_id, state in doc["accounts"].items():
-            acct = _Account()
             events = state["events"]
             if fmt == 1:  # rows ("p"|"l", t, seq, ...) sorted by (t, seq): drop the seq
                 rows = [(r[0], r[1], *r[3:]) for r in events]
             else:
                 rows = [tuple(r) for r in events]
-            engine._replay_into(acct, rows)
-            acct.max_t = state["max_t"] if state["max_t"] is not None else -math.inf
             recent = [x for pair in state["recent"].items() for x in pair]
-            acct.recent = recent or None
-            engine._accounts[account_id] = acct
+            engine._load_account(account_id, state["max_t"], recent, rows)
         return engine
+
+    def _load_account(self, account_id: str, max_t: float | None, recent: list[Any],
+                      rows: list[tuple[Any, ...]]) -> None:
+        acct = _Account()
+        self._replay_into(acct, rows)
+        acct.max_t = max_t if max_t is not None else -math.inf
+        acct.recent = recent or None
+        self._accounts[account_id] = acct
 
     # ------------------------------------------------------------------ internals
     def _admit(self, acct: _Account, event_id: str, t: float) -> bool:

@@ -7,7 +7,7 @@ new partitions, and the loop restores and seeks them right after the poll
 (:meth:`Partitions.apply_assignments`).
 
 A checkpoint commits in this order, each step only after the previous one succeeded
-(:meth:`Partitions.checkpoint`):
+(:meth:`Partitions.checkpoint`, and :meth:`Partitions.tick` in the loop):
 
 1. **outputs durable** — flush the producer and check every delivery, so no output of an event
    the state already holds can be lost;
@@ -18,6 +18,12 @@ A checkpoint commits in this order, each step only after the previous one succee
 4. **group offsets** — commit the consumer group's offsets to the checkpoint's (main thread
    only; on revocation the checkpoint is what counts);
 5. **reference dead letters** — remember how far the global tables' rejects were sent.
+
+In the loop the checkpoints stay off its critical path: when one is due, the owned partitions
+are checkpointed one per iteration (a snapshot serialises only the accounts changed since the
+previous one, :meth:`features.engine.FeatureEngine.snapshot`), step 3 runs on a helper thread
+while the loop goes on, and steps 4 and 5 follow on the loop's thread once it is durable.
+Revocation and closing checkpoint synchronously, after any write in flight.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -66,6 +73,9 @@ class Partitions:
         self.parked: dict[int, tuple[str, FeatureEngine]] = {}  # revoked: state kept in memory
         self.stalls = StallWatch(s.stall_after_s, self._refetch)
         self.last_checkpoint = time.monotonic()
+        self._queue: list[int] = []  # partitions of the round being checkpointed
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-checkpoint")
+        self._writing: Future[list[Checkpoint]] | None = None
 
     def tp(self, kind: str, p: int) -> TopicPartition:
         return TopicPartition(self.topics[kind], p)
@@ -83,7 +93,7 @@ class Partitions:
             return
         if checkpoint:
             try:
-                written = self.checkpoint(owned, commit=False)
+                written = self.checkpoint(owned, commit=False)  # after any write in flight
                 for c in written:
                     self.parked[c.partition] = (c.ckpt_id, self.handler.engines[c.partition])
             except (KafkaError, TimeoutError) as exc:
@@ -107,6 +117,7 @@ class Partitions:
            no outputs for those payments."""
         parts = sorted(self.pending)
         self.pending.clear()
+        self.settle()  # the store's reader and bookkeeping are used below
         checkpoints = self.store.restore(parts)
         tps = [self.tp(k, p) for p in parts for k in KINDS]
         begin = self.consumer.beginning_offsets(tps)
@@ -207,32 +218,81 @@ class Partitions:
     def due(self, now: float) -> bool:
         return now - self.last_checkpoint >= self.s.checkpoint_interval_s
 
+    def tick(self, now: float) -> None:
+        """The loop's share of checkpointing, once per iteration: finish a write that became
+        durable (steps 4-5), then start the next partition's checkpoint of a due round
+        (steps 1-2 here, step 3 on the helper thread)."""
+        writing = self._writing
+        if writing is not None:
+            if not writing.done():
+                return
+            self._writing = None
+            self._committed(writing.result())  # a failed write fails the session here
+        if not self._queue:
+            if not self.due(now):
+                return
+            self.last_checkpoint = now
+            self._queue = self.handler.partitions()
+        while self._queue:
+            p = self._queue.pop(0)
+            if p in self.handler.engines:
+                checkpoints = self._snapshots([p])
+                self._writing = self._writer.submit(self._write, checkpoints)
+                return
+
+    def settle(self, commit: bool = True) -> None:
+        """Wait for a checkpoint write in flight and finish it (before the partitions change
+        hands, and before a synchronous checkpoint). ``commit`` False: inside a rebalance
+        callback, where the group is not committed to (the checkpoint is what counts)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            written = writing.result()
+            if commit:
+                self._committed(written)
+
     def checkpoint(self, partitions: list[int], commit: bool) -> list[Checkpoint]:
-        """The commit, step by step (module docstring)."""
+        """The whole commit, step by step, synchronously (module docstring)."""
+        self.settle(commit)
         self.last_checkpoint = time.monotonic()
+        self._queue = []
         if not partitions:
             return []
+        checkpoints = self._write(self._snapshots(partitions))
+        if commit:
+            self._committed(checkpoints)
+        return checkpoints
+
+    def _snapshots(self, partitions: list[int]) -> list[Checkpoint]:
         # 1. outputs durable
         self.flush_outputs()
         # 2. snapshot
         version = self.model_version()
-        checkpoints = [
+        return [
             Checkpoint.new(p, self.handler.engines[p].snapshot(),
                            self.handler.resume_offsets(p), version,
                            emit_from=self.handler.emit_from.get(p),
                            feature_version=FEATURE_VERSION)
             for p in partitions
         ]
+
+    def _write(self, checkpoints: list[Checkpoint]) -> list[Checkpoint]:
         # 3. checkpoint durable
         t0 = time.perf_counter()
         self.store.write(checkpoints)
         self.metrics.checkpointed()
         log.debug("checkpoint written", extra={
-            "partitions": partitions, "bytes": sum(len(c.state) for c in checkpoints),
+            "partitions": [c.partition for c in checkpoints],
+            "bytes": sum(len(c.state) for c in checkpoints),
             "ms": round((time.perf_counter() - t0) * 1000, 1)})
-        if not commit:
-            return checkpoints
-        # 4. group offsets
+        return checkpoints
+
+    def _committed(self, checkpoints: list[Checkpoint]) -> None:
+        """Steps 4 and 5, on the loop's thread, for checkpoints already durable."""
+        # 4. group offsets (only of partitions still owned: a revoked one's belong to the
+        # next owner now)
+        checkpoints = [c for c in checkpoints if c.partition in self.handler.engines]
+        if not checkpoints:
+            return
         offsets = {}
         for c in checkpoints:
             for kind, off in ((PAYMENTS, c.payments_offset), (LOGINS, c.logins_offset)):
@@ -248,7 +308,9 @@ class Partitions:
         except KafkaError as exc:
             log.warning("reference dead-letter position not committed (they are sent again "
                         "after a restart)", extra={"error": repr(exc)})
-        return checkpoints
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
 
     # ------------------------------------------------------------------ lag and stalls
     def update_lag(self) -> None:

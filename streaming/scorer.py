@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -173,6 +173,14 @@ class _Session:
         # the reader's log-end offset request runs here while the loop decodes (its only user)
         self._confirming = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-reference")
         self._opened.append(lambda: self._confirming.shutdown(wait=True))
+        # the aligner's log-end offsets are asked on their own connection and thread right
+        # after each poll that brought records, while the batch decodes (a ListOffsets round
+        # trip no longer blocks the loop)
+        self._offsets_probe = KafkaConsumer(**cfg, group_id=None, enable_auto_commit=False)
+        self._opened.append(lambda: self._offsets_probe.close(autocommit=False))
+        self._asking = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-offsets")
+        self._opened.append(lambda: self._asking.shutdown(wait=True))
+        self._ends_future: Future[dict[TopicPartition, int]] | None = None
         store = CheckpointStore(ckpt_topic, self.outputs.producer, cfg, group=s.group_id)
         self._opened.append(store.close)
         self.consumer = KafkaConsumer(
@@ -183,10 +191,11 @@ class _Session:
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._opened.append(lambda: self.consumer.close(autocommit=False))
-        self.partitions = Partitions(
+        self.partitions: Partitions = Partitions(
             s, self.consumer, self.handler, self.ref, store, self.topics, self.metrics,
             flush_outputs=self.outputs.flush, commit_reference=self.reference.commit_dead_lettered,
             model_version=lambda: scorer.model.version if scorer.model else None)
+        self._opened.append(self.partitions.close)
         n_in = self._check_copartitioned()
         self.outputs.same_partition = {
             self.topics[k]: len(self.consumer.partitions_for_topic(self.topics[k]) or ()) == n_in
@@ -220,6 +229,7 @@ class _Session:
             self._swap_model()
             batch = self._batch(polled, fresh, t0)
             self._ends = None
+            self._ask_ends(batch)
             result = self.handler.handle(batch, scorer.model, self._caught_up,
                                          self._reference_ready(batch))
             result.dead_letters.extend(ref_dead)
@@ -231,7 +241,7 @@ class _Session:
                 evicted = self.handler.evict_idle()
                 if evicted:
                     log.info("idle accounts evicted", extra={"accounts": evicted})
-                parts.checkpoint(self.handler.partitions(), commit=True)
+            parts.tick(now)
             if now - self.last_lag >= 1.0:
                 parts.update_lag()
                 self.last_lag = now
@@ -283,6 +293,21 @@ class _Session:
             )
         return batch
 
+    def _input_tps(self) -> list[TopicPartition]:
+        return [TopicPartition(self.topics[k], p)
+                for p in self.handler.aligners for k in (PAYMENTS, LOGINS)]
+
+    def _ask_ends(self, batch: list[RawRecord]) -> None:
+        """After a poll that brought records (or with records waiting), ask the log-end
+        offsets on the helper thread; :meth:`_caught_up` waits for the answer only if the
+        aligner needs it. An idle scorer asks nothing."""
+        previous, self._ends_future = self._ends_future, None
+        if previous is not None:
+            previous.cancel()
+        if batch or any(a.buffered() for a in self.handler.aligners.values()):
+            self._ends_future = self._asking.submit(self._offsets_probe.end_offsets,
+                                                    self._input_tps())
+
     def _caught_up(self, kind: str, partition: int) -> bool:
         """Nothing more to poll from this topic's partition *now*.
 
@@ -290,7 +315,7 @@ class _Session:
         fetch response, which can be older than the response that delivered the other topic's
         record waiting for this answer (partitions with buffered data sit out of fetches). It
         is only trusted to say "not caught up"; "caught up" is confirmed with the log-end
-        offsets asked now (one ListOffsets request per loop iteration, only when needed)."""
+        offsets asked after this iteration's poll (:meth:`_ask_ends`)."""
         tp = TopicPartition(self.topics[kind], partition)
         consumed = self.handler.aligners[partition].consumed(kind)
         if consumed is None:
@@ -299,9 +324,11 @@ class _Session:
         if hw is not None and consumed < hw:
             return False
         if self._ends is None:
-            tps = [TopicPartition(self.topics[k], p)
-                   for p in self.handler.aligners for k in (PAYMENTS, LOGINS)]
-            self._ends = self.consumer.end_offsets(tps)
+            future, self._ends_future = self._ends_future, None
+            if future is None:  # (the probe is only ever used on the helper thread)
+                future = self._asking.submit(self._offsets_probe.end_offsets,
+                                             self._input_tps())
+            self._ends = future.result()
             self.metrics.end_offset_checks.inc()
         end = self._ends.get(tp)
         # Some Kafka-protocol brokers answer ListOffsets(latest) with the newest batch's base

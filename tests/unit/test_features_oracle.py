@@ -23,7 +23,7 @@ from features.engine import FeatureEngine
 from features.events import Account, Label, Login, Payment
 from features.reference import ReferenceData
 from features.replay import replay_matrix
-from features.vector import CHANNEL_CODES, FEATURE_NAMES
+from features.vector import CHANNEL_CODES, FEATURE_NAMES, FEATURE_VERSION
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 DAY = 86400.0
@@ -323,25 +323,60 @@ def test_snapshot_restore_at_any_cut_equals_uninterrupted_run(events, cut):
     assert restored.stats == uninterrupted.stats  # counters survive the restore too
 
 
+def _document_snapshot(engine: FeatureEngine, fmt: int) -> bytes:
+    """A snapshot as formats 1 and 2 wrote it (one compressed JSON document; format 1 events
+    carried an arrival number), built from the engine's state."""
+    accounts = {}
+    for account_id, acct in engine._accounts.items():
+        recent = acct.recent or []
+        events = acct.raw_history()
+        if fmt == 1:
+            events = [[r[0], r[1], k + 1, *r[2:]] for k, r in enumerate(events)]
+        accounts[account_id] = {"max_t": acct.max_t, "events": events,
+                                "recent": dict(zip(recent[::2], recent[1::2], strict=True))}
+        if fmt == 1:
+            accounts[account_id]["seq"] = len(events)
+    doc = {"format": fmt, "feature_version": FEATURE_VERSION,
+           "allowed_lateness_s": engine.allowed_lateness_s, "stats": engine.stats.as_dict(),
+           "accounts": accounts}
+    return zlib.compress(orjson.dumps(doc), 1)
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
 @settings(max_examples=40, deadline=None)
-@given(event_lists(), st.integers(0, 45))
-def test_format_1_snapshots_still_restore(events, cut):
-    """Checkpoints written before format 2 carried an arrival number per event: they restore
-    to the same engine."""
+@given(events=event_lists(), cut=st.integers(min_value=0, max_value=60))
+def test_format_1_and_2_snapshots_still_restore(fmt, events, cut):
+    """Checkpoints written before format 3 (one compressed document; format 1 with an arrival
+    number per event) restore to the same engine."""
     cut = min(cut, len(events))
     full = engine_vectors(events)
     first = FeatureEngine(reference(), LATENESS)
     head = engine_vectors(events[:cut], first)
-    doc = orjson.loads(zlib.decompress(first.snapshot()))
-    assert doc["format"] == 2
-    doc["format"] = 1
-    for state in doc["accounts"].values():
-        state["seq"] = len(state["events"])
-        state["events"] = [[r[0], r[1], k + 1, *r[2:]] for k, r in enumerate(state["events"])]
-    restored = FeatureEngine.restore(zlib.compress(orjson.dumps(doc)), reference())
+    restored = FeatureEngine.restore(_document_snapshot(first, fmt), reference())
     tail = engine_vectors(events[cut:], restored)
     assert [e for e, _ in head + tail] == [e for e, _ in full]
     for (_, v1), (_, v2) in zip(head + tail, full, strict=True):
+        assert all(same(a, b) for a, b in zip(v1, v2, strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=event_lists(), cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=4))
+def test_repeated_snapshots_reuse_unchanged_accounts_and_stay_exact(events, cuts):
+    """Snapshots taken again and again (frames of unchanged accounts reused, changed ones
+    rebuilt) always restore to the engine they were taken of."""
+    engine = FeatureEngine(reference(), LATENESS)
+    done = 0
+    full = engine_vectors(events)
+    out = []
+    for cut in sorted(min(c, len(events)) for c in cuts):
+        out += engine_vectors(events[done:cut], engine)
+        done = cut
+        again = FeatureEngine.restore(engine.snapshot(), reference())
+        assert again.snapshot() == engine.snapshot()
+        engine = again if cut % 2 else engine  # continue on the restored one half the time
+    out += engine_vectors(events[done:], engine)
+    assert [e for e, _ in out] == [e for e, _ in full]
+    for (_, v1), (_, v2) in zip(out, full, strict=True):
         assert all(same(a, b) for a, b in zip(v1, v2, strict=True))
 
 
