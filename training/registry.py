@@ -97,6 +97,12 @@ def _remote(tracking_uri: str) -> bool:
     return urlparse(tracking_uri).scheme.lower() in ("http", "https")
 
 
+def _server(tracking_uri: str) -> str:
+    """``scheme://host:port`` of a tracking URI, for a log line (no user or password)."""
+    parts = urlparse(tracking_uri)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 def _local(location: str) -> bool:
     """A path on the machine that writes it: ``file:`` URI, plain path or drive letter."""
     return len(urlparse(location).scheme) <= 1 or location.lower().startswith("file:")
@@ -123,19 +129,21 @@ def experiment_id(settings: RegistrySettings, c: MlflowClient) -> str:
         exp = c.get_experiment(created)
     where = str(exp.artifact_location)
     wanted = settings.mlflow_artifact_location
-    if _remote(settings.tracking_uri) and _local(where):
+    chosen = bool(wanted) and where.rstrip("/") == wanted.rstrip("/")  # e.g. a shared mount
+    if not chosen and _remote(settings.tracking_uri) and _local(where):
         log.warning(
             f"MLflow experiment {EXPERIMENT!r} keeps its artifacts at {where}, a path on the "
-            f"machine that writes them, while tracking is at {settings.tracking_uri}: a scorer "
-            "on another machine cannot load its models. Rename or delete the experiment "
-            "(mlflow experiments rename/delete) and train again to create it on the server's "
-            f"artifact store (mlflow server --serve-artifacts) or at {LOCATION_SETTING}",
+            f"machine that writes them, while tracking is at {_server(settings.tracking_uri)}: "
+            "a scorer on another machine cannot load its models. Rename the experiment (mlflow "
+            f"experiments rename -x {exp.experiment_id} --new-name ...) and train again to "
+            "create it on the server's artifact store (mlflow server --serve-artifacts) or at "
+            f"{LOCATION_SETTING}",
             extra={"experiment_id": exp.experiment_id})
-    elif wanted and where.rstrip("/") != wanted.rstrip("/"):
+    elif wanted and not chosen:
         log.warning(
             f"MLflow experiment {EXPERIMENT!r} keeps its artifacts at {where}, not at "
             f"{LOCATION_SETTING}={wanted}: the setting applies only when the experiment is "
-            "created (rename or delete it to move)",
+            "created (rename the experiment to start a new one there)",
             extra={"experiment_id": exp.experiment_id})
     return str(exp.experiment_id)
 
@@ -370,7 +378,7 @@ def _download(settings: RegistrySettings, version: str) -> Path:
         found = next(iter(cache.rglob("model.json")), None)
     if found is None:
         raise _unreadable(settings, c, mv.run_id,
-                          f"registry version {version} holds no RiskModel directory")
+                          f"registry version {version} (no RiskModel directory downloaded)")
     return found.parent
 
 
@@ -383,7 +391,7 @@ def _unreadable(settings: RegistrySettings, c: MlflowClient, run_id: str | None,
             where = str(c.get_run(run_id).info.artifact_uri)
         except MlflowException:
             pass
-    line = f"{what}: cannot read its artifacts at {where}"
+    line = f"{what}: its artifacts at {where} cannot be read"
     if _remote(settings.tracking_uri) and _local(where):
         line += (" (a path on the machine that trained it; train into an experiment on the "
                  f"tracking server's artifact store or at {LOCATION_SETTING})")

@@ -222,7 +222,8 @@ def test_the_default_local_store_keeps_artifacts_under_the_data_dir_and_the_sett
     assert "CANHGIAC_MLFLOW_ARTIFACT_LOCATION" in line and elsewhere in line
 
 
-def test_a_bad_artifact_location_is_a_one_line_error(monkeypatch, capsys) -> None:
+def test_a_bad_artifact_location_is_a_one_line_error(monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.setenv("CANHGIAC_DATA_DIR", str(tmp_path))  # promote must not touch ./.canhgiac
     monkeypatch.setenv("CANHGIAC_MLFLOW_ARTIFACT_LOCATION", "not a uri")
     assert main(["promote"]) == 2
     err = capsys.readouterr().err.strip()
