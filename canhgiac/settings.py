@@ -5,10 +5,11 @@ Built once in the composition root (:mod:`canhgiac.cli`) and passed down explici
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +19,9 @@ class Settings(BaseSettings):
     # storage locations
     data_dir: Path = Field(Path(".canhgiac"), description="Local state: MLflow, case store, keys")
     mlflow_tracking_uri: str = Field("", description="Default: SQLite file under data_dir")
+    mlflow_artifact_location: str = Field(
+        "", description="Artifact store of a new MLflow experiment (s3://..., gs://...). "
+        "Default: the tracking server's (http(s) tracking URI), else <data_dir>/mlartifacts")
     case_store_url: str = Field("", description="SQLAlchemy URL. Default: SQLite under data_dir")
     model_uri: str = "models:/canhgiac-risk@champion"
     registered_model: str = "canhgiac-risk"
@@ -74,6 +78,14 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_max_page: int = Field(500, ge=1)
+
+    @field_validator("mlflow_artifact_location")
+    @classmethod
+    def _artifact_location_is_a_uri(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]+:\S+", value):
+            raise ValueError("expected a URI such as s3://bucket/path, gs://bucket/path or "
+                             "file:///absolute/path (or empty)")
+        return value
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:

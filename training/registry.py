@@ -11,6 +11,12 @@
 * :func:`load_model` resolves ``models:/canhgiac-risk@champion`` (or ``models:/name/3``, or a
   local directory) to ``(version, RiskModel)``; :func:`champion_version` is the cheap lookup
   the scorer polls for hot reload.
+* Artifacts (models, test windows) live where the experiment says, written and read only
+  through MLflow's artifact API: with a tracking server (``http(s)://``) its own artifact
+  store (``mlflow server --serve-artifacts`` gives ``mlflow-artifacts:/`` URIs), so a scorer on
+  another machine, with another data directory, loads the champion through the server;
+  ``CANHGIAC_MLFLOW_ARTIFACT_LOCATION`` names one explicitly (an object store); with the default
+  local store, ``<data_dir>/mlartifacts``. See :func:`artifact_location`.
 
 ``settings`` is the service's ``canhgiac.settings.Settings`` (anything with the attributes of
 :class:`RegistrySettings`).
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -48,6 +55,7 @@ EXPERIMENT = "canhgiac-risk"
 CHAMPION, CHALLENGER = "champion", "challenger"
 MODEL_ARTIFACT = "risk_model"
 TEST_WINDOW = "evaluation/test_window.npz"
+LOCATION_SETTING = "CANHGIAC_MLFLOW_ARTIFACT_LOCATION"
 
 
 class RegistrySettings(Protocol):
@@ -55,6 +63,8 @@ class RegistrySettings(Protocol):
     def tracking_uri(self) -> str: ...
     @property
     def artifact_root(self) -> str: ...
+    @property
+    def mlflow_artifact_location(self) -> str: ...
     @property
     def registered_model(self) -> str: ...
     @property
@@ -82,11 +92,60 @@ def client(settings: RegistrySettings) -> MlflowClient:
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
+def _remote(tracking_uri: str) -> bool:
+    """A tracking server (other machines reach it), not a store file of this machine."""
+    return urlparse(tracking_uri).scheme.lower() in ("http", "https")
+
+
+def _server(tracking_uri: str) -> str:
+    """``scheme://host:port`` of a tracking URI, for a log line (no user or password)."""
+    parts = urlparse(tracking_uri)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _local(location: str) -> bool:
+    """A path on the machine that writes it: ``file:`` URI, plain path or drive letter."""
+    return len(urlparse(location).scheme) <= 1 or location.lower().startswith("file:")
+
+
+def artifact_location(settings: RegistrySettings) -> str | None:
+    """Where a new experiment keeps its artifacts: the setting; else, with a tracking server,
+    None (the server decides: ``--serve-artifacts`` proxies to its ``--artifacts-destination``);
+    else ``<data_dir>/mlartifacts`` next to the local store."""
+    if settings.mlflow_artifact_location:
+        return settings.mlflow_artifact_location
+    if _remote(settings.tracking_uri):
+        return None
+    return settings.artifact_root
+
+
 def experiment_id(settings: RegistrySettings, c: MlflowClient) -> str:
+    """The experiment's id (created on first use); a warning when its artifacts are out of
+    reach of other machines or not where the setting now says (an experiment's location is
+    fixed when it is created)."""
     exp = c.get_experiment_by_name(EXPERIMENT)
-    if exp is not None:
-        return str(exp.experiment_id)
-    return str(c.create_experiment(EXPERIMENT, artifact_location=settings.artifact_root))
+    if exp is None:
+        created = c.create_experiment(EXPERIMENT, artifact_location=artifact_location(settings))
+        exp = c.get_experiment(created)
+    where = str(exp.artifact_location)
+    wanted = settings.mlflow_artifact_location
+    chosen = bool(wanted) and where.rstrip("/") == wanted.rstrip("/")  # e.g. a shared mount
+    if not chosen and _remote(settings.tracking_uri) and _local(where):
+        log.warning(
+            f"MLflow experiment {EXPERIMENT!r} keeps its artifacts at {where}, a path on the "
+            f"machine that writes them, while tracking is at {_server(settings.tracking_uri)}: "
+            "a scorer on another machine cannot load its models. Rename the experiment (mlflow "
+            f"experiments rename -x {exp.experiment_id} --new-name ...) and train again to "
+            "create it on the server's artifact store (mlflow server --serve-artifacts) or at "
+            f"{LOCATION_SETTING}",
+            extra={"experiment_id": exp.experiment_id})
+    elif wanted and not chosen:
+        log.warning(
+            f"MLflow experiment {EXPERIMENT!r} keeps its artifacts at {where}, not at "
+            f"{LOCATION_SETTING}={wanted}: the setting applies only when the experiment is "
+            "created (rename the experiment to start a new one there)",
+            extra={"experiment_id": exp.experiment_id})
+    return str(exp.experiment_id)
 
 
 def _version_by_alias(c: MlflowClient, name: str, alias: str) -> Any | None:
@@ -301,19 +360,44 @@ def _version(module: str) -> str:
 def _download(settings: RegistrySettings, version: str) -> Path:
     """The RiskModel directory of a registry version (downloaded once, then cached by version
     and training run, so a recreated registry reusing version numbers never hits a stale copy)."""
-    mv = client(settings).get_model_version(settings.registered_model, version)
+    c = client(settings)
+    mv = c.get_model_version(settings.registered_model, version)
     run = (mv.run_id or "norun")[:12]
     cache = Path(settings.data_dir) / "models" / f"{settings.registered_model}-v{version}-{run}"
     found = next(iter(cache.rglob("model.json")), None) if cache.exists() else None
     if found is None:
         cache.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{settings.registered_model}/{version}", dst_path=str(cache),
-            tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+        try:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{settings.registered_model}/{version}",
+                dst_path=str(cache), tracking_uri=settings.tracking_uri,
+                registry_uri=settings.tracking_uri)
+        except (MlflowException, OSError) as exc:
+            raise _unreadable(settings, c, mv.run_id, f"registry version {version}",
+                              exc) from exc
         found = next(iter(cache.rglob("model.json")), None)
     if found is None:
-        raise RegistryError(f"registry version {version} holds no RiskModel directory")
+        raise _unreadable(settings, c, mv.run_id,
+                          f"registry version {version} (no RiskModel directory downloaded)")
     return found.parent
+
+
+def _unreadable(settings: RegistrySettings, c: MlflowClient, run_id: str | None, what: str,
+                exc: BaseException | None = None) -> RegistryError:
+    """One line: what could not be read, from where, and why (a path of another machine)."""
+    where = "an unknown location"
+    if run_id:
+        try:
+            where = str(c.get_run(run_id).info.artifact_uri)
+        except MlflowException:
+            pass
+    line = f"{what}: its artifacts at {where} cannot be read"
+    if _remote(settings.tracking_uri) and _local(where):
+        line += (" (a path on the machine that trained it; train into an experiment on the "
+                 f"tracking server's artifact store or at {LOCATION_SETTING})")
+    if exc is not None:
+        line += f": {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    return RegistryError(line)
 
 
 def resolve(settings: RegistrySettings, uri: str) -> str | None:
@@ -441,7 +525,11 @@ def _test_window(settings: RegistrySettings, c: MlflowClient, mv: Any) -> EvalSe
     if not run_id:
         raise RegistryError(f"version {mv.version} has no training run to take a test window from")
     with tempfile.TemporaryDirectory(prefix="canhgiac-promote-") as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=TEST_WINDOW, dst_path=tmp,
-            tracking_uri=settings.tracking_uri)
-        return EvalSet.load(path)
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=TEST_WINDOW, dst_path=tmp,
+                tracking_uri=settings.tracking_uri)
+            return EvalSet.load(path)
+        except (MlflowException, OSError) as exc:
+            raise _unreadable(settings, c, run_id,
+                              f"the test window of version {mv.version}", exc) from exc
