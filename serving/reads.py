@@ -171,6 +171,8 @@ def audit_page(conn: Connection, after_id: int | None, limit: int, actor: str | 
         q = q.where(a.c.actor == actor)
     if target:
         q = q.where(a.c.target == target)
-    return [{"id": r.id, "at": rfc3339(r.at), "actor": r.actor, "role": r.role,
-             "action": r.action, "target": r.target, "request_id": r.request_id}
+    return [{"id": r.id, "at": rfc3339(r.at), "actor": r.actor, "key": r.key_name,
+             "role": r.role, "action": r.action, "target": r.target,
+             "request_id": r.request_id, "client_request_id": r.client_request_id,
+             "details": None if r.details is None else json.loads(r.details)}
             for r in conn.execute(q)]

@@ -19,11 +19,13 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from features.events import Account, Label, Login
 from serving import casedb, keys, reads
 from serving import tables as T
 from serving.db import BUSY_TIMEOUT_MS, epoch, make_engine, now, upsert, writer
+from serving.migrate import migrate
 from serving.risk import refresh_foreign, refresh_scores
 from serving.typology import KEY_FEATURES
 
@@ -43,7 +45,7 @@ class CaseStore:
         self.url = url
         self.engine = make_engine(url)
         self._writer = writer(self.engine)
-        T.metadata.create_all(self.engine)
+        migrate(self.engine)  # Alembic, to head (serving/migrations)
         self._version_lock = threading.Lock()
         self._version_conn = _raw_sqlite(self.engine)
         with self.write() as conn:
@@ -174,9 +176,9 @@ class CaseStore:
             return report_rows(conn, t_from, t_to, min_score, limit)
 
     # ------------------------------------------------------------------ API keys
-    def create_key(self, name: str, role: str) -> tuple[int, str]:
+    def create_key(self, name: str, role: str, user: str | None = None) -> tuple[int, str]:
         with self.write(keys=True) as conn:
-            return keys.create(conn, name, role)
+            return keys.create(conn, name, role, user)
 
     def list_keys(self) -> list[dict[str, Any]]:
         with self.read() as conn:
@@ -192,11 +194,15 @@ class CaseStore:
 
     # ------------------------------------------------------------------ audit
     def record_audit(self, actor: str, role: str, action: str, target: str,
-                     request_id: str) -> None:
+                     request_id: str, *, key: str | None = None,
+                     client_request_id: str | None = None,
+                     details: dict[str, Any] | None = None) -> None:
+        """Append one entry (``actor`` = the user). Audit rows are never updated or deleted."""
         with self._writer.begin() as conn:  # not a data change: the version stays
             conn.execute(T.audit.insert().values(
                 at=now(), actor=actor, role=role, action=action, target=target,
-                request_id=request_id))
+                request_id=request_id, key_name=key, client_request_id=client_request_id,
+                details=None if details is None else orjson.dumps(details).decode()))
 
     def audit_page(self, after_id: int | None, limit: int, actor: str | None,
                    target: str | None) -> list[dict[str, Any]]:
@@ -208,9 +214,17 @@ class CaseStore:
         with self.read() as conn:
             return reads.account_exists(conn, account_id)
 
-    def create_case(self, account_id: str, actor: str, role: str, reason: str) -> dict[str, Any]:
-        with self.write(api=True) as conn:
-            case_id = casedb.create(self.engine, conn, account_id, actor, role, reason)
+    def create_case(self, account_id: str, actor: str, role: str, reason: str,
+                    key: str | None = None) -> dict[str, Any]:
+        try:
+            with self.write(api=True) as conn:
+                case_id = casedb.create(self.engine, conn, account_id, actor, role, reason, key)
+        except IntegrityError:  # a concurrent create won the one-active-case index
+            with self.read() as conn:
+                winner = casedb.active_case(conn, account_id)
+            if winner is None:
+                raise
+            raise casedb.conflict(account_id, winner) from None
         return self.get_case(case_id) or {}
 
     def get_case(self, case_id: int) -> dict[str, Any] | None:
@@ -223,11 +237,12 @@ class CaseStore:
             return casedb.list_page(conn, status, account_id, after_id, limit)
 
     def transition(self, case_id: int, target: str, *, actor: str, role: str, reason: str,
-                   outcome: str | None, typology: str | None) -> casedb.Transition:
+                   outcome: str | None, typology: str | None,
+                   key: str | None = None) -> casedb.Transition:
         with self.write(api=True) as conn:
             return casedb.transition(self.engine, conn, case_id, target, actor=actor,
                                      role=role, reason=reason, outcome=outcome,
-                                     typology=typology)
+                                     typology=typology, key=key)
 
     def pending_outbox(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
         """(id, kind, payload) of events not yet delivered, oldest first."""
