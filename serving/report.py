@@ -139,9 +139,9 @@ def _flatten(value: Any) -> str:
 
 def safe_text(value: Any) -> str:
     """Text a spreadsheet shows as text: lists joined, control characters made spaces, and a
-    ``'`` put before every formula start — at the beginning (after any spaces) and after any
-    ``,`` / ``;`` / tab (after any spaces), so that a cell stays inert wherever a spreadsheet
-    splits the line."""
+    ``'`` put before every formula start — at the beginning and after any ``,`` / ``;`` / tab
+    (after any spaces or quotes), so that a cell stays inert wherever a spreadsheet splits
+    the line."""
     text = _flatten(value)
     out: list[str] = []
     at_start = True  # at the start of the cell or of a piece after a separator
@@ -151,7 +151,7 @@ def safe_text(value: Any) -> str:
             at_start = False
         elif ch in _SEPARATORS:
             at_start = True
-        elif not ch.isspace():
+        elif not ch.isspace() and ch not in "\"'":  # a naive splitter may drop quotes
             at_start = False
         out.append(ch)
     return "".join(out)[:MAX_CELL]
