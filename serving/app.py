@@ -28,7 +28,7 @@ from serving.middleware import (
     SecurityHeaders,
 )
 from serving.outbox import RETRY_INTERVAL_S, Outbox
-from serving.routers import accounts, audit, cases, health, model, reports
+from serving.routers import accounts, audit, cases, docs, health, model, reports
 from serving.store import CaseStore
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
             the_store.close()
 
     app = FastAPI(title="Cảnh Giác investigator API", version="1", description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # served offline: docs.py
     metrics = ApiMetrics()
     app.state.settings = settings
     app.state.store = the_store
@@ -83,8 +83,9 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     app.state.cache = cache = ResponseCache()
     app.state.key_cache = key_cache = KeyCache()
     errors.install(app)
-    for module in (health, accounts, cases, reports, model, audit):
+    for module in (health, accounts, cases, reports, model, audit, docs):
         app.include_router(module.router)
+    app.mount("/docs/assets", StaticFiles(directory=docs.ASSETS), name="docs-assets")
     app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
     app.add_api_route("/", lambda: RedirectResponse("/ui/"), include_in_schema=False)
     app.add_middleware(HighRiskFastPath, store=the_store, cache=cache, keys=key_cache,

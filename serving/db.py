@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -25,7 +26,11 @@ BUSY_TIMEOUT_MS = 30_000
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # a lock waited for longer than SQLite's busy timeout fails the same way (then 503)
+        args = ({"options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"}
+                if parsed.get_backend_name() == "postgresql" else {})
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                             connect_args=args)
     if parsed.database and parsed.database != ":memory:":
         _private_file(Path(parsed.database))
     engine = create_engine(
@@ -72,6 +77,51 @@ def upsert(engine: Engine, table: Table) -> Any:
     if engine.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error means "busy, try again" (a lock not granted in time, a
+    cancelled statement, a lost connection, a full pool), not a bug."""
+    if isinstance(exc, TimeoutError | sa_exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    orig = exc.orig
+    state = str(getattr(orig, "sqlstate", "") or "")
+    if state:  # PostgreSQL: lock not available, statement cancelled, serialisation, deadlock
+        return state in {"55P03", "57014", "40001", "40P01", "57P01"} or state.startswith("08")
+    text = str(orig).lower()
+    return exc.connection_invalidated or "locked" in text or "busy" in text
+
+
+def write_probe(engine: Engine, timeout_s: float = 0.5) -> bool:
+    """True if a write transaction can start within ``timeout_s`` (readiness)."""
+    if engine.dialect.name == "sqlite":
+        import sqlite3  # noqa: PLC0415
+
+        conn = sqlite3.connect(engine.url.database or ":memory:", timeout=timeout_s,
+                               isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        finally:
+            conn.close()
+    with engine.connect() as conn:
+        try:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_s * 1000)}")
+            conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'version' FOR UPDATE")
+            return True
+        except sa_exc.DBAPIError as exc:
+            if is_busy(exc):
+                return False
+            raise
+        finally:
+            conn.rollback()
 
 
 def now() -> float:
