@@ -245,3 +245,36 @@ def test_sqlite_files_are_private(tmp_path):
         assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------ retention
+def test_purge_deletes_old_events_but_keeps_the_evidence_of_cases(store_url, monkeypatch,
+                                                                  capsys):
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=200), now - timedelta(days=2)
+    store = CaseStore(store_url)
+    try:
+        store.upsert_accounts([account("gone"), account("cased"), account("active")])
+        store.write_scored([scored("g1", "gone", 0.9, old), scored("c1", "cased", 0.9, old),
+                            scored("a1", "active", 0.9, old), scored("a2", "active", 0.4,
+                                                                     recent)])
+        store.write_logins([login("gl", "gone", "KH", old), login("cl", "cased", "KH", old)])
+        store.create_case("cased", "ivy", "investigator", "evidence")
+        monkeypatch.setenv("CANHGIAC_CASE_STORE_URL", store_url)
+        assert main(["db", "purge", "--dry-run"]) == 0
+        assert "would delete 2 scored payments and 1 logins" in capsys.readouterr().out
+        assert main(["db", "purge", "--days", "30"]) == 2  # shorter than the risk's window
+        capsys.readouterr()
+        assert main(["db", "purge"]) == 0
+        assert "deleted 2 scored payments and 1 logins older than 180 days (1 accounts" in \
+            capsys.readouterr().out
+        with store.read() as conn:
+            left = sorted(conn.execute(select(T.scored.c.event_id)).scalars())
+            logins = sorted(conn.execute(select(T.logins.c.event_id)).scalars())
+        assert left == ["a2", "c1"] and logins == ["cl"]
+        assert store.account_detail("gone")["risk"] is None
+        assert store.account_detail("cased")["payments"][0]["event_id"] == "c1"
+    finally:
+        store.close()
