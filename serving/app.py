@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse
 
 from serving import errors
 from serving.actions import ActionPublisher, NoPublisher
+from serving.auditlog import AuditWriter
 from serving.auth import KeyCache
 from serving.cache import ResponseCache
 from serving.config import ApiSettings
@@ -69,6 +70,7 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
         task = asyncio.create_task(retry_outbox())
         yield
         task.cancel()
+        audit_writer.close()
         if owns_store:
             the_store.close()
 
@@ -88,8 +90,9 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     app.mount("/docs/assets", StaticFiles(directory=docs.ASSETS), name="docs-assets")
     app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
     app.add_api_route("/", lambda: RedirectResponse("/ui/"), include_in_schema=False)
+    app.state.audit_writer = audit_writer = AuditWriter(the_store)
     app.add_middleware(HighRiskFastPath, store=the_store, cache=cache, keys=key_cache,
-                       metrics=metrics)
+                       metrics=metrics, audit=audit_writer)
     # the last added runs first: ids and headers, then the key, then the body size
     app.add_middleware(BodyLimit)
     app.add_middleware(AuthGate, limiter=FailedAuthLimiter())

@@ -59,9 +59,11 @@ def token_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | No
     return None, "no key"
 
 
-def check_token(state: Any, token: str) -> Principal | None:
+def check_token(state: Any, token: str,
+                request_state: dict[str, Any] | None = None) -> Principal | None:
     """The principal of a valid key (cached per keys version), else None; 503 if the store
-    cannot be read."""
+    cannot be read. The store versions read on the way are left in ``request_state``
+    (``"versions"``) for the rest of the request."""
     if len(token) > 256:
         return None
     store: CaseStore = state.store
@@ -76,6 +78,8 @@ def check_token(state: Any, token: str) -> Principal | None:
         log.error("key lookup failed", extra={"error": repr(exc)})
         raise ApiError(503, "store_unavailable", "the case store is unreachable",
                        headers={"Retry-After": "5"}) from None
+    if request_state is not None:
+        request_state["versions"] = versions
     if principal is not None:
         cache.put(digest, versions.keys, principal)
         state.metrics.store_version.set(versions.data)

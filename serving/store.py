@@ -198,11 +198,15 @@ class CaseStore:
                      client_request_id: str | None = None,
                      details: dict[str, Any] | None = None) -> None:
         """Append one entry (``actor`` = the user). Audit rows are never updated or deleted."""
+        self.append_audit([{
+            "at": now(), "actor": actor, "role": role, "action": action, "target": target,
+            "request_id": request_id, "key_name": key, "client_request_id": client_request_id,
+            "details": None if details is None else orjson.dumps(details).decode()}])
+
+    def append_audit(self, rows: list[dict[str, Any]]) -> None:
+        """Append audit rows (columns of ``tables.audit``) in one transaction."""
         with self._writer.begin() as conn:  # not a data change: the version stays
-            conn.execute(T.audit.insert().values(
-                at=now(), actor=actor, role=role, action=action, target=target,
-                request_id=request_id, key_name=key, client_request_id=client_request_id,
-                details=None if details is None else orjson.dumps(details).decode()))
+            conn.execute(T.audit.insert(), rows)
 
     def audit_page(self, after_id: int | None, limit: int, actor: str | None,
                    target: str | None) -> list[dict[str, Any]]:

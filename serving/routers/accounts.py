@@ -87,7 +87,7 @@ async def high_risk(
         after = (float(score), account_id)
     # see serving.cache: pages per (API version, query), at most MAX_STALE_S behind the
     # scorer's writes; serving.fastpath answers exact repeats before routing
-    versions = store.versions()
+    versions = request.scope["state"].get("versions") or store.versions()
 
     async def render() -> bytes:
         rows = await run_in_threadpool(store.high_risk, filters, after, limit + 1, True)
@@ -102,7 +102,7 @@ async def high_risk(
     body, outcome = await cache.get_or_render((versions.api, request.scope["query_string"]),
                                               versions.data, render)
     metrics.cache.labels(outcome).inc()
-    await run_in_threadpool(audit.list_read, request.scope["query_string"], body)
+    await audit.list_read(request.scope["query_string"], body)
     return Response(body, media_type="application/json")
 
 
