@@ -64,7 +64,7 @@ def high_risk(conn: Connection, f: RiskFilter, after: tuple[float, str] | None,
     out = []
     for row in conn.execute(q):
         prev = row.prev_score
-        out.append({
+        out.append({  # "account_id" first: serving.auditlog counts a page's items by it
             "account_id": row.account_id, "type": row.type, "score": round(row.score, SCORE_DP),
             "prev_score": None if prev is None else round(prev, SCORE_DP),
             "trend": None if prev is None else round(row.score - prev, SCORE_DP),
