@@ -30,12 +30,13 @@ def _consume(bootstrap: str, topic: str, n: int, timeout_s: float = 30.0) -> lis
     return got
 
 
-def test_freeze_request_approval_release_and_label_are_published(broker, topic_prefix, tmp_path):
+def test_freeze_request_approval_release_and_label_are_published(broker, topic_prefix, tmp_path,
+                                                                 store_url):
     actions_topic, labels_topic = f"{topic_prefix}account.actions", f"{topic_prefix}labels"
     ensure_topics(broker.bootstrap, [actions_topic, labels_topic], partitions=1)
     publisher = KafkaActionPublisher({"bootstrap_servers": broker.bootstrap}, actions_topic,
                                      labels_topic)
-    api = make_api(tmp_path, publisher=publisher)
+    api = make_api(tmp_path, publisher=publisher, url=store_url)
     seed(api.store)
     try:
         case_id = api.client.post("/v1/cases", json={"account_id": "biz-1", "reason": "9a"},
