@@ -16,6 +16,10 @@ from serving.schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
 BUSY_RETRY_AFTER_S = 2
+# answered outside every middleware (Starlette's ServerErrorMiddleware): the headers
+# serving.middleware.SecurityHeaders would have added
+_OUTERMOST = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+              "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
 
 
 class ApiError(Exception):
@@ -80,13 +84,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         return error_response(request, 503, "store_busy",
                               "the case store is busy; retry in a few seconds",
                               headers={"Retry-After": str(BUSY_RETRY_AFTER_S),
-                                       "X-Request-ID": request_id(request)})
+                                       "X-Request-ID": request_id(request), **_OUTERMOST})
     log.error("unhandled error", exc_info=exc, extra={
         "request_id": request_id(request), "path": request.url.path})
     # answered by the outermost middleware, outside RequestContext: add the id header here
     return error_response(request, 500, "internal_error",
                           "unexpected server error; quote the request id to the operators",
-                          headers={"X-Request-ID": request_id(request)})
+                          headers={"X-Request-ID": request_id(request), **_OUTERMOST})
 
 
 def install(app: FastAPI) -> None:

@@ -111,6 +111,7 @@ def test_a_locked_database_is_a_503_with_retry_after_and_readyz_says_so(
         r = api.client.get("/v1/accounts/biz-1", headers=api.h("viewer"))
         assert r.status_code == 503, r.text
         assert r.headers["retry-after"] and r.json()["error"]["code"] == "store_busy"
+        assert r.headers["cache-control"] == "no-store" and r.headers["x-request-id"]
         r = api.client.post("/v1/cases", json={"account_id": "per-1"},
                             headers=api.h("investigator"))
         assert r.status_code == 503
