@@ -139,3 +139,41 @@ def epoch(value: str | datetime) -> float:
 
 def rfc3339(t: float | None) -> str | None:
     return None if t is None else format_ts(datetime.fromtimestamp(t, tz=UTC))
+
+
+class PgVersionReader:
+    """A dedicated autocommit PostgreSQL connection for the tiny query read on every API
+    request (the store versions): one round trip, no pool checkout, no pre-ping, no BEGIN /
+    ROLLBACK. Reconnects once if the connection broke; a failure surfaces as SQLAlchemy's
+    ``OperationalError`` like any other database error."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        import psycopg  # noqa: PLC0415 - only with PostgreSQL
+
+        return psycopg.connect(self._conninfo, autocommit=True)
+
+    def execute(self, sql: str) -> Any:
+        import psycopg  # noqa: PLC0415
+
+        for attempt in (1, 2):
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                return self._conn.execute(sql)
+            except psycopg.OperationalError as exc:
+                self.close()
+                if attempt == 2:
+                    raise sa_exc.OperationalError(sql, None, exc) from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None

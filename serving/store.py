@@ -24,7 +24,15 @@ from sqlalchemy.exc import IntegrityError
 from features.events import Account, Label, Login
 from serving import casedb, keys, reads
 from serving import tables as T
-from serving.db import BUSY_TIMEOUT_MS, epoch, make_engine, now, upsert, writer
+from serving.db import (
+    BUSY_TIMEOUT_MS,
+    PgVersionReader,
+    epoch,
+    make_engine,
+    now,
+    upsert,
+    writer,
+)
 from serving.migrate import migrate
 from serving.risk import refresh_foreign, refresh_scores
 from serving.typology import KEY_FEATURES
@@ -47,7 +55,7 @@ class CaseStore:
         self._writer = writer(self.engine)
         migrate(self.engine)  # Alembic, to head (serving/migrations)
         self._version_lock = threading.Lock()
-        self._version_conn = _raw_sqlite(self.engine)
+        self._version_conn = _raw_sqlite(self.engine) or _raw_postgres(self.engine)
         with self.write() as conn:
             conn.execute(upsert(self.engine, T.meta).on_conflict_do_nothing(),
                          [{"key": k, "value": 0} for k in ("version", "keys", "api")])
@@ -269,6 +277,11 @@ class CaseStore:
 _VERSION_SQL = ("SELECT (SELECT value FROM meta WHERE key = 'version'), "
                 "(SELECT value FROM meta WHERE key = 'keys'), "
                 "(SELECT value FROM meta WHERE key = 'api')")
+
+
+def _raw_postgres(engine: Engine) -> PgVersionReader | None:
+    """PostgreSQL's dedicated connection for the version read (see ``db.PgVersionReader``)."""
+    return PgVersionReader(engine) if engine.dialect.name == "postgresql" else None
 
 
 def _raw_sqlite(engine: Engine) -> sqlite3.Connection | None:

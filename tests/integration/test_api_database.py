@@ -278,3 +278,19 @@ def test_purge_deletes_old_events_but_keeps_the_evidence_of_cases(store_url, mon
         assert store.account_detail("cased")["payments"][0]["event_id"] == "c1"
     finally:
         store.close()
+
+
+def test_the_version_read_survives_a_lost_connection(store):
+    """The version read (every API request) has a connection of its own on PostgreSQL; when
+    the server drops it, the next read reconnects."""
+    before = store.versions()
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with store.engine.connect() as conn:
+        killed = conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database()").scalar()
+    assert killed >= 1
+    assert store.versions() == before
+    store.upsert_accounts([account("after")])
+    assert store.versions().data == before.data + 1
