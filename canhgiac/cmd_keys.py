@@ -1,4 +1,9 @@
-"""`canhgiac keys`: create (prints the key once, alone on the last line), list, revoke."""
+"""`canhgiac keys`: create (prints the key once, alone on the last line), list, revoke.
+
+A key belongs to a user (a person): ``--user`` names them, and one user may hold several keys.
+Without ``--user`` the key's holder is the key name itself (normalised), i.e. a one-key user;
+give ``--user`` for every further key of the same person, or maker-checker sees two people.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.required = True
     create = sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--role", required=True, choices=ROLES)
-    create.add_argument("--name", required=True, help="who holds it (unique)")
+    create.add_argument("--name", required=True, help="the key's name (unique)")
+    create.add_argument("--user", default=None,
+                        help="the person holding it (NFKC, case-insensitive; default: --name)")
     sub.add_parser("list", help="list keys (never the keys themselves)")
     revoke = sub.add_parser("revoke", help="revoke a key by name or id")
     revoke.add_argument("name_or_id")
@@ -30,16 +37,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.keys_command == "create":
             try:
-                key_id, token = store.create_key(args.name, args.role)
+                key_id, token = store.create_key(args.name, args.role, args.user)
             except KeyCreationError as exc:
                 raise UsageError(str(exc)) from None
-            print(f"created key {key_id} '{args.name}' with role {args.role}; "
-                  "store it now, it is not shown again:")
+            holder = next(k["user"] for k in store.list_keys() if k["key_id"] == key_id)
+            print(f"created key {key_id} '{args.name}' of user '{holder}' with role "
+                  f"{args.role}; store it now, it is not shown again:")
             print(token)
         elif args.keys_command == "list":
             for k in store.list_keys():
                 state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
-                print(f"{k['key_id']}\t{k['name']}\t{k['role']}\t{k['created_at']}\t{state}")
+                print(f"{k['key_id']}\t{k['name']}\t{k['user']}\t{k['role']}\t"
+                      f"{k['created_at']}\t{state}")
         else:
             if not store.revoke_key(args.name_or_id):
                 raise UsageError(f"no active key '{args.name_or_id}'")

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_max_page: int = Field(500, ge=1)
+    retention_days: int = Field(180, ge=31, description="Case store: scored payments and logins "
+                                "older than this are deleted by `canhgiac db purge`")
 
     @field_validator("mlflow_artifact_location")
     @classmethod

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -290,8 +291,17 @@ def _country(d: dict[str, Any], name: str, required: bool) -> str | None:
     return value
 
 
+def _account_id(d: dict[str, Any], name: str) -> str:
+    """An account number, Unicode NFKC-normalised (full-width digits are the ASCII ones)."""
+    value = _text(d, name)
+    return value if value.isascii() else unicodedata.normalize("NFKC", value)
+
+
 @lru_cache(maxsize=65536)
 def _is_ip(value: str) -> bool:
+    # printable ASCII only, and no IPv6 zone id ('%eth0'): the address alone is the contract
+    if not value.isascii() or not value.isprintable() or "%" in value:
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -338,11 +348,11 @@ def _payment(d: dict[str, Any]) -> Payment:
     return Payment(
         event_id=_text(d, "event_id"),
         ts=_ts(d, "ts"),
-        account_id=_text(d, "account_id"),
+        account_id=_account_id(d, "account_id"),
         direction=_choice(d, "direction", DIRECTIONS),
         amount=_amount(d, "amount"),
         currency=currency,
-        counterparty_account=_text(d, "counterparty_account"),
+        counterparty_account=_account_id(d, "counterparty_account"),
         counterparty_bank=_text(d, "counterparty_bank"),
         channel=_choice(d, "channel", CHANNELS),
         session_id=_opt_text(d, "session_id"),
@@ -364,7 +374,7 @@ def _login(d: dict[str, Any]) -> Login:
     return Login(
         event_id=_text(d, "event_id"),
         ts=_ts(d, "ts"),
-        account_id=_text(d, "account_id"),
+        account_id=_account_id(d, "account_id"),
         success=success,
         ip=ip,
         country=country,
@@ -384,7 +394,7 @@ def _account(d: dict[str, Any]) -> Account:
     kyc = _country(d, "kyc_country", required=True)
     assert kyc is not None
     return Account(
-        account_id=_text(d, "account_id"),
+        account_id=_account_id(d, "account_id"),
         customer_id=_text(d, "customer_id"),
         type=_choice(d, "type", ACCOUNT_TYPES),
         opened_at=_ts(d, "opened_at"),
@@ -400,7 +410,7 @@ def _label(d: dict[str, Any]) -> Label:
     return Label(
         label_id=_text(d, "label_id"),
         confirmed_at=_ts(d, "confirmed_at"),
-        account_id=_text(d, "account_id"),
+        account_id=_account_id(d, "account_id"),
         label=_choice(d, "label", LABELS),
         event_id=_opt_text(d, "event_id"),
         typology=_opt_text(d, "typology"),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -47,15 +47,27 @@ class KeyCache:
             self._entries[digest] = (version, principal)
 
 
-def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    if credentials is None or not credentials.credentials:
-        raise ApiError(401, "unauthorized", "an API key is required: "
-                       "'Authorization: Bearer <key>'", headers=_UNAUTHORIZED)
-    token = credentials.credentials
+def token_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """(the bearer token, None) or (None, why there is none)."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                return None, "not a bearer key"
+            return token, None
+    return None, "no key"
+
+
+def check_token(state: Any, token: str,
+                request_state: dict[str, Any] | None = None) -> Principal | None:
+    """The principal of a valid key (cached per keys version), else None; 503 if the store
+    cannot be read. The store versions read on the way are left in ``request_state``
+    (``"versions"``) for the rest of the request."""
     if len(token) > 256:
-        raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=_UNAUTHORIZED)
-    store: CaseStore = request.app.state.store
-    cache: KeyCache = request.app.state.key_cache
+        return None
+    store: CaseStore = state.store
+    cache: KeyCache = state.key_cache
     digest = hash_token(token)
     try:
         versions = store.versions()
@@ -64,13 +76,28 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
             principal = store.authenticate(token)
     except SQLAlchemyError as exc:
         log.error("key lookup failed", extra={"error": repr(exc)})
-        raise ApiError(503, "store_unavailable", "the case store is unreachable") from None
-    request.state.versions = versions
+        raise ApiError(503, "store_unavailable", "the case store is unreachable",
+                       headers={"Retry-After": "5"}) from None
+    if request_state is not None:
+        request_state["versions"] = versions
+    if principal is not None:
+        cache.put(digest, versions.keys, principal)
+        state.metrics.store_version.set(versions.data)
+    return principal
+
+
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The principal :class:`serving.middleware.AuthGate` found (it runs before the body is
+    read); checked again here only if the gate did not run for this path."""
+    principal: Principal | None = request.scope.get("state", {}).get("principal")
     if principal is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked API key",
-                       headers=_UNAUTHORIZED)
-    cache.put(digest, versions.keys, principal)
-    request.app.state.metrics.store_version.set(versions.data)
+        if credentials is None or not credentials.credentials:
+            raise ApiError(401, "unauthorized", "an API key is required: "
+                           "'Authorization: Bearer <key>'", headers=_UNAUTHORIZED)
+        principal = check_token(request.app.state, credentials.credentials)
+        if principal is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked API key",
+                           headers=_UNAUTHORIZED)
     request.state.principal = principal
     return principal
 
@@ -85,7 +112,8 @@ def require(minimum: str) -> Callable[..., Awaitable[Principal]]:
         if ROLE_RANK.get(principal.role, -1) < ROLE_RANK[minimum]:
             raise ApiError(403, "forbidden",
                            f"this needs the role '{minimum}' or higher; "
-                           f"key '{principal.name}' is '{principal.role}'")
+                           f"key '{principal.name}' of user '{principal.user}' is "
+                           f"'{principal.role}'")
         return principal
 
     dependency.__name__ = f"require_{minimum}"

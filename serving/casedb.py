@@ -65,21 +65,33 @@ def _set_account_case(engine: Engine, conn: Connection, account_id: str, case_id
                            typology)))
 
 
-def create(engine: Engine, conn: Connection, account_id: str, actor: str, role: str,
-           reason: str) -> int:
+def active_case(conn: Connection, account_id: str) -> int | None:
     c = T.cases
-    active = conn.execute(select(c.c.case_id).where(
+    row = conn.execute(select(c.c.case_id).where(
         c.c.account_id == account_id, c.c.status.in_(ACTIVE))).first()
+    return None if row is None else int(row.case_id)
+
+
+def conflict(account_id: str, case_id: int) -> CaseConflict:
+    return CaseConflict(f"account '{account_id}' already has an active case {case_id}", case_id)
+
+
+def create(engine: Engine, conn: Connection, account_id: str, actor: str, role: str,
+           reason: str, key: str | None = None) -> int:
+    """A new open case; :class:`CaseConflict` if the account has an active one. The check
+    gives the friendly answer; the partial unique index ``ux_cases_one_active`` is what holds
+    under concurrency (the loser's insert fails with an IntegrityError)."""
+    c = T.cases
+    active = active_case(conn, account_id)
     if active is not None:
-        raise CaseConflict(f"account '{account_id}' already has an active case "
-                           f"{active.case_id}", active.case_id)
+        raise conflict(account_id, active)
     t = now()
     result = conn.execute(c.insert().values(
         account_id=account_id, status="open", opened_by=actor, opened_at=t, updated_at=t))
     case_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     conn.execute(T.case_events.insert().values(
         case_id=case_id, account_id=account_id, from_status=None, to_status="open",
-        actor=actor, role=role, reason=reason, at=t))
+        actor=actor, key_name=key, role=role, reason=reason, at=t))
     _set_account_case(engine, conn, account_id, case_id, "open", None, None)
     return case_id
 
@@ -90,7 +102,8 @@ def _history(conn: Connection, case_ids: list[int]) -> dict[int, list[dict[str, 
     for row in conn.execute(select(e).where(e.c.case_id.in_(case_ids)).order_by(e.c.id)):
         out[row.case_id].append({
             "from_status": row.from_status, "to_status": row.to_status,
-            "outcome": row.outcome, "actor": row.actor, "role": row.role,
+            "outcome": row.outcome, "actor": row.actor, "user": row.actor,
+            "key": row.key_name, "role": row.role,
             "reason": row.reason, "at": rfc3339(row.at)})
     return out
 
@@ -100,7 +113,8 @@ def _public(row: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
         "case_id": row.case_id, "account_id": row.account_id, "status": row.status,
         "outcome": row.outcome, "typology": row.typology, "opened_by": row.opened_by,
         "opened_at": rfc3339(row.opened_at), "updated_at": rfc3339(row.updated_at),
-        "freeze_requested_by": row.freeze_requested_by, "decided_at": rfc3339(row.decided_at),
+        "freeze_requested_by": row.freeze_requested_by,
+        "release_requested_by": row.release_requested_by, "decided_at": rfc3339(row.decided_at),
         "allowed_transitions": sm.allowed_from(row.status), "history": history,
     }
 
@@ -136,17 +150,24 @@ def list_page(conn: Connection, status: str | None, account_id: str | None,
 
 def transition(engine: Engine, conn: Connection, case_id: int, target: str, *, actor: str,
                role: str, reason: str, outcome: str | None,
-               typology: str | None) -> Transition:
+               typology: str | None, key: str | None = None) -> Transition:
+    """One validated move. The case row is read ``FOR UPDATE`` (PostgreSQL; SQLite's write
+    transactions are serial already), so of two concurrent moves the second sees the first's
+    result and is judged against it."""
     c = T.cases
-    row = conn.execute(select(c).where(c.c.case_id == case_id)).first()
+    row = conn.execute(select(c).where(c.c.case_id == case_id).with_for_update()).first()
     if row is None:
         raise CaseNotFound(f"no case {case_id}")
+    requested_by = (row.release_requested_by if row.status == "release_requested"
+                    else row.freeze_requested_by)
     move = sm.validate(row.status, target, actor=actor, role=role, outcome=outcome,
-                       freeze_requested_by=row.freeze_requested_by)
+                       requested_by=requested_by)
     t = now()
     values: dict[str, Any] = {"status": target, "updated_at": t}
     if target == "freeze_requested":
         values["freeze_requested_by"] = actor
+    if target == "release_requested":
+        values["release_requested_by"] = actor
     if outcome is not None:
         values.update(outcome=outcome, decided_at=t)
     if typology:
@@ -154,14 +175,14 @@ def transition(engine: Engine, conn: Connection, case_id: int, target: str, *, a
     conn.execute(update(c).where(c.c.case_id == case_id).values(values))
     conn.execute(T.case_events.insert().values(
         case_id=case_id, account_id=row.account_id, from_status=row.status, to_status=target,
-        outcome=outcome, actor=actor, role=role, reason=reason, at=t))
+        outcome=outcome, actor=actor, key_name=key, role=role, reason=reason, at=t))
     _set_account_case(engine, conn, row.account_id, case_id, target, outcome,
                       typology or row.typology)
     action_id = label_id = None
     if move.action is not None:
         action_id = _enqueue(conn, "action", row.account_id, {
             "action": move.action, "account_id": row.account_id, "case_id": case_id,
-            "actor": actor, "reason": reason, "at": rfc3339(t)}, t)
+            "actor": actor, "key": key, "reason": reason, "at": rfc3339(t)}, t)
     if outcome is not None:
         label = label_for(case_id, row.account_id, outcome, t, typology or row.typology)
         label_id = _enqueue(conn, "label", row.account_id, to_dict(label), t)

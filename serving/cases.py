@@ -1,21 +1,26 @@
 """The rapid-response case state machine (item 9c). Pure: no I/O, no clock.
 
-``open → under_review → freeze_requested → frozen → released | closed``
+``open → under_review → freeze_requested → frozen → release_requested → released``, and
+``frozen → closed``
 
 * ``under_review → closed`` ends a review that needs no freeze (an outcome is required);
 * ``freeze_requested → under_review`` is the checker rejecting a freeze request;
+* ``release_requested → frozen`` is the checker rejecting a release request;
 * ``released`` and ``closed`` are terminal and carry an outcome
   (``confirmed_fraud`` / ``confirmed_mule`` / ``false_positive``).
 
-A freeze needs two people (maker-checker): whoever approves ``freeze_requested → frozen``
-cannot be the one who requested it.
+Imposing a restriction (a freeze) and lifting one (a release) each need two people
+(maker-checker): whoever approves ``freeze_requested → frozen`` or
+``release_requested → released`` cannot be the user who requested it. "User" is a person
+(:func:`serving.keys.normalise_user`), not a key: two keys of one person are one user.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-STATUSES = ("open", "under_review", "freeze_requested", "frozen", "released", "closed")
+STATUSES = ("open", "under_review", "freeze_requested", "frozen", "release_requested",
+            "released", "closed")
 TERMINAL = frozenset({"released", "closed"})
 OUTCOMES = ("confirmed_fraud", "confirmed_mule", "false_positive")
 ROLES = ("viewer", "investigator", "supervisor", "admin")
@@ -29,8 +34,15 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("under_review", "closed"): "investigator",
     ("freeze_requested", "frozen"): "supervisor",
     ("freeze_requested", "under_review"): "supervisor",
-    ("frozen", "released"): "supervisor",
+    ("frozen", "release_requested"): "investigator",
     ("frozen", "closed"): "supervisor",
+    ("release_requested", "released"): "supervisor",
+    ("release_requested", "frozen"): "supervisor",
+}
+# the approving move of a two-person decision -> the move that requested it
+CHECKED = {
+    ("freeze_requested", "frozen"): "freeze",
+    ("release_requested", "released"): "release",
 }
 NEEDS_OUTCOME = frozenset({"released", "closed"})
 
@@ -39,7 +51,9 @@ ACTIONS = {
     ("under_review", "freeze_requested"): "freeze_requested",
     ("freeze_requested", "frozen"): "freeze_approved",
     ("freeze_requested", "under_review"): "freeze_rejected",
-    ("frozen", "released"): "released",
+    ("frozen", "release_requested"): "release_requested",
+    ("release_requested", "released"): "released",
+    ("release_requested", "frozen"): "release_rejected",
     ("frozen", "closed"): "closed_frozen",
 }
 
@@ -85,9 +99,12 @@ def validate(
     actor: str,
     role: str,
     outcome: str | None,
-    freeze_requested_by: str | None,
+    requested_by: str | None,
 ) -> Move:
-    """Check one move; raise :class:`TransitionError` (409 illegal, 403 forbidden, 422 bad)."""
+    """Check one move; raise :class:`TransitionError` (409 illegal, 403 forbidden, 422 bad).
+
+    ``actor`` is the normalised user; ``requested_by`` the user who made the pending request
+    (freeze or release) that this move may approve."""
     allowed = allowed_from(current)
     if target not in STATUSES:
         raise TransitionError(f"unknown status '{target}'", 422, allowed)
@@ -101,10 +118,12 @@ def validate(
             f"moving '{current}' → '{target}' needs the role '{minimum}' (you are '{role}')",
             403, allowed,
         )
-    if target == "frozen" and actor == freeze_requested_by:
+    checked = CHECKED.get((current, target))
+    if checked is not None and (requested_by is None or actor == requested_by):
         raise TransitionError(
-            "maker-checker: the freeze must be approved by someone other than "
-            f"'{actor}', who requested it", 403, allowed,
+            f"maker-checker: the {checked} must be approved by a person other than "
+            f"'{requested_by}', who requested it (another key of the same user does not "
+            "count)", 403, allowed,
         )
     if target in NEEDS_OUTCOME:
         if outcome is None:

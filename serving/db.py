@@ -7,12 +7,14 @@ a read lock.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -24,9 +26,13 @@ BUSY_TIMEOUT_MS = 30_000
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # a lock waited for longer than SQLite's busy timeout fails the same way (then 503)
+        args = ({"options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"}
+                if parsed.get_backend_name() == "postgresql" else {})
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                             connect_args=args)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(parsed.database))
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
@@ -53,6 +59,14 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (0600, in a 0700 directory when
+    the directory is new); SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def writer(engine: Engine) -> Engine:
     """The same engine whose transactions take the write lock at BEGIN (SQLite)."""
     return engine.execution_options(sqlite_begin="IMMEDIATE")
@@ -63,6 +77,51 @@ def upsert(engine: Engine, table: Table) -> Any:
     if engine.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error means "busy, try again" (a lock not granted in time, a
+    cancelled statement, a lost connection, a full pool), not a bug."""
+    if isinstance(exc, TimeoutError | sa_exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    orig = exc.orig
+    state = str(getattr(orig, "sqlstate", "") or "")
+    if state:  # PostgreSQL: lock not available, statement cancelled, serialisation, deadlock
+        return state in {"55P03", "57014", "40001", "40P01", "57P01"} or state.startswith("08")
+    text = str(orig).lower()
+    return exc.connection_invalidated or "locked" in text or "busy" in text
+
+
+def write_probe(engine: Engine, timeout_s: float = 0.5) -> bool:
+    """True if a write transaction can start within ``timeout_s`` (readiness)."""
+    if engine.dialect.name == "sqlite":
+        import sqlite3  # noqa: PLC0415
+
+        conn = sqlite3.connect(engine.url.database or ":memory:", timeout=timeout_s,
+                               isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        finally:
+            conn.close()
+    with engine.connect() as conn:
+        try:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_s * 1000)}")
+            conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'version' FOR UPDATE")
+            return True
+        except sa_exc.DBAPIError as exc:
+            if is_busy(exc):
+                return False
+            raise
+        finally:
+            conn.rollback()
 
 
 def now() -> float:
@@ -80,3 +139,41 @@ def epoch(value: str | datetime) -> float:
 
 def rfc3339(t: float | None) -> str | None:
     return None if t is None else format_ts(datetime.fromtimestamp(t, tz=UTC))
+
+
+class PgVersionReader:
+    """A dedicated autocommit PostgreSQL connection for the tiny query read on every API
+    request (the store versions): one round trip, no pool checkout, no pre-ping, no BEGIN /
+    ROLLBACK. Reconnects once if the connection broke; a failure surfaces as SQLAlchemy's
+    ``OperationalError`` like any other database error."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        import psycopg  # noqa: PLC0415 - only with PostgreSQL
+
+        return psycopg.connect(self._conninfo, autocommit=True)
+
+    def execute(self, sql: str) -> Any:
+        import psycopg  # noqa: PLC0415
+
+        for attempt in (1, 2):
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                return self._conn.execute(sql)
+            except psycopg.OperationalError as exc:
+                self.close()
+                if attempt == 2:
+                    raise sa_exc.OperationalError(sql, None, exc) from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None

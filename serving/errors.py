@@ -11,9 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from serving.db import is_busy
 from serving.schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
+BUSY_RETRY_AFTER_S = 2
+# answered outside every middleware (Starlette's ServerErrorMiddleware): the headers
+# serving.middleware.SecurityHeaders would have added
+_OUTERMOST = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+              "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
 
 
 class ApiError(Exception):
@@ -65,18 +71,26 @@ async def _validation(request: Request, exc: Exception) -> Response:
 
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {404: "not_found", 405: "method_not_allowed",
+            413: "payload_too_large"}.get(exc.status_code, "http_error")
     return error_response(request, exc.status_code, code, str(exc.detail),
                           headers=getattr(exc, "headers", None))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    if is_busy(exc):  # a lock not granted in time, a lost connection: not a bug, retry
+        log.warning("case store busy", extra={"request_id": request_id(request),
+                                              "path": request.url.path, "error": repr(exc)})
+        return error_response(request, 503, "store_busy",
+                              "the case store is busy; retry in a few seconds",
+                              headers={"Retry-After": str(BUSY_RETRY_AFTER_S),
+                                       "X-Request-ID": request_id(request), **_OUTERMOST})
     log.error("unhandled error", exc_info=exc, extra={
         "request_id": request_id(request), "path": request.url.path})
     # answered by the outermost middleware, outside RequestContext: add the id header here
     return error_response(request, 500, "internal_error",
                           "unexpected server error; quote the request id to the operators",
-                          headers={"X-Request-ID": request_id(request)})
+                          headers={"X-Request-ID": request_id(request), **_OUTERMOST})
 
 
 def install(app: FastAPI) -> None:
@@ -96,6 +110,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Illegal transition (details list the allowed ones) or conflicting case",
         422: "Invalid parameter or body field (details name each)",
         500: "Unexpected error (logged with the request id)",
-        503: "Database unreachable",
+        413: "The request body is larger than 64 KB",
+        429: "Too many failed authentications from this address (see Retry-After)",
+        503: "Database unreachable or busy (see Retry-After)",
     }
     return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}

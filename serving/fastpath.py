@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from serving.auditlog import Audit, AuditWriter
 from serving.auth import KeyCache
 from serving.cache import ResponseCache
 from serving.keys import hash_token
@@ -25,8 +26,9 @@ _JSON = [(b"content-type", b"application/json")]
 
 class HighRiskFastPath:
     def __init__(self, app: ASGIApp, store: CaseStore, cache: ResponseCache,
-                 keys: KeyCache, metrics: ApiMetrics) -> None:
+                 keys: KeyCache, metrics: ApiMetrics, audit: AuditWriter) -> None:
         self.app = app
+        self.audit = audit
         self.metrics = metrics
         self.store = store
         self.cache = cache
@@ -37,6 +39,8 @@ class HighRiskFastPath:
             body = self._cached(scope)
             if body is not None:
                 scope["route_path"] = PATH
+                # every read of the list is audited, cached or not (serving.auditlog)
+                await Audit.of(self.audit, scope).list_read(scope["query_string"], body)
                 await send({"type": "http.response.start", "status": 200,
                             "headers": [*_JSON, (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
@@ -51,7 +55,9 @@ class HighRiskFastPath:
                 break
         if not auth.startswith(b"Bearer ") or len(auth) > 300:
             return None
-        versions = self.store.versions()
+        if scope.get("state", {}).get("principal") is None:
+            return None  # serving.middleware.AuthGate did not vouch for this request
+        versions = scope["state"].get("versions") or self.store.versions()
         if self.keys.get(hash_token(auth[7:].decode("latin-1").strip()), versions.keys) is None:
             return None
         found = self.cache.servable((versions.api, scope["query_string"]), versions.data)

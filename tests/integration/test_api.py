@@ -11,8 +11,8 @@ HIGH_RISK = "/v1/accounts/high-risk"
 
 
 @pytest.fixture
-def api(tmp_path):
-    a = make_api(tmp_path, publisher=RecordingPublisher(), api_max_page=100)
+def api(tmp_path, store_url):
+    a = make_api(tmp_path, publisher=RecordingPublisher(), url=store_url, api_max_page=100)
     seed(a.store)
     return a
 
@@ -141,15 +141,16 @@ def test_account_detail_and_its_audit_trail(api):
     assert d["counterparties"][0]["count"] == 2
     assert d["cases"] == []
     assert api.client.get("/v1/accounts/nobody", headers=api.h("viewer")).status_code == 404
-    assert api.client.get("/v1/accounts/" + "x" * 129, headers=api.h("viewer")).status_code == 422
+    assert api.client.get("/v1/accounts/" + "x" * 1025, headers=api.h("viewer")).status_code == 422
 
     r = api.client.get("/v1/audit", headers=api.h("admin"))
     assert r.status_code == 200
     entries = r.json()["items"]
-    assert [(e["actor"], e["action"], e["target"]) for e in entries] == [
-        ("viewer", "account.read_unknown", "nobody"),
-        ("investigator", "account.read", "biz-1")]
+    assert [(e["actor"], e["key"], e["action"], e["target"]) for e in entries] == [
+        ("viewer", "viewer", "account.read_unknown", "nobody"),
+        ("investigator", "investigator", "account.read", "biz-1")]
     assert entries[1]["request_id"] == read_request_id
+    assert entries[1]["details"]["rows"]["payments"] == 2
     for who in ("viewer", "investigator", "supervisor"):
         assert api.client.get("/v1/audit", headers=api.h(who)).status_code == 403
     only = api.client.get("/v1/audit", params={"target": "biz-1", "limit": 1},
@@ -184,18 +185,22 @@ def test_rapid_response_with_maker_checker_and_publication(api):
     r = _move(api, case_id, "supervisor", "frozen")
     assert r.status_code == 200, r.text
     assert r.json()["case"]["status"] == "frozen"
+    assert _move(api, case_id, "investigator", "release_requested").status_code == 200
     r = _move(api, case_id, "supervisor", "released", outcome="confirmed_mule")
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
     case = r.json()["case"]
     assert [h["to_status"] for h in case["history"]] == [
-        "open", "under_review", "freeze_requested", "frozen", "released"]
-    assert [h["actor"] for h in case["history"]] == [
-        "investigator", "investigator", "investigator", "supervisor", "supervisor"]
+        "open", "under_review", "freeze_requested", "frozen", "release_requested", "released"]
+    assert [(h["user"], h["key"]) for h in case["history"]] == [
+        ("investigator", "investigator")] * 3 + [("supervisor", "supervisor"),
+                                                 ("investigator", "investigator"),
+                                                 ("supervisor", "supervisor")]
     assert [a["action"] for a in pub.actions] == ["freeze_requested", "freeze_approved",
-                                                  "released"]
+                                                  "release_requested", "released"]
     assert pub.actions[1] | {"at": None} == {
         "action": "freeze_approved", "account_id": "biz-1", "case_id": case_id,
-        "actor": "supervisor", "reason": "supervisor: frozen", "at": None}
+        "actor": "supervisor", "key": "supervisor", "reason": "supervisor: frozen",
+        "at": None}
     assert [(lb.account_id, lb.label, lb.source) for lb in pub.labels] == [
         ("biz-1", "mule", "investigator")]
     labels = api.store.labels_from_outcomes()
@@ -242,11 +247,13 @@ def test_an_investigator_cannot_approve_release_or_reject(api):
     (["under_review", "freeze_requested"], "closed"),
     (["under_review", "freeze_requested", "frozen"], "under_review"),
     (["under_review", "freeze_requested", "frozen"], "open"),
+    (["under_review", "freeze_requested", "frozen"], "released"),
+    (["under_review", "freeze_requested", "frozen", "release_requested"], "closed"),
 ])
 def test_illegal_transitions_are_409_with_the_allowed_ones(api, path, to):
     case_id = _open_case(api)
     for step in path:
-        who = "supervisor2" if step == "frozen" else "investigator"
+        who = "supervisor2" if step in ("frozen", "released") else "investigator"
         assert _move(api, case_id, who, step).status_code == 200
     r = _move(api, case_id, "admin", to, **({"outcome": "confirmed_fraud"}
                                             if to in ("released", "closed") else {}))
@@ -399,7 +406,8 @@ def test_paging_is_exact_when_scores_differ_below_the_displayed_precision(api):
     assert seen == expected
 
 
-def test_decisions_show_at_once_and_scorer_writes_within_the_staleness_bound(tmp_path):
+def test_decisions_show_at_once_and_scorer_writes_within_the_staleness_bound(tmp_path,
+                                                                             store_url):
     import time
 
     from fastapi.testclient import TestClient
@@ -407,7 +415,7 @@ def test_decisions_show_at_once_and_scorer_writes_within_the_staleness_bound(tmp
     from serving.cache import MAX_STALE_S
     from tests.integration.test_api_support import BASE, scored
 
-    api = make_api(tmp_path)
+    api = make_api(tmp_path, url=store_url)
     seed(api.store)
     with TestClient(api.client.app) as client:  # one event loop for background renders
         h = api.h("investigator")
@@ -438,7 +446,7 @@ def test_the_cached_fast_path_still_checks_the_key(api):
     assert 'canhgiac_api_cache_total{result="hit"} 1.0' in metrics
 
 
-def test_actions_wait_in_the_outbox_while_the_broker_is_down(tmp_path):
+def test_actions_wait_in_the_outbox_while_the_broker_is_down(tmp_path, store_url):
     class Flaky(RecordingPublisher):
         up = False
 
@@ -449,7 +457,7 @@ def test_actions_wait_in_the_outbox_while_the_broker_is_down(tmp_path):
             return self.up and super().publish_label(label)
 
     pub = Flaky()
-    api = make_api(tmp_path, publisher=pub)
+    api = make_api(tmp_path, publisher=pub, url=store_url)
     seed(api.store)
     case_id = _open_case(api)
     _move(api, case_id, "investigator", "under_review")
@@ -470,14 +478,14 @@ def test_actions_wait_in_the_outbox_while_the_broker_is_down(tmp_path):
     assert [lb.label for lb in pub.labels] == ["fraud"]
 
 
-def test_the_app_retries_the_outbox_in_the_background(tmp_path, monkeypatch):
+def test_the_app_retries_the_outbox_in_the_background(tmp_path, store_url, monkeypatch):
     import time
 
     from fastapi.testclient import TestClient
 
     monkeypatch.setattr("serving.app.RETRY_INTERVAL_S", 0.05)
     pub = RecordingPublisher()
-    api = make_api(tmp_path, publisher=pub)
+    api = make_api(tmp_path, publisher=pub, url=store_url)
     seed(api.store)
     case_id = _open_case(api)
     _move(api, case_id, "investigator", "under_review")

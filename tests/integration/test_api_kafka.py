@@ -30,12 +30,13 @@ def _consume(bootstrap: str, topic: str, n: int, timeout_s: float = 30.0) -> lis
     return got
 
 
-def test_freeze_request_approval_release_and_label_are_published(broker, topic_prefix, tmp_path):
+def test_freeze_request_approval_release_and_label_are_published(broker, topic_prefix, tmp_path,
+                                                                 store_url):
     actions_topic, labels_topic = f"{topic_prefix}account.actions", f"{topic_prefix}labels"
     ensure_topics(broker.bootstrap, [actions_topic, labels_topic], partitions=1)
     publisher = KafkaActionPublisher({"bootstrap_servers": broker.bootstrap}, actions_topic,
                                      labels_topic)
-    api = make_api(tmp_path, publisher=publisher)
+    api = make_api(tmp_path, publisher=publisher, url=store_url)
     seed(api.store)
     try:
         case_id = api.client.post("/v1/cases", json={"account_id": "biz-1", "reason": "9a"},
@@ -43,6 +44,7 @@ def test_freeze_request_approval_release_and_label_are_published(broker, topic_p
         steps = [("investigator", "under_review", {}),
                  ("investigator", "freeze_requested", {}),
                  ("supervisor", "frozen", {}),
+                 ("investigator", "release_requested", {}),
                  ("supervisor", "released", {"outcome": "false_positive"})]
         for who, to, extra in steps:
             r = api.client.post(f"/v1/cases/{case_id}/transitions",
@@ -53,11 +55,13 @@ def test_freeze_request_approval_release_and_label_are_published(broker, topic_p
     finally:
         publisher.close()
 
-    actions = _consume(broker.bootstrap, actions_topic, 3)
-    assert [m.key for m in actions] == [b"biz-1"] * 3
+    actions = _consume(broker.bootstrap, actions_topic, 4)
+    assert [m.key for m in actions] == [b"biz-1"] * 4
     values = [json.loads(m.value) for m in actions]
-    assert [v["action"] for v in values] == ["freeze_requested", "freeze_approved", "released"]
-    assert [v["actor"] for v in values] == ["investigator", "supervisor", "supervisor"]
+    assert [v["action"] for v in values] == ["freeze_requested", "freeze_approved",
+                                             "release_requested", "released"]
+    assert [v["actor"] for v in values] == ["investigator", "supervisor", "investigator",
+                                            "supervisor"]
     assert values[0]["reason"] == "lý do: freeze_requested"
     assert all(v["case_id"] == case_id and v["account_id"] == "biz-1" for v in values)
     assert all(v["at"].endswith("Z") for v in values)

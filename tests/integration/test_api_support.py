@@ -86,8 +86,13 @@ class RecordingPublisher:
         return None
 
 
-def make_api(tmp_path: Path, publisher: Any = None, **settings: Any) -> Api:
-    store = CaseStore(f"sqlite:///{tmp_path / 'cases.db'}")
+def make_api(tmp_path: Path, publisher: Any = None, url: str | None = None,
+             **settings: Any) -> Api:
+    """An app on a real store: SQLite in ``tmp_path`` unless ``url`` (PostgreSQL) is given.
+
+    Keys: one per role (user = role name), ``investigator2`` / ``supervisor2`` held by other
+    people, and ``supervisor-laptop``: a second key of the user ``supervisor``."""
+    store = CaseStore(url or f"sqlite:///{tmp_path / 'cases.db'}")
     app = create_app(Settings(data_dir=tmp_path, **settings), store=store,
                      action_publisher=publisher)
     api = Api(TestClient(app, raise_server_exceptions=False), store)
@@ -95,6 +100,8 @@ def make_api(tmp_path: Path, publisher: Any = None, **settings: Any) -> Api:
         api.keys[role] = store.create_key(role, role)[1]
     api.keys["investigator2"] = store.create_key("investigator2", "investigator")[1]
     api.keys["supervisor2"] = store.create_key("supervisor2", "supervisor")[1]
+    api.keys["supervisor-laptop"] = store.create_key("supervisor-laptop", "supervisor",
+                                                     user="Supervisor")[1]
     return api
 
 

@@ -12,12 +12,13 @@ from serving.errors import ApiError
 from serving.typology import classify, from_case
 
 HAPPY = [("open", "under_review"), ("under_review", "freeze_requested"),
-         ("freeze_requested", "frozen"), ("frozen", "released")]
+         ("freeze_requested", "frozen"), ("frozen", "release_requested"),
+         ("release_requested", "released")]
 
 
 def move(frm, to, role="admin", actor="a", outcome=None, requester="someone-else"):
     return sm.validate(frm, to, actor=actor, role=role, outcome=outcome,
-                       freeze_requested_by=requester)
+                       requested_by=requester)
 
 
 def test_the_happy_path_and_its_actions():
@@ -25,7 +26,8 @@ def test_the_happy_path_and_its_actions():
     for frm, to in HAPPY:
         outcome = "confirmed_fraud" if to == "released" else None
         actions.append(move(frm, to, outcome=outcome).action)
-    assert actions == [None, "freeze_requested", "freeze_approved", "released"]
+    assert actions == [None, "freeze_requested", "freeze_approved", "release_requested",
+                       "released"]
 
 
 @pytest.mark.parametrize("frm,to", [
@@ -44,12 +46,27 @@ def test_terminal_states_allow_nothing():
         assert sm.allowed_from(status) == []
 
 
-def test_maker_checker_forbids_approving_ones_own_freeze():
-    with pytest.raises(sm.TransitionError) as err:
-        move("freeze_requested", "frozen", role="supervisor", actor="sam", requester="sam")
-    assert err.value.status == 403
-    assert move("freeze_requested", "frozen", role="supervisor", actor="sam",
-                requester="ivy").to_status == "frozen"
+@pytest.mark.parametrize("frm,to", [("freeze_requested", "frozen"),
+                                    ("release_requested", "released")])
+def test_maker_checker_forbids_approving_ones_own_request(frm, to):
+    outcome = "false_positive" if to == "released" else None
+    for requester in ("sam", None):  # a request nobody is recorded for cannot be approved
+        with pytest.raises(sm.TransitionError) as err:
+            move(frm, to, role="supervisor", actor="sam", requester=requester, outcome=outcome)
+        assert err.value.status == 403 and "maker-checker" in err.value.message
+    assert move(frm, to, role="supervisor", actor="sam", requester="ivy",
+                outcome=outcome).to_status == to
+
+
+def test_every_move_that_imposes_or_lifts_a_restriction_is_checked_or_a_request():
+    """A freeze takes effect only by an approval, and so does a release: no single move goes
+    into or out of 'frozen' to a released account without a second person."""
+    into_frozen = [m for m in sm.TRANSITIONS if m[1] == "frozen"]
+    assert into_frozen == [("freeze_requested", "frozen"), ("release_requested", "frozen")]
+    assert ("freeze_requested", "frozen") in sm.CHECKED
+    assert [m for m in sm.TRANSITIONS if m[1] == "released"] == [
+        ("release_requested", "released")]
+    assert ("release_requested", "released") in sm.CHECKED
 
 
 @pytest.mark.parametrize("frm,to", list(sm.TRANSITIONS))

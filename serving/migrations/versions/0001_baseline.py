@@ -1,0 +1,190 @@
+"""Baseline: the schema as ``create_all`` made it before migrations existed (issue 6).
+
+A database created before Alembic has these tables and no ``alembic_version``; start-up
+stamps it at this revision (see :mod:`serving.migrate`) and upgrades it from here. The table
+definitions are frozen copies: later changes go in later revisions, never here.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def baseline_metadata() -> MetaData:
+    metadata = MetaData()
+
+    Table(
+        "accounts", metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("customer_id", String(128), nullable=False),
+        Column("type", String(16), nullable=False),
+        Column("opened_at", Float, nullable=False),
+        Column("kyc_country", String(2), nullable=False),
+        Column("birth_year", Integer),
+        Column("registered_at", Float),
+        Column("segment", String(64)),
+    )
+
+    Table(
+        "scored", metadata,
+        Column("event_id", String(128), primary_key=True),
+        Column("account_id", String(128), nullable=False),
+        Column("event_t", Float, nullable=False),
+        Column("score", Float, nullable=False),
+        Column("decision", String(8), nullable=False),
+        Column("reasons", Text, nullable=False),  # JSON list
+        Column("model_version", String(64), nullable=False),
+        Column("scored_at", Float, nullable=False),
+        Column("direction", String(8), nullable=False),
+        Column("amount", Float, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("counterparty_account", String(128), nullable=False),
+        Column("counterparty_bank", String(32), nullable=False),
+        Column("channel", String(16), nullable=False),
+        Column("country", String(2)),
+        Column("ip", String(64)),
+        Column("device_id", String(128)),
+        Column("description", Text),
+        Column("features", Text, nullable=False),  # JSON of the KEY_FEATURES subset
+        Index("ix_scored_account_t", "account_id", "event_t"),
+    )
+
+    Table(
+        "logins", metadata,
+        Column("event_id", String(128), primary_key=True),
+        Column("account_id", String(128), nullable=False),
+        Column("event_t", Float, nullable=False),
+        Column("success", Boolean, nullable=False),
+        Column("ip", String(64), nullable=False),
+        Column("country", String(2), nullable=False),
+        Column("device_id", String(128), nullable=False),
+        Column("channel", String(16), nullable=False),
+        Index("ix_logins_account_t", "account_id", "event_t"),
+    )
+
+    Table(
+        "account_risk", metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("type", String(16), nullable=False),  # personal | business | unknown
+        Column("score", Float, nullable=False),  # max score in the 7 days before last activity
+        Column("prev_score", Float),  # max score in the 7 days before that
+        Column("last_activity", Float, nullable=False),
+        Column("top_event_id", String(128)),
+        Column("top_reasons", Text, nullable=False),  # JSON list of readable phrases
+        Column("typology", String(32), nullable=False),  # rule_typology unless a case says more
+        Column("rule_typology", String(32), nullable=False),
+        Column("foreign_login", Boolean, nullable=False),
+        Column("foreign_countries", Text, nullable=False),  # JSON list of ISO codes
+        Column("case_id", Integer),
+        Column("case_status", String(20), nullable=False),  # 'none' when no case
+        Column("updated_at", Float, nullable=False),
+        Index("ix_risk_rank", "score", "account_id"),
+        Index("ix_risk_type_rank", "type", "score", "account_id"),
+        Index("ix_risk_type_foreign_rank", "type", "foreign_login", "score", "account_id"),
+        Index("ix_risk_status_rank", "case_status", "score", "account_id"),
+        Index("ix_risk_typology_rank", "typology", "score", "account_id"),
+    )
+
+    Table(
+        "cases", metadata,
+        Column("case_id", Integer, primary_key=True, autoincrement=True),
+        Column("account_id", String(128), nullable=False, index=True),
+        Column("status", String(20), nullable=False),
+        Column("outcome", String(20)),
+        Column("typology", String(32)),
+        Column("opened_by", String(128), nullable=False),
+        Column("opened_at", Float, nullable=False),
+        Column("updated_at", Float, nullable=False),
+        Column("freeze_requested_by", String(128)),
+        Column("decided_at", Float),
+    )
+
+    Table(
+        "case_events", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("case_id", Integer, ForeignKey("cases.case_id"), nullable=False, index=True),
+        Column("account_id", String(128), nullable=False, index=True),
+        Column("from_status", String(20)),
+        Column("to_status", String(20), nullable=False),
+        Column("outcome", String(20)),
+        Column("actor", String(128), nullable=False),
+        Column("role", String(16), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("at", Float, nullable=False),
+    )
+
+    Table(
+        "api_keys", metadata,
+        Column("key_id", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(128), nullable=False, unique=True),
+        Column("role", String(16), nullable=False),
+        Column("key_hash", String(64), nullable=False, unique=True),
+        Column("created_at", Float, nullable=False),
+        Column("revoked_at", Float),
+    )
+
+    Table(
+        "audit", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("at", Float, nullable=False),
+        Column("actor", String(128), nullable=False),
+        Column("role", String(16), nullable=False),
+        Column("action", String(64), nullable=False),
+        Column("target", String(256), nullable=False),
+        Column("request_id", String(64), nullable=False),
+        Index("ix_audit_target", "target"),
+    )
+
+    # events for Kafka, written in the transaction of the decision they report (transactional
+    # outbox): a broker outage delays them, it cannot lose them
+    Table(
+        "outbox", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("kind", String(8), nullable=False),  # action | label
+        Column("account_id", String(128), nullable=False),
+        Column("payload", Text, nullable=False),  # JSON
+        Column("created_at", Float, nullable=False),
+        Column("sent_at", Float),
+        Index("ix_outbox_pending", "sent_at", "id"),
+    )
+
+    Table(
+        "model_info", metadata,
+        Column("id", Integer, primary_key=True),
+        Column("version", String(64), nullable=False),
+        Column("metrics", Text, nullable=False),
+        Column("thresholds", Text, nullable=False),
+        Column("updated_at", Float, nullable=False),
+    )
+
+    Table(
+        "meta", metadata,
+        Column("key", String(32), primary_key=True),
+        Column("value", Integer, nullable=False),
+    )
+    return metadata
+
+
+def upgrade() -> None:
+    baseline_metadata().create_all(op.get_bind())
+
+
+def downgrade() -> None:
+    baseline_metadata().drop_all(op.get_bind())
