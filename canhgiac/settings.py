@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_max_page: int = Field(500, ge=1)
+    sla_hours: str = Field("", description="Case deadlines per state, e.g. "
+                           "'freeze_requested=4,open=24' (serving.sla has the defaults)")
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:
