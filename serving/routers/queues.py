@@ -73,3 +73,13 @@ def people(principal: Investigator, store: StoreDep) -> dict[str, Any]:
             responses=responses(401, 500))
 def me(principal: Viewer) -> dict[str, str]:
     return {"name": principal.name, "role": principal.role}
+
+
+@router.get("/v1/cases/{case_id}/assignment", summary="Who works a case (null: nobody)",
+            responses=responses(401, 403, 404, 422, 500))
+def assignment(principal: Viewer, store: StoreDep,
+               case_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+    if store.get_case(case_id) is None:
+        raise ApiError(404, "not_found", f"no case {case_id}")
+    with store.read() as conn:
+        return {"case_id": case_id, "assignee": queues.assignees(conn, [case_id]).get(case_id)}
