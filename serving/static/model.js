@@ -82,6 +82,8 @@ export function ReportsPage({ me }) {
   const today = new Date();
   const sixMonths = new Date(today.getTime() - 183 * 86400e3);
   const [msg, setMsg] = useState("");
+  const [span, setSpan] = useState({ from: isoDay(sixMonths), to: isoDay(today) });
+  const edit = (e) => setSpan({ ...span, [e.target.name]: e.target.value });
   const [error, setError] = useState(null);
   const range = (f) => {
     // whole days in Asia/Ho_Chi_Minh (UTC+7, no daylight saving)
@@ -89,25 +91,33 @@ export function ReportsPage({ me }) {
     const toDay = new Date(Date.parse(f.to.value + "T00:00:00Z") + 86400e3);
     return [from, isoDay(toDay) + "T00:00:00+07:00"];
   };
-  const get = async (path) => {
+  const get = async (makePath) => {
     setError(null);
-    try { setMsg(`${t("downloaded")}: ${await api.download(path)}`); } catch (e) { setError(e); }
+    setMsg("");
+    try { setMsg(`${t("downloaded")}: ${await api.download(makePath())}`); } catch (e) { setError(e); }
   };
   const police = (e) => {
     e.preventDefault();
     const f = e.target.elements;
-    const [from, to] = range(f);
-    const q = new URLSearchParams({ from, to, format: "csv", min_score: f.min_score.value || "0.5" });
-    get("/v1/reports/suspicious-accounts?" + q.toString());
+    get(() => {
+      const [from, to] = range(f);
+      const q = new URLSearchParams({ from, to, format: "csv", min_score: f.min_score.value || "0.5" });
+      return "/v1/reports/suspicious-accounts?" + q.toString();
+    });
   };
   const results = (format) => (e) => {
     e.preventDefault();
     const form = e.target.form || e.target;
-    const [from, to] = range(form.elements);
-    get("/v1/reports/results?" + new URLSearchParams({ from, to, format }).toString());
+    get(() => {
+      const [from, to] = range(form.elements);
+      return "/v1/reports/results?" + new URLSearchParams({ from, to, format }).toString();
+    });
   };
-  const dates = html`<label>${t("from")} <input type="date" name="from" value=${isoDay(sixMonths)} required /></label>
-    <label>${t("to")} <input type="date" name="to" value=${isoDay(today)} required /></label>`;
+  // one period for both reports, kept across downloads
+  const dates = html`<label>${t("from")} <input type="date" name="from" value=${span.from}
+      onInput=${edit} onChange=${edit} required /></label>
+    <label>${t("to")} <input type="date" name="to" value=${span.to} onInput=${edit}
+      onChange=${edit} required /></label>`;
   return html`<main class="reports pad">
     <h1>${t("reports")}</h1>
     <${ErrorLine} error=${error} />
