@@ -531,8 +531,8 @@ def report(args: argparse.Namespace, settings: Settings, data: Any, live: list[A
 
 def story(api: str, items: list[Any], roles: dict[str, str], key: str) -> None:
     """Where the live day's story is: the top mule ring's account and its network view."""
-    ring = [i for i in items if i.get("typology") == "mule" or roles.get(i.get("account_id"))
-            in ("mule", "shell")]
+    ring = ([i for i in items if i.get("typology") == "mule"]
+            or [i for i in items if roles.get(i.get("account_id")) in ("mule", "shell")])
     top = (ring or items or [None])[0]
     if top is None:
         return

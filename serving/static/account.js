@@ -179,13 +179,26 @@ function Network({ id }) {
           { selector: "node.cased", style: { "border-width": 4, "border-color": "#222" } },
           { selector: "node.center", style: { width: 36, height: 36, "font-weight": "bold" } },
           { selector: "edge", style: { width: "data(w)", "curve-style": "bezier", "target-arrow-shape": "triangle",
-            "line-color": "#999", "target-arrow-color": "#999", label: "data(label)", "font-size": 8,
-            "text-rotation": "autorotate", color: "#555" } },
+            "line-color": "#999", "target-arrow-color": "#999", "font-size": 9,
+            "text-rotation": "autorotate", color: "#333", "text-background-color": "#fff",
+            "text-background-opacity": 0.8 } },
+          { selector: "edge.hover", style: { label: "data(label)", "line-color": "#444",
+            "target-arrow-color": "#444", "z-index": 9 } },
+          { selector: "node.hover", style: { "font-weight": "bold", "z-index": 9 } },
           { selector: "edge.device", style: { "line-style": "dashed", "target-arrow-shape": "none",
             "line-color": "#9467bd", width: 2 } },
         ],
-        layout: { name: "cose", animate: false, padding: 40, randomize: false, nodeRepulsion: 8000, idealEdgeLength: 90 },
+        // rings by hop: the account in the middle, its counterparties, theirs outside
+        layout: { name: "concentric", animate: false, padding: 30, minNodeSpacing: 28,
+          concentric: (n) => 3 - n.data("hop"), levelWidth: () => 1 },
       });
+      // amounts on hover: the edges of the node under the pointer, or one edge
+      cy.on("mouseover", "node", (evt) => evt.target.connectedEdges().addClass("hover"));
+      cy.on("mouseout", "node", (evt) => evt.target.connectedEdges().removeClass("hover"));
+      cy.on("mouseover", "edge", (evt) => evt.target.addClass("hover"));
+      cy.on("mouseout", "edge", (evt) => evt.target.removeClass("hover"));
+      cy.edges().filter((e) => e.source().id() === id || e.target().id() === id)
+        .sort((a, b) => b.data("w") - a.data("w")).slice(0, 3).addClass("hover");
       cy.on("tap", "node.ours", (evt) => {
         const target = evt.target.id();
         if (target !== id) navigate("/ui/accounts/" + encodeURIComponent(target) + "/network");

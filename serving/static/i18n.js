@@ -11,7 +11,7 @@ const LABELS = {
     view9a: "Mục 9a: DN đăng nhập từ nước ngoài", atReview: "Từ ngưỡng xem xét",
     shown: "đang hiển thị", moreAvailable: "còn nữa", aboveReview: "tài khoản trên ngưỡng xem xét",
     account: "Tài khoản", score: "Điểm", trend: "Xu hướng", reasons: "Lý do",
-    countries: "Quốc gia đăng nhập", lastActivity: "Hoạt động cuối", case: "Vụ việc",
+    countries: "Nước đăng nhập", lastActivity: "Hoạt động cuối", case: "Vụ việc",
     new: "mới", review: "xem xét", hold: "giữ lại", allow: "cho qua",
     none: "chưa có", open: "mở", under_review: "đang xem xét",
     freeze_requested: "đề nghị phong tỏa", frozen: "đã phong tỏa", released: "đã giải tỏa",

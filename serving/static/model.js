@@ -65,7 +65,8 @@ function Histogram({ thresholds }) {
       data: { labels, datasets: [{ label: t("accountsAbove"), data: h.counts,
         backgroundColor: h.counts.map((_, i) => color(i)) }] },
       options: { animation: false, maintainAspectRatio: false, scales: {
-        y: { type: "logarithmic", title: { display: true, text: t("accountsAbove") } },
+        y: { type: "logarithmic", min: 0.5, title: { display: true, text: t("accountsAbove") },
+          ticks: { callback: (v) => (Number.isInteger(v) && /^[15]0*$/.test(String(v)) ? v : "") } },
         x: { title: { display: true, text: t("score") } } }, plugins: { legend: { display: false } } },
       plugins: [marks],
     });

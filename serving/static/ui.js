@@ -48,7 +48,7 @@ export function Reasons({ items }) {
   if (open || unique.length === 1)
     return html`<ul class="reasons" onClick=${(e) => { e.stopPropagation(); setOpen(false); }}>
       ${unique.map((r) => html`<li>${r}</li>`)}</ul>`;
-  return html`<span class="reason-compact" title=${full}
-      onClick=${(e) => { e.stopPropagation(); setOpen(true); }}>${unique[0]}
-    <span class="more-tag">+${unique.length - 1}</span></span>`;
+  return html`<span class="reason-line" title=${full}
+      onClick=${(e) => { e.stopPropagation(); setOpen(true); }}><span
+      class="reason-compact">${unique[0]}</span><span class="more-tag">+${unique.length - 1}</span></span>`;
 }
