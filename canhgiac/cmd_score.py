@@ -79,9 +79,11 @@ class ModelInfoPublisher:
     """Wraps a model provider: every model the scorer loads is recorded in the case store, so
     the investigators' ``GET /v1/model`` shows the version, metrics and thresholds in force."""
 
-    def __init__(self, provider: Any, sink: Any) -> None:
+    def __init__(self, provider: Any, sink: Any,
+                 overrides: tuple[float | None, float | None] = (None, None)) -> None:
         self.provider = provider
         self.sink = sink
+        self.overrides = overrides  # CANHGIAC_REVIEW_THRESHOLD / _HOLD_THRESHOLD
 
     def current_version(self) -> str:
         return str(self.provider.current_version())
@@ -96,7 +98,13 @@ class ModelInfoPublisher:
                 metrics = {k: v for k, v in model.metadata.items()
                            if isinstance(v, int | float) and not isinstance(v, bool)}
             review, hold = model.thresholds
-            self.sink.set_model_info(str(version), metrics, {"review": review, "hold": hold})
+            o_review, o_hold = self.overrides
+            # the thresholds the scorer applies: an operator's override wins over the model's
+            self.sink.set_model_info(str(version), metrics, {
+                "review": review if o_review is None else o_review,
+                "hold": hold if o_hold is None else o_hold,
+                "model_review": review, "model_hold": hold,
+                "review_overridden": o_review is not None, "hold_overridden": o_hold is not None})
         except Exception:  # noqa: BLE001 - scoring must not stop for the investigators' page
             log.exception("could not record the model in the case store",
                           extra={"model_version": version})
@@ -123,7 +131,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from serving.store import CaseStore  # noqa: PLC0415
 
         sink = CaseStore(settings.store_url)
-        provider = ModelInfoPublisher(provider, sink)
+        provider = ModelInfoPublisher(provider, sink,
+                                      (settings.review_threshold, settings.hold_threshold))
     scorer = Scorer(settings, provider, sink=sink)
 
     def _stop(signum: int, _frame: object) -> None:

@@ -219,3 +219,25 @@ def test_arbitrary_assignment_bodies_are_4xx(api, body):
     assert r.status_code < 500, r.text
     if r.status_code >= 400:
         assert r.json()["error"]["message"]
+
+
+def test_the_scorer_records_the_thresholds_it_applies_and_the_model_page_shows_them(tmp_path):
+    from canhgiac.cmd_score import ModelInfoPublisher
+
+    class Model:
+        thresholds = (0.3, 0.9)
+        metadata = {"test_average_precision": 0.5}
+
+    class Provider:
+        def __call__(self):
+            return "4", Model()
+
+    api = make_api(tmp_path)
+    ModelInfoPublisher(Provider(), api.store, (None, 0.7))()
+    info = api.client.get("/v1/model", headers=api.h("viewer")).json()
+    assert info["thresholds"] == {"review": 0.3, "hold": 0.7, "model_review": 0.3,
+                                  "model_hold": 0.9, "review_overridden": False,
+                                  "hold_overridden": True}
+    h = api.client.get("/v1/model/score-histogram", headers=api.h("viewer")).json()
+    assert (h["thresholds"]["hold"], h["thresholds"]["hold_overridden"]) == (0.7, True)
+    assert (h["thresholds"]["review"], h["thresholds"]["review_overridden"]) == (0.3, False)
