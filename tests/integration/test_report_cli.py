@@ -6,6 +6,8 @@ import json
 
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from canhgiac.cli import main
@@ -64,3 +66,17 @@ def test_bad_arguments_are_one_line_and_exit_2(store, capsys, argv):
     assert main(["report", "results", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("canhgiac report: error:") and "\n" not in err
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=40), end=st.booleans())
+def test_any_date_argument_is_a_time_or_a_usage_error(text, end):
+    from canhgiac.cli import UsageError
+    from canhgiac.cmd_report import parse_bound
+
+    try:
+        value = parse_bound(text, end)
+    except UsageError as exc:
+        assert str(exc)
+    else:
+        assert value.tzinfo is not None
