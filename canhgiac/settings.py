@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     api_max_page: int = Field(500, ge=1)
     sla_hours: str = Field("", description="Case deadlines per state, e.g. "
                            "'freeze_requested=4,open=24' (serving.sla has the defaults)")
+
+    @field_validator("sla_hours")
+    @classmethod
+    def _sla_readable(cls, value: str) -> str:
+        from serving.sla import parse  # noqa: PLC0415 - the composition root may import serving
+
+        parse(value)  # a SlaConfigError (ValueError) names the bad part
+        return value
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:

@@ -241,3 +241,23 @@ def test_the_scorer_records_the_thresholds_it_applies_and_the_model_page_shows_t
     h = api.client.get("/v1/model/score-histogram", headers=api.h("viewer")).json()
     assert (h["thresholds"]["hold"], h["thresholds"]["hold_overridden"]) == (0.7, True)
     assert (h["thresholds"]["review"], h["thresholds"]["review_overridden"]) == (0.3, False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=60))
+def test_any_sla_setting_is_read_or_refused_with_a_message(text):
+    try:
+        parsed = sla_mod.parse(text)
+    except sla_mod.SlaConfigError as exc:
+        assert str(exc).startswith("CANHGIAC_SLA_HOURS")
+    else:
+        assert all(0 < h < 87600 for h in parsed.as_dict().values())
+
+
+def test_a_bad_sla_setting_stops_the_command_with_one_line(monkeypatch, capsys):
+    from canhgiac.cli import main
+
+    monkeypatch.setenv("CANHGIAC_SLA_HOURS", "closed=3")
+    assert main(["keys", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("canhgiac: error: CANHGIAC_SLA_HOURS") and "\n" not in err
