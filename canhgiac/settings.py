@@ -59,9 +59,12 @@ class Settings(BaseSettings):
     @field_validator("sla_hours")
     @classmethod
     def _sla_readable(cls, value: str) -> str:
-        from serving.sla import parse  # noqa: PLC0415 - the composition root may import serving
+        from serving.sla import SlaConfigError, parse  # noqa: PLC0415 - the root may import it
 
-        parse(value)  # a SlaConfigError (ValueError) names the bad part
+        try:
+            parse(value)
+        except SlaConfigError as exc:  # the CLI prefixes the variable's name itself
+            raise ValueError(str(exc).removeprefix("CANHGIAC_SLA_HOURS: ")) from None
         return value
 
     @model_validator(mode="after")
