@@ -1,5 +1,6 @@
-"""An account's counterparty network within two hops (money in/out, shared devices), with the
-accounts the store knows marked by risk, case and typology: how a mule ring shows itself."""
+"""An account's counterparty network within two hops (money in/out, shared login devices and
+IPs), with the accounts the store knows marked by risk, case and typology: how a mule ring
+shows itself."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from serving import tables as T
 
 MAX_FIRST_HOP = 25  # counterparties of the account, by money moved
 MAX_SECOND_HOP = 8  # counterparties of each first-hop account that is ours
+MAX_IP_SHARERS = 6  # an IP used by more accounts than this is not a link
 
 
 @dataclass(frozen=True, slots=True)
 class Edge:
     source: str
     target: str
-    kind: str  # money | device
+    kind: str  # money | device | ip
     count: int
     amount: float
 
@@ -67,8 +69,23 @@ def _devices(conn: Connection, account_id: str) -> list[Edge]:
     return [Edge(account_id, r.account_id, "device", int(r.n), 0.0) for r in rows]
 
 
+def _ips(conn: Connection, account_id: str) -> list[Edge]:
+    """Accounts that logged in from one of the account's IPs, leaving out IPs shared by many
+    accounts (a carrier's NAT or a public Wi-Fi says nothing about a ring)."""
+    lg = T.logins
+    mine = select(lg.c.ip).where(lg.c.account_id == account_id).distinct()
+    narrow = (select(lg.c.ip).where(lg.c.ip.in_(mine)).group_by(lg.c.ip)
+              .having(func.count(func.distinct(lg.c.account_id)) <= MAX_IP_SHARERS))
+    rows = conn.execute(
+        select(lg.c.account_id, func.count(func.distinct(lg.c.ip)).label("n"))
+        .where(lg.c.ip.in_(narrow), lg.c.account_id != account_id)
+        .group_by(lg.c.account_id).limit(MAX_FIRST_HOP)).all()
+    return [Edge(account_id, r.account_id, "ip", int(r.n), 0.0) for r in rows]
+
+
 def network(conn: Connection, account_id: str, review: float) -> dict[str, Any]:
-    first = _money(conn, [account_id], MAX_FIRST_HOP) + _devices(conn, account_id)
+    first = (_money(conn, [account_id], MAX_FIRST_HOP) + _devices(conn, account_id)
+             + _ips(conn, account_id))
     hop1 = {x for e in first for x in (e.source, e.target)} - {account_id}
     known = _known(conn, hop1 | {account_id})
     ours = sorted(x for x in hop1 if x in known)

@@ -168,7 +168,8 @@ function Network({ id }) {
             n.case_status && n.case_status !== "none" ? "cased" : "", n.hop === 0 ? "center" : ""].join(" ") })),
           ...g.edges.map((e, i) => ({ data: { id: "e" + i, source: e.source, target: e.target,
             w: 1 + 5 * Math.sqrt(e.amount / maxAmount),
-            label: e.kind === "money" ? `${e.count}× ${money(e.amount)}` : t("sharedDevice") },
+            label: e.kind === "money" ? `${e.count}× ${money(e.amount)}`
+              : e.kind === "ip" ? t("sharedIp") : t("sharedDevice") },
             classes: e.kind })),
         ],
         style: [
@@ -187,6 +188,8 @@ function Network({ id }) {
           { selector: "node.hover", style: { "font-weight": "bold", "z-index": 9 } },
           { selector: "edge.device", style: { "line-style": "dashed", "target-arrow-shape": "none",
             "line-color": "#9467bd", width: 2 } },
+          { selector: "edge.ip", style: { "line-style": "dotted", "target-arrow-shape": "none",
+            "line-color": "#2ca02c", width: 2 } },
         ],
         // rings by hop: the account in the middle, its counterparties, theirs outside
         layout: { name: "concentric", animate: false, padding: 30, minNodeSpacing: 28,

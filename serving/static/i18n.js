@@ -42,13 +42,13 @@ const LABELS = {
     policeReport: "Báo cáo tài khoản đáng ngờ cho công an (mục 9a)",
     resultsReport: "Báo cáo kết quả định kỳ (6 và 12 tháng)", from: "Từ", to: "Đến",
     download: "Tải về", downloaded: "Đã tải", role: "Vai trò", networkHelp:
-      "Đỏ: trên ngưỡng xem xét; viền đậm: có vụ việc; xám: tài khoản ngân hàng khác; nét đứt: dùng chung thiết bị. Nhấn một tài khoản để mở.",
+      "Đỏ: trên ngưỡng xem xét; viền đậm: có vụ việc; xám: tài khoản ngân hàng khác; nét đứt tím: dùng chung thiết bị; chấm xanh: dùng chung IP. Nhấn một tài khoản để mở.",
     saved: "Đã lưu", state: "Trạng thái", openedBy: "Người mở", actions: "Thao tác",
     people: "Người", language: "EN", notFound: "Không tìm thấy", loading: "Đang tải…",
     noCaseYet: "Chưa có vụ việc cho tài khoản này.", viewerOnly: "Vai trò xem: chỉ đọc.",
     accountsAbove: "tài khoản", amount: "Số tiền", direction: "Chiều", decision: "Quyết định",
     ip: "IP", device: "Thiết bị", success: "Thành công", failed: "thất bại", ok: "được",
-    moneyMoved: "tiền", sharedDevice: "chung thiết bị", hop: "bậc",
+    moneyMoved: "tiền", sharedDevice: "chung thiết bị", sharedIp: "chung IP", hop: "bậc",
   },
   en: {
     title: "Cảnh Giác — high-risk accounts", login: "Sign in", key: "API key",
@@ -92,13 +92,13 @@ const LABELS = {
     policeReport: "Suspicious-accounts report for the police (item 9a)",
     resultsReport: "Periodic results report (6 and 12 months)", from: "From", to: "To",
     download: "Download", downloaded: "Downloaded", role: "Role", networkHelp:
-      "Red: above the review threshold; thick border: has a case; grey: another bank's account; dashed: shared device. Click an account to open it.",
+      "Red: above the review threshold; thick border: has a case; grey: another bank's account; purple dashes: shared device; green dots: shared IP. Click an account to open it.",
     saved: "Saved", state: "State", openedBy: "Opened by", actions: "Actions",
     people: "People", language: "VI", notFound: "Not found", loading: "Loading…",
     noCaseYet: "No case on this account yet.", viewerOnly: "Viewer role: read only.",
     accountsAbove: "accounts", amount: "Amount", direction: "Direction", decision: "Decision",
     ip: "IP", device: "Device", success: "Success", failed: "failed", ok: "ok",
-    moneyMoved: "money", sharedDevice: "shared device", hop: "hop",
+    moneyMoved: "money", sharedDevice: "shared device", sharedIp: "shared IP", hop: "hop",
   },
 };
 

@@ -130,6 +130,9 @@ def test_network_two_hops_marks_flagged_accounts(api):
     assert flows[("biz-1", "mule-2")]["count"] == 1
     assert flows[("biz-1", "mule-2")]["amount"] == 26_000_000.0
     assert ("0901", "biz-1") in flows and ("mule-2", "mule-3") in flows
+    # biz-1 and mule-2 logged in from the same device and IP (tests.browser.seed)
+    links = {(e["kind"], e["target"]) for e in g["edges"] if e["source"] == "biz-1"}
+    assert {("device", "mule-2"), ("ip", "mule-2")} <= links
     assert api.client.get("/v1/accounts/ghost/network", headers=api.h("viewer")).status_code == 404
 
 
@@ -261,3 +264,26 @@ def test_a_bad_sla_setting_stops_the_command_with_one_line(monkeypatch, capsys):
     assert main(["keys", "list"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("canhgiac: error: CANHGIAC_SLA_HOURS") and "\n" not in err
+
+
+def test_an_ip_shared_by_many_accounts_is_not_a_link(api):
+    from datetime import timedelta
+
+    from features.events import Login
+    from tests.integration.test_api_support import BASE, account
+
+    crowd = [f"nat-{i}" for i in range(7)]
+    api.store.upsert_accounts([account(a) for a in crowd])
+    api.store.write_logins([Login(f"n{i}", BASE + timedelta(minutes=i), a, True, "113.160.0.1",
+                                  "VN", f"d-{a}", "mobile") for i, a in enumerate(crowd)]
+                           + [Login("n-per9", BASE, "per-9", True, "113.160.0.1", "VN", "d-p9",
+                                    "mobile")])
+    g = api.client.get("/v1/accounts/per-9/network", headers=api.h("viewer")).json()
+    assert not [e for e in g["edges"] if e["kind"] == "ip"]
+    api.store.write_logins([Login("n-per9b", BASE, "per-9", True, "14.1.1.1", "VN", "d-p9",
+                                  "mobile"),
+                            Login("n-mule3", BASE, "mule-3", True, "14.1.1.1", "VN", "d-m3",
+                                  "mobile")])
+    g = api.client.get("/v1/accounts/per-9/network", headers=api.h("viewer")).json()
+    assert [(e["kind"], e["target"]) for e in g["edges"] if e["kind"] == "ip"] == [
+        ("ip", "mule-3")]
