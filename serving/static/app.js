@@ -100,7 +100,8 @@ function App() {
   else if (page === "queues") body = html`<${QueuesPage} view=${args[0]} me=${me} />`;
   else if (page === "model") body = html`<${ModelPage} thresholds=${thresholds} />`;
   else if (page === "reports") body = html`<${ReportsPage} me=${me} />`;
-  else body = html`<${AccountList} query=${loc.split("?")[1] || ""} thresholds=${thresholds} />`;
+  else body = html`<${AccountList} key=${loc} query=${loc.split("?")[1] || ""}
+    thresholds=${thresholds} />`;
   return html`<${Header} me=${me} onSignOut=${signOut} path=${path} />${body}`;
 }
 

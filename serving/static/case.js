@@ -30,7 +30,8 @@ export function CasePanel({ account, me, onChange }) {
     <h2>${t("case")}</h2>
     ${active ? html`<${ActiveCase} key=${active.case_id + active.status} c=${active} me=${me}
         onChange=${onChange} />`
-      : canAct ? html`<${OpenCase} accountId=${account.account_id} onChange=${onChange} />`
+      : canAct ? html`<${OpenCase} accountId=${account.account_id} onChange=${onChange}
+          reasons=${account.risk ? account.risk.top_reasons : []} />`
       : html`<p class="muted">${t("noCaseYet")} ${t("viewerOnly")}</p>`}
     ${past.map((c) => html`<details class="past-case"><summary>#${c.case_id}
       <${Status} value=${c.status} /> ${c.outcome ? t(c.outcome) : ""}</summary>
@@ -38,11 +39,14 @@ export function CasePanel({ account, me, onChange }) {
   </div>`;
 }
 
-function OpenCase({ accountId, onChange }) {
+// the note starts with the model's reasons, so the history keeps why the case was opened
+function OpenCase({ accountId, onChange, reasons }) {
+  const why = [...new Set(reasons || [])].join("; ");
+  const [note, setNote] = useState(why ? why + " — " : "");
   const [error, setError] = useState(null);
   const submit = async (e) => {
     e.preventDefault();
-    const reason = e.target.elements.reason.value.trim();
+    const reason = note.trim();
     if (!reason) { setError(new Error(t("noteNeeded"))); return; }
     try {
       await api.post("/v1/cases", { account_id: accountId, reason });
@@ -51,7 +55,8 @@ function OpenCase({ accountId, onChange }) {
   };
   return html`<form onSubmit=${submit} id="open-case">
     <p class="muted">${t("noCaseYet")}</p>
-    <label>${t("note")} <input name="reason" id="open-case-note" required maxlength="2000" /></label>
+    <label>${t("note")} <input name="reason" id="open-case-note" required maxlength="2000"
+      value=${note} onInput=${(e) => setNote(e.target.value)} /></label>
     <button type="submit" id="open-case-submit">${t("openCase")}</button>
     <${ErrorLine} error=${error} />
   </form>`;

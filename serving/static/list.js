@@ -20,6 +20,13 @@ export function AccountList({ query, thresholds }) {
   const review = thresholds.review ?? 0.5;
   const params = new URLSearchParams(query);
   if (!params.has("min_score")) params.set("min_score", String(+review.toFixed(4)));
+  // the form's fields: state, so that a re-render (a page arriving) never undoes typing
+  const [form, setForm] = useState(() => ({
+    min_score: params.get("min_score"), type: params.get("type") || "",
+    case_status: params.get("case_status") || "", typology: params.get("typology") || "",
+    foreign_login: params.get("foreign_login") === "true" }));
+  const field = (name) => (e) => setForm({ ...form,
+    [name]: e.target.type === "checkbox" ? e.target.checked : e.target.value });
   const [rows, setRows] = useState([]);
   const [cursor, setCursor] = useState(null);
   const [error, setError] = useState(null);
@@ -38,15 +45,14 @@ export function AccountList({ query, thresholds }) {
     } catch (e) { setError(e); }
     setBusy(false);
   };
-  useEffect(() => { load(null); }, [query]);
+  useEffect(() => { load(null); }, []);  // one instance per query (keyed by the app)
 
   const submit = (e) => {
     e.preventDefault();
-    const f = e.target.elements;
     const q = new URLSearchParams();
-    q.set("min_score", f.min_score.value || "0");
-    for (const name of ["type", "case_status", "typology"]) if (f[name].value) q.set(name, f[name].value);
-    if (f.foreign_login.checked) q.set("foreign_login", "true");
+    q.set("min_score", form.min_score || "0");
+    for (const name of ["type", "case_status", "typology"]) if (form[name]) q.set(name, form[name]);
+    if (form.foreign_login) q.set("foreign_login", "true");
     navigate("/ui/?" + q.toString());
   };
   const nineA = new URLSearchParams({ type: "business", foreign_login: "true",
@@ -56,18 +62,18 @@ export function AccountList({ query, thresholds }) {
   return html`<main class="list">
     <form class="filters" onSubmit=${submit} id="filters">
       <label>${t("minScore")} <input name="min_score" id="min-score" type="number" min="0" max="1"
-        step="0.01" value=${params.get("min_score")} /></label>
-      <label>${t("type")} <select name="type" value=${params.get("type") || ""}>
+        step="0.01" value=${form.min_score} onInput=${field("min_score")} /></label>
+      <label>${t("type")} <select name="type" value=${form.type} onChange=${field("type")}>
         <option value="">${t("any")}</option><option value="personal">${t("personal")}</option>
         <option value="business">${t("business")}</option></select></label>
-      <label>${t("caseStatus")} <select name="case_status" value=${params.get("case_status") || ""}>
+      <label>${t("caseStatus")} <select name="case_status" value=${form.case_status} onChange=${field("case_status")}>
         <option value="">${t("any")}</option>
         ${STATUSES.map((s) => html`<option value=${s}>${t(s)}</option>`)}</select></label>
-      <label>${t("typology")} <select name="typology" value=${params.get("typology") || ""}>
+      <label>${t("typology")} <select name="typology" value=${form.typology} onChange=${field("typology")}>
         <option value="">${t("any")}</option>
         ${TYPOLOGIES.map((s) => html`<option value=${s}>${t(s)}</option>`)}</select></label>
       <label class="check"><input name="foreign_login" type="checkbox"
-        checked=${params.get("foreign_login") === "true"} /> ${t("foreignOnly")}</label>
+        checked=${form.foreign_login} onChange=${field("foreign_login")} /> ${t("foreignOnly")}</label>
       <button type="submit" id="apply">${t("load")}</button>
       <${Link} href=${"/ui/?" + nineA} id="view-9a" class="preset">${t("view9a")}<//>
     </form>

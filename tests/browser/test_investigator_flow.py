@@ -153,6 +153,7 @@ def test_rapid_response_from_the_page(server, browser):
     history = [li.text for li in d.find_elements("css selector", f"#history-{case_id} li")]
     assert len(history) == 5
     assert "nguyen.an" in history[0] and "nhiều người gửi" in history[0]
+    assert "tiền vào rồi chuyển đi ngay" in history[0]  # the model's reasons, kept
     assert "nguyen.an" in history[2] and "đề nghị phong tỏa" in history[2]
     assert "le.chi" in history[3] and "đồng ý phong tỏa" in history[3]
     assert "le.chi" in history[4] and "xác nhận tài khoản la" in history[4]

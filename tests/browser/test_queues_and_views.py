@@ -94,6 +94,12 @@ def test_english_labels_and_a_900px_window(server, browser):
           what="one account at 0.8")
     d.refresh()
     _wait(d, lambda: _id(d, "min-score").get_attribute("value") == "0.8", what="deep link")
+    from selenium.webdriver.support.ui import Select
+    Select(d.find_element("css selector", "#filters select[name=case_status]")).select_by_value(
+        "none")
+    _id(d, "apply").click()
+    _wait(d, lambda: "case_status=none" in d.current_url and "min_score=0.8" in d.current_url,
+          what="both filters in the address")
     # the compact reason shows the full text on hover (title) and expands on click
     cell = d.find_element("css selector", "#accounts .reason-line")
     assert "\n" in cell.get_attribute("title")
