@@ -76,8 +76,9 @@ def test_english_labels_and_a_900px_window(server, browser):
     _wait(d, lambda: len(d.find_elements("css selector", "#accounts tbody tr")) == 2,
           what="the list")
     _id(d, "lang").click()  # to English; the choice is remembered
-    _wait(d, lambda: "shown" in d.find_element("id", "counts").text, what="English labels")
-    assert "HOLD" in d.find_element("css selector", "#accounts tbody tr").text
+    _wait(d, lambda: "2 shown" in d.find_element("id", "counts").text, what="English labels")
+    _wait(d, lambda: "HOLD" in d.find_element("css selector", "#accounts tbody tr").text,
+          what="the hold badge in English")
     assert d.find_element("id", "nav-queues").text == "Queues"
     # nothing is wider than the window but the table, which scrolls in its own box
     width = d.execute_script("return document.documentElement.scrollWidth")
@@ -100,6 +101,9 @@ def test_english_labels_and_a_900px_window(server, browser):
     _id(d, "apply").click()
     _wait(d, lambda: "case_status=none" in d.current_url and "min_score=0.8" in d.current_url,
           what="both filters in the address")
+    _wait(d, lambda: [r.text.split()[0] for r in
+                      d.find_elements("css selector", "#accounts tbody tr")] == ["biz-1"],
+          what="biz-1 has no case")
     # the compact reason shows the full text on hover (title) and expands on click
     cell = d.find_element("css selector", "#accounts .reason-line")
     assert "\n" in cell.get_attribute("title")
