@@ -14,6 +14,15 @@
    scorer's path: input produce -> the scorer's send of the scored record (that record's own
    Kafka timestamp); the rest of the end-to-end figure is the output's delivery to the reader.
 
+4. In-process latency (issue 15): from the scorer's own histograms, a payment's poll returned
+   → its output sent (p50/p99 as the upper bound of their histogram bucket, and the max), at
+   each paced rate; target p99 <= 10 ms. It does not depend on the broker.
+5. Loop stalls: the scorer restores 100,000 accounts of state (synthetic checkpoints) and scores
+   the paced stream at 3,000/s while it checkpoints every 5 s; the longest loop iteration,
+   target <= 50 ms.
+6. CPU: the scorer's CPU microseconds per payment in the throughput phase, and its CPU share
+   of a core once idle (target < 3 %).
+
 ``python -m bench.stream [--accounts 1000] [--days 40] [--rate 3000] [--seconds 20]``
 """
 
@@ -155,28 +164,55 @@ def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
 
 # ---------------------------------------------------------------- the scorer process
 def start_scorer(bootstrap: str, prefix: str, model_dir: Path, port: int, log: Path,
-                 batch_size: int = 500) -> subprocess.Popen:
+                 batch_size: int = 500, **extra: str) -> subprocess.Popen:
     env = {**os.environ, "CANHGIAC_KAFKA_BOOTSTRAP": bootstrap, "CANHGIAC_TOPIC_PREFIX": prefix,
            "CANHGIAC_GROUP_ID": prefix + "scorer", "CANHGIAC_METRICS_PORT": str(port),
            "CANHGIAC_MAX_POLL_INTERVAL_MS": "10000", "CANHGIAC_SESSION_TIMEOUT_MS": "10000",
-           "CANHGIAC_BATCH_SIZE": str(batch_size),
+           "CANHGIAC_BATCH_SIZE": str(batch_size), "CANHGIAC_START_FROM": "earliest",
            "CANHGIAC_DATA_DIR": str(log.parent)}
+    env.update({f"CANHGIAC_{k.upper()}": v for k, v in extra.items()})
     out = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "canhgiac.cli", "score", "--model", str(model_dir), "--no-sink"],
+        [sys.executable, "-m", "canhgiac.cli", "score", "--model", str(model_dir)],
         env=env, cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
 
 
-def metric(port: int, name: str, labels: str = "") -> float:
+def metrics_text(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
+            return r.read().decode()
     except OSError:
-        return 0.0
-    for line in text.splitlines():
+        return ""
+
+
+def metric(port: int, name: str, labels: str = "") -> float:
+    for line in metrics_text(port).splitlines():
         if line.startswith(name + labels + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def histogram_quantile(text: str, name: str, q: float) -> float:
+    """The upper bound (seconds) of the bucket holding quantile ``q`` of a Prometheus
+    histogram (``inf`` when it lies past the last finite bucket)."""
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    total = buckets[-1][1]
+    for le, count in sorted(buckets):
+        if count >= q * total:
+            return le
+    return float("inf")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_metric(port: int, name: str, labels: str, target: float, timeout_s: float) -> float:
@@ -223,7 +259,14 @@ def throughput(bootstrap, model_dir, payments, logins, accounts, labels, work: P
     port = _free_port()
     proc = start_scorer(bootstrap, prefix, model_dir, port, work / "scorer-throughput.log")
     try:
+        first = wait_metric(port, SCORED, SCORED_LABELS, 1, timeout_s=300)
+        cpu0 = cpu_seconds(proc.pid)
         wait_metric(port, SCORED, SCORED_LABELS, n, timeout_s=300)
+        cpu1 = cpu_seconds(proc.pid)
+        time.sleep(3.0)  # let the last checkpoint and acks settle, then measure idling
+        idle0, t_idle = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(10.0)
+        idle_share = (cpu_seconds(proc.pid) - idle0) / (time.monotonic() - t_idle)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -232,11 +275,13 @@ def throughput(bootstrap, model_dir, payments, logins, accounts, labels, work: P
     rate = len(ts) / span
     return {"payments": n, "logins": len(logins), "raw_consume_per_s": raw,
             "scorer_payments_per_s": rate, "ratio_to_raw": rate / raw, "span_s": span,
-            "exit_code": proc.returncode}
+            "cpu_us_per_payment": (cpu1 - cpu0) * 1e6 / max(1.0, n - first),
+            "idle_cpu_share": idle_share, "exit_code": proc.returncode}
 
 
 def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path,
-            rate: float, seconds: float, prefix: str = "lat.") -> dict:
+            rate: float, seconds: float, prefix: str = "lat.", state_accounts: int = 0,
+            **scorer_settings: str) -> dict:
     from kafka import KafkaConsumer, TopicPartition
 
     n = min(len(payments), int(rate * seconds))
@@ -244,9 +289,11 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
     last_t = chosen[-1].t
     events = encoded(chosen, [lg for lg in logins if lg.t <= last_t])
     setup_topics(bootstrap, prefix, accounts, labels)
+    if state_accounts:
+        write_state(bootstrap, prefix, state_accounts)
     port = _free_port()
     proc = start_scorer(bootstrap, prefix, model_dir, port, work / f"scorer-{prefix}log",
-                        batch_size=500)
+                        batch_size=500, **scorer_settings)
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
     producer = ctx.Process(target=paced_producer, args=(bootstrap, prefix, events, rate, ready))
@@ -274,6 +321,14 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
                         lat.append(now_ms - float(src))
                         lat_in.append(r.timestamp - float(src))
         wall = time.perf_counter() - t_start
+        text = metrics_text(port)
+        in_process = {
+            "p50": histogram_quantile(text, "canhgiac_scorer_poll_to_send_seconds", 0.50),
+            "p99": histogram_quantile(text, "canhgiac_scorer_poll_to_send_seconds", 0.99),
+            "max": metric(port, "canhgiac_scorer_poll_to_send_max_seconds"),
+            "iteration_max": metric(port, "canhgiac_scorer_iteration_max_seconds"),
+            "checkpoints": metric(port, "canhgiac_scorer_checkpoints_total"),
+        }
     finally:
         producer.join(timeout=60)
         proc.send_signal(signal.SIGTERM)
@@ -285,7 +340,49 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
             "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max()),
             "to_scorer_send_p50_ms": float(np.percentile(a_in, 50)),
             "to_scorer_send_p99_ms": float(np.percentile(a_in, 99)),
-            "exit_code": proc.returncode}
+            "in_process_ms": {k: v * 1000 for k, v in in_process.items() if k != "checkpoints"},
+            "checkpoints": in_process["checkpoints"], "exit_code": proc.returncode}
+
+
+def write_state(bootstrap: str, prefix: str, n_accounts: int) -> None:
+    """Checkpoints holding ``n_accounts`` accounts of state (12 payments each over 30 days),
+    spread over the partitions, at offsets 0: the scorer restores them and scores the paced
+    stream on top (the state a bank's scorer carries)."""
+    from datetime import UTC, datetime, timedelta
+
+    from kafka import KafkaProducer
+
+    from features.engine import FeatureEngine
+    from features.events import Payment
+    from streaming.checkpoint import CHECKPOINT_TOPIC, Checkpoint, CheckpointStore
+    from streaming.topics import ensure_topics
+
+    t0 = time.perf_counter()
+    topic = prefix + CHECKPOINT_TOPIC
+    ensure_topics(bootstrap, [topic], partitions=PARTITIONS, prefix=prefix)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                             max_request_size=2 * 1024 * 1024)
+    store = CheckpointStore(topic, producer, {"bootstrap_servers": bootstrap},
+                            prefix + "scorer")
+    start = datetime(2025, 11, 1, tzinfo=UTC)
+    size = 0
+    for p in range(PARTITIONS):
+        engine = FeatureEngine()
+        for a in range(p, n_accounts, PARTITIONS):
+            for k in range(12):
+                engine.on_payment(Payment(
+                    event_id=f"S{a}-{k}", ts=start + timedelta(days=2.5 * k, seconds=a),
+                    account_id=f"S{a:07d}", direction="debit" if k % 3 else "credit",
+                    amount=100_000.0 * (1 + k), currency="VND",
+                    counterparty_account=f"C{(a * 7 + k) % 50_000}", counterparty_bank="VCB",
+                    channel="mobile"))
+        state = engine.snapshot()
+        size += len(state)
+        store.write([Checkpoint.new(p, state, {"payments": 0, "logins": 0}, "bench")])
+    store.close()
+    producer.close()
+    print(f"# state: {n_accounts:,} accounts, {size / 1e6:.1f} MB of checkpoints, written in "
+          f"{time.perf_counter() - t0:.0f}s", flush=True)
 
 
 def raw_latency(bootstrap, payments, logins, rate: float, seconds: float) -> dict:
@@ -343,6 +440,8 @@ def main() -> int:
                         help="a second, lower paced rate for the latency figures (0 = none)")
     parser.add_argument("--model", type=Path, default=None, help="a saved RiskModel directory")
     parser.add_argument("--skip", choices=["throughput", "latency"], default=None)
+    parser.add_argument("--state-accounts", type=int, default=100_000,
+                        help="accounts of restored state for the loop-stall run (0 = none)")
     args = parser.parse_args()
 
     from streaming.broker import Broker
@@ -372,7 +471,11 @@ def main() -> int:
             out.append(emit("stream", "raw_consume_records_per_s",
                             round(tp["raw_consume_per_s"]), "info", True))
             out.append(emit("stream", "scorer_to_raw_consume_ratio",
-                            round(tp["ratio_to_raw"], 3), "info", True))
+                            round(tp["ratio_to_raw"], 3), ">=0.15", tp["ratio_to_raw"] >= 0.15))
+            out.append(emit("stream", "scorer_cpu_us_per_payment",
+                            round(tp["cpu_us_per_payment"], 1), "info", True))
+            out.append(emit("stream", "idle_scorer_cpu_share_of_a_core",
+                            round(tp["idle_cpu_share"], 3), "<0.03", tp["idle_cpu_share"] < 0.03))
         if args.skip != "latency":
             raw = raw_latency(broker.bootstrap, payments, logins, args.rate, args.seconds)
             results["raw_consumer_latency"] = raw
@@ -394,6 +497,26 @@ def main() -> int:
                 out.append(emit("stream", f"latency_received_at_{int(rate)}_per_s",
                                 lt["received"], str(lt["payments"]),
                                 lt["received"] == lt["payments"]))
+                ip = lt["in_process_ms"]
+                out.append(emit("stream", f"poll_to_send_p50_ms_at_{int(rate)}_per_s",
+                                ip["p50"], "info", True))
+                out.append(emit("stream", f"poll_to_send_p99_ms_at_{int(rate)}_per_s",
+                                ip["p99"], "<=10", ip["p99"] <= 10))
+                out.append(emit("stream", f"poll_to_send_max_ms_at_{int(rate)}_per_s",
+                                round(ip["max"], 1), "info", True))
+            if args.state_accounts:
+                st = latency(broker.bootstrap, model_dir, payments, logins, accounts, labels,
+                             work, args.rate, args.seconds, prefix="state.",
+                             state_accounts=args.state_accounts, checkpoint_interval_s="5")
+                results["stalls"] = st
+                it = st["in_process_ms"]["iteration_max"]
+                out.append(emit("stream", f"longest_iteration_ms_with_{args.state_accounts}"
+                                f"_accounts_at_{int(args.rate)}_per_s", round(it, 1), "<=50",
+                                it <= 50 and st["checkpoints"] >= 1))
+                out.append(emit("stream", "checkpoints_during_that_run", st["checkpoints"],
+                                ">=1", st["checkpoints"] >= 1))
+                out.append(emit("stream", f"poll_to_send_p99_ms_with_{args.state_accounts}"
+                                f"_accounts", st["in_process_ms"]["p99"], "info", True))
     results["results"] = out
     (OUT / "stream.json").write_text(json.dumps(results, indent=2))
     return 0

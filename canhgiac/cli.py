@@ -68,6 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535 (a bad one is the parser's one-line error)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 1-65535")
+    return port
+
+
 class UsageError(Exception):
     """A problem with what the user asked for: printed as one line, exit code 2."""
 

@@ -6,6 +6,7 @@ import argparse
 import signal
 import time
 
+from canhgiac.cli import port_number
 from canhgiac.settings import Settings
 
 HELP = "start the bundled test broker (Tansu, memory storage) until Ctrl-C"
@@ -13,7 +14,7 @@ HELP = "start the bundled test broker (Tansu, memory storage) until Ctrl-C"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9092)
+    parser.add_argument("--port", type=port_number, default=9092)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from canhgiac.cli import port_number
 from canhgiac.settings import Settings
 
 HELP = "run the whole service on one machine: broker, simulated bank, model, scorer, API"
@@ -54,7 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds of live streaming; then the demo ends by itself (exit 0)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--api-port", type=port_number, default=8000)
+    parser.add_argument("--metrics-port", type=port_number, default=9108,
+                        help="the scorer's Prometheus port (if taken, the scorer says so and "
+                             "scores on without /metrics)")
     parser.add_argument("--external-kafka", action="store_true",
                         help="use CANHGIAC_KAFKA_BOOTSTRAP instead of the bundled broker "
                              f"(topics prefixed '{TOPIC_PREFIX}')")
@@ -115,10 +119,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     broker = None
     stop = threading.Event()
 
-    def _sigterm(*_: object) -> None:
+    interrupted = threading.Event()
+
+    def _interrupt(*_: object) -> None:
+        """Ctrl-C or SIGTERM: stop everything once; a second one while the processes stop
+        does not cut the clean-up short."""
+        if interrupted.is_set():
+            say("still stopping the processes; please wait")
+            return
+        interrupted.set()
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         sim_dir, hist_dir, live_start = prepare_data(args, work)
         train_model(settings, hist_dir, work)
@@ -142,7 +155,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # below creates them)
         ensure_topics_with(settings.kafka_client_config(),
                            [settings.topic(t) for t in ALL_TOPICS])
-        procs.append(start(["score"], env, work / "scorer.log"))
+        procs.append(start(["score"], {**env, "CANHGIAC_METRICS_PORT": str(args.metrics_port)},
+                           work / "scorer.log"))
         say(f"scorer started (log {work / 'scorer.log'})")
         procs.append(start(["serve", "--port", str(args.api_port)], env, work / "api.log"))
         api = f"http://{settings.api_host}:{args.api_port}"
@@ -287,6 +301,10 @@ def child_env(settings: Settings, bundled: bool) -> dict[str, str]:
         # Tansu waits the group's rebalance timeout before the first assignment.
         env.setdefault("CANHGIAC_MAX_POLL_INTERVAL_MS", "3000")
         env.setdefault("CANHGIAC_SESSION_TIMEOUT_MS", "3000")
+        # fresh topics on a fresh broker: score everything produced to them; and a fetch wait
+        # that avoids the bundled broker's stall on long partitions (README, operations)
+        env.setdefault("CANHGIAC_START_FROM", "earliest")
+        env.setdefault("CANHGIAC_FETCH_MAX_WAIT_MS", "100")
     return env
 
 
@@ -535,6 +553,9 @@ def story(api: str, items: list[Any], roles: dict[str, str], key: str) -> None:
             or [i for i in items if roles.get(i.get("account_id")) in ("mule", "shell")])
     top = (ring or items or [None])[0]
     if top is None:
+        print("The story of the day: no account is ranked yet (is something writing the case "
+              f"store?); the page: {api}/ui/")
+        print()
         return
     account = urllib.parse.quote(str(top["account_id"]), safe="")
     kind = "the top mule ring's account" if ring else "the riskiest account"

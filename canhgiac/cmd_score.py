@@ -1,7 +1,8 @@
 """`canhgiac score`: the real-time scorer; runs until SIGTERM/SIGINT (then checkpoints, exit 0).
 
-Composition root: builds the model provider (MLflow alias, or a local model directory) and the
-case-store sink, and hands them to :class:`streaming.scorer.Scorer`.
+Composition root: builds the model provider (MLflow alias, or a local model directory) and
+hands it to :class:`streaming.scorer.Scorer`. The scorer talks only to Kafka: the case store is
+a projection of its output topics (``canhgiac sink``, or inside ``canhgiac serve``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model URI or local model directory (default CANHGIAC_MODEL_URI)")
     parser.add_argument("--no-sink", action="store_true",
-                        help="do not write scored payments to the case store")
+                        help="no effect (kept for old scripts): the scorer no longer writes to "
+                             "the case store; the projection does")
 
 
 class DirectoryModelProvider:
@@ -79,11 +81,9 @@ class ModelInfoPublisher:
     """Wraps a model provider: every model the scorer loads is recorded in the case store, so
     the investigators' ``GET /v1/model`` shows the version, metrics and thresholds in force."""
 
-    def __init__(self, provider: Any, sink: Any,
-                 overrides: tuple[float | None, float | None] = (None, None)) -> None:
+    def __init__(self, provider: Any, sink: Any) -> None:
         self.provider = provider
         self.sink = sink
-        self.overrides = overrides  # CANHGIAC_REVIEW_THRESHOLD / _HOLD_THRESHOLD
 
     def current_version(self) -> str:
         return str(self.provider.current_version())
@@ -98,13 +98,7 @@ class ModelInfoPublisher:
                 metrics = {k: v for k, v in model.metadata.items()
                            if isinstance(v, int | float) and not isinstance(v, bool)}
             review, hold = model.thresholds
-            o_review, o_hold = self.overrides
-            # the thresholds the scorer applies: an operator's override wins over the model's
-            self.sink.set_model_info(str(version), metrics, {
-                "review": review if o_review is None else o_review,
-                "hold": hold if o_hold is None else o_hold,
-                "model_review": review, "model_hold": hold,
-                "review_overridden": o_review is not None, "hold_overridden": o_hold is not None})
+            self.sink.set_model_info(str(version), metrics, {"review": review, "hold": hold})
         except Exception:  # noqa: BLE001 - scoring must not stop for the investigators' page
             log.exception("could not record the model in the case store",
                           extra={"model_version": version})
@@ -126,14 +120,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streaming.scorer import Scorer  # noqa: PLC0415
 
     provider = model_provider(settings, args.model or settings.model_uri)
-    sink = None
-    if not args.no_sink:
-        from serving.store import CaseStore  # noqa: PLC0415
-
-        sink = CaseStore(settings.store_url)
-        provider = ModelInfoPublisher(provider, sink,
-                                      (settings.review_threshold, settings.hold_threshold))
-    scorer = Scorer(settings, provider, sink=sink)
+    scorer = Scorer(settings, provider)
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("stop requested; finishing the batch", extra={"signal": signum})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from canhgiac.cli import port_number
 from canhgiac.settings import Settings
 
 HELP = "serve the investigator API and web page"
@@ -12,8 +13,8 @@ HELP = "serve the investigator API and web page"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="bind address (default CANHGIAC_API_HOST)")
-    parser.add_argument("--port", type=int, default=None,
-                        help="port (default CANHGIAC_API_PORT)")
+    parser.add_argument("--port", type=port_number, default=None,
+                        help="port, 1-65535 (default CANHGIAC_API_PORT)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the port (default 1)")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from canhgiac.settings import Settings
@@ -32,6 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(URL default: CANHGIAC_CASE_STORE_URL)")
     parser.add_argument("--no-register", action="store_true",
                         help="evaluate only: no MLflow run, no registry version")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse the data directory at its first row that breaks the "
+                             "contract (default: set such rows aside and train on the rest)")
+    parser.add_argument("--max-rejects", type=float, default=0.001, metavar="SHARE",
+                        help="largest share of rows that may be set aside (default 0.001)")
+    parser.add_argument("--rejects", metavar="FILE", default=None,
+                        help="CSV of the rows set aside (default: "
+                             "CANHGIAC_DATA_DIR/rejects/train-<time>.csv)")
     g = parser.add_argument_group("time windows (days)")
     g.add_argument("--warmup-days", type=float, default=7.0)
     g.add_argument("--valid-days", type=float, default=14.0)
@@ -93,12 +103,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.case_store is not None:
         extra = tuple(_case_store_labels(args.case_store or settings.store_url))
         print(f"investigators' outcomes: {len(extra)} labels from the case store")
+    if not 0 <= args.max_rejects <= 1:
+        raise UsageError(f"--max-rejects must be a share between 0 and 1, got {args.max_rejects}")
+    rejects_path = Path(args.rejects) if args.rejects else (
+        settings.data_dir / "rejects" / f"train-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv")
     options = TrainOptions(seed=seed, split=split, model=model, register=not args.no_register,
-                           promote=args.promote, extra_labels=extra)
+                           promote=args.promote, extra_labels=extra, strict=args.strict,
+                           max_reject_share=args.max_rejects, rejects_path=rejects_path)
     try:
         result = train(args.data, settings, options)
     except (DataDirError, DatasetError) as exc:
+        if rejects_path.exists():
+            print(f"rows set aside: see {rejects_path}", file=sys.stderr)
         raise UsageError(str(exc).splitlines()[0]) from None
+    if result.rejects:
+        print(f"rejected rows: {len(result.rejects):,} of {result.n_rows:,} broke the contract "
+              f"and were set aside (file, row, column, reason in {rejects_path})")
 
     s = result.dataset.summary
     print(f"data: {s['n_payments']:,} payments; train {s['n_train']:,} "

@@ -6,6 +6,7 @@ Built once in the composition root (:mod:`canhgiac.cli`) and passed down explici
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,7 +31,19 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
 
+    topic_partitions: int = Field(4, ge=1, le=10_000,
+                                  description="Partitions of every topic the service creates")
+    topic_replication: int = Field(1, ge=1, le=32,
+                                   description="Replication factor of the topics it creates")
+
     # scorer
+    start_from: Literal["latest", "earliest"] = Field(
+        "latest", description="Where a partition with no checkpoint and no committed group "
+        "offset starts: latest (state warmed by the look-back, no outputs for it) or earliest "
+        "(score the whole retained history)")
+    warmup_lookback_s: float = Field(
+        30 * 86400.0, ge=0, description="History replayed into the state, without outputs, "
+        "before a partition's start point when it has no usable checkpoint")
     batch_size: int = Field(500, ge=1, le=100_000)
     poll_wait_ms: int = Field(5, ge=0, le=10_000, description="Max wait of one poll")
     fetch_max_wait_ms: int = Field(5, ge=0, le=10_000, description="Broker fetch wait")
@@ -40,8 +53,16 @@ class Settings(BaseSettings):
     max_poll_interval_ms: int = Field(300_000, ge=1_000)
     session_timeout_ms: int = Field(10_000, ge=1_000)
     allowed_lateness_s: float = Field(300.0, ge=0)
+    stall_after_s: float = Field(
+        30.0, gt=0, description="A partition whose high-water mark grows while its position "
+        "does not move for this long is logged, counted and re-fetched")
+    max_clock_skew_s: float = Field(
+        300.0, ge=0, description="An event dated further ahead of its Kafka record timestamp "
+        "(or of the wall clock) is dead-lettered as 'from the future'")
     model_poll_interval_s: float = Field(30.0, gt=0, description="How often to check @champion")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus port; 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds "
+                              "(0.0.0.0 to let a Prometheus on another host scrape it)")
     review_threshold: float | None = Field(None, ge=0, le=1, description="Override the model's")
     hold_threshold: float | None = Field(None, ge=0, le=1, description="Override the model's")
 

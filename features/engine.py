@@ -58,6 +58,7 @@ class EngineStats:
     duplicates: int = 0
     too_late: int = 0
     reordered: int = 0  # accepted late events that triggered an account rebuild
+    late_scored: int = 0  # too-late payments scored on the account's state (not applied)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -590,6 +591,28 @@ class FeatureEngine:
                   payment.counterparty_account)
         vector = self._rebuild(payment.account_id, acct, record, payment)
         assert vector is not None
+        return vector
+
+    def score_late(self, payment: Payment) -> FeatureVector | None:
+        """The features of a payment that :meth:`on_payment` refused as later than the allowed
+        lateness, so that it still gets a decision: computed on the account's current retained
+        history with the payment placed at its event time, as if it had arrived in time. The
+        state is not changed (the payment is not applied). None for a duplicate ``event_id``
+        still inside the lateness horizon (its score was given when it first arrived)."""
+        acct = self._accounts.get(payment.account_id)
+        if acct is None:
+            acct = _Account()
+        recent = acct.recent
+        if recent is not None and payment.event_id in recent:
+            return None
+        # a variable-length tuple type: boxed once, so the replay finds it by identity (a
+        # fixed-length one is unboxed by the compiled build and boxed anew at each use)
+        record: tuple[Any, ...] = ("p", payment.t, payment.direction == "debit",
+                                   payment.amount, payment.counterparty_account)
+        rows = acct.raw_history()
+        rows.insert(_bisect_right([r[1] for r in rows], record[1]), record)
+        vector = self._replay_into(_Account(), rows, target=(record, payment))
+        self.stats.late_scored += 1
         return vector
 
     def n_accounts(self) -> int:

@@ -147,9 +147,10 @@ def parse_json(raw: bytes) -> dict[str, Any]:
 
     Fast path: orjson (strict JSON, no NaN/Infinity). orjson keeps the last of duplicate keys
     silently, so its result is accepted only when duplicates are impossible: one object (no
-    nesting) and no key's quoted name appearing twice in the bytes. Anything else, including
-    every orjson error, goes through the strict stdlib parser, which names the problem."""
-    if len(raw) <= MAX_EVENT_BYTES and raw.count(b"{") == 1:
+    nesting, no array) and no key's quoted name appearing twice in the bytes. Anything else,
+    including every orjson error, goes through the strict stdlib parser, which names the
+    problem and refuses what orjson could not write back."""
+    if len(raw) <= MAX_EVENT_BYTES and raw.count(b"{") == 1 and b"[" not in raw:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -177,8 +178,14 @@ def _parse_json_strict(raw: bytes) -> dict[str, Any]:
         raise _Invalid("", f"not valid JSON: {exc.msg} at {where}") from None
     except RecursionError:
         raise _Invalid("", "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than the parser's digit limit
+        raise _Invalid("", f"not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise _Invalid("", f"expected a JSON object, got {type(obj).__name__}")
+    try:  # what orjson cannot write back (a lone surrogate, an integer beyond 64 bits) would
+        orjson.dumps(obj)  # fail later, in an output: refuse it here, with the reason
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise _Invalid("", f"not representable: {exc}") from None
     return obj
 
 
@@ -239,6 +246,10 @@ def parse_timestamp(value: Any, name: str = "ts") -> datetime:
         raise _Invalid(name, f"'{value[:40]}' is not an RFC 3339 date-time") from None
     if parsed.tzinfo is None:
         raise _Invalid(name, f"'{value[:40]}' has no timezone offset (add Z or +07:00)")
+    try:
+        parsed.timestamp()
+    except (OverflowError, ValueError):
+        raise _Invalid(name, f"'{value[:40]}' is out of range") from None
     return parsed
 
 
@@ -407,12 +418,23 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 
 def from_mapping(kind: str, d: Mapping[str, Any], raw: bytes = b"") -> Any:
-    """Build the event of contract ``kind`` from a mapping; a :class:`Rejection` if invalid."""
+    """Build the event of contract ``kind`` from a mapping; a :class:`Rejection` if invalid.
+    Never raises for bad input: anything unexpected is a rejection naming the exception."""
     try:
         # the readers take a dict: a compiled build then reads it with native dict lookups
         return _BUILDERS[kind](d if type(d) is dict else dict(d))
     except _Invalid as exc:
         return Rejection(kind, exc.field, exc.reason, raw)
+    except Exception as exc:  # noqa: BLE001 - one record must never stop a stream
+        return Rejection(kind, "", unexpected(exc), raw)
+
+
+def unexpected(exc: BaseException) -> str:
+    """The reason for a record that raised where no rule expected it: class and message."""
+    message = str(exc)
+    if len(message) > 300:
+        message = message[:300] + "…"
+    return f"unexpected {type(exc).__name__}: {message}"
 
 
 def decode(kind: str, raw: bytes | None) -> Any:
@@ -421,10 +443,15 @@ def decode(kind: str, raw: bytes | None) -> Any:
         raise ValueError(f"unknown event kind {kind!r}")
     if raw is None:
         return Rejection(kind, "", "empty message (tombstone)", b"")
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        return Rejection(kind, "", f"message value is {type(raw).__name__}, not bytes", b"")
+    raw = bytes(raw)
     try:
         d = parse_json(raw)
     except _Invalid as exc:
         return Rejection(kind, exc.field, exc.reason, raw)
+    except Exception as exc:  # noqa: BLE001 - one record must never stop a stream
+        return Rejection(kind, "", unexpected(exc), raw)
     return from_mapping(kind, d, raw)
 
 

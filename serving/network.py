@@ -138,16 +138,16 @@ def score_histogram(conn: Connection, bins: int) -> dict[str, Any]:
 
 def thresholds(info: dict[str, Any] | None, review: float | None,
                hold: float | None) -> dict[str, Any]:
-    """The thresholds in force: those the scorer recorded (the model's, or the operator's
-    override it applies), unless this process is given an override of its own."""
+    """The thresholds in force: those recorded with the model in use (``review``/``hold`` as
+    applied; ``model_review``/``model_hold`` the model's own when the publisher adds them),
+    unless this process is given an operator's override of its own."""
     recorded = (info or {}).get("thresholds") or {}
     r_review, r_hold = recorded.get("review"), recorded.get("hold")
     m_review = recorded.get("model_review", r_review)
     m_hold = recorded.get("model_hold", r_hold)
+    in_review = review if review is not None else r_review
+    in_hold = hold if hold is not None else r_hold
     return {
-        "review": review if review is not None else r_review,
-        "hold": hold if hold is not None else r_hold,
-        "model_review": m_review, "model_hold": m_hold,
-        "review_overridden": review is not None or bool(recorded.get("review_overridden")),
-        "hold_overridden": hold is not None or bool(recorded.get("hold_overridden")),
+        "review": in_review, "hold": in_hold, "model_review": m_review, "model_hold": m_hold,
+        "review_overridden": in_review != m_review, "hold_overridden": in_hold != m_hold,
     }

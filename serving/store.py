@@ -1,7 +1,9 @@
-"""The case store: the scorer's sink (``RiskSink`` in docs/INTERFACES.md) and the API's database.
+"""The case store: a projection of the topics (written by :mod:`serving.projection`) and the
+API's database.
 
-Writes are batched (one transaction per call) and idempotent (events are keyed by
-``event_id``; per-account risk is recomputed from the stored events). Every write transaction
+The projection's writes are batched (:meth:`CaseStore.write_batch`: one transaction per batch)
+and idempotent (events are keyed by ``event_id``; per-account risk is recomputed from the
+stored events), so a batch replayed after a crash changes nothing. Every write transaction
 bumps a store *version*, which keys the API's response cache.
 """
 
@@ -9,21 +11,22 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Connection, Engine, event, select, text, update
 
-from features.events import Account, Label, Login
+from features.events import Account, Label, Login, Rejection
+from models.model_info import ModelInfo
+from models.scored import ScoredPayment, scored_from_mapping
 from serving import casedb, keys, reads
 from serving import tables as T
-from serving.db import BUSY_TIMEOUT_MS, epoch, make_engine, now, upsert, writer
+from serving.db import BUSY_TIMEOUT_MS, make_engine, now, upsert, writer
 from serving.risk import refresh_foreign, refresh_scores
 from serving.typology import KEY_FEATURES
 
@@ -39,9 +42,14 @@ class Versions(NamedTuple):
 class CaseStore:
     """SQLAlchemy 2.0 store. ``url``: SQLite file (WAL) by default, PostgreSQL by URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_ms: int | None = None) -> None:
+        """``busy_timeout_ms``: how long a SQLite write waits for another writer's lock before
+        failing (default ``serving.db.BUSY_TIMEOUT_MS``); the projection waits less and
+        retries with backoff, so that a long lock shows in its logs and metrics."""
         self.url = url
         self.engine = make_engine(url)
+        if busy_timeout_ms is not None and self.engine.dialect.name == "sqlite":
+            _set_busy_timeout(self.engine, busy_timeout_ms)
         self._writer = writer(self.engine)
         T.metadata.create_all(self.engine)
         self._version_lock = threading.Lock()
@@ -90,63 +98,88 @@ class CaseStore:
             conn.execute(text("SELECT 1")).scalar_one()
         return True
 
-    # ------------------------------------------------------------------ the scorer's sink
-    def write_scored(self, records: list[dict[str, Any]]) -> None:
-        rows = []
+    # ------------------------------------------------------------------ the projection's writes
+    def write_batch(self, *, accounts: Sequence[Account] = (), logins: Sequence[Login] = (),
+                    scored: Sequence[ScoredPayment] = (),
+                    model_info: ModelInfo | None = None) -> bool:
+        """Write one batch of the case-store projection in ONE transaction (one version bump).
+
+        Idempotent: scored payments and logins are keyed by ``event_id`` (a replay inserts
+        nothing), accounts are upserted (the latest record wins), the model info only replaces
+        an older one (by ``loaded_at``), and per-account risk is recomputed from the stored
+        events. Returns False when there was nothing to write."""
+        account_rows = _account_rows(accounts)
+        login_rows = _login_rows(logins)
+        scored_rows = list({sp.event_id: _scored_row(sp) for sp in scored}.values())
+        if not (account_rows or login_rows or scored_rows or model_info):
+            return False
+        with self.write() as conn:
+            if account_rows:
+                stmt = upsert(self.engine, T.accounts)
+                conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["account_id"],
+                    set_={c: stmt.excluded[c] for c in account_rows[0] if c != "account_id"},
+                ), account_rows)
+            if login_rows:
+                conn.execute(upsert(self.engine, T.logins).on_conflict_do_nothing(), login_rows)
+            if scored_rows:
+                conn.execute(upsert(self.engine, T.scored).on_conflict_do_nothing(),
+                             scored_rows)
+            if model_info is not None:
+                self._model_info(conn, model_info.version, dict(model_info.metrics),
+                                 dict(model_info.thresholds), model_info.loaded_at.timestamp())
+            touched_foreign = {r["account_id"] for r in account_rows}
+            touched_foreign.update(r["account_id"] for r in login_rows)
+            if touched_foreign:
+                refresh_foreign(self.engine, conn, touched_foreign)
+            touched_scores = {r["account_id"] for r in scored_rows}
+            if account_rows:  # a new profile can change an account's type in the ranking
+                touched_scores.update(r["account_id"] for r in account_rows)
+            if touched_scores:
+                refresh_scores(self.engine, conn, touched_scores)
+        log.debug("projection batch written", extra={
+            "accounts": len(account_rows), "logins": len(login_rows),
+            "scored": len(scored_rows)})
+        return True
+
+    def write_scored(self, records: Sequence[ScoredPayment | Mapping[str, Any]]) -> None:
+        """Scored payments; a mapping (the JSON object of ``payments.scored``) is validated
+        like :func:`models.scored.decode_scored` and skipped with a warning when invalid."""
+        payments: list[ScoredPayment] = []
         for record in records:
-            try:
-                rows.append(_scored_row(record))
-            except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(record, ScoredPayment):
+                payments.append(record)
+                continue
+            sp = scored_from_mapping(record)
+            if isinstance(sp, Rejection):
                 log.warning("scored record skipped", extra={
-                    "event_id": record.get("event_id"), "error": repr(exc)})
-        if not rows:
-            return
-        unique = list({r["event_id"]: r for r in rows}.values())
-        with self.write() as conn:
-            conn.execute(upsert(self.engine, T.scored).on_conflict_do_nothing(), unique)
-            refresh_scores(self.engine, conn, (r["account_id"] for r in unique))
-        log.debug("scored written", extra={"records": len(unique)})
+                    "event_id": str(record.get("event_id"))[:128]
+                    if isinstance(record, Mapping) else None, "error": sp.message()})
+            else:
+                payments.append(sp)
+        self.write_batch(scored=payments)
 
-    def write_logins(self, logins: list[Login]) -> None:
-        if not logins:
-            return
-        rows = list({lg.event_id: {
-            "event_id": lg.event_id, "account_id": lg.account_id, "event_t": lg.t,
-            "success": lg.success, "ip": lg.ip, "country": lg.country,
-            "device_id": lg.device_id, "channel": lg.channel,
-        } for lg in logins}.values())
-        with self.write() as conn:
-            conn.execute(upsert(self.engine, T.logins).on_conflict_do_nothing(), rows)
-            refresh_foreign(self.engine, conn, (r["account_id"] for r in rows))
+    def write_logins(self, logins: Sequence[Login]) -> None:
+        self.write_batch(logins=logins)
 
-    def upsert_accounts(self, accounts: list[Account]) -> None:
-        if not accounts:
-            return
-        rows = list({a.account_id: {
-            "account_id": a.account_id, "customer_id": a.customer_id, "type": a.type,
-            "opened_at": a.opened_at.timestamp(), "kyc_country": a.kyc_country,
-            "birth_year": a.birth_year,
-            "registered_at": a.registered_at.timestamp() if a.registered_at else None,
-            "segment": a.segment,
-        } for a in accounts}.values())
-        stmt = upsert(self.engine, T.accounts)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["account_id"],
-            set_={c: stmt.excluded[c] for c in rows[0] if c != "account_id"},
-        )
-        with self.write() as conn:
-            conn.execute(stmt, rows)
-            refresh_foreign(self.engine, conn, (r["account_id"] for r in rows))
+    def upsert_accounts(self, accounts: Sequence[Account]) -> None:
+        self.write_batch(accounts=accounts)
 
     def set_model_info(self, version: str, metrics: dict[str, Any],
-                       thresholds: dict[str, Any]) -> None:
+                       thresholds: dict[str, Any], at: float | None = None) -> None:
+        """Record the model in force; ``at`` (when it was loaded, default now) keeps an older
+        record from replacing a newer one."""
+        with self.write() as conn:
+            self._model_info(conn, version, metrics, thresholds, now() if at is None else at)
+
+    def _model_info(self, conn: Connection, version: str, metrics: dict[str, Any],
+                    thresholds: dict[str, Any], at: float) -> None:
         stmt = upsert(self.engine, T.model_info)
         values = {"id": 1, "version": version, "metrics": json.dumps(metrics),
-                  "thresholds": json.dumps(thresholds), "updated_at": now()}
-        stmt = stmt.values(values).on_conflict_do_update(
-            index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"})
-        with self.write() as conn:
-            conn.execute(stmt)
+                  "thresholds": json.dumps(thresholds), "updated_at": at}
+        conn.execute(stmt.values(values).on_conflict_do_update(
+            index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"},
+            where=T.model_info.c.updated_at <= stmt.excluded.updated_at))
 
     def model_info(self) -> dict[str, Any] | None:
         with self.read() as conn:
@@ -252,6 +285,12 @@ _VERSION_SQL = ("SELECT (SELECT value FROM meta WHERE key = 'version'), "
                 "(SELECT value FROM meta WHERE key = 'api')")
 
 
+def _set_busy_timeout(engine: Engine, ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _busy(dbapi_conn: Any, _record: Any) -> None:  # runs after serving.db's own hook
+        dbapi_conn.execute(f"PRAGMA busy_timeout={int(ms)}")
+
+
 def _raw_sqlite(engine: Engine) -> sqlite3.Connection | None:
     """A dedicated autocommit connection for the version read (no pool, no BEGIN)."""
     if engine.dialect.name != "sqlite" or not engine.url.database:
@@ -262,38 +301,35 @@ def _raw_sqlite(engine: Engine) -> sqlite3.Connection | None:
     return conn
 
 
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _reason(reason: dict[str, Any]) -> dict[str, Any]:
-    """A reason with NaN/inf numbers as null, so that stored JSON stays valid JSON."""
-    return {"feature": str(reason.get("feature", "")), "value": _num(reason.get("value")),
-            "contribution": _num(reason.get("contribution")), "text": reason.get("text")}
-
-
-def _scored_row(r: dict[str, Any]) -> dict[str, Any]:
-    p = r.get("payment") or {}
-    features = r.get("features") or {}
-    score = _num(r["score"])
-    if score is None or not 0.0 <= score <= 1.0:
-        raise ValueError(f"score {r['score']!r} is not in 0..1")
+def _scored_row(sp: ScoredPayment) -> dict[str, Any]:
     return {
-        "event_id": str(r["event_id"]), "account_id": str(r["account_id"]),
-        "event_t": epoch(r["ts"]), "score": score, "decision": str(r["decision"]),
-        "reasons": orjson.dumps([_reason(x) for x in r.get("reasons") or []]).decode(),
-        "model_version": str(r.get("model_version", "")),
-        "scored_at": epoch(r["scored_at"]) if r.get("scored_at") else now(),
-        "direction": p.get("direction", "debit"), "amount": float(p.get("amount", 0.0)),
-        "currency": p.get("currency", "VND"),
-        "counterparty_account": p.get("counterparty_account", ""),
-        "counterparty_bank": p.get("counterparty_bank", ""),
-        "channel": p.get("channel", ""), "country": p.get("country"), "ip": p.get("ip"),
-        "device_id": p.get("device_id"), "description": p.get("description"),
-        "features": orjson.dumps({k: _num(features[k]) for k in KEY_FEATURES
-                                  if k in features}).decode(),
+        "event_id": sp.event_id, "account_id": sp.account_id, "event_t": sp.t,
+        "score": sp.score, "decision": sp.decision,
+        "reasons": orjson.dumps([r.to_dict() for r in sp.reasons]).decode(),
+        "model_version": sp.model_version, "scored_at": sp.scored_at.timestamp(),
+        "direction": sp.direction, "amount": sp.amount, "currency": sp.currency,
+        "counterparty_account": sp.counterparty_account,
+        "counterparty_bank": sp.counterparty_bank, "channel": sp.channel,
+        "country": sp.country, "ip": sp.ip, "device_id": sp.device_id,
+        "description": sp.description,
+        "features": orjson.dumps({k: sp.features[k] for k in KEY_FEATURES
+                                  if k in sp.features}).decode(),
     }
+
+
+def _login_rows(logins: Sequence[Login]) -> list[dict[str, Any]]:
+    return list({lg.event_id: {
+        "event_id": lg.event_id, "account_id": lg.account_id, "event_t": lg.t,
+        "success": lg.success, "ip": lg.ip, "country": lg.country,
+        "device_id": lg.device_id, "channel": lg.channel,
+    } for lg in logins}.values())
+
+
+def _account_rows(accounts: Sequence[Account]) -> list[dict[str, Any]]:
+    return list({a.account_id: {
+        "account_id": a.account_id, "customer_id": a.customer_id, "type": a.type,
+        "opened_at": a.opened_at.timestamp(), "kyc_country": a.kyc_country,
+        "birth_year": a.birth_year,
+        "registered_at": a.registered_at.timestamp() if a.registered_at else None,
+        "segment": a.segment,
+    } for a in accounts}.values())

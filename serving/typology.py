@@ -19,27 +19,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from models.scored import STORE_FEATURES
+
 TYPOLOGIES = ("account_takeover", "shell_business", "mule", "scam_victim", "unusual_activity")
 
-# The features the store keeps per scored payment (for typology, evidence and the detail page).
-KEY_FEATURES = (
-    "amount_ratio_median_30d",
-    "first_payment_to_cp",
-    "is_debit",
-    "is_business",
-    "distinct_senders_24h",
-    "distinct_senders_7d",
-    "pass_through_24h",
-    "mean_dwell_secs_7d",
-    "foreign_logins_24h",
-    "foreign_logins_7d",
-    "distinct_login_countries_7d",
-    "session_foreign",
-    "new_device_24h",
-    "failed_logins_24h",
-    "cp_flagged",
-    "account_age_days",
-)
+# The features the store keeps per scored payment (for typology, evidence and the detail page):
+# one list, owned by the scored-payment contract.
+KEY_FEATURES = STORE_FEATURES
 
 
 def feature_value(features: Mapping[str, float], name: str) -> float:

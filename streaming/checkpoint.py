@@ -1,17 +1,26 @@
 """Feature-state checkpoints kept in Kafka itself, so any scorer on any machine can take over.
 
-Topic ``<prefix>scorer.checkpoints`` (one partition, compacted). A checkpoint of partition
-``p`` is the feature engine's ``snapshot()`` bytes plus the offsets of the first payment and
-login of ``p`` NOT yet applied to that state (and the model version, for the record):
+Topic ``<prefix>scorer.checkpoints`` (compacted). Input partition ``p`` of consumer group ``g``
+checkpoints into partition ``p % n`` of the topic (``n`` its partition count; the service
+creates it with as many partitions as the inputs, but any count works). One checkpoint is:
 
-* the state is split in chunks (Kafka messages are limited to ~1 MB) keyed ``p/<id>/<i>``;
-* then a manifest keyed ``p`` (JSON: id, chunk count, offsets, model version, time) is
-  written; a checkpoint exists only once its manifest is durable, so a crash while writing
-  leaves the previous one intact;
-* after the manifest, the previous checkpoint's chunk keys are deleted with tombstones and
-  compaction keeps the topic at about one checkpoint per partition.
+1. the feature engine's ``snapshot()`` bytes in chunks (a Kafka message is limited to ~1 MB),
+   keyed ``["c", g, p, id, i]``, written and acknowledged first;
+2. then the manifest, keyed ``["m", g, p]`` (JSON: id, the chunks' offsets, the offsets of the
+   first payment and login of ``p`` NOT yet applied to the state, the first payment offset to
+   emit outputs for, the feature version, the model version, time). A checkpoint exists only
+   once its manifest is durable, so a crash while writing leaves the previous one intact;
+3. after the manifest, the previous checkpoint's chunks are deleted with tombstones and
+   compaction keeps about one checkpoint per group and partition.
 
-Readers read the topic in order and keep, per partition, the newest manifest and its chunks.
+Keys carry the group: a second group on the same topics (a shadow scorer) never reads or
+overwrites another group's checkpoints.
+
+Restore does not read the topic from its start. It reads each checkpoint partition backwards
+from its end, in windows that double, until it has the newest manifest of every partition it
+wants (or reaches the beginning), then reads the chunks at the offsets that manifest names
+(offsets survive compaction). Its cost follows one round of checkpoints, not the number ever
+written.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_TOPIC = "scorer.checkpoints"
 CHUNK_BYTES = 512 * 1024
+FIRST_WINDOW = 64  # records read at the end of a checkpoint partition before looking further
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,154 +54,215 @@ class Checkpoint:
     model_version: str | None
     created_at: str
     state: bytes
+    emit_from: int | None = None  # payments before this offset warm the state, no outputs
+    feature_version: str | None = None
 
     @classmethod
     def new(
         cls, partition: int, state: bytes, offsets: dict[str, int | None],
-        model_version: str | None,
+        model_version: str | None, emit_from: int | None = None,
+        feature_version: str | None = None,
     ) -> Checkpoint:
         return cls(
             partition=partition, ckpt_id=uuid.uuid4().hex[:16],
             payments_offset=offsets.get("payments"), logins_offset=offsets.get("logins"),
             model_version=model_version, created_at=format_ts(datetime.now(UTC)), state=state,
+            emit_from=emit_from, feature_version=feature_version,
         )
 
     def chunks(self, size: int = CHUNK_BYTES) -> list[bytes]:
         n = max(1, -(-len(self.state) // size))
         return [self.state[i * size:(i + 1) * size] for i in range(n)]
 
-    def manifest(self, n_chunks: int) -> dict[str, Any]:
+    def manifest(self, chunk_offsets: list[int]) -> dict[str, Any]:
         return {
-            "partition": self.partition, "id": self.ckpt_id, "chunks": n_chunks,
-            "size": len(self.state), "payments_offset": self.payments_offset,
-            "logins_offset": self.logins_offset, "model_version": self.model_version,
-            "created_at": self.created_at,
+            "partition": self.partition, "id": self.ckpt_id, "chunks": len(chunk_offsets),
+            "chunk_offsets": chunk_offsets, "size": len(self.state),
+            "payments_offset": self.payments_offset, "logins_offset": self.logins_offset,
+            "emit_from": self.emit_from, "feature_version": self.feature_version,
+            "model_version": self.model_version, "created_at": self.created_at,
         }
 
-
-def chunk_key(partition: int, ckpt_id: str, i: int) -> str:
-    return f"{partition}/{ckpt_id}/{i}"
-
-
-class CheckpointState:
-    """The newest complete checkpoint per partition, from the topic's records in order (pure)."""
-
-    def __init__(self) -> None:
-        self._manifests: dict[int, dict[str, Any]] = {}
-        self._chunks: dict[str, bytes] = {}
-
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            return
-        k = key.decode()
-        if "/" in k:
-            if value is None:
-                self._chunks.pop(k, None)
-            else:
-                self._chunks[k] = value
-            return
-        if value is None:
-            self._manifests.pop(int(k), None)
-            return
-        manifest = orjson.loads(value)
-        p = int(manifest["partition"])
-        old = self._manifests.get(p)
-        self._manifests[p] = manifest
-        if old is not None and old["id"] != manifest["id"]:
-            for i in range(int(old["chunks"])):
-                self._chunks.pop(chunk_key(p, old["id"], i), None)
-
-    def manifest(self, partition: int) -> dict[str, Any] | None:
-        return self._manifests.get(partition)
-
-    def latest(self, partition: int) -> Checkpoint | None:
-        m = self._manifests.get(partition)
-        if m is None:
-            return None
-        parts = [self._chunks.get(chunk_key(partition, m["id"], i)) for i in range(m["chunks"])]
-        if any(c is None for c in parts):
-            log.error("checkpoint chunks missing; ignoring it",
-                      extra={"partition": partition, "checkpoint": m["id"]})
-            return None
-        state = b"".join(c for c in parts if c is not None)
-        return Checkpoint(
-            partition=partition, ckpt_id=m["id"], payments_offset=m["payments_offset"],
-            logins_offset=m["logins_offset"], model_version=m.get("model_version"),
-            created_at=m["created_at"], state=state,
+    @classmethod
+    def from_manifest(cls, m: dict[str, Any], state: bytes) -> Checkpoint:
+        return cls(
+            partition=int(m["partition"]), ckpt_id=str(m["id"]),
+            payments_offset=m["payments_offset"], logins_offset=m["logins_offset"],
+            model_version=m.get("model_version"), created_at=m["created_at"], state=state,
+            emit_from=m.get("emit_from"), feature_version=m.get("feature_version"),
         )
+
+
+def manifest_key(group: str, partition: int) -> bytes:
+    return orjson.dumps(["m", group, partition])
+
+
+def chunk_key(group: str, partition: int, ckpt_id: str, i: int) -> bytes:
+    return orjson.dumps(["c", group, partition, ckpt_id, i])
+
+
+def parse_manifest(key: bytes | None, value: bytes | None, group: str) -> dict[str, Any] | None:
+    """The manifest in a checkpoint record of ``group``, or None (a chunk, a tombstone, another
+    group's record, a record of an older layout, or a malformed one — never an exception)."""
+    if key is None or value is None or not key.startswith(b'["m",'):
+        return None
+    try:
+        k = orjson.loads(key)
+        if not (isinstance(k, list) and len(k) == 3 and k[1] == group):
+            return None
+        m = orjson.loads(value)
+        if (not isinstance(m, dict) or m.get("partition") != k[2]
+                or not isinstance(m.get("chunk_offsets"), list)
+                or not all(isinstance(o, int) for o in m["chunk_offsets"])
+                or not isinstance(m.get("id"), str)):
+            raise ValueError("manifest fields missing or of the wrong type")
+        for name in ("payments_offset", "logins_offset", "emit_from"):
+            if m.get(name) is not None and not isinstance(m[name], int):
+                raise ValueError(f"{name} is not an offset")
+        return m
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+        log.warning("malformed checkpoint manifest ignored",
+                    extra={"key": key[:200].decode("utf-8", "replace"), "error": repr(exc)})
+        return None
 
 
 class CheckpointStore:
-    """Writes checkpoints through the scorer's producer; reads them with its own consumer."""
+    """Writes checkpoints through the scorer's producer; restores them with its own consumer."""
 
     def __init__(
         self, topic: str, producer: KafkaProducer, client_config: dict[str, object],
+        group: str,
     ) -> None:
         self.topic = topic
+        self.group = group
         self.producer = producer
-        self.state = CheckpointState()
-        self._tp = TopicPartition(topic, 0)
-        self._reader = KafkaConsumer(
+        self.reader = KafkaConsumer(
             **client_config, enable_auto_commit=False, group_id=None,
-            fetch_max_wait_ms=10, max_partition_fetch_bytes=4 * CHUNK_BYTES,
+            fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * CHUNK_BYTES,
         )
-        self._reader.assign([self._tp])
-        self._reader.seek_to_beginning(self._tp)
-        self._reader.pause(self._tp)  # fetch only while catching up
-        self._next = 0
-        self._written: dict[int, tuple[str, int]] = {}
+        parts = self.reader.partitions_for_topic(topic)
+        if not parts:
+            raise RuntimeError(f"checkpoint topic {topic} does not exist")
+        self.n_partitions = len(parts)
+        self._written: dict[int, tuple[str, list[int]]] = {}  # p -> (id, chunk offsets)
+        self.records_read = 0  # by restores (tests and the benchmark look at it)
 
-    def catch_up(self, timeout_s: float = 30.0) -> None:
-        """Read the checkpoint topic to its current end."""
-        end = self._reader.end_offsets([self._tp])[self._tp]
+    def tp(self, partition: int) -> TopicPartition:
+        return TopicPartition(self.topic, partition % self.n_partitions)
+
+    # ------------------------------------------------------------------ restore
+    def restore(self, partitions: list[int], timeout_s: float = 60.0) -> dict[int, Checkpoint]:
+        """The newest complete checkpoint of each of ``partitions`` that has one."""
         deadline = time.monotonic() + timeout_s
-        self._reader.resume(self._tp)
-        try:
-            while True:
-                hw = self._reader.highwater(self._tp)
-                # ListOffsets may undercount on some brokers (newest batch's base offset + 1):
-                # stop at the fetched high-water mark once it is known
-                if self._next >= max(end, hw or 0) and (hw is not None or self._next >= end):
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"checkpoint topic not read to its end in {timeout_s}s")
-                for records in self._reader.poll(timeout_ms=100).values():
-                    for r in records:
-                        self.state.apply(r.key, r.value)
-                        self._next = r.offset + 1
-        finally:
-            self._reader.pause(self._tp)
+        by_tp: dict[TopicPartition, set[int]] = {}
+        for p in partitions:
+            by_tp.setdefault(self.tp(p), set()).add(p)
+        out: dict[int, Checkpoint] = {}
+        for tp, wanted in by_tp.items():
+            for p, m in self._newest_manifests(tp, wanted, deadline).items():
+                ckpt = self._load(tp, m, deadline)
+                if ckpt is not None:
+                    out[p] = ckpt
+                    self._written[p] = (ckpt.ckpt_id, list(m["chunk_offsets"]))
+        return out
 
-    def latest(self, partition: int) -> Checkpoint | None:
-        return self.state.latest(partition)
+    def _newest_manifests(self, tp: TopicPartition, wanted: set[int],
+                          deadline: float) -> dict[int, dict[str, Any]]:
+        begin = self.reader.beginning_offsets([tp])[tp]
+        end = self.reader.end_offsets([tp])[tp]
+        found: dict[int, dict[str, Any]] = {}
+        window = FIRST_WINDOW
+        lo, hi = max(begin, end - window), None  # hi None: to the high-water mark
+        while True:
+            for r in reversed(self._read(tp, lo, hi, deadline)):
+                m = parse_manifest(r.key, r.value, self.group)
+                if m is not None and m["partition"] in wanted and m["partition"] not in found:
+                    found[m["partition"]] = m
+            if len(found) == len(wanted) or lo <= begin:
+                return found
+            window *= 2
+            lo, hi = max(begin, lo - window), lo
 
+    def _read(self, tp: TopicPartition, lo: int, hi: int | None, deadline: float) -> list[Any]:
+        """The records of ``tp`` from offset ``lo`` up to ``hi`` (excluded), or with ``hi``
+        None up to the high-water mark the first fetch reports (ListOffsets can undercount on
+        some brokers, so the log-end offset asked first is only a lower bound)."""
+        self.reader.assign([tp])
+        self.reader.seek(tp, lo)
+        target = self.reader.end_offsets([tp])[tp] if hi is None else hi
+        out: list[Any] = []
+        while True:
+            hw = self.reader.highwater(tp)
+            if hi is None and hw is not None:
+                target = max(target, hw)
+            if self.reader.position(tp) >= target and (hi is not None or hw is not None
+                                                        or target <= lo):
+                return out
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"checkpoint partition {tp.partition} not read in time")
+            for records in self.reader.poll(timeout_ms=100).values():
+                for r in records:
+                    if hi is None or r.offset < hi:
+                        out.append(r)
+                        self.records_read += 1
+
+    def _load(self, tp: TopicPartition, m: dict[str, Any], deadline: float) -> Checkpoint | None:
+        offsets: list[int] = m["chunk_offsets"]
+        p, ckpt_id = m["partition"], m["id"]
+        want = {chunk_key(self.group, p, ckpt_id, i): i for i in range(len(offsets))}
+        parts: list[bytes | None] = [None] * len(offsets)
+        if offsets:
+            for r in self._read(tp, min(offsets), max(offsets) + 1, deadline):
+                i = want.get(r.key) if r.key is not None else None
+                if i is not None and r.offset == offsets[i] and r.value is not None:
+                    parts[i] = r.value
+        if any(c is None for c in parts):
+            log.error("checkpoint chunks missing; ignoring it",
+                      extra={"partition": p, "checkpoint": ckpt_id})
+            return None
+        return Checkpoint.from_manifest(m, b"".join(c for c in parts if c is not None))
+
+    # ------------------------------------------------------------------ write
     def write(self, checkpoints: list[Checkpoint], timeout_s: float = 30.0) -> None:
-        """Write checkpoints and wait until they are durable, then drop the previous ones."""
-        manifests: list[tuple[Checkpoint, int]] = []
-        futures = []
+        """Write checkpoints and wait until they are durable, then drop the previous ones.
+        Steps: chunks, flushed and acknowledged (their offsets known); manifests naming them,
+        flushed and acknowledged; tombstones for the chunks of the checkpoints replaced."""
+        chunk_futures: list[tuple[Checkpoint, list[Any]]] = []
         for c in checkpoints:
-            chunks = c.chunks()
-            for i, chunk in enumerate(chunks):
-                futures.append(self.producer.send(
-                    self.topic, key=chunk_key(c.partition, c.ckpt_id, i).encode(), value=chunk))
-            manifests.append((c, len(chunks)))
-        for c, n in manifests:  # manifests after all chunks: a manifest never lacks its chunks
-            futures.append(self.producer.send(self.topic, key=str(c.partition).encode(),
-                                              value=orjson.dumps(c.manifest(n))))
+            futures = [
+                self.producer.send(self.topic, key=chunk_key(self.group, c.partition,
+                                                             c.ckpt_id, i),
+                                   value=chunk, partition=self.tp(c.partition).partition)
+                for i, chunk in enumerate(c.chunks())
+            ]
+            chunk_futures.append((c, futures))
         self.producer.flush(timeout=timeout_s)
-        for f in futures:  # flush() only logs a batch that failed after the retries
-            if f.failed():
-                raise KafkaError(f"checkpoint not written: {f.exception!r}")
-        for c, n in manifests:
+        manifests: list[tuple[Checkpoint, list[int], Any]] = []
+        for c, futures in chunk_futures:
+            offsets = [_acked(f).offset for f in futures]
+            manifests.append((c, offsets, self.producer.send(
+                self.topic, key=manifest_key(self.group, c.partition),
+                value=orjson.dumps(c.manifest(offsets)),
+                partition=self.tp(c.partition).partition)))
+        self.producer.flush(timeout=timeout_s)
+        for c, offsets, future in manifests:
+            _acked(future)
             prev = self._written.get(c.partition)
-            if prev is None:
-                m = self.state.manifest(c.partition)
-                prev = (m["id"], int(m["chunks"])) if m is not None else None
             if prev is not None and prev[0] != c.ckpt_id:
-                for i in range(prev[1]):
-                    self.producer.send(self.topic, key=chunk_key(c.partition, prev[0], i).encode(),
-                                       value=None)
-            self._written[c.partition] = (c.ckpt_id, n)
+                for i in range(len(prev[1])):
+                    self.producer.send(self.topic,
+                                       key=chunk_key(self.group, c.partition, prev[0], i),
+                                       value=None, partition=self.tp(c.partition).partition)
+            self._written[c.partition] = (c.ckpt_id, offsets)
 
     def close(self) -> None:
-        self._reader.close(autocommit=False)
+        self.reader.close(autocommit=False)
+
+
+def _acked(future: Any) -> Any:
+    """The record metadata of a flushed send; flush() only logs a batch that failed."""
+    if future.failed():
+        raise KafkaError(f"checkpoint not written: {future.exception!r}")
+    if not future.is_done:
+        raise KafkaError("checkpoint not acknowledged in time")
+    return future.value

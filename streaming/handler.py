@@ -12,14 +12,26 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from features.events import Login, Payment, Rejection, decode, format_ts, to_dict
+from features.events import (
+    Login,
+    Payment,
+    Rejection,
+    decode,
+    format_ts,
+    unexpected,
+    utc_from_epoch,
+)
 from features.replay import event_order_key
+from models.scored import ScoredPayment, ScoreReason
+from models.thresholds import decide
 from streaming.align import PartitionAligner
 
 if TYPE_CHECKING:
@@ -30,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOP_K_REASONS = 3
+DEFAULT_MAX_CLOCK_SKEW_S = 300.0
 
 
 class RawRecord(NamedTuple):
@@ -43,6 +56,7 @@ class RawRecord(NamedTuple):
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    polled_at: float = 0.0  # time.perf_counter() when the poll returned it (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,11 @@ class DeadLetter:
     def of(cls, record: RawRecord, rejection: Rejection) -> DeadLetter:
         return cls(record, rejection.field, rejection.reason)
 
+    @classmethod
+    def failed(cls, record: RawRecord, exc: BaseException) -> DeadLetter:
+        """A record whose handling raised where no rule expected it (never stops the loop)."""
+        return cls(record, "", unexpected(exc))
+
 
 @dataclass(frozen=True, slots=True)
 class ActiveModel:
@@ -77,14 +96,6 @@ class ActiveModel:
     model: RiskModel
     review_threshold: float | None = None
     hold_threshold: float | None = None
-    explain_fraction: float = 0.5
-
-    def explain_floor(self) -> float:
-        """Scores at or above this get reasons (exact TreeSHAP contributions, ~2 ms a row for a
-        500-tree model against ~10 us to score it); below, the payment is far from any alert
-        and its ``reasons`` list is empty. Deterministic: a replay gives the same reasons."""
-        return self.thresholds()[0] * self.explain_fraction
-
     def thresholds(self) -> tuple[float, float]:
         review, hold = self.model.thresholds
         if self.review_threshold is not None:
@@ -94,46 +105,38 @@ class ActiveModel:
         return float(review), float(hold)
 
     def decide(self, scores: np.ndarray) -> list[str]:
-        if self.review_threshold is None and self.hold_threshold is None:
-            return list(self.model.decide(scores))
+        """The one decision rule (:func:`models.thresholds.decide`) at the thresholds in
+        force."""
         review, hold = self.thresholds()
-        return ["hold" if s >= hold else "review" if s >= review else "allow" for s in scores]
+        return decide(scores, review, hold)
 
 
-@dataclass(slots=True)
-class Scored:
-    """One scored payment."""
+class Scored(NamedTuple):
+    """One scored payment (the typed record every consumer of a score shares) and where its
+    input came from (for the output's partition and the end-to-end latency)."""
 
-    payment: Payment
+    value: ScoredPayment
     vector: FeatureVector
-    score: float
-    decision: str
-    reasons: list[dict[str, Any]]
-    model_version: str
     partition: int
     offset: int
     timestamp_ms: int  # produce time of the input record
+    polled_at: float = 0.0  # perf_counter() when its input was polled (in-process latency)
 
-    def record(self, scored_at: str) -> dict[str, Any]:
-        """The ``payments.scored`` value (docs/INTERFACES.md)."""
-        p = self.payment
-        return {
-            "event_id": p.event_id,
-            "account_id": p.account_id,
-            "ts": format_ts(p.ts),
-            "score": self.score,
-            "decision": self.decision,
-            "reasons": self.reasons,
-            "model_version": self.model_version,
-            "scored_at": scored_at,
-        }
+    @property
+    def event_id(self) -> str:
+        return self.value.event_id
 
-    def sink_record(self, scored_at: str) -> dict[str, Any]:
-        """What the case store receives: the scored record + the payment + its features."""
-        out = self.record(scored_at)
-        out["payment"] = to_dict(self.payment)
-        out["features"] = self.vector.as_dict()
-        return out
+    @property
+    def score(self) -> float:
+        return self.value.score
+
+    @property
+    def decision(self) -> str:
+        return self.value.decision
+
+    @property
+    def late(self) -> bool:
+        return self.value.late
 
 
 @dataclass(slots=True)
@@ -141,49 +144,55 @@ class HandleResult:
     scored: list[Scored] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     logins: list[Login] = field(default_factory=list)  # logins applied in this batch
-    not_scored: list[str] = field(default_factory=list)  # duplicate / too late event_ids
+    not_scored: list[str] = field(default_factory=list)  # duplicate event_ids
+    late: int = 0  # payments later than the allowed lateness (scored, marked late)
+    future: int = 0  # records dead-lettered as dated ahead of their record timestamp
+    warmed: int = 0  # payments applied to the state only (warm-up before the start point)
     logins_ignored: int = 0
     stale: int = 0  # records of partitions not (or no longer) assigned here
-
-
-def reason_dicts(reasons: Sequence[Any]) -> list[dict[str, Any]]:
-    return [
-        {"feature": r.feature, "value": _num(r.value), "contribution": _num(r.contribution),
-         "text": r.text}
-        for r in reasons
-    ]
 
 
 def _caught_up_in(caught_up: Callable[[str, int], bool], partition: int, kind: str) -> bool:
     return caught_up(kind, partition)
 
 
-def _num(x: Any) -> float | None:
-    v = float(x)
-    return None if v != v else v  # NaN is not JSON
-
-
 class Handler:
     """Per-partition feature state + alignment; turns polled batches into scored payments."""
 
-    def __init__(self, ref: ReferenceData, top_k: int = TOP_K_REASONS) -> None:
+    def __init__(
+        self, ref: ReferenceData, top_k: int = TOP_K_REASONS,
+        max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.ref = ref
         self.top_k = top_k
+        self.max_clock_skew_s = float(max_clock_skew_s)
+        self.clock = clock
         self.engines: dict[int, FeatureEngine] = {}
-        self.aligners: dict[int, PartitionAligner[tuple[Payment | Login, int]]] = {}
+        self.aligners: dict[int, PartitionAligner[tuple[Payment | Login, RawRecord]]] = {}
         self.event_time: dict[int, float] = {}  # newest event time applied, per partition
+        # per partition: payments before this offset only warm the state (no outputs)
+        self.emit_from: dict[int, int] = {}
 
     # ------------------------------------------------------------ partition lifecycle
     def open_partition(
         self, partition: int, engine: FeatureEngine,
         payments_offset: int | None = None, logins_offset: int | None = None,
+        emit_from: int | None = None,
     ) -> None:
+        """Own a partition. With ``emit_from``, payments at lower offsets are applied to the
+        state only (a warm-up replay of history): they get no output."""
         self.engines[partition] = engine
         self.aligners[partition] = PartitionAligner(partition, payments_offset, logins_offset)
+        if emit_from is not None and (payments_offset is None or emit_from > payments_offset):
+            self.emit_from[partition] = emit_from
+        else:
+            self.emit_from.pop(partition, None)
 
     def close_partition(self, partition: int) -> FeatureEngine | None:
         self.aligners.pop(partition, None)
         self.event_time.pop(partition, None)
+        self.emit_from.pop(partition, None)
         return self.engines.pop(partition, None)
 
     def evict_idle(self) -> int:
@@ -224,61 +233,140 @@ class Handler:
             if not aligner.buffered():
                 continue
             engine = self.engines[p]
+            quiet_until = self.emit_from.get(p, -1)
             released = aligner.release(functools.partial(_caught_up_in, caught_up, p), ready)
             if released:
                 newest = max(pending.item[0].t for pending in released)
                 if newest > self.event_time.get(p, float("-inf")):
                     self.event_time[p] = newest
             for pending in released:
-                event, ts_ms = pending.item
-                if isinstance(event, Login):
-                    if engine.on_login(event):
-                        result.logins.append(event)
-                    else:
-                        result.logins_ignored += 1
-                    continue
-                vector = engine.on_payment(event)
-                if vector is None:
-                    result.not_scored.append(event.event_id)
+                event, rec = pending.item
+                try:
+                    if isinstance(event, Login):
+                        if engine.on_login(event):
+                            result.logins.append(event)
+                        else:
+                            result.logins_ignored += 1
+                        continue
+                    if pending.offset < quiet_until:  # warm-up: state only
+                        engine.on_payment(event)
+                        result.warmed += 1
+                        continue
+                    late = False
+                    vector = engine.on_payment(event)
+                    if vector is None:
+                        # too late to be placed in the state (or a duplicate): a late one is
+                        # still scored, on the account's current state, and marked late
+                        vector = engine.score_late(event)
+                        if vector is None:
+                            result.not_scored.append(event.event_id)
+                            continue
+                        late = True
+                        result.late += 1
+                except Exception as exc:  # noqa: BLE001 - one record must never stop a stream
+                    result.dead_letters.append(DeadLetter.failed(rec, exc))
                     continue
                 payments.append(event)
                 vectors.append(vector)
-                meta.append((p, pending.offset, ts_ms))
+                meta.append((late, rec))
         if payments:
             assert model is not None
-            result.scored = self._score(payments, vectors, meta, model)
+            result.scored = self._score(payments, vectors, meta, model, result)
         return result
 
     def _buffer(self, batch: Sequence[RawRecord], result: HandleResult) -> None:
+        now: float | None = None
+        skew = self.max_clock_skew_s
         for rec in batch:
             aligner = self.aligners.get(rec.partition)
             if aligner is None:
                 result.stale += 1
                 continue
-            event = decode(rec.kind, rec.value)
-            if isinstance(event, Rejection):
+            try:
+                event = decode(rec.kind, rec.value)
+                if isinstance(event, Rejection):
+                    aligner.skip(rec.kind, rec.offset)
+                    result.dead_letters.append(DeadLetter.of(rec, event))
+                    continue
+                # an event dated ahead of its record (a skewed clock, local time labelled Z)
+                # must not hold back the merge nor move the account's clock: dead-letter it
+                ts_ms = rec.timestamp_ms
+                if ts_ms is not None and ts_ms > 0:
+                    reference = ts_ms / 1000.0
+                else:  # no record timestamp: the wall clock
+                    if now is None:
+                        now = self.clock()
+                    reference = now
+                if event.t > reference + skew:
+                    aligner.skip(rec.kind, rec.offset)
+                    result.future += 1
+                    result.dead_letters.append(DeadLetter(rec, "ts", (
+                        f"from the future: {format_ts(event.ts)} is "
+                        f"{event.t - reference:,.0f} s ahead of the record's timestamp "
+                        f"{format_ts(utc_from_epoch(reference))} (allowed skew {skew:g} s)")))
+                    continue
+                key = event_order_key(event)
+            except Exception as exc:  # noqa: BLE001 - one record must never stop a stream
                 aligner.skip(rec.kind, rec.offset)
-                result.dead_letters.append(DeadLetter.of(rec, event))
+                result.dead_letters.append(DeadLetter.failed(rec, exc))
                 continue
-            aligner.add(rec.kind, rec.offset, event_order_key(event), (event, rec.timestamp_ms))
+            aligner.add(rec.kind, rec.offset, key, (event, rec))
 
     def _score(
         self, payments: list[Payment], vectors: list[FeatureVector],
-        meta: list[tuple[int, int, int]], model: ActiveModel,
+        meta: list[tuple[bool, RawRecord]], model: ActiveModel, result: HandleResult,
+    ) -> list[Scored]:
+        """One model call for the whole batch; if it raises, each payment alone, so that one
+        payment the model cannot score goes to the dead letters and the others are scored."""
+        try:
+            return self._score_batch(payments, vectors, meta, model)
+        except Exception as exc:  # noqa: BLE001 - find the record(s) at fault, one by one
+            log.warning("batch scoring failed; scoring its payments one by one",
+                        extra={"error": repr(exc), "payments": len(payments)})
+        scored: list[Scored] = []
+        for i in range(len(payments)):
+            try:
+                scored += self._score_batch(payments[i:i + 1], vectors[i:i + 1],
+                                            meta[i:i + 1], model)
+            except Exception as exc:  # noqa: BLE001
+                result.dead_letters.append(DeadLetter.failed(meta[i][1], exc))
+        return scored
+
+    def _score_batch(
+        self, payments: list[Payment], vectors: list[FeatureVector],
+        meta: list[tuple[bool, RawRecord]], model: ActiveModel,
     ) -> list[Scored]:
         x = np.array([v.values for v in vectors], dtype=np.float64)
         scores = np.asarray(model.model.score(x), dtype=np.float64)
         decisions = model.decide(scores)
-        explain = np.flatnonzero(scores >= model.explain_floor())
+        # reasons (exact TreeSHAP contributions, ~200x the cost of a prediction) only for the
+        # payments that get a review or hold: an allowed payment's reasons list is empty
+        explain = np.flatnonzero(scores >= model.thresholds()[0])
         reasons: list[list[Any]] = [[] for _ in payments]
         if explain.size:
             for i, r in zip(explain, model.model.reasons(x[explain], top_k=self.top_k),
                             strict=True):
                 reasons[i] = r
+        scored_at = datetime.now(UTC)
+        version = model.version
+        of = ScoredPayment.of
         return [
-            Scored(pay, vec, float(s), d, reason_dicts(r), model.version, p, off, ts)
-            for pay, vec, s, d, r, (p, off, ts) in zip(
+            Scored(of(pay, score=float(s), decision=d,
+                      reasons=r if r or d == "allow" else _no_standout(float(s), d),
+                      model_version=version, scored_at=scored_at, late=late,
+                      feature_values=vec.values),
+                   vec, rec.partition, rec.offset, rec.timestamp_ms, rec.polled_at)
+            for pay, vec, s, d, r, (late, rec) in zip(
                 payments, vectors, scores, decisions, reasons, meta, strict=True
             )
         ]
+
+
+def _no_standout(score: float, decision: str) -> list[ScoreReason]:
+    """The reason of an alert that no feature pushed above the model's base rate (every
+    contribution is <= 0: the threshold itself is below the base rate). Every review and hold
+    carries at least one reason an investigator can read."""
+    return [ScoreReason("score", score, 0.0,
+                        f"score {score:.4f} reaches the {decision} threshold; no single feature "
+                        "stands out (the model's base rate)")]
 

@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 log = logging.getLogger(__name__)
 
-LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5,
-                   1.0, 2.5, 5.0, 10.0)
+LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05,
+                   0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class ScorerMetrics:
@@ -32,6 +32,20 @@ class ScorerMetrics:
         )
         self.batch_seconds = Histogram("canhgiac_scorer_batch_seconds", "Time to handle a batch",
                                        registry=r)
+        self.poll_to_send = Histogram(
+            "canhgiac_scorer_poll_to_send_seconds",
+            "In-process latency of a payment: its poll returned to its output sent",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.iteration_seconds = Histogram(
+            "canhgiac_scorer_iteration_seconds", "One loop iteration (poll excluded)",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.iteration_max = Gauge("canhgiac_scorer_iteration_max_seconds",
+                                   "Longest loop iteration since start (poll excluded)",
+                                   registry=r)
+        self._iteration_max = 0.0
+        self.poll_to_send_max = Gauge("canhgiac_scorer_poll_to_send_max_seconds",
+                                      "Longest in-process latency since start", registry=r)
+        self._poll_to_send_max = 0.0
         self.model_info = Gauge("canhgiac_scorer_model_info", "Model version in use (value 1)",
                                 ["version"], registry=r)
         self.model_reloads = Counter("canhgiac_scorer_model_reloads", "Models swapped in",
@@ -43,10 +57,32 @@ class ScorerMetrics:
         self.end_offset_checks = Counter(
             "canhgiac_scorer_end_offset_checks", "ListOffsets requests made by the aligner",
             registry=r)
+        self.checkpoints_ignored = Counter(
+            "canhgiac_scorer_checkpoints_ignored",
+            "Checkpoints not usable (another feature version, corrupt): state rebuilt",
+            registry=r)
+        self.stalls = Counter(
+            "canhgiac_scorer_partition_stalls",
+            "Partitions whose high-water mark grew while the position did not move for "
+            "CANHGIAC_STALL_AFTER_S (each time, the fetch is re-established)",
+            ["topic", "partition"], registry=r)
         self.partitions = Gauge("canhgiac_scorer_partitions", "Partitions assigned", registry=r)
         self._last_checkpoint = time.monotonic()
         self.checkpoint_age.set_function(lambda: time.monotonic() - self._last_checkpoint)
         self._version: str | None = None
+
+    def sent_after(self, seconds: float) -> None:
+        """One payment's in-process latency (its poll returned → its output sent)."""
+        self.poll_to_send.observe(seconds)
+        if seconds > self._poll_to_send_max:
+            self._poll_to_send_max = seconds
+            self.poll_to_send_max.set(seconds)
+
+    def iteration(self, seconds: float) -> None:
+        self.iteration_seconds.observe(seconds)
+        if seconds > self._iteration_max:
+            self._iteration_max = seconds
+            self.iteration_max.set(seconds)
 
     def checkpointed(self) -> None:
         self._last_checkpoint = time.monotonic()
@@ -58,7 +94,17 @@ class ScorerMetrics:
         self.model_info.labels(version=version).set(1)
         self._version = version
 
-    def serve(self, port: int) -> None:
-        if port:
-            start_http_server(port, registry=self.registry)
-            log.info("metrics served", extra={"port": port})
+    def serve(self, port: int, host: str = "127.0.0.1") -> bool:
+        """Serve /metrics; a port already taken is logged (one line, what and how to fix) and
+        scoring goes on without the endpoint. Returns whether it is served."""
+        if not port:
+            return False
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            log.error("metrics port %s:%d not available (%s): scoring goes on without "
+                      "/metrics; set CANHGIAC_METRICS_PORT to a free port (0 = off)",
+                      host, port, exc.strerror or exc)
+            return False
+        log.info("metrics served", extra={"host": host, "port": port})
+        return True

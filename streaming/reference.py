@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from features.events import Account, Label, Rejection, decode
 from streaming.handler import DeadLetter, RawRecord
@@ -26,16 +27,22 @@ log = logging.getLogger(__name__)
 
 
 class ReferenceReader:
+    """``group_id`` (optional) remembers how far rejects were dead-lettered: the tables are
+    read from the start on every start, but a malformed record goes to the dead letters once —
+    only records at or after the group's committed offset are sent, and
+    :meth:`commit_dead_lettered` (called once the dead letters are durable) moves it on."""
+
     def __init__(
         self, ref: ReferenceData, topics: dict[str, str], client_config: dict[str, object],
-        fetch_max_wait_ms: int = 100, timeout_s: float = 30.0,
+        fetch_max_wait_ms: int = 100, timeout_s: float = 30.0, group_id: str | None = None,
     ) -> None:
         self.ref = ref
         self._kind = {topic: kind for kind, topic in topics.items()}
         self._consumer = KafkaConsumer(
-            **client_config, group_id=None, enable_auto_commit=False,
+            **client_config, group_id=group_id, enable_auto_commit=False,
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
+        self._group = group_id
         tps: list[TopicPartition] = []
         for topic in topics.values():
             parts = self._consumer.partitions_for_topic(topic)
@@ -49,10 +56,18 @@ class ReferenceReader:
         for tp in tps:
             self._consumer.seek(tp, begin[tp])
         self._next: dict[TopicPartition, int] = dict(begin)
+        self._dead_from: dict[TopicPartition, int] = {}  # dead-lettered up to here already
+        if group_id is not None:
+            for tp in tps:
+                committed = self._consumer.committed(tp)
+                if committed is not None:
+                    self._dead_from[tp] = committed
+        self._committed = dict(self._dead_from)
         self._required: dict[TopicPartition, int] = dict(self._end)  # log-end offsets asked
         self._caught_up = False
         self.labels = 0
         self.accounts = 0
+        self.rejects_seen_before = 0  # rejects not sent again (dead-lettered by an earlier run)
 
     def poll(self, timeout_ms: int = 0) -> tuple[list[Account], list[DeadLetter]]:
         """Apply what is available; returns new accounts (for the case store) and rejects."""
@@ -60,21 +75,44 @@ class ReferenceReader:
         dead: list[DeadLetter] = []
         for tp, records in self._consumer.poll(timeout_ms=timeout_ms).items():
             kind = self._kind[tp.topic]
+            dead_from = self._dead_from.get(tp, 0)
             for r in records:
                 self._next[tp] = r.offset + 1
-                event = decode(kind, r.value)
-                if isinstance(event, Rejection):
-                    raw = RawRecord(kind, tp.topic, tp.partition, r.offset, r.timestamp,
-                                    r.key, r.value)
-                    dead.append(DeadLetter.of(raw, event))
-                elif isinstance(event, Label):
-                    self.ref.add_label(event)
-                    self.labels += 1
+                raw = RawRecord(kind, tp.topic, tp.partition, r.offset, r.timestamp,
+                                r.key, r.value)
+                try:
+                    event = decode(kind, r.value)
+                    if isinstance(event, Rejection):
+                        letter = DeadLetter.of(raw, event)
+                    elif isinstance(event, Label):
+                        self.ref.add_label(event)
+                        self.labels += 1
+                        continue
+                    else:
+                        self.ref.add_account(event)
+                        accounts.append(event)
+                        self.accounts += 1
+                        continue
+                except Exception as exc:  # noqa: BLE001 - one record must never stop a stream
+                    letter = DeadLetter.failed(raw, exc)
+                if r.offset >= dead_from:
+                    dead.append(letter)
                 else:
-                    self.ref.add_account(event)
-                    accounts.append(event)
-                    self.accounts += 1
+                    self.rejects_seen_before += 1
         return accounts, dead
+
+    def commit_dead_lettered(self) -> None:
+        """Remember (in the group) that every reject read so far went to the dead letters.
+        Call it only once those dead letters are durable (the scorer does, at checkpoints)."""
+        if self._group is None:
+            return
+        positions = {tp: off for tp, off in self._next.items()
+                     if off > self._committed.get(tp, -1)}
+        if not positions:
+            return
+        self._consumer.commit({tp: OffsetAndMetadata(off, "", -1)
+                               for tp, off in positions.items()})
+        self._committed.update(positions)
 
     def caught_up(self) -> bool:
         """Everything up to the last known high-water mark of every partition, and up to the

@@ -73,6 +73,16 @@ class DataDirError(ValueError):
     """A data directory breaks the contract; the message names file, column and row."""
 
 
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """One row set aside because it breaks the contract (the rest of the file is used)."""
+
+    file: str
+    row: int
+    column: str
+    reason: str
+
+
 class _HasTables(Protocol):
     def tables(self) -> dict[str, pa.Table]: ...
 
@@ -126,12 +136,18 @@ def _write_jsonl(table: pa.Table, target: Path, batch: int = 100_000) -> None:
 # ------------------------------------------------------------------------------ reading
 
 
-def read_dir(path: str | Path) -> DataDir:
-    """Read a data directory into typed events (see the module docstring)."""
+def read_dir(path: str | Path, rejects: list[Reject] | None = None) -> DataDir:
+    """Read a data directory into typed events (see the module docstring).
+
+    ``rejects`` None: the first row that breaks the contract raises :class:`DataDirError`.
+    A list: such rows (an invalid value, a duplicate id, a row out of time order) are left out
+    and appended to it, and the rest is read; a problem of a whole file (missing, unreadable,
+    a missing column, naive timestamps) still raises."""
     base = Path(path)
     if not base.is_dir():
         raise DataDirError(f"{base}: not a directory")
-    events = {kind: _read_events(kind, _find(base, kind, required=True)) for kind in EVENT_KINDS}
+    events = {kind: _read_events(kind, _find(base, kind, required=True), rejects)
+              for kind in EVENT_KINDS}
     truth = {name: _read_frame(name, _find(base, name, required=False), cols)
              for name, cols in TRUTH_FILES.items()}
     return DataDir(events["payments"], events["logins"], events["accounts"], events["labels"],
@@ -166,23 +182,24 @@ def _find(base: Path, stem: str, required: bool) -> Path | None:
     return None
 
 
-def _read_events(kind: str, file: Path | None) -> list[Any]:
+def _read_events(kind: str, file: Path | None, rejects: list[Reject] | None = None) -> list[Any]:
     assert file is not None
     started = time.perf_counter()
     if file.suffix == ".jsonl":
-        events = _events_from_jsonl(kind, file)
+        events = _events_from_jsonl(kind, file, rejects)
     else:
         try:
             table = pq.read_table(file)
         except (OSError, pa.ArrowException) as exc:
             raise DataDirError(f"{file}: not a readable Parquet file: {exc}") from None
-        events = _events_from_table(kind, table, str(file))
+        events = _events_from_table(kind, table, str(file), rejects)
     log.info("events read", extra={"file": str(file), "rows": len(events),
                                    "seconds": round(time.perf_counter() - started, 2)})
     return events
 
 
-def _events_from_table(kind: str, table: pa.Table, where: str) -> list[Any]:
+def _events_from_table(kind: str, table: pa.Table, where: str,
+                       rejects: list[Reject] | None = None) -> list[Any]:
     names = table.column_names
     for column in REQUIRED[kind]:
         if column not in names:
@@ -210,12 +227,21 @@ def _events_from_table(kind: str, table: pa.Table, where: str) -> list[Any]:
     finally:
         if gc_was_enabled:
             gc.enable()
-    for i, event in enumerate(out):
-        if event.__class__ is Rejection:
-            column = event.field or "-"
-            raise DataDirError(f"{where}: row {i}, column '{column}': {event.reason}")
-    _check_table_ids_and_order(kind, table, where)
-    return out
+    if rejects is None:
+        for i, event in enumerate(out):
+            if event.__class__ is Rejection:
+                column = event.field or "-"
+                raise DataDirError(f"{where}: row {i}, column '{column}': {event.reason}")
+        _check_table_ids_and_order(kind, table, where)
+        return out
+    if not any(event.__class__ is Rejection for event in out):
+        try:
+            _check_table_ids_and_order(kind, table, where)
+            return out
+        except DataDirError:
+            pass  # set the offending rows aside, one by one
+    checker = _Checker(kind, where, rejects)
+    return [e for i, e in enumerate(out) if checker.check(i, e) is not None]
 
 
 def _check_table_ids_and_order(kind: str, table: pa.Table, where: str) -> None:
@@ -258,8 +284,8 @@ def _pylist(column: pa.ChunkedArray, unique: bool = False) -> list[Any]:
     return [None if x is None else epoch + delta(microseconds=x) for x in micros]
 
 
-def _events_from_jsonl(kind: str, file: Path) -> list[Any]:
-    checker = _Checker(kind, str(file))
+def _events_from_jsonl(kind: str, file: Path, rejects: list[Reject] | None = None) -> list[Any]:
+    checker = _Checker(kind, str(file), rejects)
     out = []
     with file.open("rb") as fh:
         row = 0
@@ -267,44 +293,46 @@ def _events_from_jsonl(kind: str, file: Path) -> list[Any]:
             raw = line.rstrip(b"\r\n")
             if not raw.strip():
                 continue
-            out.append(checker.check(row, decode(kind, raw)))
+            event = checker.check(row, decode(kind, raw))
+            if event is not None:
+                out.append(event)
             row += 1
     return out
 
 
 class _Checker:
-    """Per-row contract checks beyond one event: unique ids and time order."""
+    """Per-row contract checks beyond one event: unique ids and time order. Without a
+    ``rejects`` list the first failure raises; with one, the row is appended to it and
+    :meth:`check` returns None (a duplicate id keeps its first row; a row earlier than the
+    previous kept row is out of order)."""
 
-    def __init__(self, kind: str, where: str) -> None:
+    def __init__(self, kind: str, where: str, rejects: list[Reject] | None = None) -> None:
         self.kind, self.where = kind, where
+        self.rejects = rejects
         self.seen: set[str] = set()
         self.prev = float("-inf")
         self.order = ORDER_COLUMN.get(kind)
         self.id_column = ID_COLUMN[kind]
 
     def check(self, row: int, event: Any) -> Any:
-        try:
-            key = getattr(event, self.id_column)
-        except AttributeError:
-            key = None
+        if isinstance(event, Rejection):
+            return self._fail(row, event.field or "-", event.reason)
+        key = getattr(event, self.id_column, None)
         if key is None or key in self.seen:
-            self._fail(row, event, key)
-        self.seen.add(key)
+            return self._fail(row, self.id_column, f"duplicate id '{key}'")
         if self.order is not None:
             t = event.t
             if t < self.prev:
-                raise DataDirError(
-                    f"{self.where}: row {row}, column '{self.order}': out of time order "
-                    f"(earlier than the previous row)")
+                return self._fail(row, self.order,
+                                  "out of time order (earlier than the previous row)")
             self.prev = t
+        self.seen.add(key)
         return event
 
-    def _fail(self, row: int, event: Any, key: str | None) -> None:
-        if isinstance(event, Rejection):
-            column = event.field or "-"
-            raise DataDirError(f"{self.where}: row {row}, column '{column}': {event.reason}")
-        raise DataDirError(
-            f"{self.where}: row {row}, column '{self.id_column}': duplicate id '{key}'")
+    def _fail(self, row: int, column: str, reason: str) -> None:
+        if self.rejects is None:
+            raise DataDirError(f"{self.where}: row {row}, column '{column}': {reason}")
+        self.rejects.append(Reject(self.where, row, column, reason))
 
 
 def _read_frame(name: str, file: Path | None, columns: tuple[str, ...]) -> pd.DataFrame | None:

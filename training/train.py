@@ -32,6 +32,9 @@ class TrainOptions:
     register: bool = True  # log to MLflow and register the challenger
     promote: bool = False  # run the promotion gate right after registering
     extra_labels: tuple[Label, ...] = ()  # investigators' outcomes
+    strict: bool = False  # any row that breaks the contract stops training
+    max_reject_share: float = 0.001  # else: rows set aside, up to this share of all rows
+    rejects_path: Path | None = None  # where the set-aside rows are written (CSV)
 
 
 @dataclass
@@ -47,6 +50,8 @@ class TrainResult:
     run_id: str | None = None
     registry_version: str | None = None
     promotion: Any = None  # training.registry.Promotion when options.promote
+    rejects: list[Any] = field(default_factory=list)  # training.datadir.Reject rows set aside
+    n_rows: int = 0  # event rows read (kept + rejected)
 
 
 def fingerprint(data_dir: Path, extra_labels: tuple[Label, ...] = ()) -> str:
@@ -68,17 +73,44 @@ def train(data_dir: str | Path, settings: Any, options: TrainOptions | None = No
     Raises ``training.datadir.DataDirError`` for a directory that breaks the contract and
     ``training.dataset.DatasetError`` when the log cannot give the windows.
     """
-    from training.datadir import read_dir  # noqa: PLC0415 - the simulator package's reader
+    from training.datadir import DataDirError, read_dir  # noqa: PLC0415
 
     options = options or TrainOptions()
     t0 = time.perf_counter()
-    data = read_dir(Path(data_dir))
+    rejects: list[Any] | None = None if options.strict else []
+    data = read_dir(Path(data_dir), rejects)
     read_s = time.perf_counter() - t0
+    n_rows = len(data.payments) + len(data.logins) + len(data.accounts) + len(data.labels)
+    if rejects:
+        n_rows += len(rejects)
+        if options.rejects_path is not None:
+            write_rejects(rejects, options.rejects_path)
+        share = len(rejects) / n_rows
+        if share > options.max_reject_share:
+            first = rejects[0]
+            raise DataDirError(
+                f"{len(rejects):,} of {n_rows:,} rows ({share:.2%}) break the contract, more "
+                f"than the {options.max_reject_share:.2%} allowed; first: {first.file}: row "
+                f"{first.row}, column '{first.column}': {first.reason}")
     result = train_on_log(data, settings, options,
                           fingerprint(Path(data_dir), options.extra_labels),
                           source=str(Path(data_dir).resolve()))
     result.timings["read_s"] = read_s
+    result.rejects = list(rejects or [])
+    result.n_rows = n_rows
     return result
+
+
+def write_rejects(rejects: list[Any], path: Path) -> None:
+    """The rows set aside, as CSV: file, row, column, reason (a person reads it)."""
+    import csv  # noqa: PLC0415
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["file", "row", "column", "reason"])
+        for r in rejects:
+            out.writerow([r.file, r.row, r.column, r.reason])
 
 
 def train_on_log(data: EventLog | None, settings: Any, options: TrainOptions, fingerprint_: str,

@@ -224,26 +224,19 @@ def test_arbitrary_assignment_bodies_are_4xx(api, body):
         assert r.json()["error"]["message"]
 
 
-def test_the_scorer_records_the_thresholds_it_applies_and_the_model_page_shows_them(tmp_path):
-    from canhgiac.cmd_score import ModelInfoPublisher
-
-    class Model:
-        thresholds = (0.3, 0.9)
-        metadata = {"test_average_precision": 0.5}
-
-    class Provider:
-        def __call__(self):
-            return "4", Model()
-
+def test_recorded_thresholds_with_the_models_own_show_an_override(tmp_path):
     api = make_api(tmp_path)
-    ModelInfoPublisher(Provider(), api.store, (None, 0.7))()
-    info = api.client.get("/v1/model", headers=api.h("viewer")).json()
-    assert info["thresholds"] == {"review": 0.3, "hold": 0.7, "model_review": 0.3,
-                                  "model_hold": 0.9, "review_overridden": False,
-                                  "hold_overridden": True}
+    # what a scorer applying CANHGIAC_HOLD_THRESHOLD=0.7 over its model's 0.9 records
+    api.store.set_model_info("4", {"test_average_precision": 0.5},
+                             {"review": 0.3, "hold": 0.7, "model_review": 0.3, "model_hold": 0.9})
     h = api.client.get("/v1/model/score-histogram", headers=api.h("viewer")).json()
-    assert (h["thresholds"]["hold"], h["thresholds"]["hold_overridden"]) == (0.7, True)
-    assert (h["thresholds"]["review"], h["thresholds"]["review_overridden"]) == (0.3, False)
+    assert h["thresholds"] == {"review": 0.3, "hold": 0.7, "model_review": 0.3,
+                               "model_hold": 0.9, "review_overridden": False,
+                               "hold_overridden": True}
+    # a record with the applied thresholds only: nothing to call an override
+    api.store.set_model_info("5", {}, {"review": 0.2, "hold": 0.6})
+    h = api.client.get("/v1/model/score-histogram", headers=api.h("viewer")).json()
+    assert (h["thresholds"]["hold"], h["thresholds"]["hold_overridden"]) == (0.6, False)
 
 
 @settings(max_examples=300, deadline=None)

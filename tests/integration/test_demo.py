@@ -47,7 +47,7 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert "investigator key" in out and f"http://127.0.0.1:{port}/docs" in out
     assert "every process stopped" in out
     assert not prod.exists(), list(prod.rglob("*"))
-    assert "The story of the day" in out and "/network" in out
+    assert "The story of the day" in out
     assert "waiting to be scored" in out and " lag " not in out
 
     # The scorer wrote account risk to the case store; the real API ranks it.
@@ -74,3 +74,4 @@ def test_demo_runs_the_whole_loop(tmp_path):
                      strict=True))
     ranked = [roles.get(item["account_id"]) for item in items]
     assert BAD_ROLES & set(ranked), ranked
+    assert "/network" in out  # the story's deep links, once accounts are ranked

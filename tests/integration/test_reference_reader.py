@@ -62,3 +62,46 @@ def test_reader_applies_everything_and_tracks_new_records(broker):
         assert dead[0].record.kind == "labels"
     finally:
         reader.close()
+
+
+def test_a_reject_is_dead_lettered_once_not_on_every_start(broker):
+    """The tables are read from the start on every start; a malformed record goes to the dead
+    letters the first time only (the group remembers how far rejects were sent), and a record
+    that arrives after that is sent once too."""
+    prefix = f"refonce{os.getpid()}."
+    data = make_bank(n_accounts=20, n_payments=10, seed=4, prefix="Q")
+    create_topics(broker.bootstrap, prefix)
+    produce_reference(broker.bootstrap, prefix, data)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    producer.send(prefix + "labels", key=b"Q1", value=b'{"label_id": "broken-1"}')
+    producer.send(prefix + "accounts", key=b"Q2", value=b'\xff not json')
+    producer.flush()
+    topics = {"labels": prefix + "labels", "accounts": prefix + "accounts"}
+    cfg = {"bootstrap_servers": broker.bootstrap}
+
+    def start_once(extra: bytes | None = None) -> tuple[list, ReferenceReader]:
+        if extra is not None:
+            producer.send(prefix + "labels", key=b"Q3", value=extra)
+            producer.flush()
+        reader = ReferenceReader(ReferenceData(), topics, cfg, fetch_max_wait_ms=100,
+                                 group_id=f"{prefix}scorer.reference")
+        dead: list = []
+        _poll_until(reader, reader.caught_up, dead)
+        reader.poll(timeout_ms=300)
+        return dead, reader
+
+    dead, reader = start_once()
+    assert sorted(d.record.value for d in dead) == sorted(
+        [b"\xff not json", b'{"label_id": "broken-1"}'])
+    assert reader.accounts == len(data.accounts)
+    reader.commit_dead_lettered()  # the scorer calls it once the dead letters are durable
+    reader.close()
+    dead, reader = start_once(extra=b'{"label_id": "broken-2"}')
+    assert [d.record.value for d in dead] == [b'{"label_id": "broken-2"}']
+    assert reader.rejects_seen_before == 2
+    assert reader.accounts == len(data.accounts)  # the tables are complete again
+    reader.close()  # not committed: a crash before the dead letters were durable
+    dead, reader = start_once()
+    assert [d.record.value for d in dead] == [b'{"label_id": "broken-2"}']
+    reader.close()
+    producer.close()

@@ -113,7 +113,8 @@ def expected_scores(data: BankData, model) -> dict[str, float]:
 
 # ---------------------------------------------------------------- Kafka helpers
 def create_topics(bootstrap: str, prefix: str, partitions: int = PARTITIONS) -> None:
-    ensure_topics(bootstrap, [prefix + t for t in ALL_TOPICS], partitions=partitions)
+    ensure_topics(bootstrap, [prefix + t for t in ALL_TOPICS], partitions=partitions,
+                  prefix=prefix)
 
 
 def produce_reference(bootstrap: str, prefix: str, data: BankData) -> None:
@@ -199,6 +200,8 @@ def scorer_env(bootstrap: str, prefix: str, data_dir: Path, **extra: object) -> 
         "CANHGIAC_CHECKPOINT_INTERVAL_S": "0.5",
         "CANHGIAC_MODEL_POLL_INTERVAL_S": "0.5",
         "CANHGIAC_BATCH_SIZE": "200",
+        "CANHGIAC_START_FROM": "earliest",
+        "CANHGIAC_FETCH_MAX_WAIT_MS": "100",
     }
     env.update({f"CANHGIAC_{k.upper()}": str(v) for k, v in extra.items()})
     return env

@@ -3,6 +3,7 @@ store (SQLite file + local artifacts in tmp_path), reproducibility, the two comm
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 from datetime import timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
@@ -289,3 +291,47 @@ def test_label_semantics_event_and_account_level():
     y, stats = label_rows(rows, labels, as_of=t0 + 51.5 * day, lookback_days=30)
     assert y.tolist() == [0, 1, 1, 0, 0, 1, 1]  # l3 and l5 not yet confirmed
     assert stats["labels_after_cutoff"] == 3
+
+
+def _copy_with_bad_amounts(data_dir: Path, target: Path, rows: list[int]) -> int:
+    target.mkdir()
+    for f in data_dir.glob("*.parquet"):
+        (target / f.name).write_bytes(f.read_bytes())
+    table = pq.read_table(target / "payments.parquet")
+    amounts = table.column("amount").to_pylist()
+    for i in rows:
+        amounts[i] = -5.0
+    idx = table.column_names.index("amount")
+    pq.write_table(table.set_column(idx, "amount", pa.array(amounts, table.schema.field(
+        "amount").type)), target / "payments.parquet")
+    return table.num_rows
+
+
+def test_train_sets_bad_rows_aside_prints_the_count_and_writes_the_rejects_file(
+        data_dir, tmp_path, capsys):
+    bad = tmp_path / "bank-export"
+    _copy_with_bad_amounts(data_dir, bad, [3, 1500])
+    rejects = tmp_path / "rejects.csv"
+    assert main(["train", "--data", str(bad), "--no-register", "--anomaly", "never",
+                 "--threads", "1", "--rejects", str(rejects), *WINDOW_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "rejected rows: 2 of " in out and str(rejects) in out
+    rows = list(csv.DictReader(rejects.open()))
+    assert [(r["row"], r["column"]) for r in rows] == [("3", "amount"), ("1500", "amount")]
+    assert all(r["file"].endswith("payments.parquet") and "> 0" in r["reason"] for r in rows)
+    # --strict: the first bad row refuses the whole export, in one line
+    assert main(["train", "--data", str(bad), "--strict", "--no-register"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "row 3, column 'amount'" in err
+
+
+def test_train_refuses_an_export_with_more_bad_rows_than_allowed(data_dir, tmp_path, capsys):
+    bad = tmp_path / "bad-export"
+    n = pq.read_metadata(data_dir / "payments.parquet").num_rows
+    _copy_with_bad_amounts(data_dir, bad, list(range(0, n, 200)))  # 0.5 % of the payments
+    rejects = tmp_path / "rejects.csv"
+    assert main(["train", "--data", str(bad), "--no-register", "--rejects", str(rejects)]) == 2
+    captured = capsys.readouterr()
+    assert "break the contract, more than the 0.10% allowed" in captured.err
+    assert str(rejects) in captured.err
+    assert len(list(csv.DictReader(rejects.open()))) == len(range(0, n, 200))

@@ -1,0 +1,118 @@
+"""Restore cost against the number of checkpoints written (issue 14, item 3).
+
+``python -m bench.restore``: on the bundled broker (fresh topic per case), write the same
+feature state as N checkpoints of each of 4 partitions, then time a fresh
+``CheckpointStore.restore`` of all 4 (what a scorer does when it takes partitions over), for
+N = 100 and N = 2,000. Target: the two restore times within 20 % of each other (the cost must
+not grow with the number of checkpoints). Also prints the records each restore read.
+
+The state is a real engine snapshot (``--accounts`` accounts of simulated history). Restore is
+timed ``--repeats`` times per case; the median is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+
+from kafka import KafkaProducer
+
+from bench.common import emit
+from features.engine import FeatureEngine
+from streaming.broker import Broker
+from streaming.checkpoint import CHECKPOINT_TOPIC, Checkpoint, CheckpointStore
+from streaming.topics import ensure_topics
+from tests.integration.test_scorer_support import make_bank
+
+PARTITIONS = 4
+
+
+def state_bytes(accounts: int) -> bytes:
+    bank = make_bank(n_accounts=accounts, n_payments=accounts * 12, seed=3, prefix="R")
+    engine = FeatureEngine(bank.reference())
+    for ev in bank.events():
+        if hasattr(ev, "direction"):
+            engine.on_payment(ev)
+        else:
+            engine.on_login(ev)
+    return engine.snapshot()
+
+
+def case(broker: Broker, n: int, state: bytes,
+         repeats: int) -> tuple[float, int, float, float]:
+    prefix = f"rb{uuid.uuid4().hex[:8]}."
+    topic = prefix + CHECKPOINT_TOPIC
+    ensure_topics(broker.bootstrap, [topic], partitions=PARTITIONS, prefix=prefix)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=20,
+                             batch_size=1 << 20, max_request_size=2 * 1024 * 1024)
+    cfg = {"bootstrap_servers": broker.bootstrap}
+    writer = CheckpointStore(topic, producer, cfg, "bench")
+    t0 = time.perf_counter()
+    for i in range(n):
+        writer.write([Checkpoint.new(p, state, {"payments": i, "logins": i}, "v")
+                      for p in range(PARTITIONS)])
+    write_s = time.perf_counter() - t0
+    writer.close()
+    times = []
+    read = 0
+    for _ in range(repeats):
+        reader = CheckpointStore(topic, producer, cfg, "bench")
+        t0 = time.perf_counter()
+        restored = reader.restore(list(range(PARTITIONS)))
+        times.append(time.perf_counter() - t0)
+        assert len(restored) == PARTITIONS and all(c.state == state for c in restored.values())
+        assert all(c.payments_offset == n - 1 for c in restored.values())
+        read = reader.records_read
+        reader.close()
+    producer.close()
+    return statistics.median(times), read, write_s, tail_fetch_ms(broker, topic, repeats)
+
+
+def tail_fetch_ms(broker: Broker, topic: str, repeats: int) -> float:
+    """The broker's own floor: one plain consumer fetching the last record of a partition.
+    (The bundled broker lists every batch of a partition on each fetch, so this grows with
+    the partition's length; Apache Kafka finds the offset in an index.)"""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
+                      enable_auto_commit=False, fetch_max_wait_ms=100)
+    tp = TopicPartition(topic, 0)
+    c.assign([tp])
+    end = c.end_offsets([tp])[tp]
+    times = []
+    for _ in range(repeats):
+        c.seek(tp, max(0, end - 1))
+        t0 = time.perf_counter()
+        while not c.poll(timeout_ms=100, max_records=1):
+            pass
+        times.append(time.perf_counter() - t0)
+    c.close()
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    state = state_bytes(args.accounts)
+    print(f"state: {len(state):,} bytes ({args.accounts} accounts) x {PARTITIONS} partitions",
+          flush=True)
+    with Broker() as broker:
+        few, few_read, few_w, few_fetch = case(broker, 100, state, args.repeats)
+        many, many_read, many_w, many_fetch = case(broker, 2000, state, args.repeats)
+    print(f"writing: 100 rounds {few_w:.1f} s, 2,000 rounds {many_w:.1f} s", flush=True)
+    emit("restore", "restore_ms_after_100_checkpoints", round(few * 1000, 1), "info", True)
+    emit("restore", "restore_ms_after_2000_checkpoints", round(many * 1000, 1), "info", True)
+    emit("restore", "records_read_after_100", few_read, "info", True)
+    emit("restore", "records_read_after_2000", many_read, "info", True)
+    emit("restore", "broker_tail_fetch_ms_after_100", round(few_fetch, 1), "info", True)
+    emit("restore", "broker_tail_fetch_ms_after_2000", round(many_fetch, 1), "info", True)
+    ratio = many / few
+    emit("restore", "restore_time_ratio_2000_vs_100", round(ratio, 2), "<=1.2", ratio <= 1.2)
+
+
+if __name__ == "__main__":
+    main()

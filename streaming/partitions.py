@@ -1,0 +1,274 @@
+"""Partition ownership: assignment (restore or warm-up, then seek), revocation, checkpoints, lag
+and stalls of the partitions a scorer owns.
+
+Rebalance callbacks run inside ``consumer.poll`` on kafka-python's IO thread while the loop
+waits for the poll: revocation checkpoints the partitions being given up; assignment pauses the
+new partitions, and the loop restores and seeks them right after the poll
+(:meth:`Partitions.apply_assignments`).
+
+A checkpoint commits in this order, each step only after the previous one succeeded
+(:meth:`Partitions.checkpoint`):
+
+1. **outputs durable** — flush the producer and check every delivery, so no output of an event
+   the state already holds can be lost;
+2. **snapshot** — each partition's feature state with the offsets of its first payment and login
+   not yet applied (and the first payment offset to emit for, during a warm-up);
+3. **checkpoint durable** — chunks, then the manifest that names them
+   (:class:`streaming.checkpoint.CheckpointStore`);
+4. **group offsets** — commit the consumer group's offsets to the checkpoint's (main thread
+   only; on revocation the checkpoint is what counts);
+5. **reference dead letters** — remember how far the global tables' rejects were sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from features.engine import FeatureEngine, ReferenceData
+from features.vector import FEATURE_VERSION
+from streaming.align import LOGINS, PAYMENTS
+from streaming.checkpoint import Checkpoint, CheckpointStore
+from streaming.config import ScorerSettings
+from streaming.handler import Handler
+from streaming.stalls import StallWatch
+
+log = logging.getLogger(__name__)
+
+KINDS = (PAYMENTS, LOGINS)
+
+
+class Partitions:
+    """The partitions one session owns, their restore and their checkpoints."""
+
+    def __init__(self, s: ScorerSettings, consumer: KafkaConsumer, handler: Handler,
+                 ref: ReferenceData, store: CheckpointStore, topics: dict[str, str],
+                 metrics: Any, flush_outputs: Callable[[], None],
+                 commit_reference: Callable[[], None], model_version: Callable[[], str | None],
+                 ) -> None:
+        self.s = s
+        self.consumer = consumer
+        self.handler = handler
+        self.ref = ref
+        self.store = store
+        self.topics = topics
+        self.metrics = metrics
+        self.flush_outputs = flush_outputs
+        self.commit_reference = commit_reference
+        self.model_version = model_version
+        self.pending: set[int] = set()  # assigned in a callback, restored after the poll
+        self.parked: dict[int, tuple[str, FeatureEngine]] = {}  # revoked: state kept in memory
+        self.stalls = StallWatch(s.stall_after_s, self._refetch)
+        self.last_checkpoint = time.monotonic()
+
+    def tp(self, kind: str, p: int) -> TopicPartition:
+        return TopicPartition(self.topics[kind], p)
+
+    # ------------------------------------------------------------------ rebalance callbacks
+    def assigned(self, tps: list[TopicPartition]) -> None:
+        self.consumer.pause(*tps)  # fetch nothing before the restore's seek
+        self.pending.update(tp.partition for tp in tps)
+
+    def revoke(self, partitions: set[int], checkpoint: bool) -> None:
+        """Give partitions up (called on kafka-python's IO thread during poll/close)."""
+        self.pending -= partitions
+        owned = sorted(p for p in partitions if p in self.handler.engines)
+        if not owned:
+            return
+        if checkpoint:
+            try:
+                written = self.checkpoint(owned, commit=False)
+                for c in written:
+                    self.parked[c.partition] = (c.ckpt_id, self.handler.engines[c.partition])
+            except (KafkaError, TimeoutError) as exc:
+                log.error("checkpoint on revocation failed; the next owner replays more",
+                          extra={"partitions": owned, "error": repr(exc)})
+        for p in owned:
+            self.handler.close_partition(p)
+            for kind in KINDS:
+                self.stalls.forget(self.tp(kind, p))
+        log.info("partitions revoked", extra={"partitions": owned, "checkpointed": checkpoint})
+
+    # ------------------------------------------------------------------ assignment
+    def apply_assignments(self) -> set[int]:
+        """Restore the newly assigned partitions and seek (main thread). Per partition:
+
+        1. its newest checkpoint of this group, restored: continue right after it;
+        2. else (none, or unusable: another feature version, missing chunks) a start point —
+           the unusable checkpoint's offsets, else the group's committed offsets, else
+           ``start_from`` (``earliest``: the log start; ``latest``: the log end) — and the
+           state is warmed by replaying the ``warmup_lookback_s`` of history before it, with
+           no outputs for those payments."""
+        parts = sorted(self.pending)
+        self.pending.clear()
+        checkpoints = self.store.restore(parts)
+        tps = [self.tp(k, p) for p in parts for k in KINDS]
+        begin = self.consumer.beginning_offsets(tps)
+        end: dict[TopicPartition, int] | None = None
+        warm_from: dict[TopicPartition, Any] | None = None
+        for p in parts:
+            ckpt = checkpoints.get(p)
+            engine = self._restored(p, ckpt)
+            offsets: dict[str, int] = {}
+            if engine is not None:
+                assert ckpt is not None
+                for kind in KINDS:
+                    tp = self.tp(kind, p)
+                    saved = ckpt.payments_offset if kind == PAYMENTS else ckpt.logins_offset
+                    offsets[kind] = max(begin[tp], saved) if saved is not None else begin[tp]
+                emit_from, how = ckpt.emit_from, "checkpoint"
+            else:
+                engine = FeatureEngine(self.ref, allowed_lateness_s=self.s.allowed_lateness_s)
+                if warm_from is None:
+                    end = self.consumer.end_offsets(tps)
+                    warm_from = self._warm_from(tps)
+                assert end is not None
+                start, how = self._start_point(p, ckpt, begin, end)
+                for kind in KINDS:
+                    tp = self.tp(kind, p)
+                    w = warm_from.get(tp)
+                    w = start[kind] if w is None else w.offset
+                    offsets[kind] = max(begin[tp], min(w, start[kind]))
+                emit_from = start[PAYMENTS]
+            for kind in KINDS:
+                self.consumer.seek(self.tp(kind, p), offsets[kind])
+            self.handler.open_partition(p, engine, offsets[PAYMENTS], offsets[LOGINS],
+                                        emit_from=emit_from)
+            log.info("partition assigned", extra={
+                "partition": p, "start": how, "checkpoint": ckpt.ckpt_id if ckpt else None,
+                "payments_offset": offsets[PAYMENTS], "logins_offset": offsets[LOGINS],
+                "emit_from": self.handler.emit_from.get(p)})
+        self.consumer.resume(*tps)
+        self.metrics.partitions.set(len(self.handler.aligners))
+        return set(parts)
+
+    def _restored(self, p: int, ckpt: Checkpoint | None) -> FeatureEngine | None:
+        parked = self.parked.pop(p, None)
+        if ckpt is None:
+            return None
+        if parked is not None and parked[0] == ckpt.ckpt_id:
+            return parked[1]
+        try:
+            return FeatureEngine.restore(ckpt.state, self.ref)
+        except Exception as exc:  # noqa: BLE001 - another feature version, a corrupt snapshot
+            self.metrics.checkpoints_ignored.inc()
+            log.warning("checkpoint not usable (%s); rebuilding the state from the retained "
+                        "input", exc, extra={"partition": p, "checkpoint": ckpt.ckpt_id})
+            return None
+
+    def _start_point(self, p: int, ckpt: Checkpoint | None, begin: dict[TopicPartition, int],
+                     end: dict[TopicPartition, int]) -> tuple[dict[str, int], str]:
+        """Where a partition without a usable checkpoint starts emitting outputs."""
+        tps = {kind: self.tp(kind, p) for kind in KINDS}
+        if ckpt is not None and ckpt.payments_offset is not None:
+            return {PAYMENTS: ckpt.payments_offset,
+                    LOGINS: ckpt.logins_offset or begin[tps[LOGINS]]}, "unusable checkpoint"
+        committed = {kind: self.consumer.committed(tp) for kind, tp in tps.items()}
+        if committed[PAYMENTS] is not None:
+            return {kind: committed[kind] if committed[kind] is not None else begin[tp]
+                    for kind, tp in tps.items()}, "group offset"
+        if self.s.start_from == "earliest":
+            return {kind: begin[tp] for kind, tp in tps.items()}, "earliest"
+        return {kind: self._log_end(tp, end[tp]) for kind, tp in tps.items()}, "latest"
+
+    def _log_end(self, tp: TopicPartition, listed: int) -> int:
+        """The log-end offset now. Some Kafka-protocol brokers answer ListOffsets(latest) with
+        the newest batch's base offset + 1, so fetch from just before it: the fetch response's
+        high-water mark is exact (read with the checkpoint store's idle reader)."""
+        probe = self.store.reader
+        probe.assign([tp])
+        probe.seek(tp, max(0, listed - 1))
+        deadline = time.monotonic() + 10.0
+        while probe.highwater(tp) is None and time.monotonic() < deadline:
+            probe.poll(timeout_ms=100, max_records=1)
+        return max(listed, probe.highwater(tp) or 0)
+
+    def _warm_from(self, tps: list[TopicPartition]) -> dict[TopicPartition, Any]:
+        """Offsets of the first records produced within the warm-up look-back (None where
+        there is none; a broker without the lookup: no warm-up)."""
+        lookback = self.s.warmup_lookback_s
+        if lookback <= 0:
+            return {}
+        since_ms = max(0, int((time.time() - lookback) * 1000))
+        try:
+            return dict(self.consumer.offsets_for_times({tp: since_ms for tp in tps}))
+        except Exception as exc:  # noqa: BLE001 - an older broker: start without warm-up
+            log.warning("offsets by time not available; no warm-up replay",
+                        extra={"error": repr(exc)})
+            return {}
+
+    # ------------------------------------------------------------------ checkpoints
+    def due(self, now: float) -> bool:
+        return now - self.last_checkpoint >= self.s.checkpoint_interval_s
+
+    def checkpoint(self, partitions: list[int], commit: bool) -> list[Checkpoint]:
+        """The commit, step by step (module docstring)."""
+        self.last_checkpoint = time.monotonic()
+        if not partitions:
+            return []
+        # 1. outputs durable
+        self.flush_outputs()
+        # 2. snapshot
+        version = self.model_version()
+        checkpoints = [
+            Checkpoint.new(p, self.handler.engines[p].snapshot(),
+                           self.handler.resume_offsets(p), version,
+                           emit_from=self.handler.emit_from.get(p),
+                           feature_version=FEATURE_VERSION)
+            for p in partitions
+        ]
+        # 3. checkpoint durable
+        t0 = time.perf_counter()
+        self.store.write(checkpoints)
+        self.metrics.checkpointed()
+        log.debug("checkpoint written", extra={
+            "partitions": partitions, "bytes": sum(len(c.state) for c in checkpoints),
+            "ms": round((time.perf_counter() - t0) * 1000, 1)})
+        if not commit:
+            return checkpoints
+        # 4. group offsets
+        offsets = {}
+        for c in checkpoints:
+            for kind, off in ((PAYMENTS, c.payments_offset), (LOGINS, c.logins_offset)):
+                if off is not None:
+                    offsets[self.tp(kind, c.partition)] = OffsetAndMetadata(off, "", -1)
+        try:
+            self.consumer.commit(offsets)
+        except CommitFailedError as exc:  # rebalancing: the checkpoint is what counts
+            log.warning("group offset commit failed", extra={"error": repr(exc)})
+        # 5. reference dead letters
+        try:
+            self.commit_reference()
+        except KafkaError as exc:
+            log.warning("reference dead-letter position not committed (they are sent again "
+                        "after a restart)", extra={"error": repr(exc)})
+        return checkpoints
+
+    # ------------------------------------------------------------------ lag and stalls
+    def update_lag(self) -> None:
+        m = self.metrics
+        m.partitions.set(len(self.handler.aligners))
+        now = time.monotonic()
+        for p, aligner in self.handler.aligners.items():
+            for kind in KINDS:
+                tp = self.tp(kind, p)
+                hw = self.consumer.highwater(tp)
+                consumed = aligner.resume_offsets()[kind]
+                if hw is not None and consumed is not None:
+                    m.lag.labels(topic=tp.topic, partition=str(p)).set(max(0, hw - consumed))
+                self.stalls.observe(tp, aligner.consumed(kind), hw, now)
+
+    def _refetch(self, tp: Any) -> None:
+        """Re-establish a stalled partition's fetch: seek to where it is (drops the fetch
+        state and whatever is in flight)."""
+        self.metrics.stalls.labels(topic=tp.topic, partition=str(tp.partition)).inc()
+        try:
+            self.consumer.seek(tp, self.consumer.position(tp))
+        except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile
+            log.warning("stalled partition not re-fetched", extra={"error": repr(exc)})

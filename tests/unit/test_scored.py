@@ -1,0 +1,164 @@
+"""The scored-payment contract: round trip, the fields a payment switch reads, and a decoder
+that never raises (hypothesis over arbitrary bytes and mutations of valid records)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.events import Payment, Rejection
+from features.vector import FEATURE_NAMES
+from models.model_info import ModelInfo, decode_model_info
+from models.reasons import Reason
+from models.scored import STORE_FEATURES, ScoredPayment, ScoreReason, decode_scored
+from serving.typology import KEY_FEATURES
+
+ICT = timezone(timedelta(hours=7))
+T0 = datetime(2026, 3, 1, 9, 0, 0, 250000, tzinfo=ICT)
+
+
+def sample(**over: object) -> ScoredPayment:
+    fields: dict[str, object] = dict(
+        event_id="p-1", account_id="acc-1", ts=T0, score=0.91, decision="hold",
+        reasons=(ScoreReason("distinct_senders_24h", 7.0, 0.4, "7 người gửi"),
+                 ScoreReason("pass_through_24h", None, -0.1, None)),
+        model_version="12", scored_at=datetime(2026, 3, 1, 2, 0, 1, tzinfo=UTC), late=False,
+        direction="debit", amount=5_000_000.0, currency="VND",
+        counterparty_account="0123", counterparty_bank="VCB", channel="mobile",
+        country="KH", ip="103.9.76.1", device_id="dev-1", description="học phí",
+        features={"is_debit": 1.0, "pass_through_24h": None, "distinct_senders_24h": 7.0})
+    fields.update(over)
+    return ScoredPayment(**fields)  # type: ignore[arg-type]
+
+
+def test_round_trip_and_the_switch_fields_are_unchanged():
+    sp = sample()
+    raw = sp.to_json()
+    d = json.loads(raw)
+    # the payments.scored contract of before, field for field, in the same order
+    assert list(d)[:8] == ["event_id", "account_id", "ts", "score", "decision", "reasons",
+                           "model_version", "scored_at"]
+    assert d["ts"] == "2026-03-01T09:00:00.250000+07:00"
+    assert d["scored_at"] == "2026-03-01T02:00:01Z"
+    assert d["reasons"][1] == {"feature": "pass_through_24h", "value": None,
+                               "contribution": -0.1, "text": None}
+    assert d["late"] is False and d["payment"]["country"] == "KH"
+    assert decode_scored(raw) == sp
+    no_optionals = sample(country=None, ip=None, device_id=None, description=None, late=True)
+    assert "ip" not in json.loads(no_optionals.to_json())["payment"]
+    assert decode_scored(no_optionals.to_json()) == no_optionals
+
+
+def test_of_builds_from_the_scorer_objects():
+    p = Payment("p-9", T0, "acc-9", "credit", 10.0, "VND", "cp", "BIDV", "atm",
+                session_id="s", ip="1.2.3.4")
+    values = [float("nan")] * len(FEATURE_NAMES)
+    values[FEATURE_NAMES.index("is_business")] = 1.0
+    sp = ScoredPayment.of(p, score=0.5, decision="review",
+                          reasons=[Reason("is_business", 1.0, float("nan"), "doanh nghiệp")],
+                          model_version="3", scored_at=T0, late=True, feature_values=values)
+    assert sp.features["is_business"] == 1.0 and sp.features["is_debit"] is None
+    assert set(sp.features) == set(STORE_FEATURES)
+    assert sp.reasons == (ScoreReason("is_business", 1.0, None, "doanh nghiệp"),)
+    assert decode_scored(sp.to_json()) == sp
+
+
+def test_the_store_and_the_contract_share_one_feature_list():
+    assert KEY_FEATURES == STORE_FEATURES
+    assert set(STORE_FEATURES) <= set(FEATURE_NAMES)
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda d: d.pop("score"), "score"),
+    (lambda d: d.update(score=1.5), "score"),
+    (lambda d: d.update(score=True), "score"),
+    (lambda d: d.update(decision="block"), "decision"),
+    (lambda d: d.update(ts="2026-03-01T09:00:00"), "ts"),
+    (lambda d: d.update(late="no"), "late"),
+    (lambda d: d.pop("payment"), "payment"),
+    (lambda d: d["payment"].update(amount=-1), "payment.amount"),
+    (lambda d: d["payment"].update(channel="fax"), "payment.channel"),
+    (lambda d: d.update(features=[1, 2]), "features"),
+    (lambda d: d["features"].update(is_debit="yes"), "features.is_debit"),
+    (lambda d: d.update(reasons=[{"value": 1}]), "reasons[0].feature"),
+    (lambda d: d.pop("scored_at"), "scored_at"),
+    (lambda d: d.update(model_version=""), "model_version"),
+])
+def test_invalid_records_are_rejected_with_the_field(mutate, field):
+    d = json.loads(sample().to_json())
+    mutate(d)
+    out = decode_scored(json.dumps(d).encode())
+    assert isinstance(out, Rejection) and out.field == field, out
+
+
+def test_huge_numbers_and_tombstones_are_rejections_not_exceptions():
+    raw = sample().to_json().replace(b'"score":0.91', b'"score":' + b"9" * 5000)
+    out = decode_scored(raw)
+    assert isinstance(out, Rejection) and out.kind == "payments.scored"
+    assert isinstance(decode_scored(None), Rejection)
+    assert isinstance(decode_scored(b"[" * 100_000), Rejection)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_never_raise(raw):
+    out = decode_scored(raw)
+    assert isinstance(out, ScoredPayment | Rejection)
+    assert isinstance(decode_model_info(raw), ModelInfo | Rejection)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.floats(allow_nan=False) | st.text(max_size=50)
+    | st.sampled_from(["", "\ud800", "9" * 5000, "2026-03-01T09:00:00Z", "x" * 2000]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(path=st.lists(st.sampled_from(
+    ["event_id", "account_id", "ts", "score", "decision", "reasons", "model_version",
+     "scored_at", "late", "payment", "features", "amount", "channel", "is_debit", 0,
+     "feature", "value"]), min_size=1, max_size=3), value=JSON_VALUES,
+    drop=st.booleans(), dup=st.booleans())
+def test_mutated_valid_records_never_raise(path, value, drop, dup):
+    d = json.loads(sample().to_json())
+    node = d
+    for key in path[:-1]:
+        nxt = node.get(key) if isinstance(node, dict) else (
+            node[key] if isinstance(node, list) and isinstance(key, int) and node else None)
+        if not isinstance(nxt, dict | list):
+            break
+        node = nxt
+    last = path[-1]
+    if isinstance(node, dict) and isinstance(last, str):
+        if drop:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    try:
+        raw = json.dumps(d, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    except ValueError:
+        raw = b"{}"
+    if dup:  # a duplicate key at the top
+        raw = raw[:-1] + b', "score": 0.1}' if raw.endswith(b"}") else raw
+    out = decode_scored(raw)
+    assert isinstance(out, ScoredPayment | Rejection)
+    if isinstance(out, ScoredPayment):
+        assert 0.0 <= out.score <= 1.0 and math.isfinite(out.amount)
+        assert decode_scored(out.to_json()) == out  # anything accepted re-encodes identically
+
+
+def test_model_info_round_trip_and_rejections():
+    info = ModelInfo("12", datetime(2026, 3, 1, tzinfo=UTC), {"test_roc_auc": 0.9},
+                     {"review": 0.5, "hold": 0.8})
+    assert decode_model_info(info.to_json()) == info
+    assert isinstance(decode_model_info(b'{"version": "1"}'), Rejection)
+    assert isinstance(decode_model_info(b'{"version": "1", "loaded_at": "2026-03-01T00:00:00Z",'
+                                        b' "metrics": {"a": "x"}}'), Rejection)
