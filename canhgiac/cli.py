@@ -17,7 +17,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 COMMANDS = ("demo", "simulate", "train", "promote", "score", "serve", "keys", "db", "broker",
-            "replay")
+            "replay", "report")
 
 
 class _Parser(argparse.ArgumentParser):

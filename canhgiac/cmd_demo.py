@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +33,13 @@ from canhgiac.settings import Settings
 
 HELP = "run the whole service on one machine: broker, simulated bank, model, scorer, API"
 LOCAL = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh
+# The demo never touches a production deployment's state, whatever the shell exports: these
+# settings are its own (Kafka's connection settings are kept only with --external-kafka).
+TOPIC_PREFIX = "canhgiac-demo."
+ISOLATED = ("DATA_DIR", "CASE_STORE_URL", "MLFLOW_TRACKING_URI", "MODEL_URI", "REGISTERED_MODEL",
+            "TOPIC_PREFIX", "GROUP_ID", "REVIEW_THRESHOLD", "HOLD_THRESHOLD")
+KAFKA_CONNECTION = ("KAFKA_BOOTSTRAP", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM",
+                    "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
 # training windows for the demo's history: warm-up, validation, label-delay gap, test (days)
 WINDOWS = ["--warmup-days", "7", "--valid-days", "10", "--gap-days", "5", "--test-days", "10"]
 
@@ -52,7 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the scorer's Prometheus port (if taken, the scorer says so and "
                              "scores on without /metrics)")
     parser.add_argument("--external-kafka", action="store_true",
-                        help="use CANHGIAC_KAFKA_BOOTSTRAP instead of the bundled broker")
+                        help="use CANHGIAC_KAFKA_BOOTSTRAP instead of the bundled broker "
+                             f"(topics prefixed '{TOPIC_PREFIX}')")
+    parser.add_argument("--reuse-topics", action="store_true",
+                        help="with --external-kafka: go on even if the demo's topics hold data")
+    parser.add_argument("--data-dir", type=Path, default=Path(".canhgiac"),
+                        help="the demo's own state (simulation, MLflow, case store, logs); "
+                             "CANHGIAC_DATA_DIR and the other production settings are ignored")
 
 
 @dataclass
@@ -91,9 +105,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     _check(args)
     for name in ("training", "streaming", "canhgiac.cmd_replay", "mlflow"):
         logging.getLogger(name).setLevel(logging.WARNING)  # the demo prints its own progress
+    # kafka-python logs its connection retries and metadata refreshes as warnings: in the
+    # demo's terminal they hide the story (the children's logs keep them)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="mlflow")
-    data_dir = settings.data_dir.resolve()
-    settings = settings.model_copy(update={"data_dir": data_dir})
+    settings = demo_settings(settings, args)
+    data_dir = settings.data_dir
+    if args.external_kafka and not args.reuse_topics:
+        refuse_used_topics(settings)
     work = data_dir / "demo"
     work.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
@@ -226,11 +245,58 @@ def train_model(settings: Settings, hist_dir: Path, work: Path) -> None:
     marker.write_text(json.dumps({"data": str(hist_dir)}))
 
 
+def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The demo's own settings: its data directory, case store, MLflow registry, topics and
+    consumer group, and the model's thresholds, whatever CANHGIAC_* says."""
+    defaults = Settings.model_fields
+    update: dict[str, Any] = {
+        "data_dir": args.data_dir.resolve(), "case_store_url": "", "mlflow_tracking_uri": "",
+        "model_uri": defaults["model_uri"].default,
+        "registered_model": defaults["registered_model"].default,
+        "topic_prefix": TOPIC_PREFIX, "group_id": "canhgiac-demo-scorer",
+        "review_threshold": None, "hold_threshold": None,
+    }
+    if not args.external_kafka:
+        update.update(kafka_security_protocol="PLAINTEXT", kafka_sasl_mechanism=None,
+                      kafka_sasl_username=None, kafka_sasl_password=None)
+    return settings.model_copy(update=update)
+
+
+def refuse_used_topics(settings: Settings) -> None:
+    """With an external Kafka, refuse topics of the demo's prefix that already hold data."""
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    from canhgiac.cli import UsageError  # noqa: PLC0415
+    from streaming.topics import ALL_TOPICS  # noqa: PLC0415
+
+    consumer = KafkaConsumer(**settings.kafka_client_config(), enable_auto_commit=False)
+    try:
+        existing = consumer.topics()
+        used = []
+        for name in (settings.topic(t) for t in ALL_TOPICS):
+            if name not in existing:
+                continue
+            parts = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+            if any(consumer.end_offsets(parts).values()):
+                used.append(name)
+    finally:
+        consumer.close()
+    if used:
+        raise UsageError(f"the demo's topics already hold data on {settings.kafka_bootstrap}: "
+                         f"{', '.join(used)}; pass --reuse-topics to use them anyway")
+
+
 def child_env(settings: Settings, bundled: bool) -> dict[str, str]:
-    env = {**os.environ,
-           "CANHGIAC_DATA_DIR": str(settings.data_dir),
-           "CANHGIAC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "PYTHONUNBUFFERED": "1"}
+    keep_kafka = () if bundled else KAFKA_CONNECTION
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("CANHGIAC_") and k.removeprefix("CANHGIAC_") in
+                   (*ISOLATED, *KAFKA_CONNECTION) and k.removeprefix("CANHGIAC_")
+                   not in keep_kafka)}
+    env.update({"CANHGIAC_DATA_DIR": str(settings.data_dir),
+                "CANHGIAC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+                "CANHGIAC_TOPIC_PREFIX": settings.topic_prefix,
+                "CANHGIAC_GROUP_ID": settings.group_id,
+                "PYTHONUNBUFFERED": "1"})
     if bundled:
         # Tansu waits the group's rebalance timeout before the first assignment.
         env.setdefault("CANHGIAC_MAX_POLL_INTERVAL_MS", "3000")
@@ -242,12 +308,34 @@ def child_env(settings: Settings, bundled: bool) -> dict[str, str]:
     return env
 
 
+CHILDREN: dict[int, tuple[str, Path]] = {}  # pid -> (name, log) of the processes we started
+
+
 def start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
-    return subprocess.Popen(  # noqa: S603 - our own command
+    proc = subprocess.Popen(  # noqa: S603 - our own command
         [sys.executable, "-m", "canhgiac.cli", "--log-level", "INFO", *command],
         env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
     )
+    CHILDREN[proc.pid] = ({"score": "scorer", "serve": "API"}.get(command[0], command[0]),
+                          log_path)
+    return proc
+
+
+def exit_cause(proc: subprocess.Popen[bytes]) -> str:
+    """One line: which child exited, its code, and the last error line of its log."""
+    name, log_path = CHILDREN.get(proc.pid, ("a process", Path("?")))
+    cause = ""
+    try:
+        lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines()
+                 if ln.strip()]
+        errors = [ln for ln in lines if " ERROR " in ln or " CRITICAL " in ln
+                  or ln.startswith(("canhgiac", "Traceback")) or "Error" in ln]
+        cause = (errors or lines or [""])[-1][:240]
+    except OSError:
+        pass
+    return (f"[demo] the {name} exited (code {proc.returncode})"
+            + (f": {cause}" if cause else "") + f" — full log {log_path}")
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
@@ -265,8 +353,7 @@ def wait_http(url: str, timeout_s: float, procs: list[subprocess.Popen[bytes]]) 
     while time.monotonic() < deadline:
         for proc in procs:
             if proc.poll() is not None:
-                raise SystemExit(f"[demo] a process exited early (code {proc.returncode}); "
-                                 "see the logs under .canhgiac/demo/")
+                raise SystemExit(exit_cause(proc))
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback
                 if resp.status == 200:
@@ -371,7 +458,10 @@ def stream(args: argparse.Namespace, settings: Settings, sim_dir: Path, live_sta
     say("the service keeps running; press Ctrl-C to stop every process")
     while all(p.poll() is None for p in procs):
         time.sleep(1.0)
-    say("a process exited; stopping")
+    for proc in procs:
+        if proc.poll() is not None:
+            print(exit_cause(proc), flush=True)
+    say("stopping")
     return 1
 
 
@@ -379,8 +469,7 @@ def show_line(progress: Progress, target: int, procs: list[subprocess.Popen[byte
               label: str) -> None:
     for proc in procs:
         if proc.poll() is not None:
-            raise SystemExit(f"[demo] a process exited (code {proc.returncode}); "
-                             "see the logs under .canhgiac/demo/")
+            raise SystemExit(exit_cause(proc))
     with progress.lock:
         scored, alerts = progress.scored, progress.alerts
     now = time.monotonic()
@@ -388,7 +477,8 @@ def show_line(progress: Progress, target: int, procs: list[subprocess.Popen[byte
     rate = (scored - last_scored) / max(now - last_t, 1e-6)
     progress.shown = (now, scored)
     print(f"\r[demo] {label}: scored {scored:,}/{target:,}  {rate:6.0f} events/s  "
-          f"alerts {alerts:,}  lag {max(target - scored, 0):,}   ", end="", flush=True)
+          f"alerts {alerts:,}  waiting to be scored {max(target - scored, 0):,}   ",
+          end="", flush=True)
 
 
 def show_progress(progress: Progress, target: int, procs: list[subprocess.Popen[bytes]],
@@ -413,7 +503,7 @@ def report(args: argparse.Namespace, settings: Settings, data: Any, live: list[A
     live_fraud = fraud_ids & live_ids
     money = {p.event_id: p.amount for p in live}
     fraud_money = sum(money[e] for e in live_fraud)
-    stopped = sum(money[e] for e in live_fraud & alerted)
+    stopped = sum(money[e] for e in live_fraud & held)  # only held payments stop money
     rows = api_get(f"{api}/v1/accounts/high-risk?limit=10", key)
     items = rows.get("items", rows) if isinstance(rows, dict) else rows
     roles = {}
@@ -438,18 +528,41 @@ def report(args: argparse.Namespace, settings: Settings, data: Any, live: list[A
     if live_fraud:
         caught = len(live_fraud & alerted)
         print(f"  fraud caught (recall)      {caught:,} ({caught / len(live_fraud):.0%})")
-        print(f"  money stopped              {stopped:,.0f} of {fraud_money:,.0f} VND "
+        print(f"  money stopped (held)       {stopped:,.0f} of {fraud_money:,.0f} VND "
               f"({stopped / fraud_money:.0%})")
     if alerted:
         print(f"  alert precision            {len(live_fraud & alerted) / len(alerted):.0%}")
     print()
+    story(api, items, roles, key)
     print("Where to look:")
-    print(f"  investigator page    {api}/")
+    print(f"  investigator page    {api}/ui/ (sign in with the key below)")
     print(f"  API docs (OpenAPI)   {api}/docs")
     print(f"  investigator key     {key}")
-    print(f"  item 9a view         {api}/v1/accounts/high-risk?type=business&foreign_login=true")
+    print(f"  item 9a view         {api}/ui/?type=business&foreign_login=true")
+    print(f"  work queues          {api}/ui/queues/unassigned")
     print(f"  try                  curl -H 'Authorization: Bearer {key}' "
           f"'{api}/v1/accounts/high-risk?limit=5'")
     print(f"  MLflow UI            .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}")
     print(f"  logs                 {settings.data_dir / 'demo'}/{{scorer,api,broker}}.log")
     sys.stdout.flush()
+
+
+def story(api: str, items: list[Any], roles: dict[str, str], key: str) -> None:
+    """Where the live day's story is: the top mule ring's account and its network view."""
+    ring = ([i for i in items if i.get("typology") == "mule"]
+            or [i for i in items if roles.get(i.get("account_id")) in ("mule", "shell")])
+    top = (ring or items or [None])[0]
+    if top is None:
+        print("The story of the day: no account is ranked yet (is something writing the case "
+              f"store?); the page: {api}/ui/")
+        print()
+        return
+    account = urllib.parse.quote(str(top["account_id"]), safe="")
+    kind = "the top mule ring's account" if ring else "the riskiest account"
+    print(f"The story of the day: {kind} {top['account_id']} "
+          f"(score {top.get('score', 0):.3f}, {top.get('typology', '?')}).")
+    print(f"  its page             {api}/ui/accounts/{account}")
+    print(f"  its money network    {api}/ui/accounts/{account}/network")
+    print("  open a case there, request a freeze, and approve it with a supervisor's key "
+          "(canhgiac keys create --role supervisor --name NAME)")
+    print()

@@ -87,6 +87,19 @@ class Settings(BaseSettings):
         if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]+:\S+", value):
             raise ValueError("expected a URI such as s3://bucket/path, gs://bucket/path or "
                              "file:///absolute/path (or empty)")
+
+    sla_hours: str = Field("", description="Case deadlines per state, e.g. "
+                           "'freeze_requested=4,open=24' (serving.sla has the defaults)")
+
+    @field_validator("sla_hours")
+    @classmethod
+    def _sla_readable(cls, value: str) -> str:
+        from serving.sla import SlaConfigError, parse  # noqa: PLC0415 - the root may import it
+
+        try:
+            parse(value)
+        except SlaConfigError as exc:  # the CLI prefixes the variable's name itself
+            raise ValueError(str(exc).removeprefix("CANHGIAC_SLA_HOURS: ")) from None
         return value
 
     @model_validator(mode="after")

@@ -6,12 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse
+from starlette.staticfiles import StaticFiles
 
 from serving import errors
 from serving.actions import ActionPublisher, NoPublisher
@@ -29,11 +28,10 @@ from serving.middleware import (
     SecurityHeaders,
 )
 from serving.outbox import RETRY_INTERVAL_S, Outbox
-from serving.routers import accounts, audit, cases, docs, health, model, reports
+from serving.routers import accounts, audit, cases, docs, health, model, reports, ui
 from serving.store import CaseStore
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """Cảnh Giác investigator API (Official Dispatch 139/CĐ-TTg): ranked high-risk
 accounts with reasons, account details, rapid-response cases (item 9c) and the police report
 (item 9a). Authenticate with `Authorization: Bearer <key>` (keys from
@@ -88,7 +86,7 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     for module in (health, accounts, cases, reports, model, audit, docs):
         app.include_router(module.router)
     app.mount("/docs/assets", StaticFiles(directory=docs.ASSETS), name="docs-assets")
-    app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
+    ui.install(app, settings, the_store)  # the investigators' page and its endpoints
     app.add_api_route("/", lambda: RedirectResponse("/ui/"), include_in_schema=False)
     app.state.audit_writer = audit_writer = AuditWriter(the_store)
     app.add_middleware(HighRiskFastPath, store=the_store, cache=cache, keys=key_cache,

@@ -186,3 +186,13 @@ meta = Table(
     Column("key", String(32), primary_key=True),
     Column("value", Integer, nullable=False),
 )
+
+# who works a case (the investigator's page: queues and bulk assignment). A table of its own,
+# so that an existing store gains it with create_all and the cases table stays unchanged.
+case_assignments = Table(
+    "case_assignments", metadata,
+    Column("case_id", Integer, ForeignKey("cases.case_id"), primary_key=True),
+    Column("assignee", String(128), nullable=False, index=True),
+    Column("assigned_by", String(128), nullable=False),
+    Column("assigned_at", Float, nullable=False),
+)

@@ -343,7 +343,8 @@ def test_readyz_metrics_and_unknown_routes(api):
 
 def test_the_page_is_served(api):
     r = api.client.get("/ui/")
-    assert r.status_code == 200 and "Cảnh Giác" in r.text and "/v1/accounts/high-risk" in r.text
+    assert r.status_code == 200 and "Cảnh Giác" in r.text and "/ui/static/app.js" in r.text
+    assert "/v1/accounts/high-risk" in api.client.get("/ui/static/list.js").text
     assert api.client.get("/", follow_redirects=False).status_code in (302, 307)
 
 

@@ -22,11 +22,16 @@ BAD_ROLES = {"mule", "shell", "takeover_victim", "victim"}
 
 
 def test_demo_runs_the_whole_loop(tmp_path):
-    env = {**os.environ, "CANHGIAC_DATA_DIR": str(tmp_path / "state"),
+    prod = tmp_path / "production"  # what an operator's shell may export: never touched
+    env = {**os.environ, "CANHGIAC_DATA_DIR": str(prod),
+           "CANHGIAC_CASE_STORE_URL": f"sqlite:///{prod / 'cases.db'}",
+           "CANHGIAC_MLFLOW_TRACKING_URI": f"sqlite:///{prod / 'mlflow.db'}",
+           "CANHGIAC_TOPIC_PREFIX": "prod.", "CANHGIAC_REVIEW_THRESHOLD": "0.01",
            "CANHGIAC_METRICS_PORT": "0"}
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "canhgiac.cli", "demo", "--accounts", "800",
+        [sys.executable, "-m", "canhgiac.cli", "demo", "--data-dir", str(tmp_path / "state"),
+         "--accounts", "800",
          "--history-days", "50", "--warm-days", "10", "--duration", "10",
          "--api-port", str(port)],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -41,6 +46,9 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert "Top high-risk accounts" in out
     assert "investigator key" in out and f"http://127.0.0.1:{port}/docs" in out
     assert "every process stopped" in out
+    assert not prod.exists(), list(prod.rglob("*"))
+    assert "The story of the day" in out
+    assert "waiting to be scored" in out and " lag " not in out
 
     # The scorer wrote account risk to the case store; the real API ranks it.
     settings = Settings(data_dir=tmp_path / "state")
@@ -66,3 +74,4 @@ def test_demo_runs_the_whole_loop(tmp_path):
                      strict=True))
     ranked = [roles.get(item["account_id"]) for item in items]
     assert BAD_ROLES & set(ranked), ranked
+    assert "/network" in out  # the story's deep links, once accounts are ranked
