@@ -105,7 +105,8 @@ def compute(conn: Connection, t_from: float, t_to: float, review: float) -> Resu
         cell(row.event_t, row.account_id)["money_stopped_vnd"] += float(row.amount)
     moves = {("open", None): "cases_opened", ("freeze_requested", "under_review"):
              "freezes_requested", ("frozen", "freeze_requested"): "freezes_approved",
-             ("released", "frozen"): "freezes_released"}
+             ("released", "frozen"): "freezes_released",  # before releases had four eyes
+             ("released", "release_requested"): "freezes_released"}
     for row in conn.execute(select(e.c.account_id, e.c.from_status, e.c.to_status,
                                    e.c.outcome, e.c.at)
                             .where(e.c.at >= t_from, e.c.at < t_to)):

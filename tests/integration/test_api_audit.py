@@ -125,7 +125,8 @@ def test_no_api_route_can_change_or_delete_an_audit_entry(api):
     routes = sorted(set(_routes(api.client.app.routes)))
     assert ("GET", "/v1/audit") in routes and len(routes) > 12
     writes = [(m, p) for m, p in routes if m not in ("GET", "HEAD")]
-    assert writes == [("POST", "/v1/cases"), ("POST", "/v1/cases/{case_id}/transitions")]
+    assert writes == [("POST", "/v1/cases"), ("POST", "/v1/cases/assignment"),
+                      ("POST", "/v1/cases/{case_id}/transitions")]
     api.client.get("/v1/accounts/biz-1", headers=api.h("viewer"))
     before = _audit_rows(api)
     assert before
@@ -136,6 +137,8 @@ def test_no_api_route_can_change_or_delete_an_audit_entry(api):
     # every write route, driven as an admin: entries are only ever appended
     case_id = api.client.post("/v1/cases", json={"account_id": "biz-1"},
                               headers=api.h("admin")).json()["case_id"]
+    api.client.post("/v1/cases/assignment", json={"case_ids": [case_id], "assignee": "inv1"},
+                    headers=api.h("admin"))
     for to in ("under_review", "closed"):
         api.client.post(f"/v1/cases/{case_id}/transitions",
                         json={"to": to, "outcome": "false_positive" if to == "closed" else None},

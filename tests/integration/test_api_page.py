@@ -152,6 +152,7 @@ def test_results_report_counts_decisions_and_held_money(api):
     _move(api, a, "investigator", "under_review")
     _move(api, a, "investigator", "freeze_requested")
     _move(api, a, "supervisor", "frozen")
+    _move(api, a, "investigator", "release_requested")  # four eyes on the release too
     _move(api, a, "supervisor", "released", outcome="confirmed_fraud")
     h = api.h("investigator")
     body = api.client.get("/v1/reports/results", params={**SPAN, "format": "json"},
