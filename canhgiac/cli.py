@@ -16,7 +16,8 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-COMMANDS = ("demo", "simulate", "train", "promote", "score", "serve", "keys", "broker", "replay")
+COMMANDS = ("demo", "simulate", "train", "promote", "score", "serve", "sink", "keys", "broker",
+            "replay")
 
 
 class _Parser(argparse.ArgumentParser):
