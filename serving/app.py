@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -22,8 +23,12 @@ from serving.fastpath import HighRiskFastPath
 from serving.metrics import ApiMetrics
 from serving.middleware import RequestContext
 from serving.outbox import RETRY_INTERVAL_S, Outbox
+from serving.projection_status import ProjectionLagHeader
 from serving.routers import accounts, audit, cases, health, model, reports
 from serving.store import CaseStore
+
+if TYPE_CHECKING:
+    from serving.projection import Projection
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -38,7 +43,11 @@ Only `/healthz` is open. Errors are `{"error": {"code", "message", "details"}, "
 
 
 def create_app(settings: ApiSettings, store: CaseStore | None = None,
-               action_publisher: ActionPublisher | None = None) -> FastAPI:
+               action_publisher: ActionPublisher | None = None,
+               projection: Projection | None = None) -> FastAPI:
+    """``projection``: the case-store projection to run on a background thread while the app
+    runs (``canhgiac serve``); its lag shows in ``/readyz``, ``/metrics`` and the
+    ``X-Projection-Lag`` header of ``/v1/`` responses."""
     owns_store = store is None
     the_store = store if store is not None else CaseStore(settings.store_url)
     publisher = action_publisher if action_publisher is not None else NoPublisher()
@@ -56,8 +65,13 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(retry_outbox())
+        if projection is not None:
+            projection.start()
         yield
         task.cancel()
+        if projection is not None:
+            projection.stop()
+            await run_in_threadpool(projection.join)
         if owns_store:
             the_store.close()
 
@@ -69,6 +83,9 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     app.state.publisher = publisher
     app.state.outbox = outbox
     app.state.metrics = metrics
+    app.state.projection_status = projection.status if projection is not None else None
+    if projection is not None:
+        metrics.registry.register(projection.metrics.registry)  # type: ignore[arg-type]
     app.state.cache = cache = ResponseCache()
     app.state.key_cache = key_cache = KeyCache()
     errors.install(app)
@@ -78,5 +95,7 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     app.add_api_route("/", lambda: RedirectResponse("/ui/"), include_in_schema=False)
     app.add_middleware(HighRiskFastPath, store=the_store, cache=cache, keys=key_cache,
                        metrics=metrics)
+    if projection is not None:
+        app.add_middleware(ProjectionLagHeader, status=projection.status)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every request
     return app

@@ -59,6 +59,7 @@ POLL_TIMEOUT_MS = 500
 WATCH_INTERVAL_S = 2.0
 DLQ_TIMEOUT_S = 30.0
 REFUSED = "case store refused it"
+BOOTSTRAP_TIMEOUT_MS = 5_000  # Kafka unreachable at start: fail the session, retry later
 KAFKA_TIMEOUT_MS = 10_000  # offset queries and commits: a broker that does not answer fails
 # the session (reconnect with backoff) instead of blocking it
 # errors that belong to one record, not to the store: that record is dead-lettered
@@ -205,7 +206,8 @@ class Projection:
             max_poll_records=s.sink_batch_size, fetch_max_wait_ms=s.sink_fetch_max_wait_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
             session_timeout_ms=s.session_timeout_ms,
-            heartbeat_interval_ms=max(100, s.session_timeout_ms // 3), **extra)
+            heartbeat_interval_ms=max(100, s.session_timeout_ms // 3),
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, **extra)
 
     def _follow(self) -> None:
         if self.prepare is not None:
@@ -380,7 +382,8 @@ class Projection:
             return
         if self._producer is None:
             self._producer = KafkaProducer(**self.settings.kafka_client_config(), acks="all",
-                                           retries=5, linger_ms=5)
+                                           retries=5, linger_ms=5,
+                                           bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
         futures = [self._producer.send(self.dlq_topic, key=d.key, value=d.value,
                                        headers=d.headers()) for d in dead]
         self._producer.flush(timeout=DLQ_TIMEOUT_S)

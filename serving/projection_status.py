@@ -70,3 +70,36 @@ class ProjectionMetrics:
             "canhgiac_sink_batch_seconds", "time to write one batch and commit its offsets",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
         self.store_up.set(1)
+
+
+class ProjectionLagHeader:
+    """Pure ASGI middleware: every ``/v1/`` response says how far behind the case store is
+    (``X-Projection-Lag``: records not yet written, or ``unknown`` while Kafka is
+    unreachable or the lag not yet measured)."""
+
+    def __init__(self, app: Any, status: ProjectionStatus) -> None:
+        self.app = app
+        self.status = status
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_lag(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                lag = self.status.snapshot().lag
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-projection-lag",
+                                       b"unknown" if lag is None else str(lag).encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_lag)
+
+
+def readiness(status: ProjectionStatus | None) -> dict[str, Any]:
+    """The ``projection`` field of ``/readyz``: ``{"state", "lag"}``; state ``off`` when this
+    process does not run the projection (``canhgiac sink`` runs it elsewhere)."""
+    if status is None:
+        return {"state": "off", "lag": None}
+    return status.snapshot().as_dict()
