@@ -58,7 +58,7 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
         while True:
             await asyncio.sleep(RETRY_INTERVAL_S)
             try:
-                await run_in_threadpool(outbox.deliver)
+                await run_in_threadpool(outbox.deliver, None)
             except Exception as exc:  # keep retrying; the next round may succeed
                 log.error("outbox delivery failed", extra={"error": repr(exc)})
 
@@ -69,6 +69,7 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
             projection.start()
         yield
         task.cancel()
+        outbox.close()
         if projection is not None:
             projection.stop()
             await run_in_threadpool(projection.join)
