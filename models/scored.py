@@ -15,6 +15,7 @@ exception met while decoding becomes a rejection carrying its class and message.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -183,9 +184,49 @@ def decode_scored(raw: bytes | None) -> ScoredPayment | Rejection:
         if len(raw) > MAX_SCORED_BYTES:
             return Rejection(KIND, "", f"record is {len(raw)} bytes, limit is "
                                        f"{MAX_SCORED_BYTES}", raw)
-        return _from_mapping(parse_json(raw), raw)
+        return _from_mapping(_parse(raw), raw)
     except Exception as exc:  # noqa: BLE001 - a record must never stop a loop
         return _rejection(exc, raw)
+
+
+def _parse(raw: bytes) -> Any:
+    """orjson when the result provably has no duplicate key (every key of every object ends
+    with ``":``, so as many of those in the bytes as keys in the result means none was
+    dropped); anything else, and every orjson error, goes through the strict parser."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        obj = None
+    if type(obj) is dict and raw.count(b'":') == _keys(obj) and not _SPACED_COLON(raw):
+        return obj
+    return parse_json(raw)
+
+
+def _keys(d: dict[str, Any]) -> int:
+    """Keys of every object in a parsed JSON value (numbers and strings are skipped inline:
+    this runs once per record)."""
+    n = len(d)
+    for v in d.values():
+        t = type(v)
+        if t is dict:
+            n += _keys(v)
+        elif t is list:
+            n += _list_keys(v)
+    return n
+
+
+def _list_keys(items: list[Any]) -> int:
+    n = 0
+    for v in items:
+        t = type(v)
+        if t is dict:
+            n += _keys(v)
+        elif t is list:
+            n += _list_keys(v)
+    return n
+
+
+_SPACED_COLON = re.compile(rb'"\s+:').search
 
 
 def scored_from_mapping(d: Mapping[str, Any]) -> ScoredPayment | Rejection:
@@ -328,5 +369,16 @@ def _features(value: Any) -> dict[str, float | None]:
     if not isinstance(value, Mapping):
         raise _Bad("features", f"must be an object, got {type(value).__name__}")
     # only the features the store uses are kept; others (a full vector) are ignored
-    return {name: _as_float(value[name], f"features.{name}")
-            for name in STORE_FEATURES if name in value}
+    out: dict[str, float | None] = {}
+    for name in STORE_FEATURES:
+        v = value.get(name, _ABSENT)
+        if v is _ABSENT:
+            continue
+        if type(v) is float and math.isfinite(v):
+            out[name] = v  # the common case
+        else:
+            out[name] = _as_float(v, "features." + name)
+    return out
+
+
+_ABSENT = object()
