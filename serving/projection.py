@@ -59,6 +59,7 @@ POLL_TIMEOUT_MS = 500
 WATCH_INTERVAL_S = 2.0
 DLQ_TIMEOUT_S = 30.0
 REFUSED = "case store refused it"
+LOGGED_DEAD_LETTERS = 5  # per batch; the rest in one line (all of them are in the topic)
 BOOTSTRAP_TIMEOUT_MS = 5_000  # Kafka unreachable at start: fail the session, retry later
 KAFKA_TIMEOUT_MS = 10_000  # offset queries and commits: a broker that does not answer fails
 # the session (reconnect with backoff) instead of blocking it
@@ -389,10 +390,13 @@ class Projection:
         self._producer.flush(timeout=DLQ_TIMEOUT_S)
         for f in futures:
             f.get(timeout=DLQ_TIMEOUT_S)  # raises: the session restarts, the batch replays
-        for d in dead:
+        for d in dead[:LOGGED_DEAD_LETTERS]:
             log.warning("record dead-lettered by the case-store projection", extra={
                 "topic": d.topic, "partition": d.partition, "offset": d.offset,
                 "field": d.field, "reason": d.reason[:300]})
+        if len(dead) > LOGGED_DEAD_LETTERS:
+            log.warning("more records of this batch dead-lettered (see payments.dlq)",
+                        extra={"count": len(dead) - LOGGED_DEAD_LETTERS})
         self.dead_lettered += len(dead)
 
     def _close_producer(self) -> None:
