@@ -58,16 +58,23 @@ class Outbox:
         """Ask for a delivery round that starts after this call (coalesced with one already
         asked for) and wait up to ``wait_s`` (None: until it ends). Returns ``{outbox id:
         delivered}`` of the events the round got to so far."""
-        with self._lock:
-            if self._queued is None:
-                self._queued = Round()
-                self._executor.submit(self._run, self._queued)
-            rnd = self._queued
+        try:
+            with self._lock:
+                if self._queued is None:
+                    self._queued = Round()
+                    self._executor.submit(self._run, self._queued)
+                rnd = self._queued
+        except RuntimeError:  # closed (the app is stopping): the next start delivers
+            return {}
         rnd.done.wait(wait_s)
         return dict(rnd.results)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            if self._queued is not None:
+                self._queued.done.set()  # cancelled: nobody waits for it
+                self._queued = None
 
     # ------------------------------------------------------------------ one round
     def _run(self, rnd: Round) -> None:

@@ -309,3 +309,41 @@ def test_two_sinks_in_one_group_share_the_partitions(broker, topic_prefix, tmp_p
         for p in sinks:
             p.join(15)
             p.store.close()
+
+
+def test_a_model_published_by_a_scorer_reaches_the_store(broker, topic_prefix, tmp_path):
+    from canhgiac.model_info import ModelInfoProducer, ensure_model_info_topic
+
+    s = settings_for(broker, topic_prefix, tmp_path)
+    ensure_model_info_topic(s)
+    producer = ModelInfoProducer(s)
+    try:
+        producer.set_model_info("3", {"test_average_precision": 0.4, "note": "x"},
+                                {"review": 0.3, "hold": 0.7})
+        producer.set_model_info("4", {"test_average_precision": 0.5},
+                                {"review": 0.35, "hold": 0.75})
+    finally:
+        producer.close()
+    projection = Projection(s, CaseStore(s.store_url))
+    try:
+        assert projection.catch_up().written in (1, 2)  # one per batch: its newest
+        info = projection.store.model_info()
+    finally:
+        projection.store.close()
+    assert info["version"] == "4" and info["metrics"] == {"test_average_precision": 0.5}
+    assert info["thresholds"] == {"review": 0.35, "hold": 0.75}
+
+
+def test_the_sink_runs_without_metrics_when_its_port_is_taken(tmp_path, caplog):
+    import socket
+
+    from canhgiac.cmd_sink import _serve_metrics
+    from serving.projection_status import ProjectionMetrics
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        s = Settings(data_dir=tmp_path, sink_metrics_port=taken.getsockname()[1])
+        caplog.set_level(logging.WARNING)
+        _serve_metrics(s, ProjectionMetrics().registry)  # no exception
+    assert any("metrics port unavailable" in r.getMessage() for r in caplog.records)
