@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 
 from features.events import (
@@ -57,7 +58,7 @@ STORE_FEATURES: tuple[str, ...] = (
     "cp_flagged",
     "account_age_days",
 )
-_STORE_INDEX = tuple((name, FEATURE_INDEX[name]) for name in STORE_FEATURES)
+_STORE_POSITIONS = np.array([FEATURE_INDEX[name] for name in STORE_FEATURES], dtype=np.intp)
 _PAYMENT_OPTIONAL = ("country", "ip", "device_id", "description")
 
 
@@ -161,9 +162,16 @@ class ScoredPayment:
         return orjson.dumps(self.to_dict(), option=orjson.OPT_UTC_Z)
 
 
-def store_features(values: Sequence[float]) -> dict[str, float | None]:
-    """The :data:`STORE_FEATURES` subset of a vector in ``FEATURE_NAMES`` order (nan → None)."""
-    return {name: _finite(values[i]) for name, i in _STORE_INDEX}
+def store_features(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    """The :data:`STORE_FEATURES` subset of a vector in ``FEATURE_NAMES`` order (a tuple, a
+    list or a numpy row; nan and inf → None)."""
+    if isinstance(values, np.ndarray):
+        picked: list[Any] = values.take(_STORE_POSITIONS).tolist()
+    else:
+        picked = [values[i] for i in _STORE_POSITIONS]
+    # x - x is 0.0 for a finite float, nan for nan and inf
+    return {name: (float(v) if v - v == 0.0 else None)
+            for name, v in zip(STORE_FEATURES, picked, strict=True)}
 
 
 # ---------------------------------------------------------------- decoding
