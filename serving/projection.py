@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
@@ -216,12 +217,13 @@ class Projection:
             self.prepare()
         consumer = self._consumer()
         try:
-            consumer.subscribe(list(self.kinds))
+            joined = threading.Event()
+            consumer.subscribe(list(self.kinds), listener=_Joined(joined))
             self.status.set(RUNNING)
             next_watch = 0.0
             while not self._stop.is_set():
                 self._step(consumer)
-                if time.monotonic() >= next_watch:
+                if time.monotonic() >= next_watch and joined.is_set():
                     parts = consumer.assignment()
                     self.assigned = len(parts)
                     self._watch(consumer, parts)
@@ -429,7 +431,9 @@ class Projection:
 
     # ------------------------------------------------------------------ lag and stalls
     def _watch(self, consumer: KafkaConsumer, parts: set[TopicPartition]) -> None:
-        if not parts:
+        if not parts:  # in the group, with no partition (more sinks than partitions)
+            for kind in INPUTS:
+                self.metrics.lag.labels(topic=kind).set(0)
             self.status.set(lag=0)
             return
         ends = consumer.end_offsets(list(parts), timeout_ms=KAFKA_TIMEOUT_MS)
@@ -471,6 +475,20 @@ class Projection:
             m.labels(topic=kind, outcome="rejected").inc(n)
         for d in batch.dead_letters:
             m.labels(topic=d.kind, outcome="dead_letter").inc()
+
+
+class _Joined(ConsumerRebalanceListener):
+    """Sets ``joined`` once the group gave this consumer its (possibly empty) assignment: the
+    lag is unknown before, not 0."""
+
+    def __init__(self, joined: threading.Event) -> None:
+        self.joined = joined
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.joined.set()
 
 
 def _reached(consumer: KafkaConsumer, tp: TopicPartition, end: int,
