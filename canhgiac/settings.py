@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_poll_interval_ms: int = Field(300_000, ge=1_000)
     session_timeout_ms: int = Field(10_000, ge=1_000)
     allowed_lateness_s: float = Field(300.0, ge=0)
+    max_clock_skew_s: float = Field(
+        300.0, ge=0, description="An event dated further ahead of its Kafka record timestamp "
+        "(or of the wall clock) is dead-lettered as 'from the future'")
     model_poll_interval_s: float = Field(30.0, gt=0, description="How often to check @champion")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus port; 0 = off")
     review_threshold: float | None = Field(None, ge=0, le=1, description="Override the model's")

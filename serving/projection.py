@@ -5,7 +5,8 @@ It reads ``payments.scored``, ``logins``, ``accounts`` and ``model.info`` (the g
 each poll, commits in this order:
 
 1. decode the records; one that does not decode becomes a dead letter (``payments.scored``,
-   ``model.info``) or is counted as the scorer's rejection (``logins``, ``accounts``);
+   ``model.info``) or is counted as the scorer's rejection (``logins``, ``accounts``, and a
+   login dated more than ``max_clock_skew_s`` ahead of its record's timestamp);
 2. write the batch into the case store in ONE transaction (idempotent, see
    :meth:`serving.store.CaseStore.write_batch`). The store locked, full or down: retry the
    same batch with backoff (one warning when it starts, one line when it ends, a metric
@@ -82,6 +83,8 @@ class ProjectionSettings(Protocol):
     def sink_stall_timeout_s(self) -> float: ...
     @property
     def sink_retry_max_s(self) -> float: ...
+    @property
+    def max_clock_skew_s(self) -> float: ...
     @property
     def max_poll_interval_ms(self) -> int: ...
     @property
@@ -313,6 +316,7 @@ class Projection:
         """1. Decode one poll (never raises)."""
         batch = Batch()
         newest_info: tuple[ModelInfo, Any] | None = None
+        skew = self.settings.max_clock_skew_s
         for tp, recs in polled.items():
             kind = self.kinds.get(tp.topic, "")
             for rec in recs:
@@ -326,7 +330,10 @@ class Projection:
                 elif isinstance(item, ScoredPayment):
                     batch.scored.append((item, rec))
                 elif isinstance(item, Login):
-                    batch.logins.append((item, rec))
+                    if _from_the_future(item.t, rec.timestamp, skew):
+                        batch.rejected[LOGINS] += 1  # the scorer dead-letters it too
+                    else:
+                        batch.logins.append((item, rec))
                 elif isinstance(item, Account):
                     batch.accounts.append((item, rec))
                 elif isinstance(item, ModelInfo) and (
@@ -475,6 +482,14 @@ class Projection:
             m.labels(topic=kind, outcome="rejected").inc(n)
         for d in batch.dead_letters:
             m.labels(topic=d.kind, outcome="dead_letter").inc()
+
+
+def _from_the_future(t: float, timestamp_ms: int | None, skew_s: float) -> bool:
+    """Dated more than ``skew_s`` ahead of its Kafka record timestamp (the wall clock when the
+    record has none): kept out of the store, like the scorer keeps it out of every clock (a
+    login dated 2099 would hide an account's real foreign logins)."""
+    now = timestamp_ms / 1000.0 if timestamp_ms and timestamp_ms > 0 else time.time()
+    return t > now + skew_s
 
 
 class _Joined(ConsumerRebalanceListener):

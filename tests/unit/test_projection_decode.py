@@ -26,9 +26,10 @@ def projection(tmp_path_factory):
     p.store.close()
 
 
-def _record(topic: str, offset: int, value: bytes | None) -> ConsumerRecord:
+def _record(topic: str, offset: int, value: bytes | None,
+            timestamp: int = 0) -> ConsumerRecord:
     return ConsumerRecord(topic=topic, partition=0, leader_epoch=-1, offset=offset,
-                          timestamp=0, timestamp_type=0, key=b"k", value=value, headers=[],
+                          timestamp=timestamp, timestamp_type=0, key=b"k", value=value, headers=[],
                           checksum=None, serialized_key_size=1,
                           serialized_value_size=len(value or b""), serialized_header_size=-1)
 
@@ -81,6 +82,19 @@ def test_valid_records_decode_to_their_items(projection):
     assert (len(batch.scored), len(batch.logins), len(batch.accounts)) == (1, 1, 1)
     assert batch.model_info is not None and not batch.dead_letters
     assert set(batch.offsets.values()) == {6}
+
+
+def test_a_login_from_the_future_is_kept_out_of_the_store(projection):
+    tp = TopicPartition("p.logins", 0)
+    t_2026 = int(datetime(2026, 3, 1, 9, 0, tzinfo=UTC).timestamp() * 1000)
+    future = VALID["logins"].replace(b"2026-03-01T09:00:00Z", b"2099-01-01T00:00:00Z")
+    skewed = VALID["logins"].replace(b"09:00:00Z", b"09:06:00Z")  # 6 min ahead
+    ok = VALID["logins"].replace(b"09:00:00Z", b"09:04:00Z")  # within 5 min
+    batch = projection.decode({tp: [_record(tp.topic, 0, future, t_2026),
+                                    _record(tp.topic, 1, skewed, t_2026),
+                                    _record(tp.topic, 2, ok, t_2026),
+                                    _record(tp.topic, 3, future, 0)]})  # no timestamp: now
+    assert batch.rejected["logins"] == 3 and len(batch.logins) == 1
 
 
 def test_stall_watch():
