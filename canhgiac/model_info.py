@@ -49,7 +49,9 @@ class ModelInfoProducer:
         from kafka import KafkaProducer  # noqa: PLC0415
 
         if self._producer is None:
-            self._producer = KafkaProducer(**self._config, acks="all", retries=5)
+            # a broker that does not answer costs the model load seconds, not minutes
+            self._producer = KafkaProducer(**self._config, acks="all", retries=5,
+                                           bootstrap_timeout_ms=5000, max_block_ms=5000)
         info = ModelInfo(str(version), datetime.now(UTC),
                          {k: float(v) for k, v in metrics.items()
                           if isinstance(v, int | float) and not isinstance(v, bool)},
