@@ -58,10 +58,25 @@ def _serve_metrics(settings: Settings, registry: Any) -> None:
             "port": settings.sink_metrics_port, "error": str(exc)})
 
 
+def _safe(url: str) -> str:
+    """The store URL without its password (it goes to a terminal or a log)."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL: say nothing of it
+        return "(unparseable URL)"
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from serving.projection import Stopped  # noqa: PLC0415
 
-    projection = build(settings)
+    try:
+        projection = build(settings)
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+        print(f"canhgiac sink: error: cannot open the case store {_safe(settings.store_url)}: "
+              f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        return 1
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("stop requested", extra={"signal": signum})
@@ -77,7 +92,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 return 130
             except Exception as exc:  # noqa: BLE001 - one line, not a traceback
                 print(f"canhgiac sink: error: {type(exc).__name__}: {exc} (Kafka at "
-                      f"{settings.kafka_bootstrap}, store {settings.store_url})", file=sys.stderr)
+                      f"{settings.kafka_bootstrap}, store {_safe(settings.store_url)})",
+                      file=sys.stderr)
                 return 1
             print(f"caught up: {result.records} records read, {result.written} written, "
                   f"{result.dead_letters} dead-lettered in {result.seconds:.1f}s")

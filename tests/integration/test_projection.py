@@ -347,3 +347,16 @@ def test_the_sink_runs_without_metrics_when_its_port_is_taken(tmp_path, caplog):
         caplog.set_level(logging.WARNING)
         _serve_metrics(s, ProjectionMetrics().registry)  # no exception
     assert any("metrics port unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_sink_says_in_one_line_when_the_store_cannot_be_opened(tmp_path, monkeypatch, capsys):
+    from canhgiac.cli import main
+    from canhgiac.cmd_sink import _safe
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    monkeypatch.setenv("CANHGIAC_CASE_STORE_URL", f"sqlite:///{blocker}/cases.db")
+    assert main(["sink", "--once"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("canhgiac sink: error: cannot open the case store")
+    assert "secret" not in _safe("postgresql+psycopg://u:secret@db:5432/cases")
