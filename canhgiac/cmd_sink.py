@@ -96,7 +96,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                       file=sys.stderr)
                 return 1
             print(f"caught up: {result.records} records read, {result.written} written, "
-                  f"{result.dead_letters} dead-lettered in {result.seconds:.1f}s")
+                  f"{result.dead_letters} dead-lettered in {result.seconds:.2f}s")
             return 0
         _serve_metrics(settings, projection.metrics.registry)
         log.info("case-store projection starting", extra={
