@@ -3,7 +3,7 @@ one process at a time.
 
 * **Off the request.** A decision commits its events with it (transactional outbox). The
   router's :meth:`Outbox.deliver` asks for a delivery round on the outbox's own thread and
-  waits at most ``wait_s`` (0.8 s) for it: with the broker up the response says the action was
+  waits at most ``wait_s`` (0.5 s) for it: with the broker up the response says the action was
   published, with the broker down it answers at once and the round (or the app's retry loop,
   every ``RETRY_INTERVAL_S``) delivers later. A committed decision never fails for Kafka.
 * **One deliverer.** A round runs only while its process holds the outbox lease in the store
@@ -35,7 +35,7 @@ RETRY_INTERVAL_S = 5.0
 BATCH = 1000
 LEASE_TTL_S = 120
 LEASE_MARGIN_S = 40.0  # stop sending this long before the lease ends (> one send's timeout)
-REQUEST_WAIT_S = 0.8
+REQUEST_WAIT_S = 0.5
 _ACTION_NS = uuid.UUID("5b0f3d0e-8f0e-4f55-9a3b-3c1f4d6f2a10")
 
 
