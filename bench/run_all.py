@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("simulate", "features", "train", "stream", "restore", "api")
+BENCHMARKS = ("simulate", "features", "train", "stream", "restore", "projection", "api")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

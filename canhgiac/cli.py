@@ -16,8 +16,8 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-COMMANDS = ("demo", "simulate", "train", "promote", "score", "serve", "keys", "db", "broker",
-            "replay", "report")
+COMMANDS = ("demo", "simulate", "train", "promote", "score", "serve", "sink", "keys", "db",
+            "broker", "replay", "report")
 
 
 class _Parser(argparse.ArgumentParser):

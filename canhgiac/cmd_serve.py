@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from canhgiac.cli import port_number
@@ -17,17 +18,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="port, 1-65535 (default CANHGIAC_API_PORT)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the port (default 1)")
+    parser.add_argument("--no-sink", action="store_true",
+                        help="do not run the case-store projection here (run `canhgiac sink`; "
+                             "default from CANHGIAC_SINK_IN_SERVE)")
 
 
 def build_app() -> Any:
-    """The app with its Kafka action publisher, from ``CANHGIAC_*`` (one per worker)."""
-    from serving.actions import KafkaActionPublisher  # noqa: PLC0415 - keeps --help fast
+    """The app with its Kafka action publisher and (unless ``CANHGIAC_SINK_IN_SERVE=false``)
+    the case-store projection on a background thread, from ``CANHGIAC_*`` (one per worker:
+    the workers' projections share the partitions in their consumer group)."""
+    from canhgiac import cmd_sink  # noqa: PLC0415 - keeps --help fast
+    from serving.actions import KafkaActionPublisher  # noqa: PLC0415
     from serving.app import create_app  # noqa: PLC0415
 
     settings = Settings()
     publisher = KafkaActionPublisher(settings.kafka_client_config(),
                                      settings.topic("account.actions"), settings.topic("labels"))
-    return create_app(settings, action_publisher=publisher)
+    projection = cmd_sink.build(settings) if settings.sink_in_serve else None
+    return create_app(settings, action_publisher=publisher, projection=projection)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -38,6 +46,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         raise UsageError("--workers must be at least 1")
     host, port = args.host or settings.api_host, args.port or settings.api_port
+    if args.no_sink:  # build_app reads the settings again (once per worker)
+        os.environ["CANHGIAC_SINK_IN_SERVE"] = "false"
     if args.workers == 1:
         app = build_app()
         try:

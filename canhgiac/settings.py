@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     review_threshold: float | None = Field(None, ge=0, le=1, description="Override the model's")
     hold_threshold: float | None = Field(None, ge=0, le=1, description="Override the model's")
 
+    # case-store projection (`canhgiac sink`, and inside `canhgiac serve`)
+    sink_group_id: str = Field("canhgiac-case-store", description="Its own consumer group")
+    sink_in_serve: bool = Field(True, description="`canhgiac serve` runs the projection too")
+    sink_batch_size: int = Field(5000, ge=1, le=100_000, description="Records per write")
+    sink_fetch_max_wait_ms: int = Field(100, ge=0, le=10_000, description="Broker fetch wait")
+    sink_stall_timeout_s: float = Field(30.0, gt=0, description="Stalled-partition watch")
+    sink_retry_max_s: float = Field(10.0, gt=0, description="Longest backoff between retries")
+    sink_busy_timeout_ms: int = Field(2000, ge=0, description="SQLite lock wait per attempt")
+    sink_metrics_port: int = Field(9109, ge=0, le=65535, description="`canhgiac sink`; 0 = off")
+
     # training / promotion
     promote_margin: float = Field(0.01, ge=0, description="Min gain in test AP to promote")
     seed: int = 7

@@ -15,11 +15,13 @@ exception met while decoding becomes a rejection carrying its class and message.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 
 from features.events import (
@@ -56,7 +58,7 @@ STORE_FEATURES: tuple[str, ...] = (
     "cp_flagged",
     "account_age_days",
 )
-_STORE_INDEX = tuple((name, FEATURE_INDEX[name]) for name in STORE_FEATURES)
+_STORE_POSITIONS = np.array([FEATURE_INDEX[name] for name in STORE_FEATURES], dtype=np.intp)
 _PAYMENT_OPTIONAL = ("country", "ip", "device_id", "description")
 
 
@@ -160,9 +162,16 @@ class ScoredPayment:
         return orjson.dumps(self.to_dict(), option=orjson.OPT_UTC_Z)
 
 
-def store_features(values: Sequence[float]) -> dict[str, float | None]:
-    """The :data:`STORE_FEATURES` subset of a vector in ``FEATURE_NAMES`` order (nan → None)."""
-    return {name: _finite(values[i]) for name, i in _STORE_INDEX}
+def store_features(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    """The :data:`STORE_FEATURES` subset of a vector in ``FEATURE_NAMES`` order (a tuple, a
+    list or a numpy row; nan and inf → None)."""
+    if isinstance(values, np.ndarray):
+        picked: list[Any] = values.take(_STORE_POSITIONS).tolist()
+    else:
+        picked = [values[i] for i in _STORE_POSITIONS]
+    # x - x is 0.0 for a finite float, nan for nan and inf
+    return {name: (float(v) if v - v == 0.0 else None)
+            for name, v in zip(STORE_FEATURES, picked, strict=True)}
 
 
 # ---------------------------------------------------------------- decoding
@@ -183,9 +192,49 @@ def decode_scored(raw: bytes | None) -> ScoredPayment | Rejection:
         if len(raw) > MAX_SCORED_BYTES:
             return Rejection(KIND, "", f"record is {len(raw)} bytes, limit is "
                                        f"{MAX_SCORED_BYTES}", raw)
-        return _from_mapping(parse_json(raw), raw)
+        return _from_mapping(_parse(raw), raw)
     except Exception as exc:  # noqa: BLE001 - a record must never stop a loop
         return _rejection(exc, raw)
+
+
+def _parse(raw: bytes) -> Any:
+    """orjson when the result provably has no duplicate key (every key of every object ends
+    with ``":``, so as many of those in the bytes as keys in the result means none was
+    dropped); anything else, and every orjson error, goes through the strict parser."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        obj = None
+    if type(obj) is dict and raw.count(b'":') == _keys(obj) and not _SPACED_COLON(raw):
+        return obj
+    return parse_json(raw)
+
+
+def _keys(d: dict[str, Any]) -> int:
+    """Keys of every object in a parsed JSON value (numbers and strings are skipped inline:
+    this runs once per record)."""
+    n = len(d)
+    for v in d.values():
+        t = type(v)
+        if t is dict:
+            n += _keys(v)
+        elif t is list:
+            n += _list_keys(v)
+    return n
+
+
+def _list_keys(items: list[Any]) -> int:
+    n = 0
+    for v in items:
+        t = type(v)
+        if t is dict:
+            n += _keys(v)
+        elif t is list:
+            n += _list_keys(v)
+    return n
+
+
+_SPACED_COLON = re.compile(rb'"\s+:').search
 
 
 def scored_from_mapping(d: Mapping[str, Any]) -> ScoredPayment | Rejection:
@@ -328,5 +377,16 @@ def _features(value: Any) -> dict[str, float | None]:
     if not isinstance(value, Mapping):
         raise _Bad("features", f"must be an object, got {type(value).__name__}")
     # only the features the store uses are kept; others (a full vector) are ignored
-    return {name: _as_float(value[name], f"features.{name}")
-            for name in STORE_FEATURES if name in value}
+    out: dict[str, float | None] = {}
+    for name in STORE_FEATURES:
+        v = value.get(name, _ABSENT)
+        if v is _ABSENT:
+            continue
+        if type(v) is float and math.isfinite(v):
+            out[name] = v  # the common case
+        else:
+            out[name] = _as_float(v, "features." + name)
+    return out
+
+
+_ABSENT = object()

@@ -14,7 +14,15 @@ log = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 10.0
 
 
+class PublisherUnavailable(Exception):
+    """The broker cannot be reached: every event would fail now (the outbox stops its round
+    and retries later), as opposed to ``False``: this one event was refused."""
+
+
 class ActionPublisher(Protocol):
+    """``publish_*`` return True once the broker acknowledged, False when this event was
+    refused, and may raise :class:`PublisherUnavailable` when nothing can be sent now."""
+
     def publish_action(self, action: dict[str, Any]) -> bool: ...
     def publish_label(self, label: Label) -> bool: ...
     def close(self) -> None: ...
@@ -39,20 +47,32 @@ class KafkaActionPublisher:
 
                 # a broker outage must not hold an investigator's request for a minute
                 self._producer = KafkaProducer(**{"acks": "all", "retries": 3,
-                                                  "max_block_ms": 5000, **self._config})
+                                                  "max_block_ms": 5000,
+                                                  "bootstrap_timeout_ms": 5000, **self._config})
             return self._producer
 
     def _send(self, topic: str, key: str, value: bytes) -> bool:
+        from kafka.errors import KafkaConnectionError, KafkaTimeoutError  # noqa: PLC0415
+
         try:
-            self._get_producer().send(topic, key=key.encode("utf-8"), value=value).get(
+            producer = self._get_producer()
+        except Exception as exc:  # unreachable, or a configuration the client refuses
+            log.warning("no producer", extra={"topic": topic, "error": repr(exc)[:300]})
+            raise PublisherUnavailable(repr(exc)) from None
+        try:
+            producer.send(topic, key=key.encode("utf-8"), value=value).get(
                 timeout=SEND_TIMEOUT_S)
-        except Exception as exc:  # any broker failure: reported to the caller, logged
-            log.error("publish failed", extra={"topic": topic, "key": key, "error": repr(exc)})
+        except (KafkaTimeoutError, KafkaConnectionError) as exc:
+            log.warning("broker unavailable", extra={"topic": topic, "error": repr(exc)[:300]})
+            raise PublisherUnavailable(repr(exc)) from None
+        except Exception as exc:  # this event was refused: reported to the caller, logged
+            log.error("publish failed", extra={"topic": topic, "key": key,
+                                               "error": repr(exc)[:300]})
             return False
         return True
 
     def publish_action(self, action: dict[str, Any]) -> bool:
-        value = json.dumps(action, ensure_ascii=False).encode("utf-8")
+        value = json.dumps(action, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return self._send(self.topic, str(action["account_id"]), value)
 
     def publish_label(self, label: Label) -> bool:

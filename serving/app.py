@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -28,8 +29,12 @@ from serving.middleware import (
     SecurityHeaders,
 )
 from serving.outbox import RETRY_INTERVAL_S, Outbox
+from serving.projection_status import ProjectionLagHeader
 from serving.routers import accounts, audit, cases, docs, health, model, reports, ui
 from serving.store import CaseStore
+
+if TYPE_CHECKING:
+    from serving.projection import Projection
 
 log = logging.getLogger(__name__)
 DESCRIPTION = """Cảnh Giác investigator API (Official Dispatch 139/CĐ-TTg): ranked high-risk
@@ -48,7 +53,11 @@ Errors are `{"error": {"code", "message", "details"}, "request_id"}`.
 
 
 def create_app(settings: ApiSettings, store: CaseStore | None = None,
-               action_publisher: ActionPublisher | None = None) -> FastAPI:
+               action_publisher: ActionPublisher | None = None,
+               projection: Projection | None = None) -> FastAPI:
+    """``projection``: the case-store projection to run on a background thread while the app
+    runs (``canhgiac serve``); its lag shows in ``/readyz``, ``/metrics`` and the
+    ``X-Projection-Lag`` header of ``/v1/`` responses."""
     owns_store = store is None
     the_store = store if store is not None else CaseStore(settings.store_url)
     publisher = action_publisher if action_publisher is not None else NoPublisher()
@@ -59,16 +68,22 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
         while True:
             await asyncio.sleep(RETRY_INTERVAL_S)
             try:
-                await run_in_threadpool(outbox.deliver)
+                await run_in_threadpool(outbox.deliver, None)
             except Exception as exc:  # keep retrying; the next round may succeed
                 log.error("outbox delivery failed", extra={"error": repr(exc)})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(retry_outbox())
+        if projection is not None:
+            projection.start()
         yield
         task.cancel()
         audit_writer.close()
+        outbox.close()
+        if projection is not None:
+            projection.stop()
+            await run_in_threadpool(projection.join)
         if owns_store:
             the_store.close()
 
@@ -80,6 +95,9 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     app.state.publisher = publisher
     app.state.outbox = outbox
     app.state.metrics = metrics
+    app.state.projection_status = projection.status if projection is not None else None
+    if projection is not None:
+        metrics.registry.register(projection.metrics.registry)  # type: ignore[arg-type]
     app.state.cache = cache = ResponseCache()
     app.state.key_cache = key_cache = KeyCache()
     errors.install(app)
@@ -91,6 +109,8 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     app.state.audit_writer = audit_writer = AuditWriter(the_store)
     app.add_middleware(HighRiskFastPath, store=the_store, cache=cache, keys=key_cache,
                        metrics=metrics, audit=audit_writer)
+    if projection is not None:
+        app.add_middleware(ProjectionLagHeader, status=projection.status)
     # the last added runs first: ids and headers, then the key, then the body size
     app.add_middleware(BodyLimit)
     app.add_middleware(AuthGate, limiter=FailedAuthLimiter())

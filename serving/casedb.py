@@ -4,6 +4,7 @@ and the labels investigators' outcomes become."""
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,8 @@ class Transition:
 
 def _enqueue(conn: Connection, kind: str, account_id: str, payload: dict[str, Any],
              t: float) -> int:
+    if kind == "action":  # every account.actions event has its own id (consumers de-duplicate)
+        payload = {"action_id": str(uuid.uuid4()), **payload}
     result = conn.execute(T.outbox.insert().values(
         kind=kind, account_id=account_id, payload=json.dumps(payload, ensure_ascii=False),
         created_at=t))

@@ -253,9 +253,16 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class ProjectionState(BaseModel):
+    state: Literal["off", "starting", "running", "kafka_unavailable", "store_unavailable",
+                   "stopped"]
+    lag: int | None = Field(None, description="records not yet in the case store")
+
+
 class Ready(BaseModel):
     status: Literal["ready"]
     store_version: int
+    projection: ProjectionState
 
 
 class ReportRow(BaseModel):

@@ -13,6 +13,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -42,6 +43,24 @@ from serving.typology import KEY_FEATURES
 log = logging.getLogger(__name__)
 
 
+# the outbox delivery lease, in the meta table: holder (a random positive int) and expiry
+# (seconds since LEASE_EPOCH, so that it fits PostgreSQL's 32-bit integer for a century)
+_LEASE_KEYS = ("outbox_holder", "outbox_until")
+LEASE_EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def _lease_clock() -> int:
+    return int(time.time()) - LEASE_EPOCH
+
+
+class PendingEvent(NamedTuple):
+    id: int
+    kind: str  # action | label
+    account_id: str
+    payload: dict[str, Any]
+    created_at: float
+
+
 class Versions(NamedTuple):
     data: int  # every write transaction
     keys: int  # API keys created or revoked
@@ -65,7 +84,8 @@ class CaseStore:
         self._version_conn = _raw_sqlite(self.engine) or _raw_postgres(self.engine)
         with self.write() as conn:
             conn.execute(upsert(self.engine, T.meta).on_conflict_do_nothing(),
-                         [{"key": k, "value": 0} for k in ("version", "keys", "api")])
+                         [{"key": k, "value": 0}
+                          for k in ("version", "keys", "api", *_LEASE_KEYS)])
 
     def close(self) -> None:
         if self._version_conn is not None:
@@ -290,20 +310,60 @@ class CaseStore:
 
     def pending_outbox(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
         """(id, kind, payload) of events not yet delivered, oldest first."""
+        return [(r.id, r.kind, r.payload) for r in self.pending_events(limit)]
+
+    def pending_events(self, limit: int) -> list[PendingEvent]:
+        """Events not yet delivered, oldest first (a payload that is not a JSON object is
+        given as ``{}``: the outbox drops it with a log line instead of blocking)."""
         o = T.outbox
         with self.read() as conn:
-            rows = conn.execute(select(o.c.id, o.c.kind, o.c.payload)
+            rows = conn.execute(select(o.c.id, o.c.kind, o.c.account_id, o.c.payload,
+                                       o.c.created_at)
                                 .where(o.c.sent_at.is_(None)).order_by(o.c.id).limit(limit))
-            return [(r.id, r.kind, json.loads(r.payload)) for r in rows]
+            return [PendingEvent(r.id, r.kind, r.account_id, _json_object(r.payload),
+                                 r.created_at) for r in rows]
 
     def mark_sent(self, outbox_id: int) -> None:
         with self._writer.begin() as conn:  # delivery state, not data: the version stays
             conn.execute(update(T.outbox).where(T.outbox.c.id == outbox_id)
                          .values(sent_at=now()))
 
+    def acquire_outbox_lease(self, holder: int, ttl_s: int) -> bool:
+        """Make ``holder`` the one process that delivers the outbox for ``ttl_s`` seconds,
+        unless another holds an unexpired lease (one write transaction: SQLite's write lock
+        or PostgreSQL's row locks serialise the contenders)."""
+        m = T.meta
+        with self._writer.begin() as conn:
+            rows = dict(conn.execute(
+                select(m.c.key, m.c.value).where(m.c.key.in_(_LEASE_KEYS)).with_for_update()
+            ).all())
+            t = _lease_clock()
+            current, until = rows.get(_LEASE_KEYS[0], 0), rows.get(_LEASE_KEYS[1], 0)
+            if current not in (0, holder) and until > t:
+                return False
+            for key, value in zip(_LEASE_KEYS, (holder, t + ttl_s), strict=True):
+                conn.execute(update(m).where(m.c.key == key).values(value=value))
+            return True
+
+    def release_outbox_lease(self, holder: int) -> None:
+        m = T.meta
+        with self._writer.begin() as conn:
+            row = conn.execute(select(m.c.value).where(m.c.key == _LEASE_KEYS[0])
+                               .with_for_update()).first()
+            if row is not None and row.value == holder:
+                conn.execute(update(m).where(m.c.key.in_(_LEASE_KEYS)).values(value=0))
+
     def labels_from_outcomes(self, since: datetime | None = None) -> list[Label]:
         with self.read() as conn:
             return casedb.labels(conn, None if since is None else since.timestamp())
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 _VERSION_SQL = ("SELECT (SELECT value FROM meta WHERE key = 'version'), "

@@ -1,11 +1,12 @@
-"""Liveness (open), readiness (database reachable) and Prometheus metrics."""
+"""Liveness (open), readiness (database reachable; the case-store projection's state and lag)
+and Prometheus metrics."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
@@ -14,6 +15,7 @@ from serving.auth import Viewer
 from serving.db import write_probe
 from serving.deps import MetricsDep, StoreDep
 from serving.errors import BUSY_RETRY_AFTER_S, ApiError, responses
+from serving.projection_status import readiness
 from serving.schemas import Health, Ready
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ def healthz() -> dict[str, str]:
                         "read of personal data writes an audit entry, so a store that cannot "
                         "write cannot serve.",
             responses=responses(401, 403, 503))
-def readyz(principal: Viewer, store: StoreDep) -> dict[str, Any]:
+def readyz(principal: Viewer, store: StoreDep, request: Request) -> dict[str, Any]:
     try:
         store.ping()
         version = store.version()
@@ -44,7 +46,8 @@ def readyz(principal: Viewer, store: StoreDep) -> dict[str, Any]:
     if not writable:
         raise ApiError(503, "store_busy", "the case store is busy: a write lock is held",
                        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
-    return {"status": "ready", "store_version": version}
+    return {"status": "ready", "store_version": version,
+            "projection": readiness(request.app.state.projection_status)}
 
 
 @router.get("/metrics", summary="Prometheus metrics", responses={

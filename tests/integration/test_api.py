@@ -3,6 +3,8 @@ illegal transition, the audit trail and the bad-input answers."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.integration.test_api_support import RecordingPublisher, make_api, seed
@@ -197,10 +199,12 @@ def test_rapid_response_with_maker_checker_and_publication(api):
                                                  ("supervisor", "supervisor")]
     assert [a["action"] for a in pub.actions] == ["freeze_requested", "freeze_approved",
                                                   "release_requested", "released"]
-    assert pub.actions[1] | {"at": None} == {
+    assert pub.actions[1] | {"at": None, "action_id": None} == {
         "action": "freeze_approved", "account_id": "biz-1", "case_id": case_id,
         "actor": "supervisor", "key": "supervisor", "reason": "supervisor: frozen",
-        "at": None}
+        "at": None, "action_id": None}
+    ids = [a["action_id"] for a in pub.actions]  # every event its own uuid
+    assert len(set(ids)) == len(ids) and all(uuid.UUID(i).version == 4 for i in ids)
     assert [(lb.account_id, lb.label, lb.source) for lb in pub.labels] == [
         ("biz-1", "mule", "investigator")]
     labels = api.store.labels_from_outcomes()

@@ -9,7 +9,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from features.events import decode
-from serving.actions import KafkaActionPublisher
+from serving.actions import KafkaActionPublisher, PublisherUnavailable
 from streaming.topics import ensure_topics
 from tests.integration.test_api_support import make_api, seed
 
@@ -75,7 +75,10 @@ def test_freeze_request_approval_release_and_label_are_published(broker, topic_p
 
 def test_an_unreachable_broker_is_reported_not_fatal(tmp_path):
     publisher = KafkaActionPublisher({"bootstrap_servers": "127.0.0.1:1",
-                                      "api_version_auto_timeout_ms": 500,
+                                      "bootstrap_timeout_ms": 500,
                                       "max_block_ms": 500}, "x.account.actions")
-    assert publisher.publish_action({"action": "freeze_requested", "account_id": "a"}) is False
+    t0 = time.monotonic()
+    with pytest.raises(PublisherUnavailable):
+        publisher.publish_action({"action": "freeze_requested", "account_id": "a"})
+    assert time.monotonic() - t0 < 5
     publisher.close()
