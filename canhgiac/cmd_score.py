@@ -78,12 +78,19 @@ class RegistryModelProvider:
 
 
 class ModelInfoPublisher:
-    """Wraps a model provider: every model the scorer loads is recorded in the case store, so
-    the investigators' ``GET /v1/model`` shows the version, metrics and thresholds in force."""
+    """Wraps a model provider: every model the scorer loads is published to ``model.info``
+    (:class:`canhgiac.model_info.ModelInfoProducer`), which the case-store projection writes,
+    so the investigators' ``GET /v1/model`` shows the version, metrics and the thresholds in
+    force: ``review``/``hold`` as this scorer applies them (an operator's
+    ``CANHGIAC_REVIEW_THRESHOLD``/``_HOLD_THRESHOLD`` override included) beside the model's
+    own ``model_review``/``model_hold``."""
 
-    def __init__(self, provider: Any, sink: Any) -> None:
+    def __init__(self, provider: Any, sink: Any, review: float | None = None,
+                 hold: float | None = None) -> None:
         self.provider = provider
         self.sink = sink
+        self.review = review
+        self.hold = hold
 
     def current_version(self) -> str:
         return str(self.provider.current_version())
@@ -98,10 +105,13 @@ class ModelInfoPublisher:
                 metrics = {k: v for k, v in model.metadata.items()
                            if isinstance(v, int | float) and not isinstance(v, bool)}
             review, hold = model.thresholds
-            self.sink.set_model_info(str(version), metrics, {"review": review, "hold": hold})
-        except Exception:  # noqa: BLE001 - scoring must not stop for the investigators' page
-            log.exception("could not record the model in the case store",
-                          extra={"model_version": version})
+            self.sink.set_model_info(str(version), metrics, {
+                "review": review if self.review is None else self.review,
+                "hold": hold if self.hold is None else self.hold,
+                "model_review": review, "model_hold": hold})
+        except Exception as exc:  # noqa: BLE001 - scoring must not stop for the page
+            log.error("could not publish the model in force to model.info; scoring goes on",
+                      extra={"model_version": version, "error": repr(exc)})
         return version, model
 
 
@@ -117,9 +127,16 @@ def model_provider(settings: Settings, uri: str) -> Any:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from canhgiac.model_info import ModelInfoProducer, ensure_model_info_topic  # noqa: PLC0415
     from streaming.scorer import Scorer  # noqa: PLC0415
 
     provider = model_provider(settings, args.model or settings.model_uri)
+    try:
+        ensure_model_info_topic(settings)
+    except Exception as exc:  # noqa: BLE001 - the broker may come later; the send says so
+        log.warning("model.info topic not checked", extra={"error": repr(exc)})
+    provider = ModelInfoPublisher(provider, ModelInfoProducer(settings),
+                                  settings.review_threshold, settings.hold_threshold)
     scorer = Scorer(settings, provider)
 
     def _stop(signum: int, _frame: object) -> None:

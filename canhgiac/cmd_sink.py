@@ -32,7 +32,9 @@ def ensure_topics(settings: Settings) -> None:
 
     ensure_topics_with(settings.kafka_client_config(),
                        [settings.topic(t) for t in ("payments.scored", "logins", "accounts",
-                                                    "payments.dlq")])
+                                                    "payments.dlq")],
+                       partitions=settings.topic_partitions,
+                       replication=settings.topic_replication, prefix=settings.topic_prefix)
     ensure_model_info_topic(settings)
 
 

@@ -21,21 +21,12 @@ SEND_TIMEOUT_S = 10.0
 
 
 def ensure_model_info_topic(settings: Settings) -> None:
-    """Create ``model.info`` (1 partition, compacted) if it does not exist."""
-    from kafka.admin import KafkaAdminClient, NewTopic  # noqa: PLC0415
-    from kafka.errors import TopicAlreadyExistsError  # noqa: PLC0415
+    """Create ``model.info`` (1 partition, compacted, the configured replication) if it does
+    not exist."""
+    from streaming.topics import ensure_topics_with  # noqa: PLC0415
 
-    admin = KafkaAdminClient(**settings.kafka_client_config())
-    try:
-        name = settings.topic(TOPIC)
-        if name not in set(admin.list_topics()):
-            try:
-                admin.create_topics([NewTopic(name, 1, 1,
-                                              topic_configs={"cleanup.policy": "compact"})])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()
+    ensure_topics_with(settings.kafka_client_config(), [settings.topic(TOPIC)], partitions=1,
+                       replication=settings.topic_replication, prefix=settings.topic_prefix)
 
 
 class ModelInfoProducer:

@@ -23,7 +23,8 @@ GLOBAL_TOPICS = ("labels", "accounts")
 OUTPUT_TOPICS = ("payments.scored", "alerts", "payments.dlq", "account.actions")
 ALL_TOPICS = INPUT_TOPICS + GLOBAL_TOPICS + OUTPUT_TOPICS
 # keyed state: the newest record per key is the truth
-COMPACTED_TOPICS = frozenset({"labels", "accounts", "watchlist", "scorer.checkpoints"})
+COMPACTED_TOPICS = frozenset({"labels", "accounts", "watchlist", "scorer.checkpoints",
+                              "model.info"})
 COMPACT = {"cleanup.policy": "compact"}
 
 

@@ -154,4 +154,5 @@ def test_state_topics_are_requested_compacted_with_the_configured_partitions():
     assert all(t.num_partitions == 12 and t.replication_factor == 3 for t in specs.values())
     assert topic_configs("payments") == {} and topic_configs("bank1.accounts", "bank1.") == {
         "cleanup.policy": "compact"}
-    assert topic_configs("watchlist") == {"cleanup.policy": "compact"}
+    compact = {"cleanup.policy": "compact"}
+    assert topic_configs("watchlist") == topic_configs("model.info") == compact

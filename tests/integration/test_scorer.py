@@ -156,6 +156,59 @@ def test_every_payment_is_scored_exactly_as_the_offline_replay(e2e):
     assert any(rec["reasons"] for rec in scored.records)
 
 
+def test_scorer_to_projection_to_api(e2e, broker, tmp_path):
+    """End to end as the service runs: the scorer's payments.scored → the case-store
+    projection (its own consumer group) → the investigators' API. The store gets each scored
+    payment once with the score sent to Kafka, every login and account; each account's risk is
+    its highest score of the last 7 days; the API ranks the accounts by it."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import func, select
+
+    from serving import tables as T
+    from serving.app import create_app
+    from serving.projection import Projection
+    from serving.reads import RiskFilter
+    from serving.risk import WINDOW_S
+    from serving.store import CaseStore
+
+    settings = Settings(data_dir=tmp_path, kafka_bootstrap=broker.bootstrap,
+                        topic_prefix=e2e["prefix"], sink_group_id=f"{e2e['prefix']}sink",
+                        sink_fetch_max_wait_ms=100, max_poll_interval_ms=3000,
+                        session_timeout_ms=3000, sink_metrics_port=0)
+    store = CaseStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    caught = Projection(settings, store).catch_up()
+    scored, data = e2e["scored"], e2e["data"]
+    assert caught.written >= len(data.payments)
+    with store.read() as conn:
+        rows = {r.event_id: r for r in conn.execute(
+            select(T.scored.c.event_id, T.scored.c.account_id, T.scored.c.score,
+                   T.scored.c.event_t))}
+        n_logins = conn.execute(select(func.count()).select_from(T.logins)).scalar_one()
+        n_accounts = conn.execute(select(func.count()).select_from(T.accounts)).scalar_one()
+    assert set(rows) == {p.event_id for p in data.payments}
+    assert all(rows[e].score == rec["score"] for e, rec in scored.last.items())
+    assert n_logins == len(data.logins)
+    assert n_accounts == len(data.accounts)
+    expected: dict[str, float] = {}
+    last_t: dict[str, float] = {}
+    for r in rows.values():
+        last_t[r.account_id] = max(last_t.get(r.account_id, float("-inf")), r.event_t)
+    for r in rows.values():
+        if r.event_t > last_t[r.account_id] - WINDOW_S:
+            expected[r.account_id] = max(expected.get(r.account_id, -1.0), r.score)
+    ranked = store.high_risk(RiskFilter(), None, limit=len(expected) + 10)
+    # the API rounds scores to 6 decimals
+    assert {a["account_id"]: a["score"] for a in ranked} == pytest.approx(expected, abs=5.1e-7)
+    key = store.create_key("viewer-1", "viewer")[1]
+    with TestClient(create_app(settings, store=store)) as client:
+        r = client.get("/v1/accounts/high-risk", params={"limit": 20, "min_score": 0},
+                       headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+    top = [a["account_id"] for a in r.json()["items"]]
+    assert top == [a["account_id"] for a in ranked[:20]]
+    store.close()
+
+
 def test_alerts_are_the_review_and_hold_subset(e2e):
     flagged = {k for k, v in e2e["scored"].last.items() if v["decision"] != "allow"}
     assert flagged, "the toy model should flag some payments"
