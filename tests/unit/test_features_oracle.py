@@ -288,6 +288,69 @@ def test_every_feature_equals_brute_force_with_the_counterparty_index(events):
     assert_matches_oracle(got, expected)
 
 
+# long single-account histories: hundreds of events over months, so that the retention (30 d
+# of look-back for the members of a 7 d window, plus the lateness) and the eviction of old
+# history are reached again and again
+LONG_STEP = st.one_of(
+    st.integers(0, 600),
+    st.integers(3600, 3 * 86400),
+    st.sampled_from([30 * 86400, 31 * 86400, 33 * 86400, 36 * 86400, 37 * 86400 + 301]),
+    st.integers(-300, -1),
+)
+
+
+@st.composite
+def long_histories(draw: st.DrawFn) -> list[Payment | Login]:
+    n = draw(st.integers(150, 400))
+    pace = int(45 * DAY) // n  # the history spans at least 45 days, past the retention
+    clock = 0
+    events: list[Payment | Login] = []
+    for i in range(n):
+        clock = max(0, clock + pace + draw(LONG_STEP))
+        ts = T0 + timedelta(seconds=clock)
+        if draw(st.integers(0, 3)):
+            events.append(Payment(
+                event_id=f"p{i}", ts=ts, account_id="A",
+                direction=draw(st.sampled_from(["debit", "credit"])),
+                amount=draw(st.sampled_from(AMOUNTS)), currency="VND",
+                counterparty_account=draw(st.sampled_from(CPS)), counterparty_bank="CGB",
+                channel="mobile", country=draw(st.sampled_from([None, *COUNTRIES])),
+            ))
+        else:
+            events.append(Login(
+                event_id=f"l{i}", ts=ts, account_id="A", success=draw(st.booleans()),
+                ip="10.0.0.1", country=draw(st.sampled_from(COUNTRIES)),
+                device_id=draw(st.sampled_from(DEVICES)), channel="mobile",
+            ))
+    return events
+
+
+def test_a_rebuild_keeps_the_history_a_7_day_window_member_needs():
+    """A credit 6 days back counts as from a repeat sender because that sender paid 35 days
+    back: when a late event rebuilds the account from its retained history, that older credit
+    must still be there (retention 30 d + 7 d + lateness), or the share of credits from
+    first-time senders changes."""
+    def credit(i: int, days: float, cp: str) -> Payment:
+        return Payment(event_id=f"c{i}", ts=T0 + timedelta(days=days), account_id="A",
+                       direction="credit", amount=1_000_000.0, currency="VND",
+                       counterparty_account=cp, counterparty_bank="CGB", channel="mobile")
+
+    events: list[Payment | Login] = [credit(0, 0, "X"), credit(1, 29, "X"), credit(2, 35, "Y")]
+    events.append(Login(event_id="late", ts=T0 + timedelta(days=35, seconds=-100),
+                        account_id="A", success=True, ip="10.0.0.1", country="VN",
+                        device_id="d1", channel="mobile"))  # within the lateness: a rebuild
+    events.append(credit(3, 35.001, "Z"))
+    assert_matches_oracle(engine_vectors(events), oracle(events))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.data_too_large])
+@given(long_histories())
+def test_long_histories_past_the_retention_equal_brute_force(events):
+    assert max(e.t for e in events) - min(e.t for e in events) > 40 * DAY
+    assert_matches_oracle(engine_vectors(events), oracle(events))
+
+
 @pytest.mark.parametrize("index_at", [2, engine_module.CP_INDEX_AT])
 def test_a_counterparty_paid_before_is_still_a_first_time_sender(index_at):
     """Debits to X do not make X a known sender: the credit from X is a first-time credit,
