@@ -97,6 +97,7 @@ class Settings(BaseSettings):
         if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]+:\S+", value):
             raise ValueError("expected a URI such as s3://bucket/path, gs://bucket/path or "
                              "file:///absolute/path (or empty)")
+        return value
 
     sla_hours: str = Field("", description="Case deadlines per state, e.g. "
                            "'freeze_requested=4,open=24' (serving.sla has the defaults)")

@@ -7,7 +7,6 @@ payments), and every payment after it scores exactly as an uninterrupted scorer'
 from __future__ import annotations
 
 import time
-import zlib
 
 import orjson
 import pytest
@@ -67,9 +66,12 @@ def _old_version_checkpoints(broker, prefix: str, group: str,
     from streaming.topics import ensure_topics
 
     ensure_topics(broker.bootstrap, [topic], partitions=PARTITIONS, prefix=prefix)
-    doc = orjson.loads(zlib.decompress(FeatureEngine().snapshot()))
-    doc["feature_version"] = "an-older-layout"
-    state = zlib.compress(orjson.dumps(doc), 1)
+    snap = FeatureEngine().snapshot()  # format 3: magic, header length, header, frames
+    n = int.from_bytes(snap[4:8], "big")
+    header = orjson.loads(snap[8:8 + n])
+    header["feature_version"] = "an-older-layout"
+    body = orjson.dumps(header)
+    state = snap[:4] + len(body).to_bytes(4, "big") + body + snap[8 + n:]
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
     store = CheckpointStore(topic, producer, {"bootstrap_servers": broker.bootstrap}, group)
     store.write([Checkpoint.new(
