@@ -752,6 +752,10 @@ class FeatureEngine:
             is_business = False
             account_features = (1.0, NAN, NAN, NAN, NAN)
         dwell7_n = acct.dwell7_n
+        account_id = p.account_id
+        cp_watch = ref.watch_days(cp, t)
+        own_watch = ref.watch_days(account_id, t)
+        own_risk = _with_shares(ref.fraud_history(account_id, t), acct)
         values = (
             acct.d10n, acct.d10s, acct.c10n, acct.c10s,
             acct.d1hn, acct.d1hs, acct.c1hn, acct.c1hs,
@@ -777,8 +781,18 @@ class FeatureEngine:
             acct.dwell7 / dwell7_n if dwell7_n else NAN,
             acct.new7 / acct.c7n if acct.c7n > 0 else NAN,
             # counterparty risk (labels confirmed at or before t only)
-            *ref.counterparty_risk(cp, t),
+            1.0 if ref.is_flagged(cp, t) else 0.0,
+            *ref.fraud_history(cp, t),
+            ref.days_since_fraud_received(cp, t),
+            1.0 if cp_watch == cp_watch else 0.0,
+            cp_watch,
             *ref.count_flagged_pair(acct.snd7, acct.out7, t),
+            # the account's own confirmed-fraud history
+            1.0 if ref.is_flagged(account_id, t) else 0.0,
+            *own_risk,
+            ref.days_since_fraud_received(account_id, t),
+            1.0 if own_watch == own_watch else 0.0,
+            own_watch,
             # logins
             float(acct.f24),
             f7,
@@ -798,4 +812,24 @@ class FeatureEngine:
         return vector
 
 
-assert len(FEATURE_NAMES) == 16 + 12 + 6 + 5 + 9 + 5
+def _with_shares(history: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
+    """The account's fraud history (received / sent, 1 / 7 / 30 d, count and sum) with, after
+    each count and sum, the share of the account's own payments of that window (credits for
+    received, debits for sent) that are confirmed fraud: ``count / max(count, payments)``."""
+    if history[0] == 0.0 and history[2] == 0.0 and history[4] == 0.0 and history[6] == 0.0 \
+            and history[8] == 0.0 and history[10] == 0.0:
+        return ZERO_OWN
+    own = (acct.c24n, acct.c7n, float(len(acct.amt_c)), acct.d24n, acct.d7n,
+           float(len(acct.amt_d)))
+    out: list[float] = []
+    for k in range(6):
+        n = history[2 * k]
+        seen = own[k]
+        out.append(n)
+        out.append(history[2 * k + 1])
+        out.append(n / (n if n > seen else seen) if n > 0.0 else 0.0)
+    return tuple(out)
+
+
+ZERO_OWN: tuple[float, ...] = (0.0,) * 18
+assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5

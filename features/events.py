@@ -113,6 +113,10 @@ class Label:
     event_id: str | None = None
     typology: str | None = None
     source: str | None = None
+    # the other side of the payment concerned: who received the money (optional; when the
+    # payment ``event_id`` is known its own fields are used instead)
+    counterparty_account: str | None = None
+    counterparty_bank: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
     t: float = field(init=False, compare=False, repr=False)
 
@@ -120,7 +124,26 @@ class Label:
         object.__setattr__(self, "t", self.confirmed_at.timestamp())
 
 
-Event: TypeAlias = Payment | Login | Account | Label
+@dataclass(frozen=True, slots=True)
+class WatchEntry:
+    """One account on the watch list (``watchlist`` topic, compacted, keyed by bank + account):
+    reported by the State Bank's SIMO, the police or another bank."""
+
+    bank: str
+    account: str
+    source: str
+    listed_at: datetime
+    reason: str
+    delisted_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The compacted topic's key: ``bank/account``."""
+        return f"{self.bank}/{self.account}"
+
+
+Event: TypeAlias = Payment | Login | Account | Label | WatchEntry
 
 
 class _Invalid(Exception):
@@ -314,8 +337,10 @@ ACCOUNT_FIELDS = frozenset(
     "account_id customer_id type opened_at kyc_country birth_year registered_at segment".split()
 )
 LABEL_FIELDS = frozenset(
-    "label_id confirmed_at account_id event_id label typology source".split()
+    """label_id confirmed_at account_id event_id label typology source counterparty_account
+    counterparty_bank""".split()
 )
+WATCH_FIELDS = frozenset("bank account source listed_at delisted_at reason".split())
 
 
 def _payment(d: dict[str, Any]) -> Payment:
@@ -394,7 +419,25 @@ def _label(d: dict[str, Any]) -> Label:
         event_id=_opt_text(d, "event_id"),
         typology=_opt_text(d, "typology"),
         source=_opt_text(d, "source"),
+        counterparty_account=_opt_text(d, "counterparty_account"),
+        counterparty_bank=_opt_text(d, "counterparty_bank"),
         extra=_extra(d, LABEL_FIELDS),
+    )
+
+
+def _watch(d: dict[str, Any]) -> WatchEntry:
+    listed = _ts(d, "listed_at")
+    delisted = _opt_ts(d, "delisted_at")
+    if delisted is not None and delisted < listed:
+        raise _Invalid("delisted_at", "is before listed_at")
+    return WatchEntry(
+        bank=_text(d, "bank"),
+        account=_text(d, "account"),
+        source=_text(d, "source"),
+        listed_at=listed,
+        reason=_text(d, "reason"),
+        delisted_at=delisted,
+        extra=_extra(d, WATCH_FIELDS),
     )
 
 
@@ -403,6 +446,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "logins": _login,
     "accounts": _account,
     "labels": _label,
+    "watchlist": _watch,
 }
 
 
@@ -416,7 +460,8 @@ def from_mapping(kind: str, d: Mapping[str, Any], raw: bytes = b"") -> Any:
 
 
 def decode(kind: str, raw: bytes | None) -> Any:
-    """Decode one Kafka message value of contract ``kind`` (payments, logins, accounts, labels)."""
+    """Decode one Kafka message value of contract ``kind`` (payments, logins, accounts, labels,
+    watchlist)."""
     if kind not in _BUILDERS:
         raise ValueError(f"unknown event kind {kind!r}")
     if raw is None:
@@ -445,6 +490,11 @@ def decode_account(raw: bytes) -> Account | Rejection:
 
 def decode_label(raw: bytes) -> Label | Rejection:
     result: Label | Rejection = decode("labels", raw)
+    return result
+
+
+def decode_watch(raw: bytes) -> WatchEntry | Rejection:
+    result: WatchEntry | Rejection = decode("watchlist", raw)
     return result
 
 

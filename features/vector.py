@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 
 WINDOWS: tuple[tuple[str, float], ...] = (
     ("10m", 600.0),
@@ -55,12 +55,41 @@ MULE_NAMES = (
     "first_time_sender_share_7d",
 )
 
+FRAUD_WINDOWS = ("1d", "7d", "30d")  # look-backs over confirmed-fraud payments' own times
+
+
+def _fraud_history_names(prefix: str, share: bool) -> tuple[str, ...]:
+    """``{prefix}fraud_{received|sent}_{count|sum[|share]}_{1d|7d|30d}``, in the order of
+    :meth:`features.reference.ReferenceData.fraud_history` (received first, by window)."""
+    names = []
+    for side in ("received", "sent"):
+        for window in FRAUD_WINDOWS:
+            names.append(f"{prefix}fraud_{side}_count_{window}")
+            names.append(f"{prefix}fraud_{side}_sum_{window}")
+            if share:
+                names.append(f"{prefix}fraud_{side}_share_{window}")
+    return tuple(names)
+
+
+# the payment's counterparty: flagged, confirmed fraud it received / sent, the watch list
 COUNTERPARTY_NAMES = (
     "cp_flagged",
-    "cp_fraud_labels_7d",
-    "cp_fraud_labels_30d",
+    *_fraud_history_names("cp_", share=False),
+    "cp_days_since_fraud_received",
+    "cp_watchlisted",
+    "cp_days_since_listed",
     "credits_from_flagged_7d",
     "debits_to_flagged_7d",
+)
+
+# the payment's own account: the same history (it has received fraud: a mule), with the share
+# of its own payments of the window that are confirmed fraud
+ACCOUNT_RISK_NAMES = (
+    "account_flagged",
+    *_fraud_history_names("", share=True),
+    "days_since_fraud_received",
+    "account_watchlisted",
+    "account_days_since_listed",
 )
 
 LOGIN_NAMES = (
@@ -84,7 +113,8 @@ ACCOUNT_NAMES = (
 )
 
 FEATURE_NAMES: tuple[str, ...] = (
-    VELOCITY_NAMES + MULE_NAMES + COUNTERPARTY_NAMES + LOGIN_NAMES + ACCOUNT_NAMES
+    VELOCITY_NAMES + MULE_NAMES + COUNTERPARTY_NAMES + ACCOUNT_RISK_NAMES + LOGIN_NAMES
+    + ACCOUNT_NAMES
 )
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 CHANNEL_CODES = {"mobile": 0, "internet": 1, "atm": 2, "branch": 3, "pos": 4, "api": 5}
