@@ -112,9 +112,26 @@ ACCOUNT_NAMES = (
     "customer_age_years",
 )
 
+# Vietnamese rules: Decision 2345/QD-NHNN (biometric authentication above 10 M VND per online
+# transfer, 20 M VND a day, first transfer on a new device), Circular 17/2024/TT-NHNN (signs of
+# a suspicious payment account), Circular 77/2025/TT-NHNN (organisations under 12 months)
+VN_RULE_NAMES = (
+    "online_debit_sum_today",
+    "online_debit_count_today",
+    "over_10m_online",
+    "just_under_10m",
+    "near_10m_debits_today",
+    "online_debit_today_vs_20m",
+    "just_under_20m_today",
+    "debit_from_new_device",
+    "fan_in_cash_out_24h",
+    "young_or_old_credit_7d",
+    "business_new_12m",
+)
+
 FEATURE_NAMES: tuple[str, ...] = (
     VELOCITY_NAMES + MULE_NAMES + COUNTERPARTY_NAMES + ACCOUNT_RISK_NAMES + LOGIN_NAMES
-    + ACCOUNT_NAMES
+    + ACCOUNT_NAMES + VN_RULE_NAMES
 )
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 CHANNEL_CODES = {"mobile": 0, "internet": 1, "atm": 2, "branch": 3, "pos": 4, "api": 5}

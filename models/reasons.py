@@ -274,6 +274,38 @@ TEMPLATES: dict[str, Template] = {
     "business_age_days": _age("business registered", "day", " ago",
                               "business registration date unknown"),
     "customer_age_years": _age("customer aged", "year", "", "customer age unknown"),
+    # Vietnamese rules
+    "online_debit_sum_today": lambda v: f"{vnd(v)} sent online today"
+    + (" (above the 20 M VND daily biometric threshold, Decision 2345/QD-NHNN)"
+       if not math.isnan(v) and v > 20e6 else ""),
+    "online_debit_count_today": lambda v: f"{_plural(v, 'online transfer')} today",
+    "over_10m_online": lambda v: "online transfer above 10 M VND (biometric check required,"
+    " Decision 2345/QD-NHNN)" if _yes(v) else "online transfer of 10 M VND or less",
+    "just_under_10m": lambda v: "transfer just under the 10 M VND biometric threshold"
+    " (Decision 2345/QD-NHNN): possible structuring" if _yes(v)
+    else "not just under the 10 M VND threshold",
+    "near_10m_debits_today": lambda v: f"{_plural(v, 'online transfer')} of 9-10 M VND today,"
+    " just under the biometric threshold",
+    "online_debit_today_vs_20m": lambda v: f"today's online transfers at {v * 100:.0f}% of the"
+    " 20 M VND daily biometric threshold" if not math.isnan(v) else "no online transfers today",
+    "just_under_20m_today": lambda v: "today's online transfers just under the 20 M VND daily"
+    " biometric threshold (Decision 2345/QD-NHNN): possible structuring" if _yes(v)
+    else "today's total not just under 20 M VND",
+    "debit_from_new_device": _nan_or(
+        lambda v: "transfer from a device the account never used before (Decision 2345/QD-NHNN"
+        " asks for a biometric check)" if _yes(v) else "transfer from a known device",
+        "device of the payment unknown"),
+    "fan_in_cash_out_24h": lambda v: "money received from several accounts and moved out at"
+    " once, leaving little (Circular 17/2024 sign)" if _yes(v)
+    else "no fan-in and cash-out in 24 h",
+    "young_or_old_credit_7d": _nan_or(
+        lambda v: f"{vnd(v)} received in 7 days by a holder under 23 or over 65: unusual for"
+        " the holder's age (Circular 17/2024 sign)" if v > 0
+        else "holder's age gives no concern", "customer age unknown"),
+    "business_new_12m": _nan_or(
+        lambda v: "organisation founded or onboarded within 12 months (risk assessment"
+        " required, Circular 77/2025)" if _yes(v) else "not a business under 12 months old",
+        "account not in the bank's account list"),
     ANOMALY_FEATURE: lambda v: f"unusual account behaviour (anomaly score {v:.2f})",
 }
 

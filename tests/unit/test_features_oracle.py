@@ -37,7 +37,8 @@ ACCOUNTS = {
 CPS = ["X", "Y", "Z", "A", "B", "M1"]
 COUNTRIES = ["VN", "KH", "SG"]
 DEVICES = ["d1", "d2", "d3"]
-AMOUNTS = [50_000.0, 1_000_000.0, 2_500_000.0, 10_000_000.0, 123_456.0]
+AMOUNTS = [50_000.0, 1_000_000.0, 2_500_000.0, 9_500_000.0, 10_000_000.0, 15_000_000.0,
+           123_456.0]
 LABELS = [
     Label("lb1", T0 + timedelta(hours=3), "M1", "mule"),
     # names no payment of the log, but says who received the money
@@ -89,10 +90,12 @@ def event_lists(draw: st.DrawFn) -> list[Payment | Login]:
             events.append(Payment(
                 event_id=f"p{i}", ts=ts, account_id=account,
                 direction=draw(st.sampled_from(["debit", "credit"])),
-                amount=draw(st.sampled_from(AMOUNTS)), currency="VND",
+                amount=draw(st.sampled_from(AMOUNTS)),
+                currency=draw(st.sampled_from(["VND", "VND", "VND", "USD"])),
                 counterparty_account=draw(st.sampled_from(CPS)), counterparty_bank="CGB",
                 channel=draw(st.sampled_from(sorted(CHANNEL_CODES))),
                 country=draw(st.sampled_from([None, *COUNTRIES])),
+                device_id=draw(st.sampled_from([None, *DEVICES])),
             ))
         else:
             events.append(Login(
@@ -178,7 +181,8 @@ def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
             ).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Ho_Chi_Minh")).hour
     f["local_hour"] = hour
     f["is_night"] = float(hour >= 23 or hour < 5)
-    f["round_amount"] = float(p.amount >= 1e6 and p.amount % 1e6 == 0)
+    unit = 1e6 if p.currency == "VND" else 100.0
+    f["round_amount"] = float(p.amount >= unit and p.amount % unit == 0)
     f["channel_code"] = CHANNEL_CODES[p.channel]
     # mule
     f["distinct_senders_24h"] = len({e.counterparty_account for e in window(DAY)
@@ -267,6 +271,43 @@ def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
                                   if is_business and info.registered_at else math.nan)
         f["customer_age_years"] = (p.ts.year - info.birth_year if info.birth_year
                                    else math.nan)
+    # Vietnamese rules
+    def local_day(tt: float) -> int:
+        return int((tt + 7 * 3600) // DAY)
+
+    def online(e: Payment) -> bool:
+        return e.currency == "VND" and e.channel in ("mobile", "internet", "api")
+
+    today = [e.amount for tt, _, e in pays if local_day(tt) == local_day(t)
+             and e.direction == "debit" and online(e)]
+    mine = p.direction == "debit" and online(p)
+    day_sum = sum(today)
+    f["online_debit_sum_today"] = day_sum
+    f["online_debit_count_today"] = len(today)
+    f["over_10m_online"] = float(mine and p.amount > 10e6)
+    f["just_under_10m"] = float(mine and 9e6 <= p.amount <= 10e6)
+    f["near_10m_debits_today"] = sum(1 for a in today if 9e6 <= a <= 10e6)
+    f["online_debit_today_vs_20m"] = day_sum / 20e6
+    f["just_under_20m_today"] = float(mine and 18e6 <= day_sum <= 20e6)
+    f["debit_from_new_device"] = (math.nan if p.device_id is None else
+                                  float(p.direction == "debit" and p.device_id not in old))
+    f["fan_in_cash_out_24h"] = float(
+        p.direction == "debit" and f["distinct_senders_24h"] >= 3 and f["credit_sum_24h"] > 0
+        and f["debit_sum_24h"] >= 0.8 * f["credit_sum_24h"])
+    if info is None or info.birth_year is None:
+        f["young_or_old_credit_7d"] = math.nan
+    else:
+        age = p.ts.year - info.birth_year
+        f["young_or_old_credit_7d"] = f["credit_sum_7d"] if age < 23 or age >= 65 else 0.0
+    if info is None:
+        f["business_new_12m"] = math.nan
+    elif is_business:
+        reg = info.registered_at
+        f["business_new_12m"] = float(
+            (t - info.opened_at.timestamp()) / DAY < 365
+            or (reg is not None and (t - reg.timestamp()) / DAY < 365))
+    else:
+        f["business_new_12m"] = 0.0
     assert set(f) == set(FEATURE_NAMES)
     return f
 
@@ -434,3 +475,34 @@ def test_state_is_bounded_and_idle_accounts_are_evicted():
     assert acct.recent is not None and len(acct.recent) == 2  # only the newest [id, t] is kept
     assert engine.evict_idle((T0 + timedelta(days=200)).timestamp()) == 1
     assert engine.n_accounts() == 0
+
+
+def test_structuring_under_the_biometric_thresholds_and_the_local_day():
+    """Two online transfers of 9.5 M VND on one local day: each just under 10 M, together just
+    under 20 M; the day restarts at midnight Vietnam time (17:00 UTC), not UTC midnight."""
+    def debit(i: int, hour_utc: float, amount: float, channel: str = "mobile") -> Payment:
+        return Payment(f"s{i}", T0.replace(hour=0) + timedelta(hours=hour_utc), "A", "debit",
+                       amount, "VND", f"R{i}", "VCB", channel, device_id="d9")
+
+    events: list[Payment | Login] = [
+        debit(1, 1, 9_500_000.0), debit(2, 2, 300_000.0, "atm"), debit(3, 3, 9_500_000.0),
+        debit(4, 16.5, 1_000_000.0), debit(5, 17.5, 9_000_000.0), debit(6, 18, 12e6)]
+    got = engine_vectors(events)
+    assert_matches_oracle(got, oracle(events))
+    rows = [dict(zip(FEATURE_NAMES, values, strict=True)) for _, values in got]
+    assert [r["near_10m_debits_today"] for r in rows] == [1, 1, 2, 2, 1, 1]
+    assert [r["just_under_20m_today"] for r in rows] == [0, 0, 1, 1, 0, 0]  # 20 M: not above
+    assert [r["online_debit_sum_today"] for r in rows] == [9.5e6, 9.5e6, 19e6, 20e6, 9e6, 21e6]
+    assert [r["over_10m_online"] for r in rows] == [0, 0, 0, 0, 0, 1]
+    assert rows[0]["debit_from_new_device"] == 1.0  # d9 never seen in a login before
+
+
+def test_fan_in_then_cash_out_is_one_flag():
+    events: list[Payment | Login] = [
+        Payment(f"c{i}", T0 + timedelta(minutes=i), "A", "credit", 5e6, "VND", f"V{i}", "TCB",
+                "mobile") for i in range(4)]
+    events.append(Payment("out", T0 + timedelta(minutes=30), "A", "debit", 19e6, "VND", "K",
+                          "ACB", "mobile"))
+    got = engine_vectors(events)
+    assert_matches_oracle(got, oracle(events))
+    assert [v[FEATURE_NAMES.index("fan_in_cash_out_24h")] for _, v in got] == [0, 0, 0, 0, 1]
