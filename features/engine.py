@@ -815,10 +815,8 @@ class FeatureEngine:
             new_business,
         )
         dwell7_n = acct.dwell7_n
-        account_id = p.account_id
-        cp_watch = ref.watch_days(cp, t)
-        own_watch = ref.watch_days(account_id, t)
-        own_risk = _with_shares(ref.fraud_history(account_id, t), acct)
+        cp_risk = ref.risk_features(cp, t)
+        own_risk = ref.risk_features(p.account_id, t)
         values = (
             acct.d10n, acct.d10s, acct.c10n, acct.c10s,
             acct.d1hn, acct.d1hs, acct.c1hn, acct.c1hs,
@@ -844,18 +842,14 @@ class FeatureEngine:
             acct.dwell7 / dwell7_n if dwell7_n else NAN,
             acct.new7 / acct.c7n if acct.c7n > 0 else NAN,
             # counterparty risk (labels confirmed at or before t only)
-            1.0 if ref.is_flagged(cp, t) else 0.0,
-            *ref.fraud_history(cp, t),
-            ref.days_since_fraud_received(cp, t),
-            1.0 if cp_watch == cp_watch else 0.0,
-            cp_watch,
+            *cp_risk,
             *ref.count_flagged_pair(acct.snd7, acct.out7, t),
             # the account's own confirmed-fraud history
-            1.0 if ref.is_flagged(account_id, t) else 0.0,
-            *own_risk,
-            ref.days_since_fraud_received(account_id, t),
-            1.0 if own_watch == own_watch else 0.0,
-            own_watch,
+            own_risk[0],
+            *_with_shares(own_risk, acct),
+            own_risk[13],
+            own_risk[14],
+            own_risk[15],
             # logins
             float(acct.f24),
             f7,
@@ -876,21 +870,21 @@ class FeatureEngine:
         return vector
 
 
-def _with_shares(history: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
-    """The account's fraud history (received / sent, 1 / 7 / 30 d, count and sum) with, after
-    each count and sum, the share of the account's own payments of that window (credits for
-    received, debits for sent) that are confirmed fraud: ``count / max(count, payments)``."""
-    if history[0] == 0.0 and history[2] == 0.0 and history[4] == 0.0 and history[6] == 0.0 \
-            and history[8] == 0.0 and history[10] == 0.0:
+def _with_shares(risk: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
+    """The account's fraud history (``risk[1:13]``: received / sent, 1 / 7 / 30 d, count and
+    sum) with, after each count and sum, the share of the account's own payments of that window
+    (credits for received, debits for sent) that are confirmed fraud:
+    ``count / max(count, payments)``."""
+    if risk[5] == 0.0 and risk[11] == 0.0:  # nothing in the 30-day windows: nothing shorter
         return ZERO_OWN
     own = (acct.c24n, acct.c7n, float(len(acct.amt_c)), acct.d24n, acct.d7n,
            float(len(acct.amt_d)))
     out: list[float] = []
     for k in range(6):
-        n = history[2 * k]
+        n = risk[1 + 2 * k]
         seen = own[k]
         out.append(n)
-        out.append(history[2 * k + 1])
+        out.append(risk[2 + 2 * k])
         out.append(n / (n if n > seen else seen) if n > 0.0 else 0.0)
     return tuple(out)
 

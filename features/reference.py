@@ -133,6 +133,7 @@ class _Risk:
 
 
 ZERO_FRAUD: tuple[float, ...] = (0.0,) * 12  # received/sent × 1/7/30 d × (count, sum)
+NO_RISK: tuple[float, ...] = (0.0, *ZERO_FRAUD, NAN, 0.0, NAN)  # see risk_features
 
 
 class ReferenceData:
@@ -399,6 +400,19 @@ class ReferenceData:
             return 0.0, 0.0
         flagged = self.flagged_set(t)
         return float(_flagged_sum(a, flagged)), float(_flagged_sum(b, flagged))
+
+    def risk_features(self, account: str, t: float) -> tuple[float, ...]:
+        """Everything the vector needs of one account at ``t``, in one look-up: (flagged,
+        :meth:`fraud_history`'s 12 values, days since fraud received, watch-listed, days since
+        listed) — 16 values; a constant for the many accounts nothing is known about."""
+        if self._dirty:
+            self._refresh()
+        if account not in self._risk:
+            return NO_RISK
+        watch = self.watch_days(account, t)
+        return (1.0 if self.is_flagged(account, t) else 0.0, *self.fraud_history(account, t),
+                self.days_since_fraud_received(account, t), 1.0 if watch == watch else 0.0,
+                watch)
 
     def counterparty_risk(self, cp: str, t: float) -> tuple[float, float, float]:
         """(flagged at ``t``, confirmed-fraud payments ``cp`` received in the last 7 days, in
