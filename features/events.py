@@ -143,7 +143,39 @@ class WatchEntry:
         return f"{self.bank}/{self.account}"
 
 
-Event: TypeAlias = Payment | Login | Account | Label | WatchEntry
+@dataclass(frozen=True, slots=True)
+class ConfirmedPayment:
+    """A payment confirmed fraudulent: who paid whom, how much, when, confirmed when.
+
+    The record a live deployment publishes on a compacted topic keyed by ``label_id`` (the
+    "confirmed beneficiaries", contract kind ``confirmed_payments``): the label arrives keyed by
+    the victim's account and the payment it names lives in the victim's partition, but payments
+    to the same beneficiary come through every partition, so every scorer reads these records as
+    a global table. Derived by :func:`features.reference.confirmed_payment` from a label and
+    (when known) the payment it names."""
+
+    label_id: str
+    confirmed_at: datetime
+    label: str  # fraud | mule
+    sender_account: str
+    receiver_account: str
+    sender_bank: str | None = None
+    receiver_bank: str | None = None
+    event_id: str | None = None
+    amount: float | None = None  # None: only the label is known
+    paid_at: datetime | None = None  # None: only the label is known (confirmed_at is used)
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def t(self) -> float:
+        return self.confirmed_at.timestamp()
+
+    @property
+    def paid_t(self) -> float:
+        return self.paid_at.timestamp() if self.paid_at is not None else self.t
+
+
+Event: TypeAlias = Payment | Login | Account | Label | WatchEntry | ConfirmedPayment
 
 
 class _Invalid(Exception):
@@ -341,6 +373,11 @@ LABEL_FIELDS = frozenset(
     counterparty_bank""".split()
 )
 WATCH_FIELDS = frozenset("bank account source listed_at delisted_at reason".split())
+CONFIRMED_FIELDS = frozenset(
+    """label_id confirmed_at label sender_account receiver_account sender_bank receiver_bank
+    event_id amount paid_at""".split()
+)
+BAD_LABEL_KINDS = frozenset({"fraud", "mule"})
 
 
 def _payment(d: dict[str, Any]) -> Payment:
@@ -441,12 +478,29 @@ def _watch(d: dict[str, Any]) -> WatchEntry:
     )
 
 
+def _confirmed(d: dict[str, Any]) -> ConfirmedPayment:
+    return ConfirmedPayment(
+        label_id=_text(d, "label_id"),
+        confirmed_at=_ts(d, "confirmed_at"),
+        label=_choice(d, "label", BAD_LABEL_KINDS),
+        sender_account=_text(d, "sender_account"),
+        receiver_account=_text(d, "receiver_account"),
+        sender_bank=_opt_text(d, "sender_bank"),
+        receiver_bank=_opt_text(d, "receiver_bank"),
+        event_id=_opt_text(d, "event_id"),
+        amount=None if d.get("amount") is None else _amount(d, "amount"),
+        paid_at=_opt_ts(d, "paid_at"),
+        extra=_extra(d, CONFIRMED_FIELDS),
+    )
+
+
 _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "payments": _payment,
     "logins": _login,
     "accounts": _account,
     "labels": _label,
     "watchlist": _watch,
+    "confirmed_payments": _confirmed,
 }
 
 
@@ -461,7 +515,7 @@ def from_mapping(kind: str, d: Mapping[str, Any], raw: bytes = b"") -> Any:
 
 def decode(kind: str, raw: bytes | None) -> Any:
     """Decode one Kafka message value of contract ``kind`` (payments, logins, accounts, labels,
-    watchlist)."""
+    watchlist, confirmed_payments)."""
     if kind not in _BUILDERS:
         raise ValueError(f"unknown event kind {kind!r}")
     if raw is None:

@@ -28,10 +28,11 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Final
 
-from features.events import Account, Label, Payment, WatchEntry
+from features.events import Account, ConfirmedPayment, Label, Payment, WatchEntry
+
+__all__ = ["BAD_LABELS", "AccountInfo", "ConfirmedPayment", "ReferenceData", "confirmed_payment"]
 
 BAD_LABELS: Final = frozenset({"fraud", "mule"})
 DEFAULT_KYC_COUNTRY: Final = "VN"  # an account we have no profile for is assumed domestic
@@ -50,36 +51,6 @@ class AccountInfo:
     opened_t: float
     registered_t: float  # nan when unknown / not a business
     birth_year: float  # nan when unknown
-
-
-@dataclass(frozen=True, slots=True)
-class ConfirmedPayment:
-    """A payment confirmed fraudulent: who paid whom, how much, when, confirmed when.
-
-    The record a live deployment publishes on a compacted topic keyed by ``label_id`` (the
-    "confirmed beneficiaries"): the label arrives keyed by the victim's account and the payment
-    it names lives in the victim's partition, but payments to the same beneficiary come through
-    every partition, so every scorer reads these records as a global table. Derived by
-    :func:`confirmed_payment` from a label and (when known) the payment it names."""
-
-    label_id: str
-    confirmed_at: datetime
-    label: str  # fraud | mule
-    sender_account: str
-    receiver_account: str
-    sender_bank: str | None = None
-    receiver_bank: str | None = None
-    event_id: str | None = None
-    amount: float = NAN  # nan: only the label is known
-    paid_at: datetime | None = None  # None: only the label is known (confirmed_at is used)
-
-    @property
-    def t(self) -> float:
-        return self.confirmed_at.timestamp()
-
-    @property
-    def paid_t(self) -> float:
-        return self.paid_at.timestamp() if self.paid_at is not None else self.t
 
 
 def confirmed_payment(label: Label, payment: Payment | None = None) -> ConfirmedPayment | None:
@@ -290,7 +261,7 @@ class ReferenceData:
             until = _next_at_or_after(account_legit, c)
             if r.event_id is not None:
                 until = min(until, _next_at_or_after(self._event_legit.get(r.event_id, []), c))
-            out.append(_Entry(r.paid_t, c, until, 0.0 if r.amount != r.amount else r.amount))
+            out.append(_Entry(r.paid_t, c, until, 0.0 if r.amount is None else r.amount))
         out.sort(key=lambda e: e.paid_t)
         return out
 

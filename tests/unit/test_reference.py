@@ -4,15 +4,17 @@ their confirmation time) gives the vectors training replay gives."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.engine import FeatureEngine
-from features.events import Label, Login, Payment, WatchEntry
+from features.events import Label, Login, Payment, Rejection, WatchEntry, decode, encode
 from features.reference import ReferenceData, confirmed_payment
 from features.replay import reference_for, replay_matrix
 from tests.unit import reference_oracle as ro
@@ -132,7 +134,7 @@ def test_the_receiver_of_a_confirmed_payment_is_its_payments_counterparty_or_the
     only = confirmed_payment(Label("l3", at(DAY), "V", "fraud", event_id="e9",
                                    counterparty_account="M", counterparty_bank="TCB"))
     assert only is not None and (only.receiver_account, only.receiver_bank) == ("M", "TCB")
-    assert math.isnan(only.amount) and only.paid_t == at(DAY).timestamp()
+    assert only.amount is None and only.paid_t == at(DAY).timestamp()
     assert confirmed_payment(Label("l4", at(DAY), "V", "fraud", event_id="e9")) is None
     assert confirmed_payment(Label("l5", at(DAY), "V", "legit", event_id="e1"), debit) is None
     assert confirmed_payment(Label("l6", at(DAY), "V", "mule"), debit) is None
@@ -231,3 +233,33 @@ def test_unresolvable_payment_labels_are_counted():
 
 
 _ = Login  # the event types a scorer feeds (logins do not touch the reference)
+
+
+def test_the_published_record_round_trips_through_its_contract():
+    """What the owning partition publishes and every scorer reads back: the same record."""
+    pay = Payment("e1", at(0), "V", "debit", 5e6, "VND", "M", "ACB", "mobile")
+    for rec in (confirmed_payment(Label("l1", at(DAY), "V", "fraud", event_id="e1"), pay),
+                confirmed_payment(Label("l2", at(DAY), "V", "mule", event_id="e9",
+                                        counterparty_account="M"))):
+        assert rec is not None
+        assert decode("confirmed_payments", encode(rec)) == rec
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"label": "legit"}, "label"), ({"receiver_account": None}, "receiver_account"),
+    ({"amount": -1}, "amount"), ({"paid_at": "yesterday"}, "paid_at"),
+    ({"confirmed_at": "2026-03-01T00:00:00"}, "confirmed_at"),
+])
+def test_a_bad_record_is_rejected_naming_the_field(change, field):
+    d = {"label_id": "l1", "confirmed_at": "2026-03-02T00:00:00Z", "label": "fraud",
+         "sender_account": "V", "receiver_account": "M", "amount": 5e6,
+         "paid_at": "2026-03-01T00:00:00Z", **change}
+    if change.get(field, 0) is None:
+        del d[field]
+    rej = decode("confirmed_payments", json.dumps(d).encode())
+    assert isinstance(rej, Rejection) and rej.field == field
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_are_rejected_not_raised(payload):
+    assert isinstance(decode("confirmed_payments", payload), Rejection)
