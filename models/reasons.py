@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta, timezone
 
-from features.events import WatchEntry
+from features.events import Payment, WatchEntry
+from features.reference import ReferenceData
 from features.vector import CHANNEL_CODES, FEATURE_NAMES
 
 _VN = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh: UTC+7 all year
@@ -322,6 +323,20 @@ def watchlist_phrase(entry: WatchEntry, beneficiary: bool = True) -> str:
     reason = entry.reason.strip()
     tail = f" for {reason}" if reason else ""
     return f"{who} reported to {source} on {local:%d/%m}{tail}"
+
+
+def watchlist_reasons(ref: ReferenceData, payment: Payment) -> list[str]:
+    """The watch-list sentences for a payment, as of its time: its beneficiary's entry and its
+    account holder's, e.g. ``beneficiary reported to SIMO on 12/03 for receiving scam money``
+    (empty when neither is listed)."""
+    out = []
+    entry = ref.watch_entry(payment.counterparty_account, payment.t)
+    if entry is not None:
+        out.append(watchlist_phrase(entry, beneficiary=True))
+    entry = ref.watch_entry(payment.account_id, payment.t)
+    if entry is not None:
+        out.append(watchlist_phrase(entry, beneficiary=False))
+    return out
 
 
 def phrase(feature: str, value: float) -> str:

@@ -148,3 +148,22 @@ def test_the_data_directory_reads_an_optional_watchlist(tmp_path, fmt):
     write_dir(_minimal(dup), tmp_path / "dup", fmt)
     with pytest.raises(DataDirError, match="duplicate"):
         read_dir(tmp_path / "dup")
+
+
+def test_a_payment_s_watch_list_sentences_are_as_of_its_time():
+    from features.events import Payment
+    from features.reference import ReferenceData
+    from models.reasons import watchlist_reasons
+
+    entry = decode_watch(raw(WATCH))
+    assert isinstance(entry, WatchEntry)
+    ref = ReferenceData.of(watchlist=[entry, WatchEntry("CGB", "A", "police", entry.listed_at,
+                                                        "mule account")])
+    pay = Payment("e1", datetime(2026, 3, 13, tzinfo=UTC), "A", "debit", 5e6, "VND",
+                  entry.account, "VCB", "mobile")
+    assert watchlist_reasons(ref, pay) == [
+        "beneficiary reported to SIMO on 12/03 for receiving scam money",
+        "account holder reported to the police on 12/03 for mule account"]
+    early = Payment("e0", datetime(2026, 3, 11, tzinfo=UTC), "A", "debit", 5e6, "VND",
+                    entry.account, "VCB", "mobile")
+    assert watchlist_reasons(ref, early) == []
