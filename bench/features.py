@@ -24,7 +24,7 @@ from bench.common import emit
 from features.engine import FeatureEngine
 from features.events import Payment
 from features.reference import ReferenceData
-from features.replay import merge_in_order
+from features.replay import merge_in_order, reference_for
 from training.datadir import from_tables
 from training.simulator import SimConfig, simulate
 
@@ -69,7 +69,7 @@ def main() -> None:
 
     result = from_tables(simulate(SimConfig(accounts=args.accounts, days=args.days,
                                             seed=args.seed)))
-    ref = ReferenceData.of(result.accounts, result.labels)
+    ref = reference_for(result.accounts, result.labels, result.payments, result.watchlist)
     events = merge_in_order(result.payments, result.logins)
     n_pay = len(result.payments)
 

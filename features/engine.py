@@ -51,6 +51,13 @@ FAST_TRAVEL_S: Final = 2 * HOUR  # two logins from different countries closer th
 LOCAL_OFFSET_S: Final = 7 * HOUR  # Asia/Ho_Chi_Minh is UTC+7 all year (no daylight saving)
 SNAPSHOT_FORMAT: Final = 3  # 3: one compressed frame per account; 1 and 2 are still read
 FRAMES_MAGIC: Final = b"CGS3"
+# Decision 2345/QD-NHNN (1 July 2024): biometric authentication above 10 M VND per online
+# transfer and above 20 M VND of online transfers in a day; "just under" is the 10 % below
+LIMIT_10M: Final = 10_000_000.0
+LIMIT_20M: Final = 20_000_000.0
+NEAR_10M: Final = 9_000_000.0
+NEAR_20M: Final = 18_000_000.0
+ONLINE_CHANNELS: Final = frozenset({"mobile", "internet", "api"})
 
 @dataclass
 class EngineStats:
@@ -111,6 +118,7 @@ class _Account:
         "out24", "out7", "snd24", "snd7", "dwell7_n", "new7", "amt_c", "amt_d", "cp30",
         "lt", "lflag", "lctry", "ldev", "l24", "l7", "l30", "le24", "le7", "le30",
         "f24", "fail24", "dev24", "f7", "ctry7", "fast7", "dev_old",
+        "day_no", "day_sum", "day_n", "day_near",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -166,6 +174,12 @@ class _Account:
         self.f7 = self.fast7 = 0
         self.ctry7: dict[str, int] = {}
         self.dev_old: dict[str, int] = {}  # devices of logins in (t - 30 d, t - 24 h]
+        # the local day's online VND debits (Decision 2345/QD-NHNN): day number, sum, count,
+        # count just under the 10 M VND per-transfer threshold
+        self.day_no = -1
+        self.day_sum = 0.0
+        self.day_n = 0
+        self.day_near = 0
 
     # ------------------------------------------------------------------ eviction
     def advance(self, t: float, retention: float) -> None:
@@ -261,7 +275,7 @@ class _Account:
                         snd[cp] = c
                     else:
                         del snd[cp]
-                    self.new7 -= pflag[i] >> 1
+                    self.new7 -= (pflag[i] >> 1) & 1
                 i += 1
             self.p7 = i
             self.e7 = pt[i] if i < n else INF
@@ -399,10 +413,11 @@ class _Account:
         ctry7 = self.ctry7
         ctry7[country] = ctry7.get(country, 0) + 1
 
-    def add_payment(self, t: float, is_debit: bool, amount: float, cp: str
+    def add_payment(self, t: float, is_debit: bool, amount: float, cp: str, online: bool
                     ) -> tuple[float, float, float, float, float, float]:
         """Append a payment; returns its history look-ups taken *before* it was added:
-        (median, log-mean, log-std, secs since previous, first-to-cp, dwell)."""
+        (median, log-mean, log-std, secs since previous, first-to-cp, dwell). ``online``: an
+        online VND payment (mobile, internet, api), the scope of Decision 2345's thresholds."""
         cp = _intern(cp)  # one string object per counterparty, however many payments
         if is_debit:
             amts = self.amt_d
@@ -464,7 +479,18 @@ class _Account:
         if self.e10 == INF:
             self.e10 = t
         pt.append(t)
-        self.pflag.append(d | (new_sender << 1))
+        self.pflag.append(d | (new_sender << 1) | (4 if online else 0))
+        day = int((t + LOCAL_OFFSET_S) // DAY)
+        if day != self.day_no:
+            self.day_no = day
+            self.day_sum = 0.0
+            self.day_n = 0
+            self.day_near = 0
+        if online and is_debit:
+            self.day_sum += amount
+            self.day_n += 1
+            if NEAR_10M <= amount <= LIMIT_10M:
+                self.day_near += 1
         self.pamt.append(amount)
         pcp.append(cp)
         if cp30 is not None:
@@ -537,7 +563,9 @@ class _Account:
                              (flags >> 1) & 1))
                 j += 1
             else:
-                rows.append(("p", pt[i], bool(self.pflag[i] & 1), self.pamt[i], self.pcp[i]))
+                flags = self.pflag[i]
+                rows.append(("p", pt[i], bool(flags & 1), self.pamt[i], self.pcp[i],
+                             bool(flags & 4)))
                 i += 1
         return rows
 
@@ -774,7 +802,7 @@ class FeatureEngine:
             elif target is not None and r is target[0] and target[1] is not None:
                 vector = self._apply_payment(acct, target[1])
             else:
-                acct.add_payment(t, r[2], r[3], r[4])
+                acct.add_payment(t, r[2], r[3], r[4], r[5] if len(r) > 5 else False)
         return vector
 
     def _apply_payment(self, acct: _Account, p: Payment) -> FeatureVector:
@@ -782,7 +810,9 @@ class FeatureEngine:
         is_debit = p.direction == "debit"
         amount = p.amount
         cp = p.counterparty_account
-        median, mean, std, prev_gap, first_cp, dwell = acct.add_payment(t, is_debit, amount, cp)
+        online = p.currency == "VND" and p.channel in ONLINE_CHANNELS
+        median, mean, std, prev_gap, first_cp, dwell = acct.add_payment(t, is_debit, amount, cp,
+                                                                        online)
         ref = self.reference
         info = ref.account(p.account_id)
         if median == median:
@@ -818,7 +848,42 @@ class FeatureEngine:
         else:
             is_business = False
             account_features = (1.0, NAN, NAN, NAN, NAN)
+        # Vietnamese rules (Decision 2345/QD-NHNN, Circulars 17/2024 and 77/2025)
+        online_debit = online and is_debit
+        day_sum = acct.day_sum
+        pay_device = p.device_id
+        if pay_device is None:
+            new_device_debit = NAN
+        else:
+            new_device_debit = 1.0 if is_debit and pay_device not in acct.dev_old else 0.0
+        fan_in_cash_out = 1.0 if (is_debit and len(acct.snd24) >= 3 and credit_sum_24h > 0
+                                  and acct.d24s >= 0.8 * credit_sum_24h) else 0.0
+        if info is not None:
+            age = p.ts.year - info.birth_year  # nan when unknown
+            age_flow = (acct.c7s if age < 23 or age >= 65 else 0.0) if age == age else NAN
+            if is_business:
+                new_business = 1.0 if ((t - info.opened_t) / DAY < 365
+                                       or (t - info.registered_t) / DAY < 365) else 0.0
+            else:
+                new_business = 0.0
+        else:
+            age_flow = new_business = NAN
+        vn_rules = (
+            day_sum,
+            float(acct.day_n),
+            1.0 if online_debit and amount > LIMIT_10M else 0.0,
+            1.0 if online_debit and NEAR_10M <= amount <= LIMIT_10M else 0.0,
+            float(acct.day_near),
+            day_sum / LIMIT_20M,
+            1.0 if online_debit and NEAR_20M <= day_sum <= LIMIT_20M else 0.0,
+            new_device_debit,
+            fan_in_cash_out,
+            age_flow,
+            new_business,
+        )
         dwell7_n = acct.dwell7_n
+        cp_risk = ref.risk_features(cp, t)
+        own_risk = ref.risk_features(p.account_id, t)
         values = (
             acct.d10n, acct.d10s, acct.c10n, acct.c10s,
             acct.d1hn, acct.d1hs, acct.c1hn, acct.c1hs,
@@ -844,8 +909,14 @@ class FeatureEngine:
             acct.dwell7 / dwell7_n if dwell7_n else NAN,
             acct.new7 / acct.c7n if acct.c7n > 0 else NAN,
             # counterparty risk (labels confirmed at or before t only)
-            *ref.counterparty_risk(cp, t),
+            *cp_risk,
             *ref.count_flagged_pair(acct.snd7, acct.out7, t),
+            # the account's own confirmed-fraud history
+            own_risk[0],
+            *_with_shares(own_risk, acct),
+            own_risk[13],
+            own_risk[14],
+            own_risk[15],
             # logins
             float(acct.f24),
             f7,
@@ -857,6 +928,7 @@ class FeatureEngine:
             float(acct.fast7),
             f7 if is_business else 0.0,
             *account_features,
+            *vn_rules,
         )
         # skips FeatureVector.__post_init__ (a length check per vector): the oracle tests zip
         # every vector strictly with FEATURE_NAMES
@@ -865,4 +937,24 @@ class FeatureEngine:
         return vector
 
 
-assert len(FEATURE_NAMES) == 16 + 12 + 6 + 5 + 9 + 5
+def _with_shares(risk: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
+    """The account's fraud history (``risk[1:13]``: received / sent, 1 / 7 / 30 d, count and
+    sum) with, after each count and sum, the share of the account's own payments of that window
+    (credits for received, debits for sent) that are confirmed fraud:
+    ``count / max(count, payments)``."""
+    if risk[5] == 0.0 and risk[11] == 0.0:  # nothing in the 30-day windows: nothing shorter
+        return ZERO_OWN
+    own = (acct.c24n, acct.c7n, float(len(acct.amt_c)), acct.d24n, acct.d7n,
+           float(len(acct.amt_d)))
+    out: list[float] = []
+    for k in range(6):
+        n = risk[1 + 2 * k]
+        seen = own[k]
+        out.append(n)
+        out.append(risk[2 + 2 * k])
+        out.append(n / (n if n > seen else seen) if n > 0.0 else 0.0)
+    return tuple(out)
+
+
+ZERO_OWN: tuple[float, ...] = (0.0,) * 18
+assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 11

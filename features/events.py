@@ -114,6 +114,10 @@ class Label:
     event_id: str | None = None
     typology: str | None = None
     source: str | None = None
+    # the other side of the payment concerned: who received the money (optional; when the
+    # payment ``event_id`` is known its own fields are used instead)
+    counterparty_account: str | None = None
+    counterparty_bank: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
     t: float = field(init=False, compare=False, repr=False)
 
@@ -121,7 +125,58 @@ class Label:
         object.__setattr__(self, "t", self.confirmed_at.timestamp())
 
 
-Event: TypeAlias = Payment | Login | Account | Label
+@dataclass(frozen=True, slots=True)
+class WatchEntry:
+    """One account on the watch list (``watchlist`` topic, compacted, keyed by bank + account):
+    reported by the State Bank's SIMO, the police or another bank."""
+
+    bank: str
+    account: str
+    source: str
+    listed_at: datetime
+    reason: str
+    delisted_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The compacted topic's key: ``bank/account``."""
+        return f"{self.bank}/{self.account}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmedPayment:
+    """A payment confirmed fraudulent: who paid whom, how much, when, confirmed when.
+
+    The record a live deployment publishes on a compacted topic keyed by ``label_id`` (the
+    "confirmed beneficiaries", contract kind ``confirmed_payments``): the label arrives keyed by
+    the victim's account and the payment it names lives in the victim's partition, but payments
+    to the same beneficiary come through every partition, so every scorer reads these records as
+    a global table. Derived by :func:`features.reference.confirmed_payment` from a label and
+    (when known) the payment it names."""
+
+    label_id: str
+    confirmed_at: datetime
+    label: str  # fraud | mule
+    sender_account: str
+    receiver_account: str
+    sender_bank: str | None = None
+    receiver_bank: str | None = None
+    event_id: str | None = None
+    amount: float | None = None  # None: only the label is known
+    paid_at: datetime | None = None  # None: only the label is known (confirmed_at is used)
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def t(self) -> float:
+        return self.confirmed_at.timestamp()
+
+    @property
+    def paid_t(self) -> float:
+        return self.paid_at.timestamp() if self.paid_at is not None else self.t
+
+
+Event: TypeAlias = Payment | Login | Account | Label | WatchEntry | ConfirmedPayment
 
 
 class _Invalid(Exception):
@@ -335,8 +390,15 @@ ACCOUNT_FIELDS = frozenset(
     "account_id customer_id type opened_at kyc_country birth_year registered_at segment".split()
 )
 LABEL_FIELDS = frozenset(
-    "label_id confirmed_at account_id event_id label typology source".split()
+    """label_id confirmed_at account_id event_id label typology source counterparty_account
+    counterparty_bank""".split()
 )
+WATCH_FIELDS = frozenset("bank account source listed_at delisted_at reason".split())
+CONFIRMED_FIELDS = frozenset(
+    """label_id confirmed_at label sender_account receiver_account sender_bank receiver_bank
+    event_id amount paid_at""".split()
+)
+BAD_LABEL_KINDS = frozenset({"fraud", "mule"})
 
 
 def _payment(d: dict[str, Any]) -> Payment:
@@ -415,7 +477,41 @@ def _label(d: dict[str, Any]) -> Label:
         event_id=_opt_text(d, "event_id"),
         typology=_opt_text(d, "typology"),
         source=_opt_text(d, "source"),
+        counterparty_account=_opt_text(d, "counterparty_account"),
+        counterparty_bank=_opt_text(d, "counterparty_bank"),
         extra=_extra(d, LABEL_FIELDS),
+    )
+
+
+def _watch(d: dict[str, Any]) -> WatchEntry:
+    listed = _ts(d, "listed_at")
+    delisted = _opt_ts(d, "delisted_at")
+    if delisted is not None and delisted < listed:
+        raise _Invalid("delisted_at", "is before listed_at")
+    return WatchEntry(
+        bank=_text(d, "bank"),
+        account=_text(d, "account"),
+        source=_text(d, "source"),
+        listed_at=listed,
+        reason=_text(d, "reason"),
+        delisted_at=delisted,
+        extra=_extra(d, WATCH_FIELDS),
+    )
+
+
+def _confirmed(d: dict[str, Any]) -> ConfirmedPayment:
+    return ConfirmedPayment(
+        label_id=_text(d, "label_id"),
+        confirmed_at=_ts(d, "confirmed_at"),
+        label=_choice(d, "label", BAD_LABEL_KINDS),
+        sender_account=_text(d, "sender_account"),
+        receiver_account=_text(d, "receiver_account"),
+        sender_bank=_opt_text(d, "sender_bank"),
+        receiver_bank=_opt_text(d, "receiver_bank"),
+        event_id=_opt_text(d, "event_id"),
+        amount=None if d.get("amount") is None else _amount(d, "amount"),
+        paid_at=_opt_ts(d, "paid_at"),
+        extra=_extra(d, CONFIRMED_FIELDS),
     )
 
 
@@ -424,6 +520,8 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "logins": _login,
     "accounts": _account,
     "labels": _label,
+    "watchlist": _watch,
+    "confirmed_payments": _confirmed,
 }
 
 
@@ -448,7 +546,8 @@ def unexpected(exc: BaseException) -> str:
 
 
 def decode(kind: str, raw: bytes | None) -> Any:
-    """Decode one Kafka message value of contract ``kind`` (payments, logins, accounts, labels)."""
+    """Decode one Kafka message value of contract ``kind`` (payments, logins, accounts, labels,
+    watchlist, confirmed_payments)."""
     if kind not in _BUILDERS:
         raise ValueError(f"unknown event kind {kind!r}")
     if raw is None:
@@ -482,6 +581,11 @@ def decode_account(raw: bytes) -> Account | Rejection:
 
 def decode_label(raw: bytes) -> Label | Rejection:
     result: Label | Rejection = decode("labels", raw)
+    return result
+
+
+def decode_watch(raw: bytes) -> WatchEntry | Rejection:
+    result: WatchEntry | Rejection = decode("watchlist", raw)
     return result
 
 

@@ -1,22 +1,45 @@
-"""Global reference tables: account profiles and confirmed labels (counterparty risk).
+"""Global reference tables: account profiles, confirmed fraud, the watch list (counterparty risk).
 
-Every scorer reads ``accounts`` and ``labels`` in full (they cross partitions). Queries take the
-payment's time ``t`` and only ever use labels with ``confirmed_at <= t``: loading every label up
-front therefore leaks nothing, which is what makes training replay and streaming agree.
+Every scorer reads ``accounts``, ``labels``, the confirmed payments derived from labels and the
+``watchlist`` in full (they cross partitions). Queries take the payment's time ``t`` and only
+ever use what was confirmed (or listed) at or before ``t``: loading everything up front therefore
+leaks nothing, which is what makes training replay and streaming agree.
+
+What is "in force" at ``t`` (the oracle tests check exactly this):
+
+* an account-level ``fraud``/``mule`` label (no ``event_id``) flags its account from its
+  ``confirmed_at`` on, until an account-level ``legit`` label on that account confirmed at or
+  after it (a later ``legit`` withdraws every earlier flag of the account from its own time on);
+* a payment-level ``fraud``/``mule`` label becomes a :class:`ConfirmedPayment` (who paid whom,
+  how much, when): the payment's *receiver* has received confirmed fraud and its *sender* has sent
+  it. It is in force from ``confirmed_at`` until a ``legit`` label on the same ``event_id``, or an
+  account-level ``legit`` label on the account concerned (receiver or sender side separately),
+  confirmed at or after it;
+* a watch-list entry is in force from ``listed_at`` until ``delisted_at`` (exclusive);
+* an account is *flagged* at ``t`` when an account-level label, a received confirmed payment or a
+  watch-list entry of it is in force.
+
+Accounts are matched by account number alone (counterparty bank codes are kept on the records).
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right, insort
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from features.events import Account, Label
+from features.events import Account, ConfirmedPayment, Label, Payment, WatchEntry
+
+__all__ = ["BAD_LABELS", "AccountInfo", "ConfirmedPayment", "ReferenceData", "confirmed_payment"]
 
 BAD_LABELS: Final = frozenset({"fraud", "mule"})
 DEFAULT_KYC_COUNTRY: Final = "VN"  # an account we have no profile for is assumed domestic
+DAY_S: Final = 86400.0
+FRAUD_WINDOWS: Final = ((1, "1d", 86400.0), (7, "7d", 7 * 86400.0), (30, "30d", 30 * 86400.0))
+INF: Final = math.inf
+NAN: Final = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,33 +53,102 @@ class AccountInfo:
     birth_year: float  # nan when unknown
 
 
-class ReferenceData:
-    """Accounts by id and bad-label confirmation times by account (sorted)."""
+def confirmed_payment(label: Label, payment: Payment | None = None) -> ConfirmedPayment | None:
+    """The confirmed payment a ``fraud``/``mule`` label names, or None (account-level label,
+    ``legit`` label, or a payment we cannot place: unknown ``event_id`` and no counterparty).
 
-    __slots__ = ("_accounts", "_bad_label_times", "_first_flag_t", "_label_ids", "_flag_order",
-                 "_flag_times", "_flag_cache", "_flag_span")
+    With the payment (same ``event_id``): a debit was sent by its account to its counterparty,
+    a credit received by its account from its counterparty. Without it: the label's account sent
+    the money to the label's ``counterparty_account`` (the contract: who received it)."""
+    if label.label not in BAD_LABELS or label.event_id is None:
+        return None
+    if payment is not None and payment.event_id == label.event_id:
+        if payment.direction == "debit":
+            sender, sender_bank = payment.account_id, None
+            receiver, receiver_bank = payment.counterparty_account, payment.counterparty_bank
+        else:
+            sender, sender_bank = payment.counterparty_account, payment.counterparty_bank
+            receiver, receiver_bank = payment.account_id, None
+        return ConfirmedPayment(label.label_id, label.confirmed_at, label.label, sender, receiver,
+                                sender_bank, receiver_bank, label.event_id, payment.amount,
+                                payment.ts)
+    if label.counterparty_account is None:
+        return None
+    return ConfirmedPayment(label.label_id, label.confirmed_at, label.label, label.account_id,
+                            label.counterparty_account, None, label.counterparty_bank,
+                            label.event_id)
+
+
+class _Entry:
+    """One confirmed payment as seen from one of its accounts (receiver or sender side)."""
+
+    __slots__ = ("amount", "confirmed_t", "paid_t", "until_t")
+
+    def __init__(self, paid_t: float, confirmed_t: float, until_t: float, amount: float) -> None:
+        self.paid_t = paid_t
+        self.confirmed_t = confirmed_t
+        self.until_t = until_t
+        self.amount = amount
+
+
+class _Risk:
+    """Everything in force about one account, built from the raw facts by ``_refresh``."""
+
+    __slots__ = ("intervals", "received", "sent", "watch")
+
+    def __init__(self) -> None:
+        self.received: list[_Entry] = []
+        self.sent: list[_Entry] = []
+        self.watch: list[WatchEntry] = []
+        self.intervals: list[tuple[float, float]] = []  # [start, end) the account is flagged
+
+
+ZERO_FRAUD: tuple[float, ...] = (0.0,) * 12  # received/sent × 1/7/30 d × (count, sum)
+NO_RISK: tuple[float, ...] = (0.0, *ZERO_FRAUD, NAN, 0.0, NAN)  # see risk_features
+
+
+class ReferenceData:
+    """Accounts, labels, confirmed payments and watch-list entries, answered as of a time."""
+
+    __slots__ = ("_accounts", "_label_ids", "_account_bad", "_account_legit", "_event_legit",
+                 "_confirmed", "_confirmed_by_event", "_watch", "_risk", "_dirty",
+                 "_flag_times", "_flag_deltas", "_cursor", "_counts", "_flagged", "unresolved")
 
     def __init__(self) -> None:
         self._accounts: dict[str, AccountInfo] = {}
-        self._bad_label_times: dict[str, list[float]] = {}
-        self._first_flag_t: dict[str, float] = {}
         self._label_ids: set[str] = set()
-        # accounts ordered by the time they were first flagged, for "flagged as of t" sets
-        self._flag_order: list[tuple[float, str]] = []
+        # raw facts (what arrived); the in-force view is rebuilt from them per account
+        self._account_bad: dict[str, list[float]] = {}
+        self._account_legit: dict[str, list[float]] = {}
+        self._event_legit: dict[str, list[float]] = {}
+        self._confirmed: dict[str, ConfirmedPayment] = {}  # by label_id
+        self._confirmed_by_event: dict[str, list[str]] = {}  # event_id -> label_ids
+        self._watch: dict[str, WatchEntry] = {}  # by bank/account
+        self._risk: dict[str, _Risk] = {}
+        self._dirty: set[str] = set()
+        # the flagged-account timeline: change times and (account, +1/-1) at each
         self._flag_times: list[float] = []
-        self._flag_cache: dict[int, frozenset[str]] = {}
-        # the flagged set of the last query and the times [lo, hi) it holds for
-        self._flag_span: tuple[float, float, frozenset[str]] = (math.inf, -math.inf, frozenset())
+        self._flag_deltas: list[tuple[str, int]] = []
+        self._cursor = 0  # deltas applied to _counts / _flagged
+        self._counts: dict[str, int] = {}
+        self._flagged: set[str] = set()
+        self.unresolved = 0  # payment-level bad labels that name no known payment or receiver
 
     @classmethod
-    def of(cls, accounts: Iterable[Account] = (), labels: Iterable[Label] = ()) -> ReferenceData:
-        """Reference data holding these account profiles and labels (labels are answered as of
-        each query's time, so loading them all up front leaks nothing)."""
+    def of(cls, accounts: Iterable[Account] = (), labels: Iterable[Label] = (),
+           payments: Mapping[str, Payment] | None = None,
+           watchlist: Iterable[WatchEntry] = ()) -> ReferenceData:
+        """Reference data holding these profiles, labels (each resolved against ``payments``,
+        by event id, when it names one) and watch-list entries. Everything is answered as of
+        each query's time, so loading it all up front leaks nothing."""
         ref = cls()
         for account in accounts:
             ref.add_account(account)
         for label in labels:
-            ref.add_label(label)
+            payment = payments.get(label.event_id) if payments and label.event_id else None
+            ref.add_label(label, payment)
+        for entry in watchlist:
+            ref.add_watch(entry)
         return ref
 
     # ------------------------------------------------------------------ updates
@@ -70,69 +162,276 @@ class ReferenceData:
             birth_year=float(account.birth_year) if account.birth_year is not None else math.nan,
         )
 
-    def add_label(self, label: Label) -> bool:
-        """Record a label; returns False for a duplicate ``label_id`` (ignored)."""
+    def add_label(self, label: Label, payment: Payment | None = None) -> bool:
+        """Record a label (and the confirmed payment it names, see :func:`confirmed_payment`);
+        returns False for a duplicate ``label_id`` (ignored)."""
         if label.label_id in self._label_ids:
             return False
         self._label_ids.add(label.label_id)
-        if label.label in BAD_LABELS:
-            insort(self._bad_label_times.setdefault(label.account_id, []), label.t)
-            first = self._first_flag_t.get(label.account_id)
-            if first is None or label.t < first:
-                self._first_flag_t[label.account_id] = label.t
-                if first is not None:
-                    self._flag_order.remove((first, label.account_id))
-                insort(self._flag_order, (label.t, label.account_id))
-                self._flag_times = [ft for ft, _ in self._flag_order]
-                self._flag_cache.clear()
-                self._flag_span = (math.inf, -math.inf, frozenset())
+        t = label.t
+        if label.event_id is None:
+            facts = self._account_bad if label.label in BAD_LABELS else self._account_legit
+            _insort(facts, label.account_id, t)
+            self._touch(label.account_id)
+        elif label.label in BAD_LABELS:
+            record = confirmed_payment(label, payment)
+            if record is None:
+                self.unresolved += 1
+            else:
+                self.add_confirmed(record)
+        else:
+            _insort(self._event_legit, label.event_id, t)
+            for label_id in self._confirmed_by_event.get(label.event_id, ()):
+                record = self._confirmed[label_id]
+                self._touch(record.sender_account)
+                self._touch(record.receiver_account)
         return True
+
+    def add_confirmed(self, record: ConfirmedPayment) -> None:
+        """Insert or replace (same ``label_id``) a confirmed payment: the record a global topic
+        of confirmed beneficiaries carries. A record derived from the payment replaces one
+        derived from the label alone."""
+        old = self._confirmed.get(record.label_id)
+        if old is not None:
+            if old.paid_at is not None and record.paid_at is None:
+                return  # keep the richer record
+            self._touch(old.sender_account)
+            self._touch(old.receiver_account)
+            if old.event_id is not None:
+                ids = self._confirmed_by_event[old.event_id]
+                ids.remove(record.label_id)
+        self._label_ids.add(record.label_id)
+        self._confirmed[record.label_id] = record
+        if record.event_id is not None:
+            self._confirmed_by_event.setdefault(record.event_id, []).append(record.label_id)
+        self._touch(record.sender_account)
+        self._touch(record.receiver_account)
+
+    def add_watch(self, entry: WatchEntry) -> None:
+        """Insert or replace (same bank and account) a watch-list entry (compacted topic)."""
+        old = self._watch.get(entry.key)
+        if old is not None:
+            self._touch(old.account)
+        self._watch[entry.key] = entry
+        self._touch(entry.account)
+
+    def _touch(self, account: str) -> None:
+        self._dirty.add(account)
+
+    # ------------------------------------------------------------------ the in-force view
+    def _refresh(self) -> None:
+        """Rebuild the in-force view of every account touched since the last query."""
+        dirty = self._dirty
+        self._dirty = set()
+        for account in dirty:
+            self._risk.pop(account, None)
+        received: dict[str, list[ConfirmedPayment]] = {}
+        sent: dict[str, list[ConfirmedPayment]] = {}
+        for record in self._confirmed.values():  # only the touched accounts' records matter
+            if record.receiver_account in dirty:
+                received.setdefault(record.receiver_account, []).append(record)
+            if record.sender_account in dirty:
+                sent.setdefault(record.sender_account, []).append(record)
+        watch: dict[str, list[WatchEntry]] = {}
+        for entry in self._watch.values():
+            if entry.account in dirty:
+                watch.setdefault(entry.account, []).append(entry)
+        for account in dirty:
+            risk = _Risk()
+            legit = self._account_legit.get(account, [])
+            risk.received = self._entries(received.get(account, []), legit)
+            risk.sent = self._entries(sent.get(account, []), legit)
+            risk.watch = sorted(watch.get(account, []), key=lambda e: e.listed_at)
+            intervals = [(c, _next_at_or_after(legit, c))
+                         for c in self._account_bad.get(account, [])]
+            intervals += [(e.confirmed_t, e.until_t) for e in risk.received]
+            intervals += [(w.listed_at.timestamp(),
+                           w.delisted_at.timestamp() if w.delisted_at else INF)
+                          for w in risk.watch]
+            risk.intervals = [(a, b) for a, b in intervals if a < b]
+            if risk.received or risk.sent or risk.watch or risk.intervals:
+                self._risk[account] = risk
+        self._rebuild_timeline()
+
+    def _entries(self, records: list[ConfirmedPayment], account_legit: list[float]
+                 ) -> list[_Entry]:
+        out = []
+        for r in records:
+            c = r.t
+            until = _next_at_or_after(account_legit, c)
+            if r.event_id is not None:
+                until = min(until, _next_at_or_after(self._event_legit.get(r.event_id, []), c))
+            out.append(_Entry(r.paid_t, c, until, 0.0 if r.amount is None else r.amount))
+        out.sort(key=lambda e: e.paid_t)
+        return out
+
+    def _rebuild_timeline(self) -> None:
+        changes: list[tuple[float, int, str]] = []
+        for account, risk in self._risk.items():
+            for start, end in risk.intervals:
+                changes.append((start, 1, account))
+                if end != INF:
+                    changes.append((end, -1, account))
+        changes.sort()
+        self._flag_times = [c[0] for c in changes]
+        self._flag_deltas = [(c[2], c[1]) for c in changes]
+        self._cursor = 0
+        self._counts = {}
+        self._flagged = set()
 
     # ------------------------------------------------------------------ queries
     def account(self, account_id: str) -> AccountInfo | None:
         return self._accounts.get(account_id)
 
-    def flagged_set(self, t: float) -> frozenset[str]:
-        """Accounts flagged at or before ``t`` (cached per number of flags in force)."""
-        lo, hi, flagged = self._flag_span
-        if lo <= t < hi:  # the common case: consecutive payments between two flag times
-            return flagged
-        times = self._flag_times
-        k = bisect_right(times, t)
-        cached = self._flag_cache.get(k)
-        if cached is None:
-            if len(self._flag_cache) > 64:
-                self._flag_cache.clear()
-            cached = self._flag_cache[k] = frozenset(a for _, a in self._flag_order[:k])
-        self._flag_span = (times[k - 1] if k else -math.inf,
-                           times[k] if k < len(times) else math.inf, cached)
-        return cached
+    def flagged_set(self, t: float) -> set[str]:
+        """Accounts flagged at ``t`` (see the module docstring). The returned set is the
+        reference's own: read it before the next query."""
+        if self._dirty:
+            self._refresh()
+        k = bisect_right(self._flag_times, t)
+        if k < self._cursor:  # an earlier time than the last query: fold again from the start
+            self._cursor = 0
+            self._counts = {}
+            self._flagged = set()
+        counts, flagged, deltas = self._counts, self._flagged, self._flag_deltas
+        for i in range(self._cursor, k):
+            account, delta = deltas[i]
+            c = counts.get(account, 0) + delta
+            counts[account] = c
+            if c > 0:
+                flagged.add(account)
+            else:
+                flagged.discard(account)
+        self._cursor = k
+        return flagged
 
-    def counterparty_risk(self, cp: str, t: float) -> tuple[float, float, float]:
-        """(flagged at t, bad labels confirmed in the last 7 days, in the last 30 days)."""
-        times = self._bad_label_times.get(cp)
-        if not times or times[0] > t:
-            return 0.0, 0.0, 0.0
-        end = bisect_right(times, t)
-        n7 = end - bisect_right(times, t - 7 * 86400.0)
-        n30 = end - bisect_right(times, t - 30 * 86400.0)
-        return 1.0, float(n7), float(n30)
+    def is_flagged(self, account: str, t: float) -> bool:
+        if self._dirty:
+            self._refresh()
+        risk = self._risk.get(account)
+        if risk is None:
+            return False
+        for start, end in risk.intervals:
+            if start <= t < end:
+                return True
+        return False
+
+    def fraud_history(self, account: str, t: float) -> tuple[float, ...]:
+        """Confirmed-fraud payments received by and sent by ``account`` with payment time in
+        the last 1 / 7 / 30 days, in force at ``t``: (received count 1d, received sum 1d, ...
+        7d, 30d, then the same for sent) — 12 values."""
+        if self._dirty:
+            self._refresh()
+        risk = self._risk.get(account)
+        if risk is None or not (risk.received or risk.sent):
+            return ZERO_FRAUD
+        return _window_sums(risk.received, t) + _window_sums(risk.sent, t)
+
+    def days_since_fraud_received(self, account: str, t: float) -> float:
+        """Days since the latest payment (at or before ``t``) that ``account`` received and that
+        is confirmed fraud in force at ``t``; nan when none."""
+        if self._dirty:
+            self._refresh()
+        risk = self._risk.get(account)
+        if risk is None:
+            return NAN
+        best = -INF
+        for e in risk.received:
+            if e.paid_t <= t and e.confirmed_t <= t < e.until_t and e.paid_t > best:
+                best = e.paid_t
+        return (t - best) / DAY_S if best > -INF else NAN
+
+    def watch_entry(self, account: str, t: float) -> WatchEntry | None:
+        """The earliest-listed watch-list entry of ``account`` in force at ``t`` (or None)."""
+        if self._dirty:
+            self._refresh()
+        risk = self._risk.get(account)
+        if risk is None:
+            return None
+        for w in risk.watch:
+            if w.listed_at.timestamp() <= t and (
+                    w.delisted_at is None or t < w.delisted_at.timestamp()):
+                return w
+        return None
+
+    def watch_days(self, account: str, t: float) -> float:
+        """Days since ``account`` was listed (entry in force at ``t``); nan when not listed."""
+        entry = self.watch_entry(account, t)
+        return NAN if entry is None else (t - entry.listed_at.timestamp()) / DAY_S
 
     def count_flagged_pair(self, a: dict[str, int], b: dict[str, int], t: float
                            ) -> tuple[float, float]:
         """Sums of ``a[cp]`` and ``b[cp]`` over counterparties flagged at ``t`` (credits from /
         debits to flagged accounts)."""
-        times = self._flag_times
-        if not times or times[0] > t or not (a or b):
+        if not (a or b):
+            return 0.0, 0.0
+        if self._dirty:
+            self._refresh()
+        if not self._flag_times or self._flag_times[0] > t:
             return 0.0, 0.0
         flagged = self.flagged_set(t)
         return float(_flagged_sum(a, flagged)), float(_flagged_sum(b, flagged))
 
+    def risk_features(self, account: str, t: float) -> tuple[float, ...]:
+        """Everything the vector needs of one account at ``t``, in one look-up: (flagged,
+        :meth:`fraud_history`'s 12 values, days since fraud received, watch-listed, days since
+        listed) — 16 values; a constant for the many accounts nothing is known about."""
+        if self._dirty:
+            self._refresh()
+        if account not in self._risk:
+            return NO_RISK
+        watch = self.watch_days(account, t)
+        return (1.0 if self.is_flagged(account, t) else 0.0, *self.fraud_history(account, t),
+                self.days_since_fraud_received(account, t), 1.0 if watch == watch else 0.0,
+                watch)
+
+    def counterparty_risk(self, cp: str, t: float) -> tuple[float, float, float]:
+        """(flagged at ``t``, confirmed-fraud payments ``cp`` received in the last 7 days, in
+        the last 30 days): a summary for callers that need no more."""
+        history = self.fraud_history(cp, t)
+        return (1.0 if self.is_flagged(cp, t) else 0.0), history[2], history[4]
+
     def n_accounts(self) -> int:
         return len(self._accounts)
 
+    def confirmed_payments(self) -> list[ConfirmedPayment]:
+        """Every confirmed payment held (for publishing or inspection)."""
+        return list(self._confirmed.values())
 
-def _flagged_sum(counts: dict[str, int], flagged: frozenset[str]) -> int:
+
+def _insort(facts: dict[str, list[float]], key: str, t: float) -> None:
+    times = facts.setdefault(key, [])
+    times.insert(bisect_right(times, t), t)
+
+
+def _next_at_or_after(times: list[float], c: float) -> float:
+    """The first time in sorted ``times`` that is >= ``c`` (inf if none): when a withdrawal
+    confirmed at or after ``c`` takes effect."""
+    for x in times:
+        if x >= c:
+            return x
+    return INF
+
+
+def _window_sums(entries: list[_Entry], t: float) -> tuple[float, float, float, float, float,
+                                                          float]:
+    n1 = s1 = n7 = s7 = n30 = s30 = 0.0
+    for e in entries:
+        paid = e.paid_t
+        if paid > t or paid <= t - 30 * DAY_S or not (e.confirmed_t <= t < e.until_t):
+            continue
+        n30 += 1.0
+        s30 += e.amount
+        if paid > t - 7 * DAY_S:
+            n7 += 1.0
+            s7 += e.amount
+            if paid > t - DAY_S:
+                n1 += 1.0
+                s1 += e.amount
+    return n1, s1, n7, s7, n30, s30
+
+
+def _flagged_sum(counts: dict[str, int], flagged: set[str]) -> int:
     """Sum of ``counts[cp]`` over flagged ``cp``, walking the smaller of the two."""
     n = 0
     if len(counts) <= len(flagged):

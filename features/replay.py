@@ -9,9 +9,23 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from features.engine import FeatureEngine
-from features.events import Login, Payment
+from features.events import Account, Label, Login, Payment, WatchEntry
 from features.reference import ReferenceData
 from features.vector import FEATURE_NAMES, FeatureVector
+
+
+def reference_for(
+    accounts: Iterable[Account],
+    labels: Sequence[Label],
+    payments: Iterable[Payment],
+    watchlist: Iterable[WatchEntry] = (),
+) -> ReferenceData:
+    """The reference data of a whole event log, as training replays it: every label resolved
+    against the payment it names (a live scorer gets the same records from the published
+    confirmed payments), every watch-list entry. Answered as of each query's time."""
+    wanted = {lb.event_id for lb in labels if lb.event_id is not None}
+    named = {p.event_id: p for p in payments if p.event_id in wanted}
+    return ReferenceData.of(accounts, labels, named, watchlist)
 
 
 def event_order_key(event: Payment | Login) -> tuple[float, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 
 WINDOWS: tuple[tuple[str, float], ...] = (
     ("10m", 600.0),
@@ -55,12 +55,41 @@ MULE_NAMES = (
     "first_time_sender_share_7d",
 )
 
+FRAUD_WINDOWS = ("1d", "7d", "30d")  # look-backs over confirmed-fraud payments' own times
+
+
+def _fraud_history_names(prefix: str, share: bool) -> tuple[str, ...]:
+    """``{prefix}fraud_{received|sent}_{count|sum[|share]}_{1d|7d|30d}``, in the order of
+    :meth:`features.reference.ReferenceData.fraud_history` (received first, by window)."""
+    names = []
+    for side in ("received", "sent"):
+        for window in FRAUD_WINDOWS:
+            names.append(f"{prefix}fraud_{side}_count_{window}")
+            names.append(f"{prefix}fraud_{side}_sum_{window}")
+            if share:
+                names.append(f"{prefix}fraud_{side}_share_{window}")
+    return tuple(names)
+
+
+# the payment's counterparty: flagged, confirmed fraud it received / sent, the watch list
 COUNTERPARTY_NAMES = (
     "cp_flagged",
-    "cp_fraud_labels_7d",
-    "cp_fraud_labels_30d",
+    *_fraud_history_names("cp_", share=False),
+    "cp_days_since_fraud_received",
+    "cp_watchlisted",
+    "cp_days_since_listed",
     "credits_from_flagged_7d",
     "debits_to_flagged_7d",
+)
+
+# the payment's own account: the same history (it has received fraud: a mule), with the share
+# of its own payments of the window that are confirmed fraud
+ACCOUNT_RISK_NAMES = (
+    "account_flagged",
+    *_fraud_history_names("", share=True),
+    "days_since_fraud_received",
+    "account_watchlisted",
+    "account_days_since_listed",
 )
 
 LOGIN_NAMES = (
@@ -83,8 +112,26 @@ ACCOUNT_NAMES = (
     "customer_age_years",
 )
 
+# Vietnamese rules: Decision 2345/QD-NHNN (biometric authentication above 10 M VND per online
+# transfer, 20 M VND a day, first transfer on a new device), Circular 17/2024/TT-NHNN (signs of
+# a suspicious payment account), Circular 77/2025/TT-NHNN (organisations under 12 months)
+VN_RULE_NAMES = (
+    "online_debit_sum_today",
+    "online_debit_count_today",
+    "over_10m_online",
+    "just_under_10m",
+    "near_10m_debits_today",
+    "online_debit_today_vs_20m",
+    "just_under_20m_today",
+    "debit_from_new_device",
+    "fan_in_cash_out_24h",
+    "young_or_old_credit_7d",
+    "business_new_12m",
+)
+
 FEATURE_NAMES: tuple[str, ...] = (
-    VELOCITY_NAMES + MULE_NAMES + COUNTERPARTY_NAMES + LOGIN_NAMES + ACCOUNT_NAMES
+    VELOCITY_NAMES + MULE_NAMES + COUNTERPARTY_NAMES + ACCOUNT_RISK_NAMES + LOGIN_NAMES
+    + ACCOUNT_NAMES + VN_RULE_NAMES
 )
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 CHANNEL_CODES = {"mobile": 0, "internet": 1, "atm": 2, "branch": 3, "pos": 4, "api": 5}

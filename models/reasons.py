@@ -10,8 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 
+from features.events import Payment, WatchEntry
+from features.reference import ReferenceData
 from features.vector import CHANNEL_CODES, FEATURE_NAMES
+
+_VN = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh: UTC+7 all year
 
 ANOMALY_FEATURE = "anomaly_score"
 _CHANNEL_NAMES = {code: name for name, code in CHANNEL_CODES.items()}
@@ -158,6 +163,47 @@ def _nan_or(template: Template, missing: str) -> Template:
     return text
 
 
+def _days_ago(v: float) -> str:
+    if v < 1:
+        return f"{duration(v * 86400)} ago"
+    return f"{_plural(round(v), 'day')} ago"
+
+
+_FRAUD_WINDOW_TEXT = {"1d": "24 h", "7d": "7 days", "30d": "30 days"}
+_FRAUD_SIDE_TEXT = {"received": ("received", "from victims"), "sent": ("sent", "")}
+
+
+def _fraud_history_templates() -> dict[str, Template]:
+    """Phrases of ``[cp_]fraud_{received|sent}_{count|sum|share}_{window}``."""
+    out: dict[str, Template] = {}
+    for who, prefix in (("counterparty", "cp_"), ("account", "")):
+        for side, (verb, _) in _FRAUD_SIDE_TEXT.items():
+            for window, text in _FRAUD_WINDOW_TEXT.items():
+                def count(v: float, who: str = who, verb: str = verb, text: str = text) -> str:
+                    return (f"{who} {verb} {_plural(v, 'payment')} confirmed as fraud"
+                            f" (paid in the last {text})")
+
+                def total(v: float, who: str = who, verb: str = verb, text: str = text) -> str:
+                    return f"{who} {verb} {vnd(v)} confirmed as fraud in the last {text}"
+
+                def share(v: float, verb: str = verb, text: str = text) -> str:
+                    return (f"{v * 100:.0f}% of the payments the account {verb} in the last"
+                            f" {text} confirmed as fraud")
+
+                out[f"{prefix}fraud_{side}_count_{window}"] = count
+                out[f"{prefix}fraud_{side}_sum_{window}"] = total
+                if not prefix:
+                    out[f"fraud_{side}_share_{window}"] = share
+    return out
+
+
+def _credits_from_flagged(v: float) -> str:
+    text = f"{_plural(v, 'payment')} received from flagged or watch-listed accounts in 7 days"
+    if not math.isnan(v) and v > 3:
+        text += " (more than three: a Circular 17/2024 sign)"
+    return text
+
+
 TEMPLATES: dict[str, Template] = {
     **_velocity_templates(),
     "distinct_cp_out_24h": lambda v: f"paid {_beneficiaries(v)} in 24 h",
@@ -184,16 +230,30 @@ TEMPLATES: dict[str, Template] = {
     "first_time_sender_share_7d": _nan_or(
         lambda v: f"{v * 100:.0f}% of incoming payments in 7 days from first-time senders",
         "no incoming payments in 7 days"),
-    "cp_flagged": lambda v: "counterparty flagged by investigators or the model" if _yes(v)
-    else "counterparty not flagged",
-    "cp_fraud_labels_7d": lambda v: f"counterparty in {_plural(v, 'confirmed fraud case')}"
-    " in 7 days",
-    "cp_fraud_labels_30d": lambda v: f"counterparty in {_plural(v, 'confirmed fraud case')}"
-    " in 30 days",
-    "credits_from_flagged_7d": lambda v: f"{_plural(v, 'payment')} received from flagged"
-    " accounts in 7 days",
+    "cp_flagged": lambda v: "counterparty confirmed as a mule or fraudster, reported as a"
+    " fraud beneficiary, or on the watch list" if _yes(v) else "counterparty not flagged",
+    **_fraud_history_templates(),
+    "cp_days_since_fraud_received": _nan_or(
+        lambda v: f"counterparty received confirmed scam money {_days_ago(v)}",
+        "counterparty never reported for receiving scam money"),
+    "cp_watchlisted": lambda v: "beneficiary on the watch list (SIMO, police or another bank)"
+    if _yes(v) else "beneficiary not on the watch list",
+    "cp_days_since_listed": _nan_or(
+        lambda v: f"beneficiary on the watch list since {_days_ago(v)}",
+        "beneficiary not on the watch list"),
+    "credits_from_flagged_7d": _credits_from_flagged,
     "debits_to_flagged_7d": lambda v: f"{_plural(v, 'payment')} sent to flagged accounts"
     " in 7 days",
+    "account_flagged": lambda v: "account confirmed as a mule or fraudster, reported as a"
+    " fraud beneficiary, or on the watch list" if _yes(v) else "account not flagged",
+    "days_since_fraud_received": _nan_or(
+        lambda v: f"account received confirmed scam money {_days_ago(v)}",
+        "account never reported for receiving scam money"),
+    "account_watchlisted": lambda v: "account holder on the watch list (SIMO, police or"
+    " another bank; Circular 17/2024 sign)" if _yes(v) else "account not on the watch list",
+    "account_days_since_listed": _nan_or(
+        lambda v: f"account on the watch list since {_days_ago(v)}",
+        "account not on the watch list"),
     "foreign_logins_24h": lambda v: f"{_plural(v, 'login')} from abroad in 24 h",
     "foreign_logins_7d": lambda v: f"{_plural(v, 'login')} from abroad in 7 days",
     "distinct_login_countries_7d": lambda v: f"logins from {_plural(v, 'country', 'countries')}"
@@ -215,8 +275,68 @@ TEMPLATES: dict[str, Template] = {
     "business_age_days": _age("business registered", "day", " ago",
                               "business registration date unknown"),
     "customer_age_years": _age("customer aged", "year", "", "customer age unknown"),
+    # Vietnamese rules
+    "online_debit_sum_today": lambda v: f"{vnd(v)} sent online today"
+    + (" (above the 20 M VND daily biometric threshold, Decision 2345/QD-NHNN)"
+       if not math.isnan(v) and v > 20e6 else ""),
+    "online_debit_count_today": lambda v: f"{_plural(v, 'online transfer')} today",
+    "over_10m_online": lambda v: "online transfer above 10 M VND (biometric check required,"
+    " Decision 2345/QD-NHNN)" if _yes(v) else "online transfer of 10 M VND or less",
+    "just_under_10m": lambda v: "transfer just under the 10 M VND biometric threshold"
+    " (Decision 2345/QD-NHNN): possible structuring" if _yes(v)
+    else "not just under the 10 M VND threshold",
+    "near_10m_debits_today": lambda v: f"{_plural(v, 'online transfer')} of 9-10 M VND today,"
+    " just under the biometric threshold",
+    "online_debit_today_vs_20m": lambda v: f"today's online transfers at {v * 100:.0f}% of the"
+    " 20 M VND daily biometric threshold" if not math.isnan(v) else "no online transfers today",
+    "just_under_20m_today": lambda v: "today's online transfers just under the 20 M VND daily"
+    " biometric threshold (Decision 2345/QD-NHNN): possible structuring" if _yes(v)
+    else "today's total not just under 20 M VND",
+    "debit_from_new_device": _nan_or(
+        lambda v: "transfer from a device the account never used before (Decision 2345/QD-NHNN"
+        " asks for a biometric check)" if _yes(v) else "transfer from a known device",
+        "device of the payment unknown"),
+    "fan_in_cash_out_24h": lambda v: "money received from several accounts and moved out at"
+    " once, leaving little (Circular 17/2024 sign)" if _yes(v)
+    else "no fan-in and cash-out in 24 h",
+    "young_or_old_credit_7d": _nan_or(
+        lambda v: f"{vnd(v)} received in 7 days by a holder under 23 or over 65: unusual for"
+        " the holder's age (Circular 17/2024 sign)" if v > 0
+        else "holder's age gives no concern", "customer age unknown"),
+    "business_new_12m": _nan_or(
+        lambda v: "organisation founded or onboarded within 12 months (risk assessment"
+        " required, Circular 77/2025)" if _yes(v) else "not a business under 12 months old",
+        "account not in the bank's account list"),
     ANOMALY_FEATURE: lambda v: f"unusual account behaviour (anomaly score {v:.2f})",
 }
+
+
+_WATCH_SOURCES = {"simo": "SIMO", "police": "the police"}
+
+
+def watchlist_phrase(entry: WatchEntry, beneficiary: bool = True) -> str:
+    """An investigator's sentence for a watch-list entry: ``beneficiary reported to SIMO on
+    12/03 for receiving scam money`` (the local date, Asia/Ho_Chi_Minh)."""
+    who = "beneficiary" if beneficiary else "account holder"
+    local = entry.listed_at.astimezone(_VN)
+    source = _WATCH_SOURCES.get(entry.source.lower(), entry.source)
+    reason = entry.reason.strip()
+    tail = f" for {reason}" if reason else ""
+    return f"{who} reported to {source} on {local:%d/%m}{tail}"
+
+
+def watchlist_reasons(ref: ReferenceData, payment: Payment) -> list[str]:
+    """The watch-list sentences for a payment, as of its time: its beneficiary's entry and its
+    account holder's, e.g. ``beneficiary reported to SIMO on 12/03 for receiving scam money``
+    (empty when neither is listed)."""
+    out = []
+    entry = ref.watch_entry(payment.counterparty_account, payment.t)
+    if entry is not None:
+        out.append(watchlist_phrase(entry, beneficiary=True))
+    entry = ref.watch_entry(payment.account_id, payment.t)
+    if entry is not None:
+        out.append(watchlist_phrase(entry, beneficiary=False))
+    return out
 
 
 def phrase(feature: str, value: float) -> str:

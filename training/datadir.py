@@ -1,7 +1,8 @@
 """The data directory (DESIGN.md "Simulator output directory"): write a simulation, read any
 directory in that layout back as typed events.
 
-Layout: ``payments``, ``logins``, ``accounts``, ``labels`` (the event contracts) and optional
+Layout: ``payments``, ``logins``, ``accounts``, ``labels`` (the event contracts), an optional
+``watchlist`` (the watch-list contract; one entry per bank and account) and optional
 ``truth`` / ``accounts_truth`` (simulator ground truth), each as ``<name>.parquet`` (timestamps
 ``timestamp[us, tz=UTC]``) or ``<name>.jsonl`` (one contract JSON object per line). Rows are in
 event-time order (labels by ``confirmed_at``).
@@ -19,7 +20,7 @@ import heapq
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -36,11 +37,13 @@ from features.events import (
     LABEL_FIELDS,
     LOGIN_FIELDS,
     PAYMENT_FIELDS,
+    WATCH_FIELDS,
     Account,
     Label,
     Login,
     Payment,
     Rejection,
+    WatchEntry,
     decode,
     from_mapping,
 )
@@ -57,14 +60,16 @@ REQUIRED = {
                "channel"),
     "accounts": ("account_id", "customer_id", "type", "opened_at", "kyc_country"),
     "labels": ("label_id", "confirmed_at", "account_id", "label"),
+    "watchlist": ("bank", "account", "source", "listed_at", "reason"),
 }
+OPTIONAL_KINDS = ("watchlist",)  # read when present: an empty watch list otherwise
 TIME_COLUMNS = {"payments": ("ts",), "logins": ("ts",), "accounts": ("opened_at", "registered_at"),
-                "labels": ("confirmed_at",)}
+                "labels": ("confirmed_at",), "watchlist": ("listed_at", "delisted_at")}
 ORDER_COLUMN = {"payments": "ts", "logins": "ts", "labels": "confirmed_at"}
 ID_COLUMN = {"payments": "event_id", "logins": "event_id", "accounts": "account_id",
-             "labels": "label_id"}
+             "labels": "label_id", "watchlist": "key"}  # key: bank/account
 KNOWN_FIELDS = {"payments": PAYMENT_FIELDS, "logins": LOGIN_FIELDS, "accounts": ACCOUNT_FIELDS,
-                "labels": LABEL_FIELDS}
+                "labels": LABEL_FIELDS, "watchlist": WATCH_FIELDS}
 UNIQUE_COLUMNS = frozenset({"event_id", "label_id", "session_id"})
 Format = Literal["parquet", "jsonl"]
 
@@ -95,6 +100,7 @@ class DataDir:
     labels: list[Label]
     truth: pd.DataFrame | None = None
     accounts_truth: pd.DataFrame | None = None
+    watchlist: list[WatchEntry] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------ writing
@@ -150,8 +156,10 @@ def read_dir(path: str | Path, rejects: list[Reject] | None = None) -> DataDir:
               for kind in EVENT_KINDS}
     truth = {name: _read_frame(name, _find(base, name, required=False), cols)
              for name, cols in TRUTH_FILES.items()}
+    watch_file = _find(base, "watchlist", required=False)
+    watchlist = _read_events("watchlist", watch_file) if watch_file is not None else []
     return DataDir(events["payments"], events["logins"], events["accounts"], events["labels"],
-                   truth["truth"], truth["accounts_truth"])
+                   truth["truth"], truth["accounts_truth"], watchlist)
 
 
 def read_events(path: str | Path, kind: str) -> list[Any]:
@@ -167,8 +175,10 @@ def from_tables(result: _HasTables) -> DataDir:
     tables = result.tables()
     events = {kind: _events_from_table(kind, tables[kind], f"<{kind}>") for kind in EVENT_KINDS}
     truth = {n: tables[n].to_pandas() if n in tables else None for n in TRUTH_FILES}
+    watchlist = (_events_from_table("watchlist", tables["watchlist"], "<watchlist>")
+                 if "watchlist" in tables else [])
     return DataDir(events["payments"], events["logins"], events["accounts"], events["labels"],
-                   truth["truth"], truth["accounts_truth"])
+                   truth["truth"], truth["accounts_truth"], watchlist)
 
 
 def _find(base: Path, stem: str, required: bool) -> Path | None:
@@ -247,7 +257,10 @@ def _events_from_table(kind: str, table: pa.Table, where: str,
 def _check_table_ids_and_order(kind: str, table: pa.Table, where: str) -> None:
     """Unique ids and non-decreasing event time, checked on whole columns (rows are valid)."""
     id_column = ID_COLUMN[kind]
-    ids = table.column(id_column)
+    if id_column == "key":  # the watch list: one entry per bank and account
+        ids = pc.binary_join_element_wise(table.column("bank"), table.column("account"), "/")
+    else:
+        ids = table.column(id_column)
     if pc.count_distinct(ids).as_py() != len(ids):
         seen: set[str] = set()
         for i, key in enumerate(ids.to_pylist()):

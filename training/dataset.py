@@ -44,9 +44,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from features.events import Account, Label, Login, Payment, utc_from_epoch
-from features.reference import BAD_LABELS, ReferenceData
-from features.replay import replay_matrix
+from features.events import Account, Label, Login, Payment, WatchEntry, utc_from_epoch
+from features.reference import BAD_LABELS
+from features.replay import reference_for, replay_matrix
 
 log = logging.getLogger(__name__)
 DAY_S = 86400.0
@@ -131,7 +131,8 @@ class Replayed:
     @classmethod
     def from_log(cls, log_: EventLog) -> Replayed:
         # labels are answered as of each payment's time: no look-ahead
-        ref = ReferenceData.of(log_.accounts, log_.labels)
+        ref = reference_for(log_.accounts, log_.labels, log_.payments,
+                            getattr(log_, "watchlist", ()))
         X, scored = replay_matrix(log_.payments, log_.logins, ref)
         return cls(
             X=X,
@@ -347,6 +348,10 @@ class _WithLabels:
     @property
     def accounts(self) -> Sequence[Account]:
         return self.base.accounts
+
+    @property
+    def watchlist(self) -> Sequence[WatchEntry]:
+        return getattr(self.base, "watchlist", ())
 
     @property
     def truth(self) -> pd.DataFrame | None:

@@ -5,11 +5,17 @@ All budget metrics rank the window's payments by score and flag the top ``budget
 
 * ``roc_auc``, ``average_precision``;
 * ``precision_at_budget_X`` / ``recall_at_budget_X`` for 0.1 %, 0.5 %, 1 % of payments;
-* ``precision_at_100_accounts_per_day``: each local day, accounts ranked by their highest
-  payment score; precision of the top 100 (an account is a hit when one of its payments that
-  day is fraudulent), averaged over days (the Fraud Detection Handbook's card precision@k);
-* ``amount_recall_at_budget_0_5pct``: share of the fraudulent money flagged at the 0.5 % budget;
-* ``recall_typology_<name>``: recall per typology at the 0.5 % budget;
+* ``amount_recall_at_budget_X``: share of the fraudulent money flagged at each budget;
+* ``recall_typology_<name>_at_budget_X``: recall per typology (quiet variants are typologies of
+  their own) at each budget; ``recall_typology_<name>`` is the one at the 0.5 % budget;
+* ``precision_at_K_accounts_per_day`` (K = 20, 100): each local day, accounts ranked by their
+  highest payment score; precision of the top K (an account is a hit when one of its payments
+  that day is fraudulent), averaged over days (the Fraud Detection Handbook's card precision@k);
+* ``account_ranking_precision_at_K`` (K = 20, 100): the ranking ``GET /v1/accounts/high-risk``
+  serves — at the end of each local day, every account seen so far scored by its highest payment
+  score in the 7 days up to its latest payment — precision of its top K (a hit: the account has
+  a fraudulent payment in the window), averaged over days; ``..._decayed_...`` the same with the
+  score halved per ``DECAY_HALF_LIFE_DAYS`` of inactivity since that latest payment;
 * ``median_minutes_to_first_alert``: per fraudulent account, from its first fraudulent payment
   in the window to the first flagged payment of that account (0.5 % budget) at or after it;
   ``campaigns_alerted_share`` is the share of those accounts flagged at all.
@@ -31,6 +37,9 @@ from training.dataset import EvalSet
 BUDGETS = (0.001, 0.005, 0.01)
 MAIN_BUDGET = 0.005
 ACCOUNTS_PER_DAY = 100
+ACCOUNT_KS = (20, 100)
+RANKING_WINDOW_S = 7 * 86400.0  # serving/risk.py: the highest score of the last 7 days
+DECAY_HALF_LIFE_DAYS = 3.0
 LOCAL_OFFSET_S = 7 * 3600.0  # Asia/Ho_Chi_Minh, no daylight saving
 KEY_METRICS = ("roc_auc", "average_precision", "recall_at_budget_0_5pct",
                "precision_at_100_accounts_per_day")
@@ -65,6 +74,33 @@ def precision_at_accounts_per_day(scores: np.ndarray, ev: EvalSet,
     return float(per_day.mean()) if len(per_day) else math.nan
 
 
+def account_ranking_precision(scores: np.ndarray, ev: EvalSet, k: int,
+                              half_life_days: float | None = None) -> float:
+    """Precision of the top ``k`` of the account ranking at the end of each local day (see the
+    module docstring), averaged over days; ``half_life_days`` decays an account's score with
+    the time since its latest payment."""
+    if scores.size == 0:
+        return math.nan
+    frame = pd.DataFrame({"account": ev.account_ids, "t": ev.t, "score": scores})
+    involved = set(frame["account"][ev.y.astype(bool)])
+    day = np.floor((ev.t + LOCAL_OFFSET_S) / 86400.0)
+    precisions = []
+    for d in np.unique(day):
+        end = (d + 1) * 86400.0 - LOCAL_OFFSET_S
+        seen = frame[frame["t"] < end]
+        last = seen.groupby("account")["t"].transform("max")
+        recent = seen[seen["t"] > last - RANKING_WINDOW_S]
+        per = recent.groupby("account").agg(score=("score", "max"), last=("t", "max"))
+        ranked = per["score"].to_numpy()
+        if half_life_days is not None:
+            idle_days = (end - per["last"].to_numpy()) / 86400.0
+            ranked = ranked * 0.5 ** (idle_days / half_life_days)
+        order = np.argsort(-ranked, kind="stable")[:k]
+        top = per.index.to_numpy()[order]
+        precisions.append(float(np.mean([a in involved for a in top])) if top.size else 0.0)
+    return float(np.mean(precisions))
+
+
 def minutes_to_first_alert(flagged: np.ndarray, ev: EvalSet) -> tuple[float, float]:
     """(median minutes from each fraudulent account's first fraud to its first alert,
     share of fraudulent accounts alerted at all)."""
@@ -90,18 +126,26 @@ def evaluate(scores: np.ndarray, ev: EvalSet) -> dict[str, float]:
     out["roc_auc"] = float(roc_auc_score(y, scores)) if both else math.nan
     out["average_precision"] = float(average_precision_score(y, scores)) if both else math.nan
     main_mask = None
+    masks = {}
+    fraud_amount = float(ev.amounts[y == 1].sum())
     for budget in BUDGETS:
-        mask = flagged_mask(scores, budget)
+        mask = masks[budget] = flagged_mask(scores, budget)
         hits = int(y[mask].sum())
-        out[f"precision_at_budget_{budget_suffix(budget)}"] = hits / int(mask.sum())
-        out[f"recall_at_budget_{budget_suffix(budget)}"] = hits / n_pos if n_pos else math.nan
+        suffix = budget_suffix(budget)
+        out[f"precision_at_budget_{suffix}"] = hits / int(mask.sum())
+        out[f"recall_at_budget_{suffix}"] = hits / n_pos if n_pos else math.nan
+        out[f"amount_recall_at_budget_{suffix}"] = (
+            float(ev.amounts[(y == 1) & mask].sum()) / fraud_amount if fraud_amount
+            else math.nan)
         if budget == MAIN_BUDGET:
             main_mask = mask
     assert main_mask is not None
-    fraud_amount = float(ev.amounts[y == 1].sum())
-    out["amount_recall_at_budget_0_5pct"] = (
-        float(ev.amounts[(y == 1) & main_mask].sum()) / fraud_amount if fraud_amount else math.nan)
-    out["precision_at_100_accounts_per_day"] = precision_at_accounts_per_day(scores, ev)
+    for k in ACCOUNT_KS:
+        out[f"precision_at_{k}_accounts_per_day"] = precision_at_accounts_per_day(scores, ev, k)
+    for k in ACCOUNT_KS:
+        out[f"account_ranking_precision_at_{k}"] = account_ranking_precision(scores, ev, k)
+        out[f"account_ranking_decayed_precision_at_{k}"] = account_ranking_precision(
+            scores, ev, k, DECAY_HALF_LIFE_DAYS)
     median, share = minutes_to_first_alert(main_mask, ev)
     out["median_minutes_to_first_alert"] = median
     out["campaigns_alerted_share"] = share
@@ -109,7 +153,29 @@ def evaluate(scores: np.ndarray, ev: EvalSet) -> dict[str, float]:
     for name in sorted(set(typ[y == 1]) - {""}):
         rows = (y == 1) & (typ == name)
         out[f"recall_typology_{name}"] = float(main_mask[rows].mean())
+        for budget in BUDGETS:
+            out[f"recall_typology_{name}_at_budget_{budget_suffix(budget)}"] = float(
+                masks[budget][rows].mean())
     return out
+
+
+def typology_table(model: dict[str, float], baseline: dict[str, float]) -> str:
+    """Recall per typology at each budget, model / rules baseline, one row per typology."""
+    names = sorted({k[len("recall_typology_"):].split("_at_budget_")[0]
+                    for k in model if k.startswith("recall_typology_")})
+    if not names:
+        return "(no fraudulent payments in the test window)"
+    width = max(len(n) for n in names)
+    heads = [budget_suffix(b) for b in BUDGETS]
+    lines = [f"{'typology'.ljust(width)}  " + "  ".join(f"{h:>15}" for h in heads),
+             f"{'':{width}}  " + "  ".join(f"{'model / rules':>15}" for _ in heads)]
+    for name in names:
+        cells = []
+        for h in heads:
+            key = f"recall_typology_{name}_at_budget_{h}"
+            cells.append(f"{_fmt(model.get(key)):>7} / {_fmt(baseline.get(key)):>6}")
+        lines.append(f"{name.ljust(width)}  " + "  ".join(f"{c:>15}" for c in cells))
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- rules baseline
@@ -140,7 +206,7 @@ class Rules:
             "foreign_login_new_device_large_debit": debit & foreign
             & (col("new_device_24h", 0.0) >= 1) & (ratio > self.foreign_large_ratio),
             "counterparty_flagged": (col("cp_flagged", 0.0) >= 0.5)
-            | (col("cp_fraud_labels_30d", 0.0) > 0),
+            | (col("cp_fraud_received_count_30d", 0.0) > 0),
         }
 
     def score(self, X: np.ndarray) -> np.ndarray:
@@ -155,8 +221,13 @@ class Rules:
 
 def metric_table(model: dict[str, float], baseline: dict[str, float]) -> str:
     """A plain-text table: metric, model, rules baseline."""
-    names = [n for n in model if n not in ("n_payments", "n_positive")]
-    names += [n for n in baseline if n not in model and n not in ("n_payments", "n_positive")]
+    skip = ("n_payments", "n_positive")
+
+    def shown(n: str) -> bool:  # per-typology recall per budget: in typology_table
+        return n not in skip and not (n.startswith("recall_typology_") and "_at_budget_" in n)
+
+    names = [n for n in model if shown(n)]
+    names += [n for n in baseline if n not in model and shown(n)]
     width = max(len(n) for n in names)
     lines = [f"{'metric'.ljust(width)}  {'model':>10}  {'baseline':>10}",
              f"{'-' * width}  {'-' * 10}  {'-' * 10}"]

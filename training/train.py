@@ -19,7 +19,7 @@ from features.events import Label
 from features.vector import FEATURE_VERSION
 from models.risk import ModelConfig, RiskModel
 from training.dataset import Dataset, EventLog, SplitConfig, build_dataset
-from training.evaluate import Rules, evaluate, metric_table
+from training.evaluate import Rules, evaluate, metric_table, typology_table
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,9 @@ def train_on_log(data: EventLog | None, settings: Any, options: TrainOptions, fi
         if anomaly.get(key) is not None:
             metrics[f"anomaly_{key}"] = float(anomaly[key])
     metrics["anomaly_kept"] = 1.0 if anomaly["kept"] else 0.0
-    table = metric_table(model_metrics, baseline_metrics)
+    table = (metric_table(model_metrics, baseline_metrics)
+             + "\n\nrecall per typology (quiet variants included) at each budget\n"
+             + typology_table(model_metrics, baseline_metrics))
     result = TrainResult(model, metrics, model_metrics, baseline_metrics, table, ds,
                          fingerprint_, timings)
     log.info("model evaluated", extra={

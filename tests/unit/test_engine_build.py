@@ -31,13 +31,12 @@ import json, sys
 import numpy as np
 import features
 from features.engine import FeatureEngine
-from features.reference import ReferenceData
-from features.replay import merge_in_order, replay
+from features.replay import merge_in_order, reference_for, replay
 from training.datadir import from_tables
 from training.simulator import SimConfig, simulate
 
 r = from_tables(simulate(SimConfig(accounts=300, days=45, seed=5)))
-ref = ReferenceData.of(r.accounts, r.labels)
+ref = reference_for(r.accounts, r.labels, r.payments, r.watchlist)
 events = merge_in_order(r.payments, r.logins)
 for i in range(0, len(events) - 1, 97):
     events[i], events[i + 1] = events[i + 1], events[i]

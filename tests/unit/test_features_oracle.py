@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 
 from features import engine as engine_module
 from features.engine import FeatureEngine
-from features.events import Account, Label, Login, Payment
+from features.events import Account, Label, Login, Payment, WatchEntry
 from features.reference import ReferenceData
-from features.replay import replay_matrix
+from features.replay import reference_for, replay_matrix
 from features.vector import CHANNEL_CODES, FEATURE_NAMES, FEATURE_VERSION
+from tests.unit import reference_oracle as ro
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 DAY = 86400.0
@@ -36,12 +37,28 @@ ACCOUNTS = {
 CPS = ["X", "Y", "Z", "A", "B", "M1"]
 COUNTRIES = ["VN", "KH", "SG"]
 DEVICES = ["d1", "d2", "d3"]
-AMOUNTS = [50_000.0, 1_000_000.0, 2_500_000.0, 10_000_000.0, 123_456.0]
+AMOUNTS = [50_000.0, 1_000_000.0, 2_500_000.0, 9_500_000.0, 10_000_000.0, 15_000_000.0,
+           123_456.0]
 LABELS = [
     Label("lb1", T0 + timedelta(hours=3), "M1", "mule"),
-    Label("lb2", T0 + timedelta(days=2), "X", "fraud", event_id="e-x"),
+    # names no payment of the log, but says who received the money
+    Label("lb2", T0 + timedelta(days=2), "Z", "fraud", event_id="e-x", counterparty_account="X"),
     Label("lb3", T0 + timedelta(days=9), "X", "fraud"),
     Label("lb4", T0 + timedelta(days=1), "Y", "legit"),
+    # name payments the generator may have made (p<i>): their counterparty and amount are used
+    *(Label(f"lbp{i}", T0 + timedelta(days=d), "A", "fraud", event_id=f"p{i}")
+      for i, d in ((1, 0.5), (2, 3), (4, 1), (6, 20), (9, 2), (12, 8), (15, 40))),
+    # changes of mind: X cleared on day 12, the fraud on p4 withdrawn on day 5
+    Label("lb5", T0 + timedelta(days=12), "X", "legit"),
+    Label("lb6", T0 + timedelta(days=5), "A", "legit", event_id="p4"),
+    Label("lb7", T0 + timedelta(days=15), "M1", "legit"),
+    Label("lb8", T0 + timedelta(days=16), "M1", "mule"),
+]
+WATCH = [
+    WatchEntry("VCB", "Y", "SIMO", T0 + timedelta(days=4), "received scam money"),
+    WatchEntry("CGB", "B", "police", T0 + timedelta(hours=6), "mule account",
+               T0 + timedelta(days=10)),
+    WatchEntry("CGB", "Z", "SIMO", T0 + timedelta(days=30), "fraud"),
 ]
 
 # time steps: seconds, minutes, hours, days, and steps back in time (out of order)
@@ -73,10 +90,12 @@ def event_lists(draw: st.DrawFn) -> list[Payment | Login]:
             events.append(Payment(
                 event_id=f"p{i}", ts=ts, account_id=account,
                 direction=draw(st.sampled_from(["debit", "credit"])),
-                amount=draw(st.sampled_from(AMOUNTS)), currency="VND",
+                amount=draw(st.sampled_from(AMOUNTS)),
+                currency=draw(st.sampled_from(["VND", "VND", "VND", "USD"])),
                 counterparty_account=draw(st.sampled_from(CPS)), counterparty_bank="CGB",
                 channel=draw(st.sampled_from(sorted(CHANNEL_CODES))),
                 country=draw(st.sampled_from([None, *COUNTRIES])),
+                device_id=draw(st.sampled_from([None, *DEVICES])),
             ))
         else:
             events.append(Login(
@@ -87,25 +106,20 @@ def event_lists(draw: st.DrawFn) -> list[Payment | Login]:
     return events
 
 
-def reference() -> ReferenceData:
-    return ReferenceData.of(ACCOUNTS.values(), LABELS)
+def reference(events: list[Payment | Login]) -> ReferenceData:
+    return reference_for(ACCOUNTS.values(), LABELS, payments_of(events), WATCH)
+
+
+def payments_of(events: list[Payment | Login]) -> list[Payment]:
+    return [e for e in events if isinstance(e, Payment)]
 
 
 # ----------------------------------------------------------------------------- the oracle
 
 
-def flagged(cp: str, t: float) -> bool:
-    return any(lb.account_id == cp and lb.label in ("fraud", "mule") and lb.t <= t
-               for lb in LABELS)
-
-
-def bad_labels(cp: str, start: float, t: float) -> int:
-    return sum(1 for lb in LABELS
-               if lb.account_id == cp and lb.label in ("fraud", "mule") and start < lb.t <= t)
-
-
 def oracle(events: list[Payment | Login]) -> list[tuple[str, dict[str, float]]]:
     """(event_id, features) for every accepted payment, from first principles."""
+    recs = ro.records(LABELS, {p.event_id: p for p in payments_of(events)})
     accepted: dict[str, list[tuple[int, Payment | Login]]] = {}
     out = []
     for seq, ev in enumerate(events):
@@ -118,11 +132,12 @@ def oracle(events: list[Payment | Login]) -> list[tuple[str, dict[str, float]]]:
         hist.append((seq, ev))
         if isinstance(ev, Payment):
             known = sorted(((e.t, s, e) for s, e in hist if e.t <= ev.t), key=lambda x: x[:2])
-            out.append((ev.event_id, features_of(ev, [(t, s, e) for t, s, e in known])))
+            out.append((ev.event_id, features_of(ev, [(t, s, e) for t, s, e in known], recs)))
     return out
 
 
-def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]]) -> dict[str, float]:
+def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
+                recs: list[ro.Rec]) -> dict[str, float]:
     t = p.t
     info = ACCOUNTS.get(p.account_id)
     kyc = info.kyc_country if info else "VN"
@@ -166,7 +181,8 @@ def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]]) -> 
             ).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Ho_Chi_Minh")).hour
     f["local_hour"] = hour
     f["is_night"] = float(hour >= 23 or hour < 5)
-    f["round_amount"] = float(p.amount >= 1e6 and p.amount % 1e6 == 0)
+    unit = 1e6 if p.currency == "VND" else 100.0
+    f["round_amount"] = float(p.amount >= unit and p.amount % unit == 0)
     f["channel_code"] = CHANNEL_CODES[p.channel]
     # mule
     f["distinct_senders_24h"] = len({e.counterparty_account for e in window(DAY)
@@ -192,16 +208,37 @@ def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]]) -> 
         e2.direction == "credit" and e2.counterparty_account == e.counterparty_account
         and tt2 > pays[i][0] - 30 * DAY for tt2, _, e2 in pays[:i]))
     f["first_time_sender_share_7d"] = new / len(credits7) if credits7 else math.nan
-    # counterparty risk
+    # counterparty risk and the account's own confirmed-fraud history
     cp = p.counterparty_account
-    f["cp_flagged"] = float(flagged(cp, t))
-    f["cp_fraud_labels_7d"] = bad_labels(cp, t - 7 * DAY, t)
-    f["cp_fraud_labels_30d"] = bad_labels(cp, t - 30 * DAY, t)
+
+    def flagged(account: str) -> bool:
+        return ro.flagged(account, t, LABELS, recs, WATCH)
+
+    f["cp_flagged"] = float(flagged(cp))
+    f.update(zip(_history_names("cp_", False), ro.history(cp, t, LABELS, recs), strict=True))
+    f["cp_days_since_fraud_received"] = ro.days_since_received(cp, t, LABELS, recs)
+    f["cp_days_since_listed"] = ro.watch_days(cp, t, WATCH)
+    f["cp_watchlisted"] = float(not math.isnan(f["cp_days_since_listed"]))
     win7 = window(7 * DAY)
     f["credits_from_flagged_7d"] = sum(1 for e in win7 if e.direction == "credit"
-                                       and flagged(e.counterparty_account, t))
+                                       and flagged(e.counterparty_account))
     f["debits_to_flagged_7d"] = sum(1 for e in win7 if e.direction == "debit"
-                                    and flagged(e.counterparty_account, t))
+                                    and flagged(e.counterparty_account))
+    me_id = p.account_id
+    f["account_flagged"] = float(flagged(me_id))
+    own = ro.history(me_id, t, LABELS, recs)
+    for k, (side, w, wname) in enumerate(
+            (s, w, n) for s in ("credit", "debit") for w, n in ((DAY, "1d"), (7 * DAY, "7d"),
+                                                               (30 * DAY, "30d"))):
+        word = "received" if side == "credit" else "sent"
+        n_fraud, total = own[2 * k], own[2 * k + 1]
+        seen = len([e for e in window(w) if e.direction == side])
+        f[f"fraud_{word}_count_{wname}"] = n_fraud
+        f[f"fraud_{word}_sum_{wname}"] = total
+        f[f"fraud_{word}_share_{wname}"] = n_fraud / max(n_fraud, seen) if n_fraud else 0.0
+    f["days_since_fraud_received"] = ro.days_since_received(me_id, t, LABELS, recs)
+    f["account_days_since_listed"] = ro.watch_days(me_id, t, WATCH)
+    f["account_watchlisted"] = float(not math.isnan(f["account_days_since_listed"]))
     # logins
     l24 = [e for tt, _, e in logins if tt > t - DAY]
     l7 = [e for tt, _, e in logins if tt > t - 7 * DAY]
@@ -234,8 +271,51 @@ def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]]) -> 
                                   if is_business and info.registered_at else math.nan)
         f["customer_age_years"] = (p.ts.year - info.birth_year if info.birth_year
                                    else math.nan)
+    # Vietnamese rules
+    def local_day(tt: float) -> int:
+        return int((tt + 7 * 3600) // DAY)
+
+    def online(e: Payment) -> bool:
+        return e.currency == "VND" and e.channel in ("mobile", "internet", "api")
+
+    today = [e.amount for tt, _, e in pays if local_day(tt) == local_day(t)
+             and e.direction == "debit" and online(e)]
+    mine = p.direction == "debit" and online(p)
+    day_sum = sum(today)
+    f["online_debit_sum_today"] = day_sum
+    f["online_debit_count_today"] = len(today)
+    f["over_10m_online"] = float(mine and p.amount > 10e6)
+    f["just_under_10m"] = float(mine and 9e6 <= p.amount <= 10e6)
+    f["near_10m_debits_today"] = sum(1 for a in today if 9e6 <= a <= 10e6)
+    f["online_debit_today_vs_20m"] = day_sum / 20e6
+    f["just_under_20m_today"] = float(mine and 18e6 <= day_sum <= 20e6)
+    f["debit_from_new_device"] = (math.nan if p.device_id is None else
+                                  float(p.direction == "debit" and p.device_id not in old))
+    f["fan_in_cash_out_24h"] = float(
+        p.direction == "debit" and f["distinct_senders_24h"] >= 3 and f["credit_sum_24h"] > 0
+        and f["debit_sum_24h"] >= 0.8 * f["credit_sum_24h"])
+    if info is None or info.birth_year is None:
+        f["young_or_old_credit_7d"] = math.nan
+    else:
+        age = p.ts.year - info.birth_year
+        f["young_or_old_credit_7d"] = f["credit_sum_7d"] if age < 23 or age >= 65 else 0.0
+    if info is None:
+        f["business_new_12m"] = math.nan
+    elif is_business:
+        reg = info.registered_at
+        f["business_new_12m"] = float(
+            (t - info.opened_at.timestamp()) / DAY < 365
+            or (reg is not None and (t - reg.timestamp()) / DAY < 365))
+    else:
+        f["business_new_12m"] = 0.0
     assert set(f) == set(FEATURE_NAMES)
     return f
+
+
+def _history_names(prefix: str, share: bool) -> list[str]:
+    return [f"{prefix}fraud_{side}_{what}_{w}" for side in ("received", "sent")
+            for w in ("1d", "7d", "30d") for what in ("count", "sum", "share")
+            if share or what != "share"]
 
 
 def same(a: float, b: float) -> bool:
@@ -246,7 +326,7 @@ def same(a: float, b: float) -> bool:
 
 def engine_vectors(events: list[Payment | Login], engine: FeatureEngine | None = None
                    ) -> list[tuple[str, tuple[float, ...]]]:
-    engine = engine or FeatureEngine(reference(), LATENESS)
+    engine = engine or FeatureEngine(reference(events), LATENESS)
     out = []
     for ev in events:
         if isinstance(ev, Payment):
@@ -359,7 +439,7 @@ def test_a_counterparty_paid_before_is_still_a_first_time_sender(index_at):
         Payment(f"p{i}", T0 + timedelta(hours=i), "A", direction, 1e6, "VND", "X", "CGB", "mobile")
         for i, direction in enumerate(["debit", "debit", "debit", "credit", "credit"])
     ]
-    engine = FeatureEngine(reference(), LATENESS)
+    engine = FeatureEngine(reference(events), LATENESS)
     with mock.patch.object(engine_module, "CP_INDEX_AT", index_at):
         got = engine_vectors(events, engine)
     assert (engine._accounts["A"].cp30 is not None) == (index_at < len(events))
@@ -373,11 +453,11 @@ def test_a_counterparty_paid_before_is_still_a_first_time_sender(index_at):
 @given(event_lists(), st.integers(0, 45))
 def test_snapshot_restore_at_any_cut_equals_uninterrupted_run(events, cut):
     cut = min(cut, len(events))
-    uninterrupted = FeatureEngine(reference(), LATENESS)
+    uninterrupted = FeatureEngine(reference(events), LATENESS)
     full = engine_vectors(events, uninterrupted)
-    first = FeatureEngine(reference(), LATENESS)
+    first = FeatureEngine(reference(events), LATENESS)
     head = engine_vectors(events[:cut], first)
-    restored = FeatureEngine.restore(first.snapshot(), reference())
+    restored = FeatureEngine.restore(first.snapshot(), reference(events))
     tail = engine_vectors(events[cut:], restored)
     assert len(head) + len(tail) == len(full)
     for (e1, v1), (e2, v2) in zip(head + tail, full, strict=True):
@@ -413,9 +493,9 @@ def test_format_1_and_2_snapshots_still_restore(fmt, events, cut):
     number per event) restore to the same engine."""
     cut = min(cut, len(events))
     full = engine_vectors(events)
-    first = FeatureEngine(reference(), LATENESS)
+    first = FeatureEngine(reference(events), LATENESS)
     head = engine_vectors(events[:cut], first)
-    restored = FeatureEngine.restore(_document_snapshot(first, fmt), reference())
+    restored = FeatureEngine.restore(_document_snapshot(first, fmt), reference(events))
     tail = engine_vectors(events[cut:], restored)
     assert [e for e, _ in head + tail] == [e for e, _ in full]
     for (_, v1), (_, v2) in zip(head + tail, full, strict=True):
@@ -427,14 +507,14 @@ def test_format_1_and_2_snapshots_still_restore(fmt, events, cut):
 def test_repeated_snapshots_reuse_unchanged_accounts_and_stay_exact(events, cuts):
     """Snapshots taken again and again (frames of unchanged accounts reused, changed ones
     rebuilt) always restore to the engine they were taken of."""
-    engine = FeatureEngine(reference(), LATENESS)
+    engine = FeatureEngine(reference(events), LATENESS)
     done = 0
     full = engine_vectors(events)
     out = []
     for cut in sorted(min(c, len(events)) for c in cuts):
         out += engine_vectors(events[done:cut], engine)
         done = cut
-        again = FeatureEngine.restore(engine.snapshot(), reference())
+        again = FeatureEngine.restore(engine.snapshot(), reference(events))
         assert again.snapshot() == engine.snapshot()
         engine = again if cut % 2 else engine  # continue on the restored one half the time
     out += engine_vectors(events[done:], engine)
@@ -451,7 +531,7 @@ def test_training_replay_matches_streaming_path(events):
     ordered = sorted(events, key=lambda e: (e.t, 0 if isinstance(e, Login) else 1))
     payments = [e for e in events if isinstance(e, Payment)]
     logins = [e for e in events if isinstance(e, Login)]
-    X, scored = replay_matrix(payments, logins, reference(), LATENESS)
+    X, scored = replay_matrix(payments, logins, reference(events), LATENESS)
     live = engine_vectors(ordered)
     assert [p.event_id for p in scored] == [e for e, _ in live]
     for row, (_, values) in zip(X.tolist(), live, strict=True):
@@ -459,7 +539,7 @@ def test_training_replay_matches_streaming_path(events):
 
 
 def test_duplicates_and_too_late_events_are_counted_not_scored():
-    engine = FeatureEngine(reference(), LATENESS)
+    engine = FeatureEngine(reference([]), LATENESS)
     p = Payment("e1", T0, "A", "credit", 1e6, "VND", "X", "CGB", "mobile")
     late = Payment("e2", T0 - timedelta(seconds=LATENESS + 1), "A", "credit", 1e6, "VND", "X",
                    "CGB", "mobile")
@@ -471,20 +551,20 @@ def test_duplicates_and_too_late_events_are_counted_not_scored():
 
 def test_labels_confirmed_after_the_payment_are_not_used():
     """No look-ahead: a fraud label on X confirmed at T0+2d does not flag a payment at T0+1d."""
-    engine = FeatureEngine(reference(), LATENESS)
+    engine = FeatureEngine(reference([]), LATENESS)
     before = engine.on_payment(Payment("e1", T0 + timedelta(days=1), "A", "debit", 1e6, "VND",
                                        "X", "CGB", "mobile"))
     after = engine.on_payment(Payment("e2", T0 + timedelta(days=2, seconds=1), "A", "debit", 1e6,
                                       "VND", "X", "CGB", "mobile"))
     assert before is not None and after is not None
-    assert before["cp_flagged"] == 0.0 and before["cp_fraud_labels_7d"] == 0.0
+    assert before["cp_flagged"] == 0.0 and before["cp_fraud_received_count_7d"] == 0.0
     assert before["debits_to_flagged_7d"] == 0.0
-    assert after["cp_flagged"] == 1.0 and after["cp_fraud_labels_7d"] == 1.0
+    assert after["cp_flagged"] == 1.0 and after["cp_fraud_received_count_7d"] == 1.0
     assert after["debits_to_flagged_7d"] == 2.0  # both debits to X, X now flagged
 
 
 def test_state_is_bounded_and_idle_accounts_are_evicted():
-    engine = FeatureEngine(reference(), LATENESS)
+    engine = FeatureEngine(reference([]), LATENESS)
     for i in range(2000):
         ts = T0 + timedelta(hours=i)
         engine.on_payment(Payment(f"e{i}", ts, "A", "credit", 1e6, "VND", f"cp{i}", "CGB", "api"))
@@ -493,3 +573,34 @@ def test_state_is_bounded_and_idle_accounts_are_evicted():
     assert acct.recent is not None and len(acct.recent) == 2  # only the newest [id, t] is kept
     assert engine.evict_idle((T0 + timedelta(days=200)).timestamp()) == 1
     assert engine.n_accounts() == 0
+
+
+def test_structuring_under_the_biometric_thresholds_and_the_local_day():
+    """Two online transfers of 9.5 M VND on one local day: each just under 10 M, together just
+    under 20 M; the day restarts at midnight Vietnam time (17:00 UTC), not UTC midnight."""
+    def debit(i: int, hour_utc: float, amount: float, channel: str = "mobile") -> Payment:
+        return Payment(f"s{i}", T0.replace(hour=0) + timedelta(hours=hour_utc), "A", "debit",
+                       amount, "VND", f"R{i}", "VCB", channel, device_id="d9")
+
+    events: list[Payment | Login] = [
+        debit(1, 1, 9_500_000.0), debit(2, 2, 300_000.0, "atm"), debit(3, 3, 9_500_000.0),
+        debit(4, 16.5, 1_000_000.0), debit(5, 17.5, 9_000_000.0), debit(6, 18, 12e6)]
+    got = engine_vectors(events)
+    assert_matches_oracle(got, oracle(events))
+    rows = [dict(zip(FEATURE_NAMES, values, strict=True)) for _, values in got]
+    assert [r["near_10m_debits_today"] for r in rows] == [1, 1, 2, 2, 1, 1]
+    assert [r["just_under_20m_today"] for r in rows] == [0, 0, 1, 1, 0, 0]  # 20 M: not above
+    assert [r["online_debit_sum_today"] for r in rows] == [9.5e6, 9.5e6, 19e6, 20e6, 9e6, 21e6]
+    assert [r["over_10m_online"] for r in rows] == [0, 0, 0, 0, 0, 1]
+    assert rows[0]["debit_from_new_device"] == 1.0  # d9 never seen in a login before
+
+
+def test_fan_in_then_cash_out_is_one_flag():
+    events: list[Payment | Login] = [
+        Payment(f"c{i}", T0 + timedelta(minutes=i), "A", "credit", 5e6, "VND", f"V{i}", "TCB",
+                "mobile") for i in range(4)]
+    events.append(Payment("out", T0 + timedelta(minutes=30), "A", "debit", 19e6, "VND", "K",
+                          "ACB", "mobile"))
+    got = engine_vectors(events)
+    assert_matches_oracle(got, oracle(events))
+    assert [v[FEATURE_NAMES.index("fan_in_cash_out_24h")] for _, v in got] == [0, 0, 0, 0, 1]

@@ -31,6 +31,7 @@ def frames(result):
         "accounts": result.accounts.to_pandas().merge(result.accounts_truth.to_pandas(),
                                                       on="account_id"),
         "labels": result.labels.to_pandas(),
+        "watchlist": result.watchlist.to_pandas(),
     }
 
 
@@ -74,7 +75,7 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path)
     b = _digest(write_dir(simulate(cfg), tmp_path / "b"))
     assert a == b
     assert set(a) == {f"{n}.parquet" for n in ("payments", "logins", "accounts", "labels",
-                                               "truth", "accounts_truth")}
+                                               "truth", "accounts_truth", "watchlist")}
     j1 = _digest(write_dir(simulate(cfg), tmp_path / "j1", fmt="jsonl"))
     j2 = _digest(write_dir(simulate(cfg), tmp_path / "j2", fmt="jsonl"))
     assert j1 == j2
@@ -261,6 +262,46 @@ def test_scam_victims_send_unusually_large_sums_to_new_beneficiaries(frames):
     assert np.median(ratios) > 10
 
 
+def test_reported_beneficiaries_keep_receiving_from_victims_and_are_reported_later(frames):
+    """Many victims of this bank pay the same few accounts at other banks; labels name those
+    payments (so their receiver is known) and SIMO lists most of those accounts days after the
+    money first arrived — before later victims pay them."""
+    pay, labels, watch = frames["pay"], frames["labels"], frames["watchlist"]
+    rb = pay[pay["typology"].isin(["reported_beneficiary", "reported_beneficiary_quiet"])
+             & (pay["direction"] == "debit")]
+    assert not rb.empty and (rb["counterparty_bank"] != CFG.bank_code).all()
+    victims_per_beneficiary = rb.groupby("counterparty_account")["account_id"].nunique()
+    assert victims_per_beneficiary.max() >= 3
+    labelled = labels[labels["event_id"].isin(rb["event_id"])]
+    assert len(labelled) > len(rb) * 0.3 and (labelled["label"] == "fraud").all()
+    first_paid = rb.groupby("counterparty_account")["ts"].min()
+    listed = watch.set_index("account")["listed_at"]
+    reported = first_paid.index.intersection(listed.index)
+    assert len(reported) >= 1
+    assert (listed[reported] > first_paid[reported]).all()
+    later = rb[rb["counterparty_account"].isin(reported)]
+    after = later["ts"].to_numpy() > listed.reindex(later["counterparty_account"]).to_numpy()
+    assert after.any()  # some victims pay an account already on the list
+    mules = frames["accounts"].query("role == 'mule'")["account_id"]
+    assert watch["account"].isin(mules).any()  # this bank's own mules are reported too
+    assert watch.set_index(["bank", "account"]).index.is_unique
+
+
+def test_structuring_stays_just_under_the_biometric_thresholds(frames):
+    pay = frames["pay"]
+    st = pay[(pay["typology"] == "structuring") & (pay["direction"] == "debit")]
+    assert not st.empty
+    assert st["amount"].between(9e6, 10e6).all()
+    day = (st["ts"] + pd.Timedelta(hours=7)).dt.floor("D")
+    per_day = st.groupby([st["account_id"], day])["amount"].agg(["sum", "count"])
+    assert (per_day["sum"] <= 20e6).all() and (per_day["count"] <= 2).all()
+    assert (per_day["count"] == 2).any()
+    quiet = pay[(pay["typology"] == "structuring_quiet") & (pay["direction"] == "debit")]
+    assert (quiet["amount"] < 10e6).all()
+    assert quiet.groupby([quiet["account_id"], (quiet["ts"] + pd.Timedelta(hours=7)).dt.floor(
+        "D")]).size().max() == 1
+
+
 def test_quiet_variants_are_quieter(frames):
     pay = frames["pay"]
     loud = pay[pay["typology"] == "account_takeover"]["amount"].median()
@@ -268,6 +309,9 @@ def test_quiet_variants_are_quieter(frames):
     assert quiet < loud
     q = pay[pay["typology"] == "mule_ring_quiet"]
     assert (q["country"].dropna() == "VN").all()
+    loud = pay[pay["typology"] == "reported_beneficiary"]["amount"].median()
+    quiet = pay[pay["typology"] == "reported_beneficiary_quiet"]["amount"].median()
+    assert quiet < loud
 
 
 def test_legitimate_hard_cases_exist(frames):

@@ -31,8 +31,13 @@ class SimConfig:
     label_coverage: float = 0.75
     legit_label_rate: float = 0.03
     mule_forward_minutes: tuple[float, float] = (1.0, 30.0)
-    # share of the fraud budget per typology family (mule, takeover, shell, scam)
-    typology_mix: tuple[float, float, float, float] = (0.40, 0.15, 0.30, 0.15)
+    # share of the fraud budget per typology family (mule, takeover, shell, scam, reported
+    # beneficiary, structuring)
+    typology_mix: tuple[float, ...] = (0.32, 0.12, 0.25, 0.11, 0.12, 0.08)
+    # share of reported accounts (mules, scam beneficiaries) SIMO lists, and the median days
+    # from the first victim's payment to the listing
+    watchlist_coverage: float = 0.7
+    watchlist_delay_median_days: float = 5.0
     quiet_share: float = 0.35
 
     def validate(self) -> SimConfig:
@@ -55,10 +60,12 @@ class SimConfig:
         for name in ("label_coverage", "legit_label_rate", "quiet_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
-        if len(self.typology_mix) != 4 or min(self.typology_mix) < 0 or sum(
+        if len(self.typology_mix) != 6 or min(self.typology_mix) < 0 or sum(
             self.typology_mix
         ) <= 0:
-            raise ValueError("typology_mix needs four non-negative shares")
+            raise ValueError("typology_mix needs six non-negative shares")
+        if not 0.0 <= self.watchlist_coverage <= 1.0 or self.watchlist_delay_median_days <= 0:
+            raise ValueError("watchlist_coverage must be between 0 and 1 and the delay > 0")
         if not self.bank_code.strip():
             raise ValueError("bank_code must not be empty")
         return self

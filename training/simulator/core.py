@@ -21,16 +21,20 @@ from training.simulator.output import (
     labels_table,
     logins_table,
     payments_table,
+    watchlist_table,
 )
 from training.simulator.population import NORMAL, Population
 from training.simulator.result import SimulationResult
 from training.simulator.typologies import (
     account_takeover,
+    beneficiary,
     mule_ring,
     scam_victim,
     shell_business,
+    structuring,
 )
 from training.simulator.typologies.base import Context
+from training.simulator.watchlist import make_watchlist
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +49,8 @@ def simulate(config: SimConfig) -> SimulationResult:
     cfg = config.validate()
     started = time.perf_counter()
     root = np.random.SeedSequence(cfg.seed)
-    pop_rng, bg_rng, fraud_rng, label_rng, str_rng = (np.random.default_rng(s)
-                                                      for s in root.spawn(5))
+    pop_rng, bg_rng, fraud_rng, label_rng, str_rng, watch_rng = (
+        np.random.default_rng(s) for s in root.spawn(6))
     cal = Calendar(cfg.start, cfg.days)
     pop = Population(cfg, cal, pop_rng)
     ledger = Ledger(pop.n)
@@ -73,9 +77,10 @@ def simulate(config: SimConfig) -> SimulationResult:
     login_table = logins_table(logins, strings, tag, sessions)
     accounts, roles = accounts_tables(pop, strings, str_rng)
     label_table = labels_table(labels, strings, tag, rank, event_id)
+    watch = watchlist_table(make_watchlist(ctx.cases, cfg, cal, watch_rng), strings)
     result = SimulationResult(
         cfg, payments, login_table, accounts, label_table, truth, roles,
-        cases=dict(Counter(c.typology for c in ctx.cases)),
+        cases=dict(Counter(c.typology for c in ctx.cases)), watchlist=watch,
     )
     log.info("simulated", extra={
         "payments": payments.num_rows, "logins": login_table.num_rows,
@@ -104,6 +109,8 @@ def _typologies(ctx: Context, target: int) -> None:
     shell_business.run(ctx, int(target * mix[2]))
     account_takeover.run(ctx, rings, int(target * mix[1]))
     scam_victim.run(ctx, rings, int(target * mix[3]))
+    pool = beneficiary.run(ctx, int(target * mix[4]))
+    structuring.run(ctx, pool, int(target * mix[5]))
     mule_ring.run(ctx, rings, target - ctx.ledger.fraud_rows)
     for _ in range(1000):
         missing = target - ctx.ledger.fraud_rows

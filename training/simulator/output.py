@@ -152,3 +152,15 @@ def labels_table(lab: LabelRows, s: Strings, tag: str, row_rank: np.ndarray,
         "typology": pa.array([lab.typology[i] for i in order.tolist()], pa.string()),
         "source": _take(list(SOURCES), lab.source[order]),
     })
+
+
+def watchlist_table(entries: list[tuple[int, int, str, str]], s: Strings) -> pa.Table:
+    """(party, listed_us, source, reason) → the watch-list contract (one row per account)."""
+    parties = np.array([e[0] for e in entries], dtype=np.int64)
+    return pa.table({
+        "bank": pa.array([s.party_bank[i] for i in parties.tolist()], pa.string()),
+        "account": pa.array([s.party_id[i] for i in parties.tolist()], pa.string()),
+        "source": pa.array([e[2] for e in entries], pa.string()),
+        "listed_at": pa.array([e[1] for e in entries], TS),
+        "reason": pa.array([e[3] for e in entries], pa.string()),
+    })

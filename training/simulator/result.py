@@ -26,13 +26,17 @@ class SimulationResult:
     truth: pa.Table
     accounts_truth: pa.Table
     cases: dict[str, int] = field(default_factory=dict)
+    watchlist: pa.Table | None = None  # SIMO's entries for reported mules and beneficiaries
 
     def tables(self) -> dict[str, pa.Table]:
         """File stem → table, in the layout of DESIGN.md."""
-        return {
+        out = {
             "payments": self.payments, "logins": self.logins, "accounts": self.accounts,
             "labels": self.labels, "truth": self.truth, "accounts_truth": self.accounts_truth,
         }
+        if self.watchlist is not None:
+            out["watchlist"] = self.watchlist
+        return out
 
     def summary(self) -> dict[str, Any]:
         """Counts for the CLI table: events, accounts, fraud rate, per typology."""
@@ -61,4 +65,5 @@ class SimulationResult:
             "typology_cases": {name: self.cases.get(name, 0) for name in TYPOLOGIES},
             "roles": dict(sorted(roles.items())),
             "label_kinds": dict(sorted(labels.items())),
+            "watchlist": self.watchlist.num_rows if self.watchlist is not None else 0,
         }

@@ -18,6 +18,8 @@ TYPOLOGIES = (
     "account_takeover", "account_takeover_quiet",
     "shell_business", "shell_business_quiet",
     "scam_victim", "scam_victim_quiet",
+    "reported_beneficiary", "reported_beneficiary_quiet",
+    "structuring", "structuring_quiet",
 )
 TYP = {name: i + 1 for i, name in enumerate(TYPOLOGIES)}  # 0 = legitimate
 
@@ -36,6 +38,8 @@ class Case:
     account_labels: list[tuple[int, str]] = field(default_factory=list)
     victim_rows: list[np.ndarray] = field(default_factory=list)
     actor_rows: list[np.ndarray] = field(default_factory=list)
+    # accounts that victims at other banks report to SIMO: (account, time money first arrived)
+    reported: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass

@@ -154,6 +154,7 @@ def burst(ctx: Context, ring: Ring, max_rows: int = 1_000_000) -> None:
     rows = ctx.ledger.payments(ts=ts, acc=mule, dirn=CREDIT, amount=amount, cp=senders,
                                chan=MOBILE, desc=texts.GENERIC, typ=typ)
     ring.case.actor_rows.append(rows)
+    ring.case.reported.append((mule, int(ts.min())))  # the victims report it at their bank
     if ring.quiet and k > 1:
         forward(ctx, ring, mule, ts[[-1]], np.array([amount.sum()]))
     else:
