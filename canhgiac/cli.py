@@ -17,7 +17,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 COMMANDS = ("demo", "simulate", "train", "promote", "score", "serve", "sink", "keys", "db",
-            "broker", "replay", "report")
+            "watchlist", "broker", "replay", "report")
 
 
 class _Parser(argparse.ArgumentParser):

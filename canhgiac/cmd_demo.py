@@ -154,7 +154,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # the scorer starts on existing topics (else it logs errors and retries until the replay
         # below creates them)
         ensure_topics_with(settings.kafka_client_config(),
-                           [settings.topic(t) for t in ALL_TOPICS])
+                           [settings.topic(t) for t in ALL_TOPICS],
+                           partitions=settings.topic_partitions,
+                           replication=settings.topic_replication, prefix=settings.topic_prefix)
         procs.append(start(["score"], {**env, "CANHGIAC_METRICS_PORT": str(args.metrics_port)},
                            work / "scorer.log"))
         say(f"scorer started (log {work / 'scorer.log'})")

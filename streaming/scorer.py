@@ -151,14 +151,14 @@ class _Session:
         self.metrics = scorer.metrics
         cfg = s.kafka_client_config()
         self.topics = {k: s.topic(k) for k in ("payments", "logins", "labels", "accounts",
-                                               *OUTPUTS)}
+                                               "watchlist", *OUTPUTS)}
         self.kind_of = {self.topics[PAYMENTS]: PAYMENTS, self.topics[LOGINS]: LOGINS}
         ckpt_topic = s.topic(CHECKPOINT_TOPIC)
-        ensure_topics_with(cfg, [self.topics[k] for k in OUTPUTS] + [ckpt_topic],
+        ensure_topics_with(cfg, [self.topics[k] for k in (*OUTPUTS, "watchlist")] + [ckpt_topic],
                            partitions=s.topic_partitions, replication=s.topic_replication,
                            prefix=s.topic_prefix)
-        warn_if_not_compacted(cfg, [self.topics["labels"], self.topics["accounts"], ckpt_topic],
-                              prefix=s.topic_prefix)
+        warn_if_not_compacted(cfg, [self.topics[k] for k in ("labels", "accounts", "watchlist")]
+                              + [ckpt_topic], prefix=s.topic_prefix)
         self.outputs = Outputs(cfg, self.topics, self.metrics)
         self._opened.append(self.outputs.close)
         self.ref = ReferenceData()
@@ -166,7 +166,7 @@ class _Session:
         # the reader's fetch wait is short: a fetch it leaves in flight delays the log-end
         # offset request that releases payments (requests on a connection are answered in order)
         self.reference = ReferenceReader(
-            self.ref, {"labels": self.topics["labels"], "accounts": self.topics["accounts"]},
+            self.ref, {k: self.topics[k] for k in ("labels", "accounts", "watchlist")},
             cfg, fetch_max_wait_ms=s.fetch_max_wait_ms, group_id=f"{s.group_id}.reference",
         )
         self._opened.append(self.reference.close)

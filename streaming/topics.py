@@ -19,7 +19,7 @@ from kafka.errors import TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 INPUT_TOPICS = ("payments", "logins")
-GLOBAL_TOPICS = ("labels", "accounts")
+GLOBAL_TOPICS = ("labels", "accounts", "watchlist")
 OUTPUT_TOPICS = ("payments.scored", "alerts", "payments.dlq", "account.actions")
 ALL_TOPICS = INPUT_TOPICS + GLOBAL_TOPICS + OUTPUT_TOPICS
 # keyed state: the newest record per key is the truth

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from kafka import KafkaProducer
@@ -105,3 +105,39 @@ def test_a_reject_is_dead_lettered_once_not_on_every_start(broker):
     assert [d.record.value for d in dead] == [b'{"label_id": "broken-2"}']
     reader.close()
     producer.close()
+
+
+def test_a_watch_list_loaded_from_csv_reaches_the_scorers_reference_data(broker, tmp_path,
+                                                                           monkeypatch, capsys):
+    """`canhgiac watchlist load FILE` puts the valid rows on the compacted watchlist topic and
+    reports the rejected ones (exit 1); the scorer's reference reader applies the entries, so a
+    payment to a listed account sees it listed from its listing time."""
+    from canhgiac.cli import main
+
+    prefix = f"watch{os.getpid()}."
+    create_topics(broker.bootstrap, prefix)
+    csv_file = tmp_path / "simo.csv"
+    csv_file.write_text(
+        "bank,account,source,listed_at,reason\n"
+        "VCB,0071000123456,SIMO,2026-03-12T09:00:00+07:00,receiving scam money\n"
+        "TCB,19035557770,police,not a time,impersonation\n"
+        "ACB,88001,SIMO,2026-03-13T10:00:00Z,rented account\n", encoding="utf-8")
+    monkeypatch.setenv("CANHGIAC_KAFKA_BOOTSTRAP", broker.bootstrap)
+    monkeypatch.setenv("CANHGIAC_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("CANHGIAC_DATA_DIR", str(tmp_path))
+    assert main(["watchlist", "load", str(csv_file)]) == 1
+    out, err = capsys.readouterr()
+    assert "2 entries loaded" in out and "1 rows rejected" in out
+    assert f"{csv_file}:3: column 'listed_at'" in err
+    ref = ReferenceData()
+    reader = ReferenceReader(ref, {k: prefix + k for k in ("labels", "accounts", "watchlist")},
+                             {"bootstrap_servers": broker.bootstrap}, fetch_max_wait_ms=100)
+    try:
+        _poll_until(reader, lambda: reader.watch_entries == 2 and reader.caught_up(), [])
+    finally:
+        reader.close()
+    listed = datetime(2026, 3, 12, 2, 0, tzinfo=UTC).timestamp()
+    entry = ref.watch_entry("0071000123456", listed + 60)
+    assert entry is not None and entry.source == "SIMO"
+    assert ref.watch_entry("0071000123456", listed - 60) is None  # not before its listing
+    assert ref.is_flagged("88001", datetime(2026, 3, 14, tzinfo=UTC).timestamp())
