@@ -159,15 +159,16 @@ class CheckpointStore:
             by_tp.setdefault(self.tp(p), set()).add(p)
         out: dict[int, Checkpoint] = {}
         for tp, wanted in by_tp.items():
-            for p, m in self._newest_manifests(tp, wanted, deadline).items():
-                ckpt = self._load(tp, m, deadline)
+            seen: dict[int, Any] = {}  # records read looking for the manifests, by offset
+            for p, m in self._newest_manifests(tp, wanted, deadline, seen).items():
+                ckpt = self._load(tp, m, deadline, seen)
                 if ckpt is not None:
                     out[p] = ckpt
                     self._written[p] = (ckpt.ckpt_id, list(m["chunk_offsets"]))
         return out
 
-    def _newest_manifests(self, tp: TopicPartition, wanted: set[int],
-                          deadline: float) -> dict[int, dict[str, Any]]:
+    def _newest_manifests(self, tp: TopicPartition, wanted: set[int], deadline: float,
+                          seen: dict[int, Any]) -> dict[int, dict[str, Any]]:
         begin = self.reader.beginning_offsets([tp])[tp]
         end = self.reader.end_offsets([tp])[tp]
         found: dict[int, dict[str, Any]] = {}
@@ -175,6 +176,7 @@ class CheckpointStore:
         lo, hi = max(begin, end - window), None  # hi None: to the high-water mark
         while True:
             for r in reversed(self._read(tp, lo, hi, deadline)):
+                seen[r.offset] = r
                 m = parse_manifest(r.key, r.value, self.group)
                 if m is not None and m["partition"] in wanted and m["partition"] not in found:
                     found[m["partition"]] = m
@@ -206,13 +208,18 @@ class CheckpointStore:
                         out.append(r)
                         self.records_read += 1
 
-    def _load(self, tp: TopicPartition, m: dict[str, Any], deadline: float) -> Checkpoint | None:
+    def _load(self, tp: TopicPartition, m: dict[str, Any], deadline: float,
+              seen: dict[int, Any]) -> Checkpoint | None:
         offsets: list[int] = m["chunk_offsets"]
         p, ckpt_id = m["partition"], m["id"]
         want = {chunk_key(self.group, p, ckpt_id, i): i for i in range(len(offsets))}
         parts: list[bytes | None] = [None] * len(offsets)
         if offsets:
-            for r in self._read(tp, min(offsets), max(offsets) + 1, deadline):
+            # the chunks just before their manifest were usually read while looking for it
+            cached = [seen[o] for o in offsets if o in seen]
+            records = cached if len(cached) == len(offsets) else self._read(
+                tp, min(offsets), max(offsets) + 1, deadline)
+            for r in records:
                 i = want.get(r.key) if r.key is not None else None
                 if i is not None and r.offset == offsets[i] and r.value is not None:
                     parts[i] = r.value
