@@ -1,7 +1,9 @@
 """Streaming benchmark: one ``canhgiac score`` process against a real broker it starts itself.
 
 1. Sustained throughput: simulator output (1,000 accounts) pre-produced to ``payments`` and
-   ``logins``; one scorer process drains it. payments/s = payments / (last scored record's
+   ``logins``; one scorer process drains it while the case-store projection (``canhgiac
+   sink``, SQLite) runs beside it (its lag while scoring and its catch-up time are reported).
+   payments/s = payments / (last scored record's
    produce time - first's), so group join and start-up are not counted. Target >= 5,000/s.
 2. kafka-python's raw consume rate of the same ``payments`` topic (records/s, decode-free),
    and the scorer's throughput as a ratio of it.
@@ -177,6 +179,23 @@ def start_scorer(bootstrap: str, prefix: str, model_dir: Path, port: int, log: P
         env=env, cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
 
 
+def start_sink(bootstrap: str, prefix: str, port: int, log: Path) -> subprocess.Popen:
+    """``canhgiac sink``: the case-store projection (SQLite in the work directory)."""
+    env = {**os.environ, "CANHGIAC_KAFKA_BOOTSTRAP": bootstrap, "CANHGIAC_TOPIC_PREFIX": prefix,
+           "CANHGIAC_SINK_GROUP_ID": prefix + "sink", "CANHGIAC_SINK_METRICS_PORT": str(port),
+           "CANHGIAC_MAX_POLL_INTERVAL_MS": "10000", "CANHGIAC_SESSION_TIMEOUT_MS": "10000",
+           "CANHGIAC_DATA_DIR": str(log.parent),
+           "CANHGIAC_CASE_STORE_URL": f"sqlite:///{log.parent / (prefix + 'cases.db')}"}
+    out = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "canhgiac.cli", "sink"], env=env, cwd=ROOT,
+                            stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+
+
+def metric_present(port: int, name: str, labels: str = "") -> bool:
+    return any(line.startswith(name + labels + " ")
+               for line in metrics_text(port).splitlines())
+
+
 def metrics_text(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
@@ -267,13 +286,28 @@ def throughput(bootstrap, model_dir, payments, logins, accounts, labels, work: P
     print(f"# produced {n} payments + {len(logins)} logins in {produce_s:.1f}s", flush=True)
     raw = raw_consume_rate(bootstrap, prefix + "payments", n)
     print(f"# kafka-python raw consume of payments: {raw:,.0f} records/s", flush=True)
-    port = _free_port()
+    port, sink_port = _free_port(), _free_port()
+    # the case-store projection runs beside the scorer, as the service runs
+    sink = start_sink(bootstrap, prefix, sink_port, work / "sink-throughput.log")
     proc = start_scorer(bootstrap, prefix, model_dir, port, work / "scorer-throughput.log")
+    lag_topic = f'{{topic="{prefix}payments.scored"}}'
+    max_lag = 0.0
     try:
         first = wait_metric(port, SCORED, SCORED_LABELS, 1, timeout_s=300)
         cpu0 = cpu_seconds(proc.pid)
-        wait_metric(port, SCORED, SCORED_LABELS, n, timeout_s=300)
+        deadline = time.monotonic() + 300
+        while metric(port, SCORED, SCORED_LABELS) < n and time.monotonic() < deadline:
+            max_lag = max(max_lag, metric(sink_port, "canhgiac_sink_lag_records", lag_topic))
+            time.sleep(0.5)
+        wait_metric(port, SCORED, SCORED_LABELS, n, timeout_s=5)
         cpu1 = cpu_seconds(proc.pid)
+        t_done = time.monotonic()
+        lag_at_end = metric(sink_port, "canhgiac_sink_lag_records", lag_topic)
+        while (metric(sink_port, "canhgiac_sink_lag_records", lag_topic) > 0
+               or not metric_present(sink_port, "canhgiac_sink_lag_records", lag_topic)) \
+                and time.monotonic() - t_done < 120:
+            time.sleep(0.2)
+        sink_catch_up = time.monotonic() - t_done
         time.sleep(3.0)  # let the last checkpoint and acks settle, then measure idling
         idle0, t_idle = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(10.0)
@@ -281,11 +315,15 @@ def throughput(bootstrap, model_dir, payments, logins, accounts, labels, work: P
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=60)
     ts = scored_timestamps(bootstrap, prefix + "payments.scored", n)
     span = (ts.max() - ts.min()) / 1000.0
     rate = len(ts) / span
     return {"payments": n, "logins": len(logins), "raw_consume_per_s": raw,
             "scorer_payments_per_s": rate, "ratio_to_raw": rate / raw, "span_s": span,
+            "sink_max_lag": max_lag, "sink_lag_when_scored": lag_at_end,
+            "sink_catch_up_s": sink_catch_up,
             "cpu_us_per_payment": (cpu1 - cpu0) * 1e6 / max(1.0, n - first),
             "idle_cpu_share": idle_share, "exit_code": proc.returncode}
 
@@ -488,6 +526,13 @@ def main() -> int:
                             round(tp["raw_consume_per_s"]), "info", True))
             out.append(emit("stream", "scorer_to_raw_consume_ratio",
                             round(tp["ratio_to_raw"], 3), ">=0.15", tp["ratio_to_raw"] >= 0.15))
+            out.append(emit("stream", "projection_max_lag_records_while_scoring",
+                            round(tp["sink_max_lag"]), "info", True))
+            out.append(emit("stream", "projection_lag_when_scorer_done",
+                            round(tp["sink_lag_when_scored"]), "info", True))
+            out.append(emit("stream", "projection_catch_up_s_after_scorer_done",
+                            round(tp["sink_catch_up_s"], 1), "<=10",
+                            tp["sink_catch_up_s"] <= 10))
             out.append(emit("stream", "scorer_cpu_us_per_payment",
                             round(tp["cpu_us_per_payment"], 1), "info", True))
             out.append(emit("stream", "idle_scorer_cpu_share_of_a_core",
