@@ -65,10 +65,27 @@ def parse(output: str) -> list[list[str]]:
     return rows
 
 
+def previous_rows(names: list[str]) -> tuple[list[str], list[str]]:
+    """Table rows and run-time notes of benchmarks NOT in ``names``, from the current
+    RESULTS.md (a partial run, ``python -m bench.run_all features``, keeps the others)."""
+    if not RESULTS.exists():
+        return [], []
+    rows, notes = [], []
+    for line in RESULTS.read_text().splitlines():
+        if line.startswith("| ") and not line.startswith(("| benchmark", "|---")):
+            if line.split("|")[1].strip() not in names:
+                rows.append(line)
+        elif line.startswith("- bench."):
+            if line[len("- bench."):].split(":")[0] not in names:
+                notes.append(line + (" (earlier run)" if "earlier run" not in line else ""))
+    return rows, notes
+
+
 def main() -> int:
     only = sys.argv[1:] or list(BENCHMARKS)
     table = ["| benchmark | figure | measured | target | status |", "|---|---|---|---|---|"]
     notes = []
+    kept_rows, kept_notes = previous_rows(only) if sys.argv[1:] else ([], [])
     for name in only:
         print(f"== bench.{name}", flush=True)
         rows, note, elapsed = run(name)
@@ -77,6 +94,8 @@ def main() -> int:
         if not rows:
             table.append(f"| {name} | (no figures) | - | - | not met |")
         notes.append(f"- bench.{name}: {elapsed:.0f} s" + (f" — {note}" if note else ""))
+    table += kept_rows
+    notes += kept_notes
     text = "\n".join([
         "# Benchmark results",
         "",
