@@ -97,12 +97,12 @@ export function ReportsPage({ me }) {
     setMsg("");
     try { setMsg(`${t("downloaded")}: ${await api.download(makePath())}`); } catch (e) { setError(e); }
   };
-  const police = (e) => {
+  const police = (format) => (e) => {
     e.preventDefault();
-    const f = e.target.elements;
+    const f = (e.target.form || e.target).elements;
     get(() => {
       const [from, to] = range(f);
-      const q = new URLSearchParams({ from, to, format: "csv", min_score: f.min_score.value || "0.5" });
+      const q = new URLSearchParams({ from, to, format, min_score: f.min_score.value || "0.5" });
       return "/v1/reports/suspicious-accounts?" + q.toString();
     });
   };
@@ -123,10 +123,11 @@ export function ReportsPage({ me }) {
     <h1>${t("reports")}</h1>
     <${ErrorLine} error=${error} />
     ${msg ? html`<p class="ok" id="download-msg">${msg}</p>` : ""}
-    <form class="card" id="police-form" onSubmit=${police}>
+    <form class="card" id="police-form" onSubmit=${police("csv")}>
       <h2>${t("policeReport")}</h2>${dates}
       <label>${t("minScore")} <input type="number" name="min_score" min="0" max="1" step="0.01" value="0.5" /></label>
       <button type="submit" id="police-csv">${t("download")} CSV</button>
+      <button type="button" id="police-xlsx" onClick=${police("xlsx")}>${t("download")} XLSX</button>
     </form>
     <form class="card" id="results-form" onSubmit=${results("xlsx")}>
       <h2>${t("resultsReport")}</h2>${dates}

@@ -168,6 +168,14 @@ def test_rapid_response_from_the_page(server, browser):
     police = browser.wait_download(".csv")
     table = list(csv.DictReader(io.StringIO(police.read_text(encoding="utf-8-sig"))))
     assert table and table[0]["account_id"] == "biz-1"
+    _id(d, "police-xlsx").click()  # the same report as an Excel workbook (typed cells)
+    import openpyxl
+    police_xlsx = browser.wait_download(".xlsx")
+    book = openpyxl.load_workbook(police_xlsx).active
+    header, *cells = [[c.value for c in r] for r in book.iter_rows()]
+    assert "account_id" in header
+    assert cells[0][header.index("account_id")] == "biz-1"
+    police_xlsx.unlink()  # the results report's workbook is awaited next
 
     results_form = _id(d, "results-form")
     assert results_form.find_element("name", "from").get_attribute("value") == "2026-01-01"
