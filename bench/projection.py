@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.common import emit
+from bench.common import raw_consume_rate as common_raw_consume_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 4
@@ -71,23 +72,7 @@ def produce(bootstrap: str, topic: str, recs: list[tuple[bytes, bytes]]) -> floa
 
 
 def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
-    from kafka import KafkaConsumer, TopicPartition
-
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                      fetch_max_wait_ms=100)
-    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    c.assign(tps)
-    c.seek_to_beginning(*tps)
-    got, t0 = 0, None
-    deadline = time.monotonic() + 300
-    while got < n and time.monotonic() < deadline:
-        for recs in c.poll(timeout_ms=100, max_records=500).values():
-            if t0 is None:
-                t0 = time.perf_counter()
-            got += len(recs)
-    elapsed = time.perf_counter() - (t0 or time.perf_counter())
-    c.close(autocommit=False)
-    return got / elapsed
+    return common_raw_consume_rate(bootstrap, topic, n, PARTITIONS, fetch_max_wait_ms=100)
 
 
 def sink_once(bootstrap: str, prefix: str, data_dir: Path, group: str,

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import emit
+from bench.common import raw_consume_rate as common_raw_consume_rate
 
 OUT = Path(__file__).with_name("out")
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,23 +146,7 @@ def paced_producer(bootstrap: str, prefix: str, events, rate: float, ready) -> N
 
 
 def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
-    from kafka import KafkaConsumer, TopicPartition
-
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                      fetch_max_wait_ms=5)
-    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    c.assign(tps)
-    c.seek_to_beginning(*tps)
-    got = 0
-    t0 = None
-    while got < n:
-        for recs in c.poll(timeout_ms=100, max_records=500).values():
-            if t0 is None:
-                t0 = time.perf_counter()
-            got += len(recs)
-    elapsed = time.perf_counter() - (t0 or time.perf_counter())
-    c.close(autocommit=False)
-    return got / elapsed
+    return common_raw_consume_rate(bootstrap, topic, n, PARTITIONS, fetch_max_wait_ms=5)
 
 
 # ---------------------------------------------------------------- the scorer process
