@@ -232,6 +232,9 @@ class Partitions:
             if not self.due(now):
                 return
             self.last_checkpoint = now
+            evicted = self.handler.evict_idle()  # once a round, before its snapshots
+            if evicted:
+                log.info("idle accounts evicted", extra={"accounts": evicted})
             self._queue = self.handler.partitions()
         while self._queue:
             p = self._queue.pop(0)

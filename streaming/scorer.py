@@ -237,11 +237,7 @@ class _Session:
             if batch:
                 self.metrics.batch_seconds.observe(time.perf_counter() - t0)
             now = time.monotonic()
-            if parts.due(now):
-                evicted = self.handler.evict_idle()
-                if evicted:
-                    log.info("idle accounts evicted", extra={"accounts": evicted})
-            parts.tick(now)
+            parts.tick(now)  # a checkpoint step when one is due (and idle accounts evicted)
             if now - self.last_lag >= 1.0:
                 parts.update_lag()
                 self.last_lag = now
