@@ -6,8 +6,6 @@ payments), and every payment after it scores exactly as an uninterrupted scorer'
 
 from __future__ import annotations
 
-import time
-
 import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -21,6 +19,7 @@ from streaming.checkpoint import CHECKPOINT_TOPIC, Checkpoint, CheckpointStore
 from streaming.scorer import Scorer
 from tests.conftest import FAST_GROUP
 from tests.integration.test_scorer import _Running, _settings
+from tests.integration.test_scorer_faults import _wait
 from tests.integration.test_scorer_support import (
     PARTITIONS,
     OutputReader,
@@ -40,13 +39,6 @@ pytestmark = pytest.mark.integration
 def model(tmp_path_factory):
     (m, d), _ = shared_models(tmp_path_factory.mktemp("models"))
     return m, d
-
-
-def _wait(cond, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _commit(broker, group: str, offsets: dict[TopicPartition, int]) -> None:
