@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         200, ge=0, le=10_000, description="Max wait of one poll when nothing is held back: "
         "an idle scorer sleeps here, and a record that arrives wakes it at once")
     fetch_max_wait_ms: int = Field(
-        500, ge=0, le=10_000, description="Broker fetch wait (a long poll: the broker answers "
+        200, ge=0, le=10_000, description="Broker fetch wait (a long poll: the broker answers "
         "as soon as a record arrives, so this costs no latency and keeps an idle scorer idle)")
     # a checkpoint snapshots every account of the partition: its cost grows with the state, so
     # not too often (a restart replays at most this much input)
