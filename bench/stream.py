@@ -326,7 +326,7 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
     events = encoded(chosen, [lg for lg in logins if lg.t <= last_t])
     setup_topics(bootstrap, prefix, accounts, labels)
     if state_accounts:
-        write_state(bootstrap, prefix, state_accounts)
+        write_state(bootstrap, prefix, state_accounts, before=chosen[0].ts)
     port = _free_port()
     proc = start_scorer(bootstrap, prefix, model_dir, port, work / f"scorer-{prefix}log",
                         batch_size=500, **scorer_settings)
@@ -385,11 +385,12 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
             "checkpoints": in_process["checkpoints"], "exit_code": proc.returncode}
 
 
-def write_state(bootstrap: str, prefix: str, n_accounts: int) -> None:
-    """Checkpoints holding ``n_accounts`` accounts of state (12 payments each over 30 days),
-    spread over the partitions, at offsets 0: the scorer restores them and scores the paced
-    stream on top (the state a bank's scorer carries)."""
-    from datetime import UTC, datetime, timedelta
+def write_state(bootstrap: str, prefix: str, n_accounts: int, before) -> None:
+    """Checkpoints holding ``n_accounts`` accounts of state (12 payments each over the 30 days
+    up to 2.5 days ``before`` the stream's first payment, so that none is idle long enough to
+    be evicted during the run), spread over the partitions, at offsets 0: the scorer restores
+    them and scores the paced stream on top (the state a bank's scorer carries)."""
+    from datetime import timedelta
 
     from kafka import KafkaProducer
 
@@ -405,7 +406,7 @@ def write_state(bootstrap: str, prefix: str, n_accounts: int) -> None:
                              max_request_size=2 * 1024 * 1024)
     store = CheckpointStore(topic, producer, {"bootstrap_servers": bootstrap},
                             prefix + "scorer")
-    start = datetime(2025, 11, 1, tzinfo=UTC)
+    start = before - timedelta(days=2.5 * 12)
     size = 0
     for p in range(PARTITIONS):
         engine = FeatureEngine()
