@@ -405,7 +405,7 @@ class _ProcessorSession:
                     if got.accounts is None:
                         links.delete(got.key)
                     else:
-                        links.put(got.key, {a: list(ts) for a, ts in got.accounts.items()})
+                        links.put(got.key, got.accounts)
         for p in partitions:
             links = fresh[p]
             self.state[p] = links
