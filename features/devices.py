@@ -321,9 +321,11 @@ def decode_sighting(raw: bytes | None) -> Sighting | Rejection:
         return Sighting(_key(d.get("key")), _account(d.get("account_id"), "account_id"), t)
     except _Bad as exc:
         return Rejection(SIGHTINGS_KIND, exc.field, exc.reason, bytes(raw or b"")[:8192])
-    except Exception as exc:  # noqa: BLE001 - one record must never stop a stream
-        field = getattr(exc, "field", "")
-        reason = getattr(exc, "reason", None) or f"unexpected {type(exc).__name__}: {exc}"[:300]
+    except Exception as other:  # noqa: BLE001 - one record must never stop a stream
+        # (another name than the clause above: a compiled build types each name once)
+        field = getattr(other, "field", "")
+        reason = (getattr(other, "reason", None)
+                  or f"unexpected {type(other).__name__}: {other}"[:300])
         return Rejection(SIGHTINGS_KIND, str(field), str(reason), bytes(raw or b"")[:8192])
 
 
@@ -366,6 +368,6 @@ def decode_links(key: bytes | None, raw: bytes | None) -> LinksRecord | Rejectio
         return LinksRecord(k, out)
     except _Bad as exc:
         return Rejection(LINKS_KIND, exc.field, exc.reason, bytes(raw or b"")[:8192])
-    except Exception as exc:  # noqa: BLE001 - one record must never stop a stream
-        return Rejection(LINKS_KIND, "", f"unexpected {type(exc).__name__}: {exc}"[:300],
+    except Exception as other:  # noqa: BLE001 - one record must never stop a stream
+        return Rejection(LINKS_KIND, "", f"unexpected {type(other).__name__}: {other}"[:300],
                          bytes(raw or b"")[:8192])
