@@ -60,6 +60,7 @@ from features.devices import (
 )
 from features.events import Login, Payment, Rejection
 from streaming.handler import DeadLetter, RawRecord
+from streaming.topics import ensure_topics_with
 
 log = logging.getLogger(__name__)
 
@@ -467,8 +468,6 @@ class ScorerDevices:
     the embedded processor thread when ``devices_in_score`` is set."""
 
     def __init__(self, settings: Any, producer: KafkaProducer, links: DeviceLinks) -> None:
-        from streaming.topics import ensure_topics_with  # noqa: PLC0415
-
         s = settings
         cfg = s.kafka_client_config()
         self.topics = device_topics(s.topic)

@@ -195,6 +195,10 @@ def test_live_device_columns_equal_the_offline_replay(broker, topic_prefix, tmp_
     labels = [Label("mule-R1", now - timedelta(days=1), "R1", "mule", source="police")]
     create_topics(broker.bootstrap, topic_prefix)
     produce_reference(broker.bootstrap, topic_prefix, BankData(accounts, [], [], labels, {}))
+    bad = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    bad.send(topic_prefix + "device.links", key=b"d:bad", value=b'{"key":"d:bad","accounts":')
+    bad.flush()
+    bad.close()
     captured: dict[str, tuple[float, ...]] = {}
     emit = Outputs.emit
 
@@ -238,6 +242,11 @@ def test_live_device_columns_equal_the_offline_replay(broker, topic_prefix, tmp_
         scorer.stop()
         thread.join(timeout=30)
     assert not thread.is_alive()
+    dlq = OutputReader(broker.bootstrap, topic_prefix + "payments.dlq")
+    dlq.wait_raw(1, timeout_s=10)
+    dlq.close()
+    kinds = {dict(r.headers).get("kind"): dict(r.headers).get("reason") for r in dlq.raw}
+    assert kinds.get(b"device.links", b"").startswith(b"not valid JSON"), kinds
     ref = ReferenceData.of(accounts, labels)
     ref.devices.delay_s = VISIBILITY
     x, scored = replay_matrix(payments, logins, ref)

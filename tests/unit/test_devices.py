@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -211,4 +210,3 @@ def test_hostile_account_times_never_raise(pairs):
 def test_the_valid_examples_are_accepted():
     assert isinstance(decode_sighting(json.dumps(SIGHTING).encode()), Sighting)
     assert isinstance(decode_links(b"d:phone-1", json.dumps(LINKS).encode()), LinksRecord)
-    assert random  # (module used by hypothesis' randoms strategy only)
