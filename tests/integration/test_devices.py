@@ -5,7 +5,6 @@ within the visibility delay."""
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -22,8 +21,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from canhgiac.cmd_score import DirectoryModelProvider
 from canhgiac.settings import Settings
-from features.devices import DEVICE, IP, Sighting, encode_sighting
-from features.events import Account, Label, Login, Payment
+from features.devices import DEVICE, IP, Sighting, decode_links, encode_sighting
+from features.events import Account, Label, Login, Payment, Rejection
 from features.reference import ReferenceData
 from features.replay import replay_matrix
 from features.vector import DEVICE_NAMES, FEATURE_INDEX
@@ -63,11 +62,13 @@ def read_table(bootstrap: str, topic: str, quiet_s: float = 1.0) -> dict[str, di
                 quiet_since = time.monotonic()
             for records in polled.values():
                 for r in records:
-                    key = r.key.decode()
-                    if r.value is None:
-                        table.pop(key, None)
+                    got = decode_links(r.key, r.value)
+                    if isinstance(got, Rejection):
+                        continue  # (the scorers dead-letter it)
+                    if got.accounts is None:
+                        table.pop(got.key, None)
                     else:
-                        table[key] = json.loads(r.value)["accounts"]
+                        table[got.key] = {a: list(ts) for a, ts in got.accounts.items()}
         return table
     finally:
         c.close(autocommit=False)
