@@ -9,7 +9,8 @@ DEMO_ARGS ?=
 .DELETE_ON_ERROR:
 
 # mypyc build of the feature engine (setup.py); rebuilt whenever its source changes
-COMPILED_SRC := features/events.py features/engine.py features/reference.py setup.py
+COMPILED_SRC := features/events.py features/devices.py features/engine.py features/reference.py \
+	setup.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

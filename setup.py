@@ -23,7 +23,8 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 # keep in step with features/__init__.py's COMPILED_MODULES
-COMPILED = ["features/events.py", "features/engine.py", "features/reference.py"]
+COMPILED = ["features/events.py", "features/devices.py", "features/engine.py",
+            "features/reference.py"]
 PURE = os.environ.get("CANHGIAC_PURE_PYTHON") == "1"
 
 

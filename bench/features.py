@@ -21,6 +21,7 @@ from pathlib import Path
 
 import features
 from bench.common import emit
+from features.devices import RETENTION_S, DeviceLinks
 from features.engine import FeatureEngine
 from features.events import Payment
 from features.reference import ReferenceData
@@ -69,7 +70,8 @@ def main() -> None:
 
     result = from_tables(simulate(SimConfig(accounts=args.accounts, days=args.days,
                                             seed=args.seed)))
-    ref = reference_for(result.accounts, result.labels, result.payments, result.watchlist)
+    ref = reference_for(result.accounts, result.labels, result.payments, result.watchlist,
+                        logins=result.logins)
     events = merge_in_order(result.payments, result.logins)
     n_pay = len(result.payments)
 
@@ -101,6 +103,19 @@ def main() -> None:
     frames_per_account = (tracemalloc.get_traced_memory()[0] - before) / max(n_accounts, 1)
     tracemalloc.stop()
 
+    # the shared device / IP table (a global table every scorer holds, like the reference):
+    # the sightings of its retention (the last 8 days), per account of the bank
+    newest = max(p.t for p in result.payments)
+    recent = [e for e in (*result.payments, *result.logins) if e.t > newest - RETENTION_S]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    table = DeviceLinks()
+    table.load(recent)
+    gc.collect()
+    table_per_account = (tracemalloc.get_traced_memory()[0] - before) / max(n_accounts, 1)
+    tracemalloc.stop()
+    del table
+
     print(f"engine={features.ENGINE_BUILD} payments={n_pay} logins={len(result.logins)} "
           f"accounts={n_accounts} "
           f"days={args.days} snapshot_bytes={len(snapshot)}")
@@ -108,6 +123,8 @@ def main() -> None:
         emit("features", "replay_payments_per_s", round(best), ">=50000", best >= 50_000),
         emit("features", "checkpoint_frame_cache_bytes_per_account", round(frames_per_account),
              "info", True),
+        emit("features", "device_table_bytes_per_account", round(table_per_account), "info",
+             True),
     ]
     if features.ENGINE_BUILD == "mypyc":
         pure = python_source_rate(args)

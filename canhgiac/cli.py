@@ -17,7 +17,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 COMMANDS = ("demo", "simulate", "train", "promote", "score", "serve", "sink", "keys", "db",
-            "watchlist", "broker", "replay", "report")
+            "watchlist", "broker", "replay", "report", "devices")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     stall_after_s: float = Field(
         30.0, gt=0, description="A partition whose high-water mark grows while its position "
         "does not move for this long is logged, counted and re-fetched")
+    device_visibility_s: float = Field(
+        60.0, ge=0, le=86_400, description="Shared devices/IPs: a sighting counts for a payment "
+        "this long after it (the live table is asynchronous; training replay uses the same)")
+    devices_in_score: bool = Field(
+        True, description="`canhgiac score` also runs the device processor on a thread "
+        "(false: run `canhgiac devices` apart)")
     max_clock_skew_s: float = Field(
         300.0, ge=0, description="An event dated further ahead of its Kafka record timestamp "
         "(or of the wall clock) is dead-lettered as 'from the future'")

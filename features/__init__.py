@@ -20,7 +20,8 @@ import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-COMPILED_MODULES = ("events", "reference", "engine")  # in import order; compiled (or not) together
+# in import order; compiled (or not) together
+COMPILED_MODULES = ("events", "devices", "reference", "engine")
 
 
 def compiled_build_state(here: Path = _HERE) -> str:

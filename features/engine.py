@@ -898,6 +898,12 @@ class FeatureEngine:
             new_business,
         )
         dwell7_n = acct.dwell7_n
+        # shared devices and IPs (features.devices): the payment's device, else the device of
+        # the account's latest login in 24 h
+        if pay_device is None and acct.lt and acct.lt[-1] > t - W24H:
+            pay_device = acct.ldev[-1]
+        device_links = ref.devices.features(pay_device, p.ip, p.account_id, t, is_business,
+                                            f7, ref)
         cp_risk = ref.risk_features(cp, t)
         own_risk = ref.risk_features(p.account_id, t)
         values = (
@@ -945,6 +951,7 @@ class FeatureEngine:
             f7 if is_business else 0.0,
             *account_features,
             *vn_rules,
+            *device_links,
         )
         # skips FeatureVector.__post_init__ (a length check per vector): the oracle tests zip
         # every vector strictly with FEATURE_NAMES
@@ -973,7 +980,7 @@ def _with_shares(risk: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
 
 
 ZERO_OWN: tuple[float, ...] = (0.0,) * 18
-assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 11
+assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 11 + 8
 
 
 def _frame(account_id: str, acct: _Account) -> bytes:

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from features.devices import DeviceLinks
 from features.events import Account, ConfirmedPayment, Label, Payment, WatchEntry
 
 __all__ = ["BAD_LABELS", "AccountInfo", "ConfirmedPayment", "ReferenceData", "confirmed_payment"]
@@ -112,7 +113,8 @@ class ReferenceData:
 
     __slots__ = ("_accounts", "_label_ids", "_account_bad", "_account_legit", "_event_legit",
                  "_confirmed", "_confirmed_by_event", "_watch", "_risk", "_dirty",
-                 "_flag_times", "_flag_deltas", "_cursor", "_counts", "_flagged", "unresolved")
+                 "_flag_times", "_flag_deltas", "_cursor", "_counts", "_flagged", "unresolved",
+                 "devices")
 
     def __init__(self) -> None:
         self._accounts: dict[str, AccountInfo] = {}
@@ -133,6 +135,8 @@ class ReferenceData:
         self._counts: dict[str, int] = {}
         self._flagged: set[str] = set()
         self.unresolved = 0  # payment-level bad labels that name no known payment or receiver
+        # the shared device / IP table (features.devices): a global table like the others
+        self.devices = DeviceLinks()
 
     @classmethod
     def of(cls, accounts: Iterable[Account] = (), labels: Iterable[Label] = (),

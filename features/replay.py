@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from features.devices import DEFAULT_VISIBILITY_S, DeviceLinks
 from features.engine import FeatureEngine
 from features.events import Account, Label, Login, Payment, WatchEntry
 from features.reference import ReferenceData
@@ -17,15 +18,23 @@ from features.vector import FEATURE_NAMES, FeatureVector
 def reference_for(
     accounts: Iterable[Account],
     labels: Sequence[Label],
-    payments: Iterable[Payment],
+    payments: Sequence[Payment],
     watchlist: Iterable[WatchEntry] = (),
+    logins: Iterable[Login] = (),
+    device_visibility_s: float = DEFAULT_VISIBILITY_S,
 ) -> ReferenceData:
     """The reference data of a whole event log, as training replays it: every label resolved
     against the payment it names (a live scorer gets the same records from the published
-    confirmed payments), every watch-list entry. Answered as of each query's time."""
+    confirmed payments), every watch-list entry, and the device/IP sightings of every payment
+    and login (a live scorer reads them from the ``device.links`` table). Answered as of each
+    query's time."""
     wanted = {lb.event_id for lb in labels if lb.event_id is not None}
     named = {p.event_id: p for p in payments if p.event_id in wanted}
-    return ReferenceData.of(accounts, labels, named, watchlist)
+    ref = ReferenceData.of(accounts, labels, named, watchlist)
+    ref.devices = DeviceLinks(device_visibility_s)
+    ref.devices.load(payments)
+    ref.devices.load(logins)
+    return ref
 
 
 def event_order_key(event: Payment | Login) -> tuple[float, int]:
@@ -68,7 +77,13 @@ def replay_matrix(
     allowed_lateness_s: float = 300.0,
 ) -> tuple[np.ndarray, list[Payment]]:
     """Replay payments and logins in event-time order; return the feature matrix (rows in the
-    order the payments were scored) and those payments. Duplicates are skipped."""
+    order the payments were scored) and those payments. Duplicates are skipped. The sightings
+    of these events are loaded into the reference's device table first (idempotent: loading
+    them again changes nothing)."""
+    if reference is None:
+        reference = ReferenceData()
+    reference.devices.load(payments)
+    reference.devices.load(logins)
     events = merge_in_order(payments, logins)
     rows: list[tuple[float, ...]] = []
     scored: list[Payment] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"  # 3: shared devices and IPs (DEVICE_NAMES)
 
 WINDOWS: tuple[tuple[str, float], ...] = (
     ("10m", 600.0),
@@ -129,9 +129,22 @@ VN_RULE_NAMES = (
     "business_new_12m",
 )
 
+# shared devices and IPs (features.devices): other accounts seen on this payment's device / IP,
+# flagged ones among them, a business account run from a shared device (item 9a)
+DEVICE_NAMES = (
+    "device_accounts_24h",
+    "device_accounts_7d",
+    "ip_accounts_24h",
+    "ip_accounts_7d",
+    "device_flagged_accounts_7d",
+    "ip_flagged_accounts_7d",
+    "business_shared_device_7d",
+    "business_shared_device_foreign_7d",
+)
+
 FEATURE_NAMES: tuple[str, ...] = (
     VELOCITY_NAMES + MULE_NAMES + COUNTERPARTY_NAMES + ACCOUNT_RISK_NAMES + LOGIN_NAMES
-    + ACCOUNT_NAMES + VN_RULE_NAMES
+    + ACCOUNT_NAMES + VN_RULE_NAMES + DEVICE_NAMES
 )
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 CHANNEL_CODES = {"mobile": 0, "internet": 1, "atm": 2, "branch": 3, "pos": 4, "api": 5}

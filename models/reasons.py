@@ -15,6 +15,7 @@ from datetime import timedelta, timezone
 from features.events import Payment, WatchEntry
 from features.reference import ReferenceData
 from features.vector import CHANNEL_CODES, FEATURE_NAMES
+from models.device_reasons import DEVICE_TEMPLATES
 
 _VN = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh: UTC+7 all year
 
@@ -307,6 +308,7 @@ TEMPLATES: dict[str, Template] = {
         lambda v: "organisation founded or onboarded within 12 months (risk assessment"
         " required, Circular 77/2025)" if _yes(v) else "not a business under 12 months old",
         "account not in the bank's account list"),
+    **DEVICE_TEMPLATES,
     ANOMALY_FEATURE: lambda v: f"unusual account behaviour (anomaly score {v:.2f})",
 }
 

@@ -173,6 +173,9 @@ class Handler:
         self.event_time: dict[int, float] = {}  # newest event time applied, per partition
         # per partition: payments before this offset only warm the state (no outputs)
         self.emit_from: dict[int, int] = {}
+        # called with every event released to the engines (streaming.devices publishes its
+        # device / IP sightings)
+        self.on_event: Callable[[Payment | Login], None] | None = None
 
     # ------------------------------------------------------------ partition lifecycle
     def open_partition(
@@ -239,8 +242,11 @@ class Handler:
                 newest = max(pending.item[0].t for pending in released)
                 if newest > self.event_time.get(p, float("-inf")):
                     self.event_time[p] = newest
+            on_event = self.on_event
             for pending in released:
                 event, rec = pending.item
+                if on_event is not None:
+                    on_event(event)
                 try:
                     if isinstance(event, Login):
                         if engine.on_login(event):

@@ -36,6 +36,7 @@ from features.engine import ReferenceData
 from streaming.align import LOGINS, PAYMENTS
 from streaming.checkpoint import CHECKPOINT_TOPIC, CheckpointStore
 from streaming.config import ScorerSettings
+from streaming.devices import ScorerDevices
 from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
 from streaming.metrics import ScorerMetrics
 from streaming.outputs import OUTPUTS, Outputs
@@ -163,6 +164,10 @@ class _Session:
         self._opened.append(self.outputs.close)
         self.ref = ReferenceData()
         self.handler = Handler(self.ref, max_clock_skew_s=s.max_clock_skew_s)
+        # shared devices and IPs: publish sightings, read the device table (streaming.devices)
+        self.devices = ScorerDevices(s, self.outputs.producer, self.ref.devices)
+        self._opened.append(self.devices.close)
+        self.handler.on_event = self.devices.publisher.observe
         # the reader asks the log-end offsets that release payments on a connection of its own:
         # its fetches are long polls, and requests on one connection are answered in order
         self.reference = ReferenceReader(
@@ -193,7 +198,7 @@ class _Session:
         self._opened.append(lambda: self.consumer.close(autocommit=False))
         self.partitions: Partitions = Partitions(
             s, self.consumer, self.handler, self.ref, store, self.topics, self.metrics,
-            flush_outputs=self.outputs.flush, commit_reference=self.reference.commit_dead_lettered,
+            flush_outputs=self._flush_outputs, commit_reference=self.reference.commit_dead_lettered,
             model_version=lambda: scorer.model.version if scorer.model else None)
         self._opened.append(self.partitions.close)
         n_in = self._check_copartitioned()
@@ -206,6 +211,10 @@ class _Session:
         self.last_lag = 0.0
         self._ends: dict[TopicPartition, int] | None = None
         self._ref_polled = 0.0
+
+    def _flush_outputs(self) -> None:
+        self.outputs.flush()
+        self.devices.check()
 
     def _check_copartitioned(self) -> int:
         counts = {}

@@ -21,10 +21,14 @@ log = logging.getLogger(__name__)
 INPUT_TOPICS = ("payments", "logins")
 GLOBAL_TOPICS = ("labels", "accounts", "watchlist")
 OUTPUT_TOPICS = ("payments.scored", "alerts", "payments.dlq", "account.actions")
-ALL_TOPICS = INPUT_TOPICS + GLOBAL_TOPICS + OUTPUT_TOPICS
+# shared devices and IPs (streaming.devices): the repartition by device / IP and its table;
+# both with the same partition count (the processor writes a key's table record to the
+# partition of the same number as its sightings)
+DEVICE_TOPICS = ("device.sightings", "device.links")
+ALL_TOPICS = INPUT_TOPICS + GLOBAL_TOPICS + OUTPUT_TOPICS + DEVICE_TOPICS
 # keyed state: the newest record per key is the truth
 COMPACTED_TOPICS = frozenset({"labels", "accounts", "watchlist", "scorer.checkpoints",
-                              "model.info"})
+                              "model.info", "device.links"})
 COMPACT = {"cleanup.policy": "compact"}
 
 

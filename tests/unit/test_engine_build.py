@@ -1,7 +1,7 @@
 """The mypyc build of the feature engine runs the same code as its Python source.
 
-``setup.py`` compiles ``features/events.py``, ``engine.py`` and ``reference.py``; ``features``
-uses the compiled build only when it was built from the source on disk.
+``setup.py`` compiles ``features/events.py``, ``devices.py``, ``engine.py`` and ``reference.py``;
+``features`` uses the compiled build only when it was built from the source on disk.
 """
 
 from __future__ import annotations

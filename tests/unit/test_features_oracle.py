@@ -23,7 +23,7 @@ from features.engine import FeatureEngine
 from features.events import Account, Label, Login, Payment, WatchEntry
 from features.reference import ReferenceData
 from features.replay import reference_for, replay_matrix
-from features.vector import CHANNEL_CODES, FEATURE_NAMES, FEATURE_VERSION
+from features.vector import CHANNEL_CODES, DEVICE_NAMES, FEATURE_NAMES, FEATURE_VERSION
 from tests.unit import reference_oracle as ro
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -37,6 +37,8 @@ ACCOUNTS = {
 CPS = ["X", "Y", "Z", "A", "B", "M1"]
 COUNTRIES = ["VN", "KH", "SG"]
 DEVICES = ["d1", "d2", "d3"]
+IPS = ["10.0.0.1", "10.0.0.2"]
+VISIBILITY = 60.0  # the default visibility delay of the device table
 AMOUNTS = [50_000.0, 1_000_000.0, 2_500_000.0, 9_500_000.0, 10_000_000.0, 15_000_000.0,
            123_456.0]
 LABELS = [
@@ -96,18 +98,20 @@ def event_lists(draw: st.DrawFn) -> list[Payment | Login]:
                 channel=draw(st.sampled_from(sorted(CHANNEL_CODES))),
                 country=draw(st.sampled_from([None, *COUNTRIES])),
                 device_id=draw(st.sampled_from([None, *DEVICES])),
+                ip=draw(st.sampled_from([None, *IPS])),
             ))
         else:
             events.append(Login(
                 event_id=f"l{i}", ts=ts, account_id=account, success=draw(st.booleans()),
-                ip="10.0.0.1", country=draw(st.sampled_from(COUNTRIES)),
+                ip=draw(st.sampled_from(IPS)), country=draw(st.sampled_from(COUNTRIES)),
                 device_id=draw(st.sampled_from(DEVICES)), channel="mobile",
             ))
     return events
 
 
 def reference(events: list[Payment | Login]) -> ReferenceData:
-    return reference_for(ACCOUNTS.values(), LABELS, payments_of(events), WATCH)
+    return reference_for(ACCOUNTS.values(), LABELS, payments_of(events), WATCH,
+                         logins=[e for e in events if isinstance(e, Login)])
 
 
 def payments_of(events: list[Payment | Login]) -> list[Payment]:
@@ -132,8 +136,51 @@ def oracle(events: list[Payment | Login]) -> list[tuple[str, dict[str, float]]]:
         hist.append((seq, ev))
         if isinstance(ev, Payment):
             known = sorted(((e.t, s, e) for s, e in hist if e.t <= ev.t), key=lambda x: x[:2])
-            out.append((ev.event_id, features_of(ev, [(t, s, e) for t, s, e in known], recs)))
+            f = features_of(ev, [(t, s, e) for t, s, e in known], recs)
+            f.update(device_features(ev, known, events, recs, f["foreign_logins_7d"]))
+            out.append((ev.event_id, f))
     return out
+
+
+def device_features(p: Payment, known: list[tuple[float, int, Payment | Login]],
+                    events: list[Payment | Login], recs: list[ro.Rec], foreign_7d: float
+                    ) -> dict[str, float]:
+    """The shared device / IP columns from first principles (features.devices' docstring): the
+    earliest sighting of each (key, account) per clock hour, visible ``VISIBILITY`` s later."""
+    t = p.t
+    device = p.device_id
+    if device is None:
+        logins = [(tt, s, e) for tt, s, e in known if isinstance(e, Login)]
+        if logins and max(logins, key=lambda x: x[:2])[0] > t - DAY:
+            device = max(logins, key=lambda x: x[:2])[2].device_id
+
+    def linked(value: str | None, field: str) -> tuple[float, float, float]:
+        if value is None:
+            return (math.nan, math.nan, math.nan)
+        first: dict[tuple[str, int], float] = {}  # (account, hour) -> earliest use
+        for e in events:
+            if getattr(e, field) == value and e.account_id != p.account_id:
+                k = (e.account_id, int(e.t // 3600))
+                first[k] = min(first.get(k, math.inf), e.t)
+        def accounts(w: float) -> set[str]:
+            return {a for (a, _), s in first.items() if t - w < s <= t - VISIBILITY}
+        seven = accounts(7 * DAY)
+        return (len(accounts(DAY)), len(seven),
+                sum(1 for a in seven if ro.flagged(a, t, LABELS, recs, WATCH)))
+
+    d = linked(device, "device_id")
+    i = linked(p.ip, "ip")
+    business = bool(ACCOUNTS.get(p.account_id) and ACCOUNTS[p.account_id].type == "business")
+    if math.isnan(d[1]):
+        shared = foreign = math.nan
+    elif business:
+        shared, foreign = d[1], float(d[1] > 0 and foreign_7d > 0)
+    else:
+        shared = foreign = 0.0
+    return {"device_accounts_24h": d[0], "device_accounts_7d": d[1], "ip_accounts_24h": i[0],
+            "ip_accounts_7d": i[1], "device_flagged_accounts_7d": d[2],
+            "ip_flagged_accounts_7d": i[2], "business_shared_device_7d": shared,
+            "business_shared_device_foreign_7d": foreign}
 
 
 def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
@@ -308,7 +355,7 @@ def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
             or (reg is not None and (t - reg.timestamp()) / DAY < 365))
     else:
         f["business_new_12m"] = 0.0
-    assert set(f) == set(FEATURE_NAMES)
+    assert set(f) == set(FEATURE_NAMES) - set(DEVICE_NAMES)
     return f
 
 

@@ -1,0 +1,373 @@
+"""Shared devices and IPs: which accounts were seen on a device or an IP, and when.
+
+Accounts of one device live in different partitions of ``payments``/``logins`` (keyed by
+account), so the links are built the Kafka way (a repartition, as Kafka Streams does for a
+foreign-key join): every scorer publishes *sightings* of its events to ``device.sightings``
+keyed by device or IP, a device processor merges them per key and publishes the compacted table
+``device.links`` keyed the same way, and every scorer reads that table in full (a global table).
+This module is the pure part: sightings, the table, the features, the record decoders.
+
+Definitions (the oracle tests check exactly these):
+
+* A **sighting** ``(key, account, s)``: a payment or login of ``account`` at time ``s`` carrying
+  that device id (key ``d:<device_id>``) or IP (key ``i:<ip>``) — failed logins and duplicates
+  included. Only the *first* sighting of each ``(key, account)`` in each clock hour (UTC) is
+  kept: it bounds what is published and stored, and keeping the earliest of an hour is a
+  ``min``, so merging the same sightings twice, or in any order, gives the same table
+  (at-least-once delivery gives exactly-once state).
+* A sighting is **visible** to a payment at ``t`` when ``s <= t - D``, ``D`` the visibility
+  delay (``CANHGIAC_DEVICE_VISIBILITY_S``, default 60 s): the live table is asynchronous, and
+  with the delay, replay (which loads every sighting up front and answers as of each payment)
+  and the live scorer agree as long as the pipeline keeps up within ``D``.
+* For a payment of account ``a`` at ``t``, its device is the payment's ``device_id`` or, when it
+  has none (a credit, a branch payment), the device of ``a``'s latest login in the last 24 h;
+  its IP is the payment's ``ip`` (nan when absent). ``device_accounts_{24h,7d}``: accounts other
+  than ``a`` with a visible sighting on the device in ``(t - W, t - D]``;
+  ``device_flagged_accounts_7d``: those of 7 days flagged at ``t`` (a fraud/mule label, received
+  confirmed fraud or a watch-list entry in force, :meth:`ReferenceData.is_flagged`); the same
+  for the IP. ``business_shared_device_7d``: ``device_accounts_7d`` for a business account, else
+  0; ``business_shared_device_foreign_7d``: 1 for a business account on a shared device with a
+  login from abroad in 7 days (item 9a), else 0. nan when the device (or IP) is unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from features.events import Login, Payment, Rejection, format_ts, parse_timestamp
+
+if TYPE_CHECKING:
+    from features.reference import ReferenceData
+
+DEFAULT_VISIBILITY_S: Final = 60.0
+SIGHTING_INTERVAL_S: Final = 3600.0  # one sighting per (key, account) per clock hour
+DAY: Final = 86400.0
+WEEK: Final = 7 * DAY
+RETENTION_S: Final = WEEK + DAY  # the processor drops sightings older than this
+DEVICE: Final = "d:"
+IP: Final = "i:"
+NAN: Final = math.nan
+MAX_KEY_CHARS: Final = 1026  # "d:" + the longest identifier an event may carry
+MAX_LINKS_BYTES: Final = 4 * 1024 * 1024
+MAX_TIMES: Final = int(RETENTION_S // SIGHTING_INTERVAL_S) + 2
+SIGHTINGS_KIND: Final = "device.sightings"
+LINKS_KIND: Final = "device.links"
+
+NO_LINKS: tuple[float, float, float] = (0.0, 0.0, 0.0)
+UNKNOWN: tuple[float, float, float] = (NAN, NAN, NAN)
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One record of ``device.sightings``: ``account_id`` used ``key`` at ``t``."""
+
+    key: str  # d:<device_id> or i:<ip>
+    account_id: str
+    t: float
+
+
+def sightings_of(event: Payment | Login) -> list[Sighting]:
+    """The sightings an event makes (its device id and its IP, when present)."""
+    out = []
+    if event.device_id is not None:
+        out.append(Sighting(DEVICE + event.device_id, event.account_id, event.t))
+    if event.ip is not None:
+        out.append(Sighting(IP + event.ip, event.account_id, event.t))
+    return out
+
+
+def hour_of(t: float) -> int:
+    return int(t // SIGHTING_INTERVAL_S)
+
+
+def merge_time(times: array[float], t: float) -> bool:
+    """Merge sighting time ``t`` into sorted ``times`` (at most one per hour, the earliest);
+    returns whether ``times`` changed."""
+    start = hour_of(t) * SIGHTING_INTERVAL_S
+    i = bisect_left(times, start)
+    if i < len(times) and times[i] < start + SIGHTING_INTERVAL_S:
+        if t < times[i]:
+            times[i] = t
+            return True
+        return False
+    times.insert(i, t)
+    return True
+
+
+class DeviceLinks:
+    """The device/IP table: key -> {account: sorted sighting times}, answered as of a time.
+
+    Replay and the device processor :meth:`observe` sightings; the live scorer replaces whole
+    keys with the table records it reads (:meth:`put`, :meth:`delete`: a key's account map is
+    never changed after it is put, so the scorer's reader thread can swap it in while the loop
+    reads)."""
+
+    __slots__ = ("delay_s", "_table")
+
+    def __init__(self, delay_s: float = DEFAULT_VISIBILITY_S) -> None:
+        self.delay_s = float(delay_s)
+        # times as array('d'): 8 bytes a sighting (a list of floats costs 32)
+        self._table: dict[str, dict[str, array[float]]] = {}
+
+    # ------------------------------------------------------------------ updates
+    def observe(self, key: str, account: str, t: float) -> bool:
+        """Merge one sighting; True when the key's state changed."""
+        accounts = self._table.get(key)
+        if accounts is None:
+            accounts = self._table[key] = {}
+        times = accounts.get(account)
+        if times is None:
+            accounts[account] = array("d", (t,))
+            return True
+        return merge_time(times, t)
+
+    def load(self, events: Iterable[Payment | Login]) -> None:
+        """Observe every sighting of ``events`` (replay loads the whole log up front)."""
+        observe = self.observe
+        for event in events:
+            if event.device_id is not None:
+                observe(DEVICE + event.device_id, event.account_id, event.t)
+            if event.ip is not None:
+                observe(IP + event.ip, event.account_id, event.t)
+
+    def put(self, key: str, accounts: dict[str, array[float]]) -> None:
+        self._table[key] = accounts
+
+    def delete(self, key: str) -> None:
+        self._table.pop(key, None)
+
+    def prune(self, key: str, before: float) -> bool:
+        """Drop the key's sightings at or before ``before``; True when something was dropped
+        (the key disappears when nothing is left)."""
+        accounts = self._table.get(key)
+        if accounts is None:
+            return False
+        changed = False
+        for account in list(accounts):
+            times = accounts[account]
+            k = bisect_right(times, before)
+            if k:
+                changed = True
+                if k == len(times):
+                    del accounts[account]
+                else:
+                    del times[:k]
+        if not accounts:
+            del self._table[key]
+        return changed
+
+    # ------------------------------------------------------------------ queries
+    def get(self, key: str) -> dict[str, array[float]] | None:
+        return self._table.get(key)
+
+    def keys(self) -> list[str]:
+        return list(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def features(self, device: str | None, ip: str | None, own: str, t: float,
+                 is_business: bool, foreign_7d: float, ref: ReferenceData
+                 ) -> tuple[float, ...]:
+        """The vector's device columns (:data:`DEVICE_NAMES`) for a payment of ``own`` at
+        ``t`` made from ``device`` / ``ip`` (None: unknown)."""
+        if not self._table:
+            d = UNKNOWN if device is None else NO_LINKS
+            i = UNKNOWN if ip is None else NO_LINKS
+        else:
+            d = UNKNOWN if device is None else self._count(DEVICE + device, own, t, ref)
+            i = UNKNOWN if ip is None else self._count(IP + ip, own, t, ref)
+        d7 = d[1]
+        if is_business:
+            shared = d7
+            foreign = (1.0 if d7 > 0 and foreign_7d > 0 else 0.0) if d7 == d7 else NAN
+        else:
+            shared = 0.0 if d7 == d7 else NAN
+            foreign = shared
+        return (d[0], d7, i[0], i[1], d[2], i[2], shared, foreign)
+
+    def _count(self, key: str, own: str, t: float, ref: ReferenceData
+               ) -> tuple[float, float, float]:
+        accounts = self._table.get(key)
+        if accounts is None:
+            return NO_LINKS
+        hi = t - self.delay_s
+        lo7 = t - WEEK
+        lo24 = t - DAY
+        n24 = n7 = flagged = 0
+        for account, times in accounts.items():
+            if account == own:
+                continue
+            k = bisect_right(times, hi)  # the latest visible sighting: times[k - 1]
+            if k == 0 or times[k - 1] <= lo7:
+                continue
+            n7 += 1
+            if times[k - 1] > lo24:
+                n24 += 1
+            if ref.is_flagged(account, t):
+                flagged += 1
+        return float(n24), float(n7), float(flagged)
+
+
+# ---------------------------------------------------------------- records (JSON on Kafka)
+
+
+def encode_sighting(s: Sighting, ts: Any = None) -> bytes:
+    """``device.sightings`` value: ``{"key", "account_id", "t"}`` (``t``: epoch seconds, the
+    event's own time, exact; ``ts``: the same instant in RFC 3339, for people)."""
+    doc: dict[str, Any] = {"key": s.key, "account_id": s.account_id, "t": s.t}
+    if ts is not None:
+        doc["ts"] = format_ts(ts)
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def encode_links(key: str, accounts: Mapping[str, array[float]]) -> bytes:
+    """``device.links`` value: ``{"key", "accounts": {account: [sighting times]}}``."""
+    doc = {"key": key, "accounts": {a: list(times) for a, times in accounts.items()}}
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class _Bad(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Bad(k, "duplicate key in JSON object")
+        out[k] = v
+    return out
+
+
+def _reject_constant(name: str) -> float:
+    raise _Bad("", f"{name} is not allowed in JSON")
+
+
+def _object(raw: bytes | None, limit: int) -> dict[str, Any]:
+    if raw is None:
+        raise _Bad("", "empty message (tombstone)")
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise _Bad("", f"message value is {type(raw).__name__}, not bytes")
+    raw = bytes(raw)
+    if len(raw) > limit:
+        raise _Bad("", f"record is {len(raw)} bytes, limit is {limit}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Bad("", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates,
+                         parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise _Bad("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                   ) from None
+    except RecursionError:
+        raise _Bad("", "JSON nested too deeply") from None
+    except ValueError as exc:
+        raise _Bad("", f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise _Bad("", f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _key(value: Any, name: str = "key") -> str:
+    if not isinstance(value, str):
+        raise _Bad(name, "missing (required)" if value is None
+                   else f"must be a string, got {type(value).__name__}")
+    if not (value.startswith(DEVICE) or value.startswith(IP)) or len(value) <= 2:
+        raise _Bad(name, f"'{value[:60]}' is not d:<device_id> or i:<ip>")
+    if len(value) > MAX_KEY_CHARS or not value.isprintable():
+        raise _Bad(name, "too long or not printable")
+    return value
+
+
+def _account(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise _Bad(name, "missing (required)" if value is None
+                   else f"must be a string, got {type(value).__name__}")
+    if not value.strip() or len(value) > 1024:
+        raise _Bad(name, "empty or longer than 1024 characters")
+    return value
+
+
+def _time(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Bad(name, "must be a number (epoch seconds)")
+    t = float(value)
+    if not math.isfinite(t) or not -62135596800.0 <= t <= 253402300799.0:
+        raise _Bad(name, f"{value!r} is not a time in years 1-9999")
+    return t
+
+
+def decode_sighting(raw: bytes | None) -> Sighting | Rejection:
+    """A ``device.sightings`` record, or a :class:`Rejection` saying why (never raises)."""
+    try:
+        d = _object(raw, 8192)
+        t = _time(d.get("t"), "t")
+        if d.get("ts") is not None:
+            ts = parse_timestamp(d["ts"], "ts")
+            if abs(ts.timestamp() - t) > 1e-3:
+                raise _Bad("ts", "does not match t")
+        return Sighting(_key(d.get("key")), _account(d.get("account_id"), "account_id"), t)
+    except _Bad as exc:
+        return Rejection(SIGHTINGS_KIND, exc.field, exc.reason, bytes(raw or b"")[:8192])
+    except Exception as other:  # noqa: BLE001 - one record must never stop a stream
+        # (another name than the clause above: a compiled build types each name once)
+        field = getattr(other, "field", "")
+        reason = (getattr(other, "reason", None)
+                  or f"unexpected {type(other).__name__}: {other}"[:300])
+        return Rejection(SIGHTINGS_KIND, str(field), str(reason), bytes(raw or b"")[:8192])
+
+
+@dataclass(frozen=True, slots=True)
+class LinksRecord:
+    """One record of ``device.links``: a key's accounts with their sighting times (None: the
+    key was deleted, a tombstone)."""
+
+    key: str
+    accounts: dict[str, array[float]] | None
+
+
+def decode_links(key: bytes | None, raw: bytes | None) -> LinksRecord | Rejection:
+    """A ``device.links`` record (its Kafka key and value), or a :class:`Rejection`."""
+    try:
+        if not isinstance(key, bytes | bytearray):
+            raise _Bad("key", "record has no key")
+        try:
+            k = _key(bytes(key).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise _Bad("key", "key is not UTF-8") from None
+        if raw is None:
+            return LinksRecord(k, None)
+        d = _object(raw, MAX_LINKS_BYTES)
+        if _key(d.get("key")) != k:
+            raise _Bad("key", "value's key differs from the record key")
+        accounts = d.get("accounts")
+        if not isinstance(accounts, dict):
+            raise _Bad("accounts", "must be an object of account -> [times]")
+        out: dict[str, array[float]] = {}
+        for account, times in accounts.items():
+            _account(account, "accounts")
+            if not isinstance(times, list) or not times or len(times) > MAX_TIMES:
+                raise _Bad("accounts", f"times of {account[:40]!r} must be a non-empty list of"
+                           f" at most {MAX_TIMES} numbers")
+            values = [_time(x, "accounts") for x in times]
+            if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+                raise _Bad("accounts", f"times of {account[:40]!r} are not increasing")
+            out[account] = array("d", values)
+        return LinksRecord(k, out)
+    except _Bad as exc:
+        return Rejection(LINKS_KIND, exc.field, exc.reason, bytes(raw or b"")[:8192])
+    except Exception as other:  # noqa: BLE001 - one record must never stop a stream
+        return Rejection(LINKS_KIND, "", f"unexpected {type(other).__name__}: {other}"[:300],
+                         bytes(raw or b"")[:8192])

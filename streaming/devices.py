@@ -1,0 +1,514 @@
+"""Shared devices and IPs on Kafka: a repartition by device / IP and a global table.
+
+Accounts of one device live in different partitions of ``payments``/``logins`` (keyed by
+account), so the links between them are built as Kafka Streams builds a foreign-key join:
+
+1. **publish** — every scorer sends the sightings (:mod:`features.devices`) of the events it
+   applies to ``device.sightings``, keyed by ``d:<device_id>`` or ``i:<ip>``
+   (:class:`SightingPublisher`). Only the first sighting of a (key, account) per clock hour is
+   sent (a small cache; after a restart it may send one again, which changes nothing).
+2. **process** — the device processor (:class:`DeviceProcessor`, consumer group
+   ``<group_id>.devices`` over ``device.sightings``; several instances share its partitions)
+   merges the sightings per key and publishes each changed key's whole state to the compacted
+   ``device.links`` topic, in the partition of the same number (the two topics have the same
+   partition count). Its state is a set (the earliest sighting per hour: a ``min``), so merging a
+   sighting twice changes nothing: at-least-once delivery gives exactly-once state. The order
+   per batch is: merge → produce the changed keys → flush → commit the input offsets. After a
+   crash (kill -9 included) a new owner of a partition restores the partition's state from
+   ``device.links`` (its own output, compacted), then consumes from the committed offset: what
+   is consumed again was already merged, and merging it again is a no-op. Sightings older than
+   8 days (the 7-day window plus a day) are pruned, a key with none left gets a tombstone.
+3. **read** — every scorer reads ``device.links`` in full as a global table on a thread of its
+   own (:class:`DeviceTableReader`): a key's account map is swapped in whole, so the loop
+   never sees half a record. At start the scorer reads it up to its end before scoring.
+
+Where it runs: ``canhgiac score`` runs the processor on a thread of its own
+(``CANHGIAC_DEVICES_IN_SCORE``, default true): every scorer process is then also an instance of
+the device processor's group. ``canhgiac devices`` runs it alone (set
+``CANHGIAC_DEVICES_IN_SCORE=false`` on the scorers then).
+
+A malformed sighting or table record goes to ``payments.dlq`` with the reason, never stops
+either loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from features.devices import (
+    LINKS_KIND,
+    RETENTION_S,
+    SIGHTING_INTERVAL_S,
+    SIGHTINGS_KIND,
+    DeviceLinks,
+    LinksRecord,
+    decode_links,
+    decode_sighting,
+    encode_links,
+    encode_sighting,
+    hour_of,
+    sightings_of,
+)
+from features.events import Login, Payment, Rejection
+from streaming.handler import DeadLetter, RawRecord
+from streaming.topics import ensure_topics_with
+
+log = logging.getLogger(__name__)
+
+SIGHTINGS_TOPIC = "device.sightings"
+LINKS_TOPIC = "device.links"
+DEVICE_TOPICS = (SIGHTINGS_TOPIC, LINKS_TOPIC)
+MAX_CACHE = 200_000
+MAX_BACKOFF_S = 30.0
+FLUSH_TIMEOUT_S = 30.0
+
+
+def send_dead_letter(producer: KafkaProducer, dlq_topic: str, raw: RawRecord,
+                     rejection: Rejection, on_error: Callable[[BaseException], None]) -> None:
+    letter = DeadLetter.of(raw, rejection)
+    producer.send(dlq_topic, key=raw.key, value=raw.value, headers=letter.headers()
+                  ).add_errback(on_error)
+
+
+# ---------------------------------------------------------------- 1. publish (in the scorer)
+class SightingPublisher:
+    """Sends the sightings of the scorer's events to ``device.sightings`` (on the scorer's
+    producer, so a checkpoint's first step, flushing the outputs, makes them durable too)."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, max_cache: int = MAX_CACHE) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.max_cache = max_cache
+        self._sent: dict[tuple[str, str], tuple[int, float]] = {}  # (key, account) -> hour, t
+        self._error: BaseException | None = None
+        self.sent = 0
+
+    def observe(self, event: Payment | Login) -> None:
+        sent = self._sent
+        for s in sightings_of(event):
+            pair = (s.key, s.account_id)
+            hour = hour_of(s.t)
+            last = sent.get(pair)
+            if last is not None and last[0] == hour and last[1] <= s.t:
+                continue  # the hour's earliest sighting of this pair is out already
+            if len(sent) >= self.max_cache:
+                sent.clear()  # forgetting only means sending a sighting again: harmless
+            sent[pair] = (hour, s.t)
+            self.producer.send(self.topic, key=s.key.encode("utf-8"),
+                               value=encode_sighting(s, event.ts)).add_errback(self._failed)
+            self.sent += 1
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+
+    def check(self) -> None:
+        """Raise if a sighting could not be written (the session restarts from its last
+        checkpoint and publishes again)."""
+        if self._error is not None:
+            raise KafkaError(f"a device sighting could not be written: {self._error!r}")
+
+
+# ---------------------------------------------------------------- 3. read (in the scorer)
+class DeviceTableReader:
+    """Reads ``device.links`` in full into a :class:`DeviceLinks` (a global table)."""
+
+    def __init__(self, links: DeviceLinks, client_config: dict[str, object], topic: str,
+                 dead_letter: Callable[[RawRecord, Rejection], None] | None = None,
+                 fetch_max_wait_ms: int = 100) -> None:
+        self.links = links
+        self.topic = topic
+        self.dead_letter = dead_letter
+        self._consumer = KafkaConsumer(**client_config, group_id=None, enable_auto_commit=False,
+                                       fetch_max_wait_ms=max(100, fetch_max_wait_ms))
+        parts = self._consumer.partitions_for_topic(topic)
+        if not parts:
+            raise RuntimeError(f"topic {topic} does not exist (or has no partitions)")
+        self._tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        self._consumer.assign(self._tps)
+        self._consumer.seek_to_beginning(*self._tps)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one poller at a time (catch_up, then the thread)
+        self.records = 0
+        self.rejected = 0
+
+    def poll(self, timeout_ms: int = 100) -> int:
+        """Apply what is available; returns how many records were applied."""
+        n = 0
+        with self._lock:
+            polled = self._consumer.poll(timeout_ms=timeout_ms)
+        for tp, records in polled.items():
+            for r in records:
+                got = decode_links(r.key, r.value)
+                if isinstance(got, Rejection):
+                    self.rejected += 1
+                    if self.dead_letter is not None:
+                        self.dead_letter(RawRecord(LINKS_KIND, tp.topic, tp.partition, r.offset,
+                                                   r.timestamp, r.key, r.value), got)
+                    continue
+                self.apply(got)
+                n += 1
+        self.records += n
+        return n
+
+    def apply(self, record: LinksRecord) -> None:
+        if record.accounts is None:
+            self.links.delete(record.key)
+        else:
+            self.links.put(record.key, record.accounts)
+
+    def catch_up(self, timeout_s: float = 30.0) -> bool:
+        """Read up to the log-end offsets of now (before the first payment is scored)."""
+        ends = self._consumer.end_offsets(self._tps)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self._consumer.position(tp) >= ends[tp] for tp in self._tps):
+                return True
+            self.poll(timeout_ms=100)
+        log.warning("device table not read to its end in time; scoring goes on",
+                    extra={"topic": self.topic, "timeout_s": timeout_s})
+        return False
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="canhgiac-device-table",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll(timeout_ms=200)
+            except Exception as exc:  # noqa: BLE001 - the table reader must keep reading
+                log.warning("device table read failed; retrying", extra={"error": repr(exc)})
+                self._stop.wait(1.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._consumer.close(autocommit=False)
+
+
+# ---------------------------------------------------------------- 2. process
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, processor: _ProcessorSession) -> None:
+        self.processor = processor
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.processor.revoke({tp.partition for tp in revoked}, commit=True)
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        self.processor.revoke({tp.partition for tp in lost}, commit=False)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.processor.pending.update(tp.partition for tp in assigned)
+
+
+class DeviceProcessor:
+    """The device processor: runs sessions until :meth:`stop` (reconnects with backoff)."""
+
+    def __init__(self, client_config: dict[str, object], topics: dict[str, str],
+                 group_id: str, fetch_max_wait_ms: int = 100, batch_size: int = 2000,
+                 max_poll_interval_ms: int = 300_000, session_timeout_ms: int = 10_000) -> None:
+        self.client_config = client_config
+        self.topics = topics  # device.sightings, device.links, payments.dlq -> full names
+        self.group_id = group_id
+        self.fetch_max_wait_ms = max(100, fetch_max_wait_ms)
+        self.batch_size = batch_size
+        self.max_poll_interval_ms = max_poll_interval_ms
+        self.session_timeout_ms = session_timeout_ms
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.merged = 0
+        self.published = 0
+        self.rejected = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> int:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                session = _ProcessorSession(self)
+            except (KafkaError, OSError, RuntimeError, TimeoutError) as exc:
+                log.error("device processor cannot start; retrying",
+                          extra={"error": repr(exc), "retry_in_s": backoff})
+                self._stop.wait(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+                continue
+            try:
+                session.run()
+                backoff = 0.5
+                session.close(commit=True)
+            except Exception as exc:  # noqa: BLE001 - never a crash loop: restart
+                log.error("device processor session failed; restarting from the table and the "
+                          "committed offsets", extra={"error": repr(exc), "retry_in_s": backoff})
+                session.close(commit=False)
+                self._stop.wait(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+        return 0
+
+    def start(self) -> None:
+        """Run on a thread of its own (inside ``canhgiac score``)."""
+        self._thread = threading.Thread(target=self.run, name="canhgiac-devices", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+
+class _ProcessorSession:
+    """One consumer + producer and the state of the partitions assigned to them."""
+
+    def __init__(self, owner: DeviceProcessor) -> None:
+        self.owner = owner
+        cfg = owner.client_config
+        t = owner.topics
+        self.sightings, self.links_topic, self.dlq = (t[SIGHTINGS_TOPIC], t[LINKS_TOPIC],
+                                                      t["payments.dlq"])
+        self.pending: set[int] = set()
+        self.state: dict[int, DeviceLinks] = {}
+        self.watermark: dict[int, float] = {}
+        self.swept: dict[int, float] = {}
+        self.offsets: dict[int, int] = {}  # next offset to commit, per owned partition
+        self._error: BaseException | None = None
+        self.producer = KafkaProducer(**cfg, acks="all", linger_ms=20, retries=5,
+                                      max_request_size=8 * 1024 * 1024)
+        try:
+            self.restorer = KafkaConsumer(**cfg, group_id=None, enable_auto_commit=False,
+                                          fetch_max_wait_ms=owner.fetch_max_wait_ms)
+            self.consumer = KafkaConsumer(
+                **cfg, group_id=owner.group_id, enable_auto_commit=False,
+                auto_offset_reset="earliest", fetch_max_wait_ms=owner.fetch_max_wait_ms,
+                max_poll_records=owner.batch_size,
+                max_poll_interval_ms=owner.max_poll_interval_ms,
+                session_timeout_ms=owner.session_timeout_ms,
+                heartbeat_interval_ms=max(100, owner.session_timeout_ms // 4))
+            n_in = len(self.consumer.partitions_for_topic(self.sightings) or ())
+            n_out = len(self.consumer.partitions_for_topic(self.links_topic) or ())
+            if not n_in or n_in != n_out:
+                raise RuntimeError(f"{self.sightings} and {self.links_topic} must exist with the "
+                                   f"same partition count: {n_in} and {n_out}")
+            self.consumer.subscribe([self.sightings], listener=_Listener(self))
+        except BaseException:
+            self.producer.close(timeout=5)
+            raise
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> None:
+        owner = self.owner
+        while not owner.stopping:
+            polled = self.consumer.poll(timeout_ms=200, max_records=owner.batch_size)
+            if self.pending:
+                self.restore(sorted(self.pending))
+            changed: set[tuple[int, str]] = set()
+            for tp, records in polled.items():
+                p = tp.partition
+                links = self.state.get(p)
+                if links is None:
+                    continue  # revoked meanwhile
+                for r in records:
+                    self.offsets[p] = r.offset + 1
+                    got = decode_sighting(r.value)
+                    if isinstance(got, Rejection):
+                        owner.rejected += 1
+                        send_dead_letter(self.producer, self.dlq, RawRecord(
+                            SIGHTINGS_KIND, tp.topic, p, r.offset, r.timestamp, r.key, r.value),
+                            got, self._failed)
+                        continue
+                    if links.observe(got.key, got.account_id, got.t):
+                        changed.add((p, got.key))
+                    if got.t > self.watermark.get(p, -1e18):
+                        self.watermark[p] = got.t
+                    owner.merged += 1
+            self.publish(changed)
+            self.sweep()
+            if polled:
+                self.commit()
+
+    def publish(self, changed: set[tuple[int, str]]) -> None:
+        for p, key in sorted(changed):
+            links = self.state[p]
+            links.prune(key, self.watermark.get(p, -1e18) - RETENTION_S)
+            self._send(p, key, links)
+
+    def _send(self, p: int, key: str, links: DeviceLinks) -> None:
+        accounts = links.get(key)
+        value = None if accounts is None else encode_links(key, accounts)
+        self.producer.send(self.links_topic, key=key.encode("utf-8"), value=value,
+                           partition=p).add_errback(self._failed)
+        self.owner.published += 1
+
+    def sweep(self) -> None:
+        """Once the event time of a partition moved an hour on: prune every key of it."""
+        for p, mark in self.watermark.items():
+            if mark - self.swept.get(p, mark - SIGHTING_INTERVAL_S - 1) < SIGHTING_INTERVAL_S:
+                continue
+            self.swept[p] = mark
+            links = self.state.get(p)
+            if links is None:
+                continue
+            for key in links.keys():
+                if links.prune(key, mark - RETENTION_S):
+                    self._send(p, key, links)
+
+    def commit(self, partitions: Iterable[int] | None = None) -> None:
+        """Flush the table records, check them, then commit the input offsets."""
+        self.producer.flush(timeout=FLUSH_TIMEOUT_S)
+        if self._error is not None:
+            raise KafkaError(f"a device table record could not be written: {self._error!r}")
+        owned = self.offsets if partitions is None else {
+            p: o for p, o in self.offsets.items() if p in set(partitions)}
+        if owned:
+            self.consumer.commit({TopicPartition(self.sightings, p): OffsetAndMetadata(o, "", -1)
+                                  for p, o in owned.items()})
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+
+    # ------------------------------------------------------------------ ownership
+    def restore(self, partitions: list[int]) -> None:
+        """Each partition's state from its own output (``device.links``, same partition)."""
+        self.pending.difference_update(partitions)
+        tps = [TopicPartition(self.links_topic, p) for p in partitions]
+        self.restorer.assign(tps)
+        self.restorer.seek_to_beginning(*tps)
+        ends = self.restorer.end_offsets(tps)
+        fresh = {p: DeviceLinks() for p in partitions}
+        deadline = time.monotonic() + 120.0
+        while any(self.restorer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"restoring {self.links_topic} {partitions} timed out")
+            for tp, records in self.restorer.poll(timeout_ms=200).items():
+                links = fresh[tp.partition]
+                for r in records:
+                    got = decode_links(r.key, r.value)
+                    if isinstance(got, Rejection):
+                        continue  # dead-lettered by every scorer that reads the table
+                    if got.accounts is None:
+                        links.delete(got.key)
+                    else:
+                        links.put(got.key, got.accounts)
+        for p in partitions:
+            links = fresh[p]
+            self.state[p] = links
+            marks = [times[-1] for key in links.keys()
+                     for times in (links.get(key) or {}).values()]
+            if marks:
+                self.watermark[p] = max(marks)
+                self.swept[p] = self.watermark[p]
+            log.info("device partition restored", extra={"partition": p, "keys": len(links)})
+
+    def revoke(self, partitions: set[int], commit: bool) -> None:
+        owned = [p for p in partitions if p in self.state]
+        self.pending.difference_update(partitions)
+        if commit and owned:
+            try:
+                self.commit(owned)
+            except Exception as exc:  # noqa: BLE001 - the next owner replays (idempotent)
+                log.warning("device offsets not committed on revocation",
+                            extra={"error": repr(exc)})
+        for p in owned:
+            self.state.pop(p, None)
+            self.watermark.pop(p, None)
+            self.swept.pop(p, None)
+            self.offsets.pop(p, None)
+
+    def close(self, commit: bool) -> None:
+        try:
+            if commit:
+                self.commit()
+        except Exception as exc:  # noqa: BLE001 - replayed by the next owner (idempotent)
+            log.warning("device offsets not committed at close", extra={"error": repr(exc)})
+        for closer in (lambda: self.consumer.close(autocommit=False),
+                       lambda: self.restorer.close(autocommit=False),
+                       lambda: self.producer.close(timeout=10)):
+            try:
+                closer()
+            except Exception as exc:  # noqa: BLE001 - closing is best effort
+                log.warning("error while closing a device processor client",
+                            extra={"error": repr(exc)})
+
+
+def device_topics(topic: Callable[[str], str]) -> dict[str, str]:
+    """Full names (with the prefix) of the topics the device pipeline uses."""
+    return {name: topic(name) for name in (*DEVICE_TOPICS, "payments.dlq")}
+
+
+def processor_for(settings: Any) -> DeviceProcessor:
+    """A device processor configured from the settings (``canhgiac score`` / ``devices``)."""
+    return DeviceProcessor(
+        settings.kafka_client_config(), device_topics(settings.topic),
+        group_id=f"{settings.group_id}.devices", fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
+        session_timeout_ms=settings.session_timeout_ms)
+
+
+class ScorerDevices:
+    """The device pipeline's part in a scoring session: the topics, the sighting publisher (on
+    the scorer's producer), the table reader (read to its end before the first payment), and
+    the embedded processor thread when ``devices_in_score`` is set."""
+
+    def __init__(self, settings: Any, producer: KafkaProducer, links: DeviceLinks) -> None:
+        s = settings
+        cfg = s.kafka_client_config()
+        self.topics = device_topics(s.topic)
+        ensure_topics_with(cfg, [self.topics[SIGHTINGS_TOPIC], self.topics[LINKS_TOPIC]],
+                           partitions=s.topic_partitions, replication=s.topic_replication,
+                           prefix=s.topic_prefix)
+        links.delay_s = float(s.device_visibility_s)
+        self.producer = producer
+        self._error: BaseException | None = None
+        self.publisher = SightingPublisher(producer, self.topics[SIGHTINGS_TOPIC])
+        self.processor: DeviceProcessor | None = None
+        self.reader: DeviceTableReader | None = None
+        try:
+            if s.devices_in_score:
+                self.processor = processor_for(s)
+                self.processor.start()
+            self.reader = DeviceTableReader(links, cfg, self.topics[LINKS_TOPIC],
+                                            dead_letter=self._dead_letter,
+                                            fetch_max_wait_ms=s.fetch_max_wait_ms)
+            self.reader.catch_up()
+            self.reader.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _dead_letter(self, raw: RawRecord, rejection: Rejection) -> None:
+        send_dead_letter(self.producer, self.topics["payments.dlq"], raw, rejection,
+                         self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+
+    def check(self) -> None:
+        self.publisher.check()
+        if self._error is not None:
+            raise KafkaError(f"a device-table dead letter could not be written: "
+                             f"{self._error!r}")
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+        if self.processor is not None:
+            self.processor.close()

@@ -1,0 +1,212 @@
+"""The device / IP table (features.devices): merging sightings is idempotent and order-free
+(what makes the device processor's state exactly-once under at-least-once delivery), its
+answers equal brute force, its records survive a round trip, and its decoders turn hostile
+bytes into rejections with a reason, never an exception."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.devices import (
+    DEVICE,
+    IP,
+    DeviceLinks,
+    LinksRecord,
+    Sighting,
+    decode_links,
+    decode_sighting,
+    encode_links,
+    encode_sighting,
+)
+from features.events import Label, Rejection
+from features.reference import ReferenceData
+from tests.unit.test_hostile_input import HOSTILE_VALUES, mutated_events
+
+T0 = 1_772_330_400.0  # 2026-03-01T02:00:00Z, on an hour
+DAY = 86400.0
+KEYS = [DEVICE + "phone-1", DEVICE + "phone-2", IP + "10.0.0.1"]
+ACCOUNTS = ["A", "B", "C", "D"]
+
+SIGHTINGS = st.lists(st.builds(
+    Sighting, st.sampled_from(KEYS), st.sampled_from(ACCOUNTS),
+    st.one_of(st.integers(0, 10 * 86400), st.sampled_from([3599, 3600, 3601, 7200])).map(
+        lambda s: T0 + s + 0.25)), max_size=60)
+
+
+def table_of(sightings: list[Sighting]) -> DeviceLinks:
+    links = DeviceLinks()
+    for s in sightings:
+        links.observe(s.key, s.account_id, s.t)
+    return links
+
+
+def snapshot(links: DeviceLinks) -> dict[str, dict[str, list[float]]]:
+    return {k: {a: list(ts) for a, ts in (links.get(k) or {}).items()} for k in links.keys()}
+
+
+def brute(sightings: list[Sighting]) -> dict[str, dict[str, list[float]]]:
+    """key -> account -> the earliest sighting of each clock hour, sorted."""
+    first: dict[tuple[str, str, int], float] = {}
+    for s in sightings:
+        k = (s.key, s.account_id, int(s.t // 3600))
+        first[k] = min(first.get(k, math.inf), s.t)
+    out: dict[str, dict[str, list[float]]] = {}
+    for (key, account, _), t in first.items():
+        out.setdefault(key, {}).setdefault(account, []).append(t)
+    return {k: {a: sorted(ts) for a, ts in v.items()} for k, v in out.items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(SIGHTINGS, st.randoms(use_true_random=False))
+def test_merging_is_idempotent_and_order_free(sightings, rnd):
+    """At-least-once delivery in any order (a replay after kill -9 re-delivers a suffix) gives
+    the same table: the earliest sighting per (key, account, hour)."""
+    once = snapshot(table_of(sightings))
+    again = list(sightings) + sightings[rnd.randrange(len(sightings) + 1):]  # a suffix, twice
+    rnd.shuffle(again)
+    assert snapshot(table_of(again)) == once == brute(sightings)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SIGHTINGS, st.sampled_from(ACCOUNTS), st.integers(0, 11 * 86400),
+       st.sampled_from([0.0, 60.0, 3600.0]))
+def test_counts_equal_brute_force(sightings, own, offset, delay):
+    t = T0 + offset
+    ref = ReferenceData.of(labels=[
+        Label("m", datetime.fromtimestamp(T0 + 2 * DAY, UTC), "B", "mule"),
+        Label("w", datetime.fromtimestamp(T0 + 3 * DAY, UTC) + timedelta(hours=1), "B",
+              "legit")])
+    links = table_of(sightings)
+    links.delay_s = delay
+    table = brute(sightings)
+    for key in KEYS:
+        device = key[2:] if key.startswith(DEVICE) else None
+        ip = key[2:] if key.startswith(IP) else None
+        got = links.features(device, ip, own, t, True, 1.0, ref)
+        accounts = table.get(key, {})
+
+        def n(w: float, accounts: dict[str, list[float]] = accounts) -> set[str]:
+            return {a for a, ts in accounts.items()
+                    if a != own and any(t - w < s <= t - delay for s in ts)}
+        week = n(7 * DAY)
+        flagged = sum(1 for a in week if ref.is_flagged(a, t))
+        if device is not None:
+            assert got[:2] == (len(n(DAY)), len(week)) and got[4] == flagged
+            assert got[6] == len(week) and got[7] == float(len(week) > 0)
+            assert all(math.isnan(x) for x in (got[2], got[3], got[5]))
+        else:
+            assert got[2:4] == (len(n(DAY)), len(week)) and got[5] == flagged
+            assert all(math.isnan(x) for x in (got[0], got[1], got[4], got[6], got[7]))
+
+
+def test_a_personal_account_is_never_a_shared_business():
+    links = table_of([Sighting(DEVICE + "p", "B", T0)])
+    got = links.features("p", None, "A", T0 + 3600, False, 5.0, ReferenceData())
+    assert got[1] == 1.0 and got[6] == 0.0 and got[7] == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(SIGHTINGS)
+def test_table_records_round_trip_exactly(sightings):
+    links = table_of(sightings)
+    for key in links.keys():
+        accounts = links.get(key)
+        assert accounts is not None
+        got = decode_links(key.encode(), encode_links(key, accounts))
+        assert isinstance(got, LinksRecord) and got.key == key
+        assert {a: list(ts) for a, ts in (got.accounts or {}).items()} == {
+            a: list(ts) for a, ts in accounts.items()}
+    for s in sightings:
+        assert decode_sighting(encode_sighting(s)) == s
+
+
+def test_a_tombstone_deletes_the_key_and_a_mismatched_key_is_rejected():
+    assert decode_links(b"d:x", None) == LinksRecord("d:x", None)
+    bad = decode_links(b"d:x", encode_links("d:y", {}))
+    assert isinstance(bad, Rejection) and bad.field == "key"
+    bad = decode_links(None, encode_links("d:y", {}))
+    assert isinstance(bad, Rejection) and "no key" in bad.reason
+    bad = decode_links(b"d:x", b'{"key":"d:x","accounts":{"A":[2.0,1.0]}}')
+    assert isinstance(bad, Rejection) and "increasing" in bad.reason
+
+
+def test_pruning_drops_old_sightings_and_empty_keys():
+    links = table_of([Sighting(DEVICE + "p", "A", T0), Sighting(DEVICE + "p", "A", T0 + DAY),
+                      Sighting(DEVICE + "p", "B", T0)])
+    assert links.prune(DEVICE + "p", T0)
+    assert snapshot(links) == {DEVICE + "p": {"A": [T0 + DAY]}}
+    assert links.prune(DEVICE + "p", T0 + DAY) and len(links) == 0
+
+
+# ------------------------------------------------------------------ hostile records
+SIGHTING = {"key": "d:phone-1", "account_id": "A", "t": T0 + 0.5,
+            "ts": "2026-03-01T02:00:00.500000Z"}
+LINKS = {"key": "d:phone-1", "accounts": {"A": [T0, T0 + 7200.5], "B": [T0 + 1]}}
+
+
+def _sighting_never_raises(raw: bytes | None) -> None:
+    got = decode_sighting(raw)
+    if isinstance(got, Rejection):
+        assert got.reason and isinstance(got.field, str) and got.kind == "device.sightings"
+    else:
+        assert isinstance(got, Sighting) and math.isfinite(got.t)
+        encode_sighting(got)
+
+
+def _links_never_raise(key: bytes | None, raw: bytes | None) -> None:
+    got = decode_links(key, raw)
+    if isinstance(got, Rejection):
+        assert got.reason and isinstance(got.field, str) and got.kind == "device.links"
+    else:
+        assert isinstance(got, LinksRecord)
+        if got.accounts is not None:
+            links = DeviceLinks()
+            links.put(got.key, got.accounts)
+            links.features("x", "1.2.3.4", "Z", T0, True, 1.0, ReferenceData())
+            encode_links(got.key, got.accounts)
+
+
+BYTES = st.one_of(st.binary(max_size=2000), st.none(),
+                  st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(BYTES)
+def test_arbitrary_bytes_never_raise_in_the_sighting_decoder(raw):
+    _sighting_never_raises(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.binary(max_size=40), st.just(b"d:phone-1")), BYTES)
+def test_arbitrary_bytes_never_raise_in_the_table_decoder(key, raw):
+    _links_never_raise(key, raw)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_valid_sightings_never_raise(data):
+    _sighting_never_raises(data.draw(mutated_events(SIGHTING)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_valid_table_records_never_raise(data):
+    _links_never_raise(b"d:phone-1", data.draw(mutated_events(LINKS)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "", " "]), HOSTILE_VALUES), max_size=4))
+def test_hostile_account_times_never_raise(pairs):
+    body = "{" + ",".join(f"{json.dumps(a)}:[{v}]" for a, v in pairs) + "}"
+    _links_never_raise(b"d:phone-1", f'{{"key":"d:phone-1","accounts":{body}}}'.encode(
+        "utf-8", "surrogatepass"))
+
+
+def test_the_valid_examples_are_accepted():
+    assert isinstance(decode_sighting(json.dumps(SIGHTING).encode()), Sighting)
+    assert isinstance(decode_links(b"d:phone-1", json.dumps(LINKS).encode()), LinksRecord)
