@@ -728,8 +728,13 @@ class FeatureEngine:
             size = int.from_bytes(data[pos:pos + 4], "big")
             frame = data[pos:pos + 4 + size]
             account_id, max_t, recent, events = orjson.loads(zlib.decompress(frame[4:]))
-            engine._load_account(account_id, max_t, recent, [tuple(r) for r in events])
-            engine._frames[account_id] = frame  # unchanged until the account changes
+            acct = engine._load_account(account_id, max_t, recent, [tuple(r) for r in events])
+            if len(acct.pt) + len(acct.lt) == len(events):
+                # the frame is exactly what a snapshot would write for the restored account
+                # (unless the replay dropped events past the retention): reused until it changes
+                engine._frames[account_id] = frame
+            else:
+                engine._dirty.add(account_id)
             pos += 4 + size
         return engine
 
@@ -755,12 +760,13 @@ class FeatureEngine:
         return engine
 
     def _load_account(self, account_id: str, max_t: float | None, recent: list[Any],
-                      rows: list[tuple[Any, ...]]) -> None:
+                      rows: list[tuple[Any, ...]]) -> _Account:
         acct = _Account()
         self._replay_into(acct, rows)
         acct.max_t = max_t if max_t is not None else -math.inf
         acct.recent = recent or None
         self._accounts[account_id] = acct
+        return acct
 
     # ------------------------------------------------------------------ internals
     def _admit(self, acct: _Account, event_id: str, t: float) -> bool:

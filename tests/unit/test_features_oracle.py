@@ -579,7 +579,8 @@ def test_a_snapshot_spread_over_steps_equals_one_taken_at_once(events, cuts, bud
     """prepare_snapshot(budget) makes at most ``budget`` frames a step and says how many
     changed accounts remain; the snapshot after any number of steps (events applied between
     them) is byte-identical to one serialised from scratch. A restored engine reuses the
-    frames it restored: nothing is left to prepare and its snapshot is the restored bytes."""
+    frames it restored where they are exact (the replay dropped nothing past the retention) and
+    prepares the others."""
     engine = FeatureEngine(reference(events), LATENESS)
     done = 0
     for cut in sorted(min(c, len(events)) for c in cuts):
@@ -595,9 +596,12 @@ def test_a_snapshot_spread_over_steps_equals_one_taken_at_once(events, cuts, bud
     engine._frames.clear()
     assert engine.snapshot() == snap
     restored = FeatureEngine.restore(snap, reference(events))
-    assert restored.prepare_snapshot(budget) == 0
+    while restored.prepare_snapshot(budget):
+        pass
     assert set(restored._frames) == set(restored._accounts)
-    assert restored.snapshot() == snap
+    again = restored.snapshot()
+    restored._frames.clear()  # the frames it kept are what a fresh serialisation writes
+    assert restored.snapshot() == again
 
 
 @settings(max_examples=60, deadline=None)
