@@ -209,7 +209,7 @@ def test_the_pre_migration_schema_is_upgraded_with_its_data(store_url):
                              outcome=None, typology=None)
         assert store.audit_page(None, 10, None, None)[0]["key"] is None
         with pytest.raises(Exception, match="append-only"):
-            with store.write() as conn:
+            with store.audit_write() as conn:
                 conn.execute(text("DELETE FROM audit"))
         with store.read() as conn:
             assert conn.execute(select(T.meta.c.value).where(
