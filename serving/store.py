@@ -117,6 +117,11 @@ class CaseStore:
         """The data version: bumped by every write transaction."""
         return self.versions()[0]
 
+    @property
+    def versions_remote(self) -> bool:
+        """Whether reading the versions is a network round trip (PostgreSQL)."""
+        return self.engine.dialect.name != "sqlite"
+
     def versions(self) -> Versions:
         """Read on every API request: one tiny query (a dedicated connection for SQLite)."""
         if self._version_conn is not None:
