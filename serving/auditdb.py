@@ -68,3 +68,30 @@ def _copy_legacy(store_engine: Engine, audit_conn: Connection) -> None:
         rows = [dict(r._mapping) for r in src.execute(select(T.audit).order_by(T.audit.c.id))]
     for k in range(0, len(rows), 1000):
         audit_conn.execute(T.audit.insert(), rows[k:k + 1000])
+
+
+class AuditAppender:
+    """Appends audit rows for one writer thread on a connection it keeps open, so that a
+    commit costs no pool checkout and no liveness ping (on PostgreSQL each is a round trip);
+    a failed append closes the connection and the next one opens a new one."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine  # serving.db.writer(...) of the access log's engine
+        self._conn: Connection | None = None
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        try:
+            with self._conn.begin():
+                self._conn.execute(T.audit.insert(), rows)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None

@@ -28,7 +28,7 @@ from models.model_info import ModelInfo
 from models.scored import ScoredPayment, scored_from_mapping
 from serving import casedb, keys, reads
 from serving import tables as T
-from serving.auditdb import open_audit
+from serving.auditdb import AuditAppender, open_audit
 from serving.db import (
     BUSY_TIMEOUT_MS,
     PgVersionReader,
@@ -279,6 +279,17 @@ class CaseStore:
         projection's writes)."""
         with self._audit_writer.begin() as conn:  # not a data change: the version stays
             conn.execute(T.audit.insert(), rows)
+
+    def audit_appender(self) -> AuditAppender:
+        """A writer of audit rows on a connection of its own (one per writer thread)."""
+        return AuditAppender(self._audit_writer)
+
+    @property
+    def audit_writers(self) -> int:
+        """How many audit commits may be in flight at once: one on SQLite (one writer per
+        file: a second would only wait for the lock), three on PostgreSQL (its commits
+        proceed together and share WAL flushes)."""
+        return 1 if self.audit_engine.dialect.name == "sqlite" else 3
 
     @contextmanager
     def audit_read(self) -> Iterator[Connection]:
