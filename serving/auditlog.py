@@ -132,6 +132,13 @@ class Audit:
         """Append one entry; returns once it is committed (call from a worker thread)."""
         self.writer.write(self.row(action, target, details))
 
+    def record_many(self, entries: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+        """Append several entries ``(action, target, details)``; returns once all are
+        committed (they share the writer's group commits)."""
+        futures = [self.writer.submit(self.row(a, t, d)) for a, t, d in entries]
+        for future in futures:
+            future.result(WAIT_S)
+
     async def record_async(self, action: str, target: str,
                            details: dict[str, Any] | None = None) -> None:
         """The same from the event loop, without a thread of its own."""

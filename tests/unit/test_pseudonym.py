@@ -91,3 +91,18 @@ def test_the_formatter_takes_any_field_values(extra):
     assert "\n" not in line
     if extra.get("account_id") is not None:
         assert f"account_id={Pseudonymiser(b'k')(extra['account_id'])}" in line
+
+
+def test_sql_parameters_never_reach_error_messages(tmp_path):
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from serving.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(DBAPIError) as caught, engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table WHERE account_id = :a"),
+                      {"a": "389012345678"})
+    assert "no_such_table" in str(caught.value) and "389012345678" not in str(caught.value)
+    engine.dispose()
