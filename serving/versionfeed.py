@@ -12,55 +12,65 @@ between — so a key revoked or a case changed before a request arrived is alway
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
+@dataclass
+class _PerLoop(Generic[T]):
+    next: asyncio.Future[T] | None = None  # the read the newcomers wait for
+    running: bool = False
+
+
 class SharedRead(Generic[T]):
     """``await get()``: the result of a call of ``read`` that started after ``get`` was
-    called; concurrent callers share one call (at most one in flight)."""
+    called; concurrent callers of one event loop share one call (at most one in flight per
+    loop; a process serving with uvicorn has one loop, a test client may run several)."""
 
     def __init__(self, read: Callable[[], T]) -> None:
         self._read = read
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="version-read")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._next: asyncio.Future[T] | None = None  # the read the newcomers wait for
-        self._running = False
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PerLoop[T]] = (
+            weakref.WeakKeyDictionary())
+        self._lock = threading.Lock()
 
     async def get(self) -> T:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new event loop (tests start one per client)
-            self._loop, self._next, self._running = loop, None, False
-        waiting = self._next
+        with self._lock:
+            state = self._loops.get(loop)
+            if state is None:
+                state = self._loops[loop] = _PerLoop()
+        waiting = state.next
         if waiting is None:
-            waiting = self._next = loop.create_future()
-            if not self._running:
-                self._start(loop)
+            waiting = state.next = loop.create_future()
+            if not state.running:
+                self._start(loop, state)
         return await asyncio.shield(waiting)
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiting, self._next = self._next, None
+    def _start(self, loop: asyncio.AbstractEventLoop, state: _PerLoop[T]) -> None:
+        waiting, state.next = state.next, None
         assert waiting is not None
-        self._running = True
+        state.running = True
         call = loop.run_in_executor(self._pool, self._read)
-        call.add_done_callback(lambda done: self._finished(loop, done, waiting))
+        call.add_done_callback(lambda done: self._finished(loop, state, done, waiting))
 
-    def _finished(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[T],
-                  waiting: asyncio.Future[T]) -> None:
-        if loop is not self._loop:
-            return
-        self._running = False
+    def _finished(self, loop: asyncio.AbstractEventLoop, state: _PerLoop[T],
+                  done: asyncio.Future[T], waiting: asyncio.Future[T]) -> None:
+        state.running = False
         if not waiting.done():
             exc = done.exception()
             if exc is not None:
                 waiting.set_exception(exc)
             else:
                 waiting.set_result(done.result())
-        if self._next is not None:  # requests arrived during that read: one more for them
-            self._start(loop)
+        if state.next is not None:  # requests arrived during that read: one more for them
+            self._start(loop, state)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

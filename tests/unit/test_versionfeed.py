@@ -63,3 +63,26 @@ def test_a_failed_read_fails_its_callers_and_the_next_read_runs():
     outcomes = iter([8])
     assert asyncio.run(shared.get()) == 8
     shared.close()
+
+
+def test_event_loops_in_several_threads_each_get_their_answers():
+    """A test client may run one event loop per thread at the same time: none may hang."""
+    def read() -> int:
+        time.sleep(0.005)
+        return 1
+
+    shared = SharedRead(read)
+    results: list[int] = []
+
+    def one_loop() -> None:
+        async def many() -> list[int]:
+            return await asyncio.gather(*(shared.get() for _ in range(20)))
+        results.extend(asyncio.run(asyncio.wait_for(many(), 10)))
+
+    threads = [threading.Thread(target=one_loop) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert results == [1] * 120
+    shared.close()
