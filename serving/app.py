@@ -32,6 +32,7 @@ from serving.outbox import RETRY_INTERVAL_S, Outbox
 from serving.projection_status import ProjectionLagHeader
 from serving.routers import accounts, audit, cases, docs, health, model, reports, ui
 from serving.store import CaseStore
+from serving.versionfeed import SharedRead
 
 if TYPE_CHECKING:
     from serving.projection import Projection
@@ -80,6 +81,8 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
         yield
         task.cancel()
         audit_writer.close()
+        if version_reads is not None:
+            version_reads.close()
         outbox.close()
         if projection is not None:
             projection.stop()
@@ -100,6 +103,9 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
         metrics.registry.register(projection.metrics.registry)  # type: ignore[arg-type]
     app.state.cache = cache = ResponseCache()
     app.state.key_cache = key_cache = KeyCache()
+    # PostgreSQL: the version read is a round trip; shared and off the event loop
+    app.state.version_reads = version_reads = (
+        SharedRead(the_store.versions) if the_store.versions_remote else None)
     errors.install(app)
     for module in (health, accounts, cases, reports, model, audit, docs):
         app.include_router(module.router)

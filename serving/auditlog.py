@@ -32,15 +32,18 @@ WAIT_S = 60.0  # longer than any lock wait (serving.db.BUSY_TIMEOUT_MS)
 
 class AuditWriter:
     """Group commit of audit entries: a request hands its entry over and waits until it is
-    committed (so no personal data leaves before its read is on record), while one thread
-    writes every entry waiting at that moment in one transaction — one commit for many
-    concurrent requests instead of one each."""
+    committed (so no personal data leaves before its read is on record), while a writer
+    thread writes every entry waiting at that moment in one transaction — one commit for many
+    concurrent requests instead of one each. ``CaseStore.audit_writers`` threads (one on
+    SQLite, more on PostgreSQL, so that an entry arriving during a commit starts the next
+    commit at once instead of waiting for that one to end), each on a connection of its
+    own (``serving.auditdb.AuditAppender``)."""
 
     def __init__(self, store: CaseStore) -> None:
         self.store = store
         self._cond = threading.Condition()
         self._queue: list[tuple[dict[str, Any], Future[None]]] = []
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._closed = False
 
     def submit(self, row: dict[str, Any]) -> Future[None]:
@@ -49,10 +52,12 @@ class AuditWriter:
             if self._closed:
                 raise RuntimeError("the audit writer is closed")
             self._queue.append((row, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="audit-writer",
-                                                daemon=True)
-                self._thread.start()
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._run, name=f"audit-writer-{n}",
+                                                  daemon=True)
+                                 for n in range(self.store.audit_writers)]
+                for thread in self._threads:
+                    thread.start()
             self._cond.notify()
         return future
 
@@ -61,34 +66,38 @@ class AuditWriter:
         self.submit(row).result(WAIT_S)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            try:
-                self.store.append_audit([row for row, _ in batch])
-            except Exception as exc:  # every waiting request learns it (503 when busy)
-                log.warning("audit write failed", extra={"entries": len(batch),
-                                                         "error": repr(exc)})
-                for _, future in batch:
-                    future.set_exception(exc)
-            else:
-                for _, future in batch:
-                    future.set_result(None)
+        appender = self.store.audit_appender()
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closed:
+                        self._cond.wait()
+                    if not self._queue:
+                        return
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                try:
+                    appender.append([row for row, _ in batch])
+                except Exception as exc:  # every waiting request learns it (503 when busy)
+                    log.warning("audit write failed", extra={"entries": len(batch),
+                                                             "error": repr(exc)})
+                    for _, future in batch:
+                        future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        future.set_result(None)
+        finally:
+            appender.close()
 
     def close(self) -> None:
-        """Write what is queued and stop the thread (a later entry starts a new one)."""
+        """Write what is queued and stop the threads (a later entry starts new ones)."""
         with self._cond:
             self._closed = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
+            self._cond.notify_all()
+            threads = self._threads
+        for thread in threads:
             thread.join(WAIT_S)
         with self._cond:
-            self._closed, self._thread = False, None
+            self._closed, self._threads = False, []
 
 
 def query_filters(query_string: bytes) -> dict[str, str]:
@@ -122,6 +131,13 @@ class Audit:
     def record(self, action: str, target: str, details: dict[str, Any] | None = None) -> None:
         """Append one entry; returns once it is committed (call from a worker thread)."""
         self.writer.write(self.row(action, target, details))
+
+    def record_many(self, entries: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+        """Append several entries ``(action, target, details)``; returns once all are
+        committed (they share the writer's group commits)."""
+        futures = [self.writer.submit(self.row(a, t, d)) for a, t, d in entries]
+        for future in futures:
+            future.result(WAIT_S)
 
     async def record_async(self, action: str, target: str,
                            details: dict[str, Any] | None = None) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from serving.cases import ROLE_RANK
 from serving.errors import ApiError
 from serving.keys import Principal, hash_token
-from serving.store import CaseStore
+from serving.store import CaseStore, Versions
 
 log = logging.getLogger(__name__)
 bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
@@ -59,25 +59,43 @@ def token_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | No
     return None, "no key"
 
 
-def check_token(state: Any, token: str,
-                request_state: dict[str, Any] | None = None) -> Principal | None:
+def _unavailable(exc: BaseException) -> ApiError:
+    log.error("key lookup failed", extra={"error": repr(exc)})
+    return ApiError(503, "store_unavailable", "the case store is unreachable",
+                    headers={"Retry-After": "5"})
+
+
+async def fresh_versions(state: Any) -> Versions | None:
+    """The store versions read off the event loop (``serving.versionfeed``) when the store
+    is remote (PostgreSQL); None when ``check_token`` should read them inline (SQLite: a
+    local read of a few microseconds)."""
+    shared = getattr(state, "version_reads", None)
+    if shared is None:
+        return None
+    try:
+        return await shared.get()
+    except SQLAlchemyError as exc:
+        raise _unavailable(exc) from None
+
+
+def check_token(state: Any, token: str, request_state: dict[str, Any] | None = None,
+                versions: Versions | None = None) -> Principal | None:
     """The principal of a valid key (cached per keys version), else None; 503 if the store
-    cannot be read. The store versions read on the way are left in ``request_state``
-    (``"versions"``) for the rest of the request."""
+    cannot be read. The store versions (read here unless given) are left in
+    ``request_state`` (``"versions"``) for the rest of the request."""
     if len(token) > 256:
         return None
     store: CaseStore = state.store
     cache: KeyCache = state.key_cache
     digest = hash_token(token)
     try:
-        versions = store.versions()
+        if versions is None:
+            versions = store.versions()
         principal = cache.get(digest, versions.keys)
         if principal is None:
             principal = store.authenticate(token)
     except SQLAlchemyError as exc:
-        log.error("key lookup failed", extra={"error": repr(exc)})
-        raise ApiError(503, "store_unavailable", "the case store is unreachable",
-                       headers={"Retry-After": "5"}) from None
+        raise _unavailable(exc) from None
     if request_state is not None:
         request_state["versions"] = versions
     if principal is not None:

@@ -30,7 +30,7 @@ def make_engine(url: str) -> Engine:
         args = ({"options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"}
                 if parsed.get_backend_name() == "postgresql" else {})
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                             connect_args=args)
+                             connect_args=args, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         _private_file(Path(parsed.database))
     engine = create_engine(
@@ -38,6 +38,7 @@ def make_engine(url: str) -> Engine:
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
         pool_size=20,
         max_overflow=40,
+        hide_parameters=True,  # account ids in SQL parameters never reach errors or logs
     )
 
     @event.listens_for(engine, "connect")

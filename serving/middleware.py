@@ -206,7 +206,11 @@ class AuthGate:
         if scope["type"] != "http" or is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
-        from serving.auth import check_token, token_from_headers  # noqa: PLC0415 - cycle
+        from serving.auth import (  # noqa: PLC0415 - cycle
+            check_token,
+            fresh_versions,
+            token_from_headers,
+        )
 
         client = (scope.get("client") or ("unknown", 0))[0]
         wait = self.limiter.retry_after(client)
@@ -216,9 +220,10 @@ class AuthGate:
                              {"Retry-After": str(wait)})
             return
         token, problem = token_from_headers(scope["headers"])
-        try:  # inline, not in the threadpool: a cache hit is one tiny indexed read
+        try:  # a key cache hit needs only the store versions (off the loop on PostgreSQL)
+            state = scope["app"].state
             principal = None if token is None else check_token(
-                scope["app"].state, token, scope.setdefault("state", {}))
+                state, token, scope.setdefault("state", {}), await fresh_versions(state))
         except ApiError as exc:  # the store is unreachable
             await _send_json(send, exc.status, _error(scope, exc.code, exc.message),
                              exc.headers)

@@ -28,6 +28,7 @@ from models.model_info import ModelInfo
 from models.scored import ScoredPayment, scored_from_mapping
 from serving import casedb, keys, reads
 from serving import tables as T
+from serving.auditdb import AuditAppender, open_audit
 from serving.db import (
     BUSY_TIMEOUT_MS,
     PgVersionReader,
@@ -80,6 +81,8 @@ class CaseStore:
             _set_busy_timeout(self.engine, busy_timeout_ms)
         self._writer = writer(self.engine)
         migrate(self.engine)  # Alembic, to head (serving/migrations)
+        self.audit_engine = open_audit(self.engine)  # SQLite: a file of its own
+        self._audit_writer = writer(self.audit_engine)
         self._version_lock = threading.Lock()
         self._version_conn = _raw_sqlite(self.engine) or _raw_postgres(self.engine)
         with self.write() as conn:
@@ -90,6 +93,8 @@ class CaseStore:
     def close(self) -> None:
         if self._version_conn is not None:
             self._version_conn.close()
+        if self.audit_engine is not self.engine:
+            self.audit_engine.dispose()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ plumbing
@@ -111,6 +116,11 @@ class CaseStore:
     def version(self) -> int:
         """The data version: bumped by every write transaction."""
         return self.versions()[0]
+
+    @property
+    def versions_remote(self) -> bool:
+        """Whether reading the versions is a network round trip (PostgreSQL)."""
+        return self.engine.dialect.name != "sqlite"
 
     def versions(self) -> Versions:
         """Read on every API request: one tiny query (a dedicated connection for SQLite)."""
@@ -264,13 +274,38 @@ class CaseStore:
             "details": None if details is None else orjson.dumps(details).decode()}])
 
     def append_audit(self, rows: list[dict[str, Any]]) -> None:
-        """Append audit rows (columns of ``tables.audit``) in one transaction."""
-        with self._writer.begin() as conn:  # not a data change: the version stays
+        """Append audit rows (columns of ``tables.audit``) in one transaction, in the access
+        log's own database (``serving.auditdb``: on SQLite it never waits for the
+        projection's writes)."""
+        with self._audit_writer.begin() as conn:  # not a data change: the version stays
             conn.execute(T.audit.insert(), rows)
+
+    def audit_appender(self) -> AuditAppender:
+        """A writer of audit rows on a connection of its own (one per writer thread)."""
+        return AuditAppender(self._audit_writer)
+
+    @property
+    def audit_writers(self) -> int:
+        """How many audit commits may be in flight at once: one on SQLite (one writer per
+        file: a second would only wait for the lock), three on PostgreSQL (its commits
+        proceed together and share WAL flushes)."""
+        return 1 if self.audit_engine.dialect.name == "sqlite" else 3
+
+    @contextmanager
+    def audit_read(self) -> Iterator[Connection]:
+        """A connection to the access log's database (``serving.auditdb``)."""
+        with self.audit_engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def audit_write(self) -> Iterator[Connection]:
+        """A write transaction on the access log's database (tests of the triggers)."""
+        with self._audit_writer.begin() as conn:
+            yield conn
 
     def audit_page(self, after_id: int | None, limit: int, actor: str | None,
                    target: str | None) -> list[dict[str, Any]]:
-        with self.read() as conn:
+        with self.audit_read() as conn:
             return reads.audit_page(conn, after_id, limit, actor, target)
 
     # ------------------------------------------------------------------ cases

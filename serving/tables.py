@@ -192,7 +192,8 @@ meta = Table(
 case_assignments = Table(
     "case_assignments", metadata,
     Column("case_id", Integer, ForeignKey("cases.case_id"), primary_key=True),
-    Column("assignee", String(128), nullable=False, index=True),
-    Column("assigned_by", String(128), nullable=False),
+    Column("assignee", String(USER_LEN), nullable=False, index=True),  # a user (normalised)
+    Column("assigned_by", String(USER_LEN), nullable=False),  # the user who assigned it
     Column("assigned_at", Float, nullable=False),
+    Column("assigned_by_key", String(USER_LEN)),  # the key used (migration 0004)
 )

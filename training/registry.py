@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -46,6 +47,7 @@ from mlflow.pyfunc import PythonModel
 from sklearn.metrics import average_precision_score
 
 from features.vector import FEATURE_NAMES, FEATURE_VERSION
+from models.pseudonym import Pseudonymiser
 from models.risk import RiskModel
 from training.dataset import EvalSet
 
@@ -282,6 +284,20 @@ def model_card(model: RiskModel, metrics: dict[str, float], summary: dict[str, A
     ])
 
 
+def pseudonymiser(settings: RegistrySettings) -> Pseudonymiser:
+    """The deployment's pseudonymiser: ``CANHGIAC_PSEUDONYM_KEY`` or the data dir's key."""
+    key = getattr(settings, "pseudonym_key", None)
+    secret = key.get_secret_value() if hasattr(key, "get_secret_value") else key
+    return Pseudonymiser.for_data_dir(settings.data_dir, secret or None)
+
+
+def pseudonymised(test: EvalSet, p: Pseudonymiser) -> EvalSet:
+    """The window with its account and event ids replaced by their pseudonyms."""
+    return dataclasses.replace(
+        test, account_ids=np.array([p(a) for a in test.account_ids], dtype=object),
+        event_ids=np.array([p(e) for e in test.event_ids], dtype=object))
+
+
 def log_training(settings: RegistrySettings, *, model: RiskModel, params: dict[str, Any],
                  metrics: dict[str, float], summary: dict[str, Any], fingerprint: str,
                  test: EvalSet, scores: np.ndarray, baseline_scores: np.ndarray,
@@ -300,7 +316,9 @@ def log_training(settings: RegistrySettings, *, model: RiskModel, params: dict[s
         (tmp / "model_card.md").write_text(model_card(model, metrics, summary, fingerprint,
                                                        table), encoding="utf-8")
         (tmp / "metrics.txt").write_text(table + "\n", encoding="utf-8")
-        test.save(tmp / "test_window.npz")
+        # the evaluation window goes to MLflow with account and event ids pseudonymised
+        # (models.pseudonym): per-account metrics still group, the ids do not leave
+        pseudonymised(test, pseudonymiser(settings)).save(tmp / "test_window.npz")
         images = _plots(tmp, model, test, scores, baseline_scores)
 
         with mlflow.start_run(experiment_id=exp_id,

@@ -30,15 +30,16 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=Ready,
             summary="Readiness: the database answers and takes writes",
             description="503 `not_ready` if the case store is unreachable, 503 `store_busy` if "
-                        "a write transaction cannot start within 0.5 s (a held lock): every "
-                        "read of personal data writes an audit entry, so a store that cannot "
-                        "write cannot serve.",
+                        "a write transaction cannot start within 0.5 s (a held lock) on the "
+                        "case store or the access log: every read of personal data writes an "
+                        "audit entry, so a store that cannot write cannot serve.",
             responses=responses(401, 403, 503))
 def readyz(principal: Viewer, store: StoreDep, request: Request) -> dict[str, Any]:
     try:
         store.ping()
         version = store.version()
-        writable = write_probe(store.engine)
+        writable = write_probe(store.engine) and (
+            store.audit_engine is store.engine or write_probe(store.audit_engine))
     except SQLAlchemyError as exc:
         log.warning("not ready", extra={"error": repr(exc)})
         raise ApiError(503, "not_ready", "the case store is unreachable",

@@ -49,7 +49,7 @@ function Header({ me, onSignOut, path }) {
       <input name="q" id="search" placeholder=${t("search")} aria-label=${t("search")} />
       <button type="submit">${t("go")}</button>
     </form>
-    <span class="me" id="me">${me.name} · ${me.role}</span>
+    <span class="me" id="me" title=${me.name}>${me.user} · ${me.role}</span>
     <button class="link" id="lang" onClick=${() => { setLang(lang() === "vi" ? "en" : "vi");
       location.reload(); }}>${t("language")}</button>
     <button class="link" id="sign-out" onClick=${onSignOut}>${t("signOut")}</button>

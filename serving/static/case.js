@@ -10,7 +10,8 @@ const MOVES = {
   "open>under_review": "investigator", "open>closed": "investigator",
   "under_review>freeze_requested": "investigator", "under_review>closed": "investigator",
   "freeze_requested>frozen": "supervisor", "freeze_requested>under_review": "supervisor",
-  "frozen>released": "supervisor", "frozen>closed": "supervisor",
+  "frozen>release_requested": "investigator", "frozen>closed": "supervisor",
+  "release_requested>released": "supervisor", "release_requested>frozen": "supervisor",
 };
 const OUTCOMES = ["confirmed_fraud", "confirmed_mule", "false_positive"];
 const TYPOLOGIES = ["account_takeover", "shell_business", "mule", "scam_victim", "unusual_activity"];
@@ -18,6 +19,7 @@ const TERMINAL = new Set(["released", "closed"]);
 
 function moveLabel(from, to) {
   return from === "freeze_requested" && to === "under_review" ? t("to_under_review_from_freeze")
+    : from === "release_requested" && to === "frozen" ? t("to_frozen_from_release")
     : t("to_" + to);
 }
 
@@ -69,9 +71,12 @@ function ActiveCase({ c, me, onChange }) {
   const moves = c.allowed_transitions.filter((to) => {
     const min = MOVES[c.status + ">" + to];
     if (!min || RANK[me.role] < RANK[min]) return false;
-    return !(to === "frozen" && c.freeze_requested_by === me.name);
+    // maker-checker compares users (people), whichever key they use
+    return !((to === "frozen" && c.freeze_requested_by === me.user)
+      || (to === "released" && c.release_requested_by === me.user));
   });
-  const blockedByMakerChecker = c.status === "freeze_requested" && c.freeze_requested_by === me.name;
+  const blockedByMakerChecker = (c.status === "freeze_requested" && c.freeze_requested_by === me.user)
+    || (c.status === "release_requested" && c.release_requested_by === me.user);
   useEffect(() => {
     api.get(`/v1/cases/${c.case_id}/assignment`).then((a) => setAssignee(a.assignee))
       .catch(() => setAssignee(null));
@@ -92,15 +97,15 @@ function ActiveCase({ c, me, onChange }) {
   };
   const take = async () => {
     try {
-      await api.post("/v1/cases/assignment", { case_ids: [c.case_id], assignee: me.name });
-      setAssignee(me.name);
+      const r = await api.post("/v1/cases/assignment", { case_ids: [c.case_id], assignee: me.user });
+      setAssignee(r.assignee);
     } catch (err) { setError(err); }
   };
   return html`<div id="active-case" data-case-id=${c.case_id} data-status=${c.status}>
     <p><b>#${c.case_id}</b> <${Status} value=${c.status} />
       <span class="muted small"> ${t("openedBy")} ${c.opened_by} · ${when(c.opened_at)}</span></p>
     <p class="small">${t("assignee")}: <b id="assignee">${assignee === undefined ? "…" : assignee || t("unassigned")}</b>
-      ${RANK[me.role] >= RANK.investigator && assignee !== me.name
+      ${RANK[me.role] >= RANK.investigator && assignee !== me.user
         ? html` <button class="link" id="take-case" onClick=${take}>${t("assignMe")}</button>` : ""}</p>
     ${blockedByMakerChecker ? html`<p class="notice" id="maker-checker">${t("makerChecker")}</p>` : ""}
     ${moves.length ? html`<form onSubmit=${submit} id="move-case" class="move">

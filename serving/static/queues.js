@@ -82,8 +82,8 @@ export function QueuesPage({ view, me }) {
       ${canAct && selected.size ? html`<div class="bulk card" id="bulk">
         <b>${selected.size} ${t("selected")}</b>
         <form onSubmit=${assign} id="bulk-assign"><select name="assignee" id="bulk-assignee">
-          <option value=${me.name}>${me.name}</option>
-          ${people.filter((p) => p.name !== me.name && p.role !== "viewer").map((p) => html`<option value=${p.name}>${p.name} (${p.role})</option>`)}
+          <option value=${me.user}>${me.user}</option>
+          ${people.filter((p) => p.user !== me.user && p.role !== "viewer").map((p) => html`<option value=${p.user}>${p.user} (${p.role})</option>`)}
           <option value="">— ${t("unassigned")}</option></select>
           <button type="submit" id="bulk-assign-submit">${t("bulkAssign")}</button></form>
         <form onSubmit=${closeFalsePositives} id="bulk-close"><input name="note" id="bulk-note"

@@ -28,7 +28,7 @@ def api(tmp_path, store_url):
 
 
 def _audit_rows(api):
-    with api.store.read() as conn:
+    with api.store.audit_read() as conn:
         return [tuple(r) for r in conn.execute(select(T.audit).order_by(T.audit.c.id))]
 
 
@@ -152,7 +152,7 @@ def test_the_database_refuses_to_change_or_delete_audit_rows(api):
     before = _audit_rows(api)
     for sql in ("UPDATE audit SET actor = 'nobody'", "DELETE FROM audit"):
         with pytest.raises(DBAPIError, match="append-only"):
-            with api.store.write() as conn:
+            with api.store.audit_write() as conn:
                 conn.execute(text(sql))
     assert _audit_rows(api) == before
 

@@ -170,7 +170,7 @@ def test_an_empty_database_is_migrated_to_the_model(store_url):
     s = CaseStore(store_url)
     try:
         tables, revision = _tables(store_url)
-        assert revision == head() == "0003"
+        assert revision == head() == "0004"
         assert {"cases", "audit", "api_keys", "alembic_version"} <= tables
         with s.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(
@@ -209,7 +209,7 @@ def test_the_pre_migration_schema_is_upgraded_with_its_data(store_url):
                              outcome=None, typology=None)
         assert store.audit_page(None, 10, None, None)[0]["key"] is None
         with pytest.raises(Exception, match="append-only"):
-            with store.write() as conn:
+            with store.audit_write() as conn:
                 conn.execute(text("DELETE FROM audit"))
         with store.read() as conn:
             assert conn.execute(select(T.meta.c.value).where(
@@ -230,9 +230,9 @@ def test_canhgiac_db_upgrade_and_concurrent_starts(store_url, monkeypatch, capsy
     for s in stores:
         s.close()
     assert main(["db", "upgrade"]) == 0
-    assert "already at revision 0003" in capsys.readouterr().out
+    assert "already at revision 0004" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
-    assert capsys.readouterr().out.strip() == "0003 (newest)"
+    assert capsys.readouterr().out.strip() == "0004 (newest)"
 
 
 def test_sqlite_files_are_private(tmp_path):

@@ -81,12 +81,27 @@ def test_a_newline_in_data_cannot_forge_a_log_line():
     assert 'client="a b"' in line
 
 
+class _Both:
+    def __init__(self, conns):
+        self.conns = conns
+
+    def rollback(self):
+        for c in self.conns:
+            c.rollback()
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+
+
 def _hold_write_lock(api, store_url):
     """Another process's open write transaction: (connection, release)."""
-    if store_url.startswith("sqlite"):
-        conn = sqlite3.connect(api.store.engine.url.database, isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        return conn
+    if store_url.startswith("sqlite"):  # the case store and the access log's own file
+        conns = [sqlite3.connect(e.url.database, isolation_level=None)
+                 for e in (api.store.engine, api.store.audit_engine)]
+        for c in conns:
+            c.execute("BEGIN IMMEDIATE")
+        return _Both(conns)
     uri = store_url.replace("postgresql+psycopg://", "postgresql://")
     conn = psycopg.connect(uri)
     conn.execute("SELECT value FROM meta FOR UPDATE")

@@ -53,9 +53,9 @@ def test_ui_deep_links_serve_the_page_and_vendored_assets(api):
 
 def test_me_people_and_roles(api):
     assert api.client.get("/v1/me", headers=api.h("supervisor")).json() == {
-        "name": "supervisor", "role": "supervisor"}
+        "user": "supervisor", "name": "supervisor", "role": "supervisor"}
     assert api.client.get("/v1/me").status_code == 401
-    names = {p["name"] for p in api.client.get("/v1/people", headers=api.h("investigator"))
+    names = {p["user"] for p in api.client.get("/v1/people", headers=api.h("investigator"))
              .json()["items"]}
     assert {"investigator", "supervisor2"} <= names
     assert api.client.get("/v1/people", headers=api.h("viewer")).status_code == 403
