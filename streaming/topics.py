@@ -19,12 +19,12 @@ from kafka.errors import TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 INPUT_TOPICS = ("payments", "logins")
-GLOBAL_TOPICS = ("labels", "accounts", "watchlist")
+GLOBAL_TOPICS = ("labels", "accounts", "watchlist", "confirmed_payments")
 OUTPUT_TOPICS = ("payments.scored", "alerts", "payments.dlq", "account.actions")
 ALL_TOPICS = INPUT_TOPICS + GLOBAL_TOPICS + OUTPUT_TOPICS
 # keyed state: the newest record per key is the truth
-COMPACTED_TOPICS = frozenset({"labels", "accounts", "watchlist", "scorer.checkpoints",
-                              "model.info"})
+COMPACTED_TOPICS = frozenset({"labels", "accounts", "watchlist", "confirmed_payments",
+                              "scorer.checkpoints", "model.info"})
 COMPACT = {"cleanup.policy": "compact"}
 
 
