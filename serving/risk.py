@@ -28,15 +28,16 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, func, select
 
+from models.ranking import RISK_HALF_LIFE_DAYS, RISK_HALF_LIFE_S, faded
 from serving import tables as T
 from serving.db import now, upsert
 from serving.typology import classify, feature_value, from_case
 
 WINDOW_S = 7 * 86400.0
-# the ranked risk halves every 7 days without activity: an account quiet for a month ranks like
-# one with a sixteenth of its peak that is active today (README "The high-risk list")
-HALF_LIFE_DAYS = 7.0
-HALF_LIFE_S = HALF_LIFE_DAYS * 86400.0
+# the ranked risk halves every 7 days without activity (models.ranking: the same setting the
+# training report's decayed account ranking uses)
+HALF_LIFE_DAYS = RISK_HALF_LIFE_DAYS
+HALF_LIFE_S = RISK_HALF_LIFE_S
 SCORE_FLOOR = 1e-6  # a score of 0 ranks as this (log2 of 0 is -inf)
 FOREIGN_WINDOW_S = 30 * 86400.0
 DEFAULT_KYC = "VN"
@@ -62,7 +63,7 @@ def risk_key(score: float, last_activity: float) -> float:
 def current_risk(score: float, last_activity: float, now: float) -> float:
     """The ranked risk at ``now``: ``score`` halved for every :data:`HALF_LIFE_S` since
     ``last_activity`` (none when ``now`` is not later)."""
-    return score * 2.0 ** (-max(0.0, now - last_activity) / HALF_LIFE_S)
+    return faded(score, now - last_activity)
 
 
 def min_key(min_risk: float, now: float) -> float:
