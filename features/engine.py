@@ -573,6 +573,15 @@ class _Account:
                 i += 1
         return rows
 
+    def device_age(self, device: str, t: float) -> float:
+        """Days since ``device`` first logged in to the account within the 30 days up to ``t``
+        (the 30-day login window); 0 when it never did (new at this payment)."""
+        ldev = self.ldev
+        for i in range(self.l30, len(ldev)):
+            if ldev[i] == device:
+                return (t - self.lt[i]) / DAY
+        return 0.0
+
     def find_payment(self, event_id_hash: int) -> int:
         """The index of the retained payment whose event id hashes to ``event_id_hash``; -1
         when none or when more than one does (a hash collision: not resolved)."""
@@ -903,9 +912,10 @@ class FeatureEngine:
         day_sum = acct.day_sum
         pay_device = p.device_id
         if pay_device is None:
-            new_device_debit = NAN
+            new_device_debit = device_age = NAN
         else:
             new_device_debit = 1.0 if is_debit and pay_device not in acct.dev_old else 0.0
+            device_age = acct.device_age(pay_device, t)
         fan_in_cash_out = 1.0 if (is_debit and len(acct.snd24) >= 3 and credit_sum_24h > 0
                                   and acct.d24s >= 0.8 * credit_sum_24h) else 0.0
         if info is not None:
@@ -927,6 +937,7 @@ class FeatureEngine:
             day_sum / LIMIT_20M,
             1.0 if online_debit and NEAR_20M <= day_sum <= LIMIT_20M else 0.0,
             new_device_debit,
+            device_age,
             fan_in_cash_out,
             age_flow,
             new_business,
@@ -1007,4 +1018,4 @@ def _with_shares(risk: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
 
 
 ZERO_OWN: tuple[float, ...] = (0.0,) * 18
-assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 11
+assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 12

@@ -297,6 +297,11 @@ TEMPLATES: dict[str, Template] = {
         lambda v: "transfer from a device the account never used before (Decision 2345/QD-NHNN"
         " asks for a biometric check)" if _yes(v) else "transfer from a known device",
         "device of the payment unknown"),
+    "device_age_days": _nan_or(
+        lambda v: "payment from a device first used on this account today (the quiet account"
+        " takeover's sign)" if v < 1 else f"payment from a device first used on this account"
+        f" {v:.0f} days ago" if v < 30 else "payment from a device in use for 30 days or more",
+        "device of the payment unknown"),
     "fan_in_cash_out_24h": lambda v: "money received from several accounts and moved out at"
     " once, leaving little (Circular 17/2024 sign)" if _yes(v)
     else "no fan-in and cash-out in 24 h",
