@@ -575,9 +575,17 @@ class _Account:
 
     def device_age(self, device: str, t: float) -> float:
         """Days since ``device`` first logged in to the account within the 30 days up to ``t``
-        (the 30-day login window); 0 when it never did (new at this payment)."""
+        (the 30-day login window); 0 when it never did (new at this payment). The window's
+        device counts (``dev_old``: older than 24 h, ``dev24``: the last 24 h) say where to
+        look, so a new device costs two look-ups and a habitual one a short scan."""
+        if device in self.dev_old:
+            start = self.l30
+        elif device in self.dev24:
+            start = self.l24
+        else:
+            return 0.0
         ldev = self.ldev
-        for i in range(self.l30, len(ldev)):
+        for i in range(start, len(ldev)):
             if ldev[i] == device:
                 return (t - self.lt[i]) / DAY
         return 0.0
