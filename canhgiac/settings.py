@@ -49,8 +49,15 @@ class Settings(BaseSettings):
         30 * 86400.0, ge=0, description="History replayed into the state, without outputs, "
         "before a partition's start point when it has no usable checkpoint")
     batch_size: int = Field(500, ge=1, le=100_000)
-    poll_wait_ms: int = Field(5, ge=0, le=10_000, description="Max wait of one poll")
-    fetch_max_wait_ms: int = Field(5, ge=0, le=10_000, description="Broker fetch wait")
+    poll_wait_ms: int = Field(
+        5, ge=0, le=10_000, description="Max wait of one poll while payments are held back "
+        "(waiting for the other topic or for reference data)")
+    idle_poll_wait_ms: int = Field(
+        200, ge=0, le=10_000, description="Max wait of one poll when nothing is held back: "
+        "an idle scorer sleeps here, and a record that arrives wakes it at once")
+    fetch_max_wait_ms: int = Field(
+        200, ge=0, le=10_000, description="Broker fetch wait (a long poll: the broker answers "
+        "as soon as a record arrives, so this costs no latency and keeps an idle scorer idle)")
     # a checkpoint snapshots every account of the partition: its cost grows with the state, so
     # not too often (a restart replays at most this much input)
     checkpoint_interval_s: float = Field(30.0, gt=0)

@@ -623,6 +623,7 @@ class FeatureEngine:
         # what changed since the last one, not the whole state (filled by the first snapshot;
         # its memory is measured apart from the state's: bench/features.py)
         self._frames: dict[str, bytes] = {}
+        self._dirty: set[str] = set()  # accounts changed since their frame was made
 
     # ------------------------------------------------------------------ public API
     def on_login(self, login: Login) -> bool:
@@ -634,6 +635,7 @@ class FeatureEngine:
         if not self._admit(acct, login.event_id, t):
             return False
         self._frames.pop(login.account_id, None)
+        self._dirty.add(login.account_id)
         self.stats.logins += 1
         info = self.reference.account(login.account_id)
         kyc = info.kyc_country if info is not None else DEFAULT_KYC_COUNTRY
@@ -656,6 +658,7 @@ class FeatureEngine:
         if not self._admit(acct, payment.event_id, t):
             return None
         self._frames.pop(payment.account_id, None)
+        self._dirty.add(payment.account_id)
         self.stats.payments += 1
         ref = self.reference
         if ref.awaiting:  # a label that came before its payment: resolved before the features
@@ -726,6 +729,7 @@ class FeatureEngine:
         for account_id in idle:
             del self._accounts[account_id]
             self._frames.pop(account_id, None)
+            self._dirty.discard(account_id)
         return len(idle)
 
     # ------------------------------------------------------------------ snapshot / restore
@@ -748,13 +752,24 @@ class FeatureEngine:
         for account_id, acct in self._accounts.items():
             frame = frames.get(account_id)
             if frame is None:
-                recent = acct.recent or []
-                body = zlib.compress(orjson.dumps(
-                    [account_id, acct.max_t, recent, acct.raw_history()]), 1)
-                frame = len(body).to_bytes(4, "big") + body
-                frames[account_id] = frame
+                frame = frames[account_id] = _frame(account_id, acct)
             parts.append(frame)
+        self._dirty.clear()
         return b"".join(parts)
+
+    def prepare_snapshot(self, budget: int) -> int:
+        """Make the frames of up to ``budget`` accounts changed since their last frame (the
+        work :meth:`snapshot` would do for them), so that a loop can spread a snapshot over
+        several iterations; returns how many changed accounts are still without a frame."""
+        dirty, frames, accounts = self._dirty, self._frames, self._accounts
+        n = 0
+        while dirty and n < budget:
+            account_id = dirty.pop()
+            acct = accounts.get(account_id)
+            if acct is not None and account_id not in frames:
+                frames[account_id] = _frame(account_id, acct)
+                n += 1
+        return len(dirty)
 
     @classmethod
     def restore(cls, data: bytes, reference: ReferenceData | None = None) -> FeatureEngine:
@@ -780,6 +795,7 @@ class FeatureEngine:
             frame = data[pos:pos + 4 + size]
             account_id, max_t, recent, events = orjson.loads(zlib.decompress(frame[4:]))
             engine._load_account(account_id, max_t, recent, [tuple(r) for r in events])
+            engine._frames[account_id] = frame  # unchanged until the account changes
             pos += 4 + size
         return engine
 
@@ -1027,3 +1043,11 @@ def _with_shares(risk: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
 
 ZERO_OWN: tuple[float, ...] = (0.0,) * 18
 assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 12
+
+
+def _frame(account_id: str, acct: _Account) -> bytes:
+    """One account's snapshot frame: a 4-byte length and the zlib-compressed JSON
+    ``[account_id, max_t, recent ids, events]`` (format 3)."""
+    body = zlib.compress(orjson.dumps(
+        [account_id, acct.max_t, acct.recent or [], acct.raw_history()]), 1)
+    return len(body).to_bytes(4, "big") + body

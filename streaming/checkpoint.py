@@ -16,11 +16,11 @@ creates it with as many partitions as the inputs, but any count works). One chec
 Keys carry the group: a second group on the same topics (a shadow scorer) never reads or
 overwrites another group's checkpoints.
 
-Restore does not read the topic from its start. It reads each checkpoint partition backwards
-from its end, in windows that double, until it has the newest manifest of every partition it
-wants (or reaches the beginning), then reads the chunks at the offsets that manifest names
-(offsets survive compaction). Its cost follows one round of checkpoints, not the number ever
-written.
+Restore does not read the topic from its start. It reads the checkpoint partitions it needs
+backwards from their ends, all in the same fetches, in windows that double, until it has the
+newest manifest of every partition it wants (or reaches the beginning), then reads the chunks at
+the offsets that manifest names (offsets survive compaction). Its cost follows one round of
+checkpoints, not the number ever written.
 """
 
 from __future__ import annotations
@@ -139,6 +139,7 @@ class CheckpointStore:
         self.reader = KafkaConsumer(
             **client_config, enable_auto_commit=False, group_id=None,
             fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * CHUNK_BYTES,
+            auto_offset_reset="earliest",  # a window below the log start reads from it
         )
         parts = self.reader.partitions_for_topic(topic)
         if not parts:
@@ -152,77 +153,120 @@ class CheckpointStore:
 
     # ------------------------------------------------------------------ restore
     def restore(self, partitions: list[int], timeout_s: float = 60.0) -> dict[int, Checkpoint]:
-        """The newest complete checkpoint of each of ``partitions`` that has one."""
+        """The newest complete checkpoint of each of ``partitions`` that has one.
+
+        Every checkpoint partition involved is read in the same fetches (one request per
+        broker carries them all), so the number of round trips does not grow with the number
+        of partitions taken over."""
         deadline = time.monotonic() + timeout_s
         by_tp: dict[TopicPartition, set[int]] = {}
         for p in partitions:
             by_tp.setdefault(self.tp(p), set()).add(p)
+        if not by_tp:
+            return {}
+        seen: dict[TopicPartition, dict[int, Any]] = {tp: {} for tp in by_tp}
+        manifests = self._newest_manifests(by_tp, deadline, seen)
+        missing: dict[TopicPartition, tuple[int, int]] = {}
+        for tp, found in manifests.items():
+            for m in found.values():
+                offsets = [o for o in m["chunk_offsets"] if o not in seen[tp]]
+                if offsets:  # usually the chunks were read while looking for the manifest
+                    lo, hi = missing.get(tp, (min(offsets), max(offsets) + 1))
+                    missing[tp] = (min(lo, min(offsets)), max(hi, max(offsets) + 1))
+        if missing:
+            for tp, records in self._read(dict(missing.items()), deadline).items():
+                for r in records:
+                    seen[tp][r.offset] = r
         out: dict[int, Checkpoint] = {}
-        for tp, wanted in by_tp.items():
-            seen: dict[int, Any] = {}  # records read looking for the manifests, by offset
-            for p, m in self._newest_manifests(tp, wanted, deadline, seen).items():
-                ckpt = self._load(tp, m, deadline, seen)
+        for tp, found in manifests.items():
+            for p, m in found.items():
+                ckpt = self._load(m, seen[tp])
                 if ckpt is not None:
                     out[p] = ckpt
                     self._written[p] = (ckpt.ckpt_id, list(m["chunk_offsets"]))
         return out
 
-    def _newest_manifests(self, tp: TopicPartition, wanted: set[int], deadline: float,
-                          seen: dict[int, Any]) -> dict[int, dict[str, Any]]:
-        begin = self.reader.beginning_offsets([tp])[tp]
-        end = self.reader.end_offsets([tp])[tp]
-        found: dict[int, dict[str, Any]] = {}
+    def _newest_manifests(
+        self, by_tp: dict[TopicPartition, set[int]], deadline: float,
+        seen: dict[TopicPartition, dict[int, Any]],
+    ) -> dict[TopicPartition, dict[int, dict[str, Any]]]:
+        """Read each partition backwards from its end, in windows that double, until it has
+        the newest manifest of every wanted input partition (or reaches the beginning)."""
+        tps = list(by_tp)
+        end = self.reader.end_offsets(tps)
+        begin: dict[TopicPartition, int] = {tp: 0 for tp in tps}  # asked only if needed
+        found: dict[TopicPartition, dict[int, dict[str, Any]]] = {tp: {} for tp in tps}
         window = FIRST_WINDOW
-        lo, hi = max(begin, end - window), None  # hi None: to the high-water mark
-        while True:
-            for r in reversed(self._read(tp, lo, hi, deadline)):
-                seen[r.offset] = r
-                m = parse_manifest(r.key, r.value, self.group)
-                if m is not None and m["partition"] in wanted and m["partition"] not in found:
-                    found[m["partition"]] = m
-            if len(found) == len(wanted) or lo <= begin:
-                return found
+        todo: dict[TopicPartition, tuple[int, int | None]] = {
+            tp: (max(0, end[tp] - window), None) for tp in tps}  # None: to the high-water mark
+        first = True
+        while todo:
+            for tp, records in self._read(todo, deadline, end).items():
+                for r in reversed(records):
+                    seen[tp][r.offset] = r
+                    m = parse_manifest(r.key, r.value, self.group)
+                    if (m is not None and m["partition"] in by_tp[tp]
+                            and m["partition"] not in found[tp]):
+                        found[tp][m["partition"]] = m
+            todo = {tp: rng for tp, rng in todo.items() if len(found[tp]) < len(by_tp[tp])}
+            if first and todo:  # the newest round was not in the tail: look further back
+                begin.update(self.reader.beginning_offsets(list(todo)))
+                first = False
             window *= 2
-            lo, hi = max(begin, lo - window), lo
+            todo = {tp: (max(begin[tp], lo - window), lo) for tp, (lo, _) in todo.items()
+                    if lo > begin[tp]}
+        return found
 
-    def _read(self, tp: TopicPartition, lo: int, hi: int | None, deadline: float) -> list[Any]:
-        """The records of ``tp`` from offset ``lo`` up to ``hi`` (excluded), or with ``hi``
-        None up to the high-water mark the first fetch reports (ListOffsets can undercount on
-        some brokers, so the log-end offset asked first is only a lower bound)."""
-        self.reader.assign([tp])
-        self.reader.seek(tp, lo)
-        target = self.reader.end_offsets([tp])[tp] if hi is None else hi
-        out: list[Any] = []
+    def _read(self, ranges: dict[TopicPartition, tuple[int, int | None]], deadline: float,
+              ends: dict[TopicPartition, int] | None = None) -> dict[TopicPartition, list[Any]]:
+        """The records of each partition from offset ``lo`` up to ``hi`` (excluded), or with
+        ``hi`` None up to the high-water mark the first fetch reports (ListOffsets can
+        undercount on some brokers, so the log-end offset asked first is only a lower bound).
+        All partitions are fetched together; ``ends``, the log-end offsets if already asked."""
+        tps = list(ranges)
+        self.reader.assign(tps)
+        for tp, (lo, _) in ranges.items():
+            self.reader.seek(tp, lo)
+        open_ended = [tp for tp, (_, hi) in ranges.items() if hi is None]
+        if open_ended and (ends is None or any(tp not in ends for tp in open_ended)):
+            ends = self.reader.end_offsets(open_ended)
+        known = ends or {}
+        target = {tp: known[tp] if hi is None else hi for tp, (_, hi) in ranges.items()}
+        out: dict[TopicPartition, list[Any]] = {tp: [] for tp in tps}
+        pending = set(tps)
         while True:
-            hw = self.reader.highwater(tp)
-            if hi is None and hw is not None:
-                target = max(target, hw)
-            if self.reader.position(tp) >= target and (hi is not None or hw is not None
-                                                        or target <= lo):
+            for tp in list(pending):
+                lo, hi = ranges[tp]
+                hw = self.reader.highwater(tp)
+                if hi is None and hw is not None:
+                    target[tp] = max(target[tp], hw)
+                if self.reader.position(tp) >= target[tp] and (
+                        hi is not None or hw is not None or target[tp] <= lo):
+                    pending.discard(tp)
+                    self.reader.pause(tp)
+            if not pending:
+                self.reader.resume(*tps)
                 return out
             if time.monotonic() > deadline:
-                raise TimeoutError(f"checkpoint partition {tp.partition} not read in time")
-            for records in self.reader.poll(timeout_ms=100).values():
+                raise TimeoutError(
+                    f"checkpoint partitions {sorted(tp.partition for tp in pending)} "
+                    "not read in time")
+            for tp, records in self.reader.poll(timeout_ms=100).items():
+                hi = ranges[tp][1]
                 for r in records:
                     if hi is None or r.offset < hi:
-                        out.append(r)
+                        out[tp].append(r)
                         self.records_read += 1
 
-    def _load(self, tp: TopicPartition, m: dict[str, Any], deadline: float,
-              seen: dict[int, Any]) -> Checkpoint | None:
+    def _load(self, m: dict[str, Any], seen: dict[int, Any]) -> Checkpoint | None:
         offsets: list[int] = m["chunk_offsets"]
         p, ckpt_id = m["partition"], m["id"]
-        want = {chunk_key(self.group, p, ckpt_id, i): i for i in range(len(offsets))}
         parts: list[bytes | None] = [None] * len(offsets)
-        if offsets:
-            # the chunks just before their manifest were usually read while looking for it
-            cached = [seen[o] for o in offsets if o in seen]
-            records = cached if len(cached) == len(offsets) else self._read(
-                tp, min(offsets), max(offsets) + 1, deadline)
-            for r in records:
-                i = want.get(r.key) if r.key is not None else None
-                if i is not None and r.offset == offsets[i] and r.value is not None:
-                    parts[i] = r.value
+        for i, o in enumerate(offsets):
+            r = seen.get(o)
+            if r is not None and r.key == chunk_key(self.group, p, ckpt_id, i) \
+                    and r.value is not None:
+                parts[i] = r.value
         if any(c is None for c in parts):
             log.error("checkpoint chunks missing; ignoring it",
                       extra={"partition": p, "checkpoint": ckpt_id})

@@ -9,10 +9,11 @@ new partitions, and the loop restores and seeks them right after the poll
 A checkpoint commits in this order, each step only after the previous one succeeded
 (:meth:`Partitions.checkpoint`, and :meth:`Partitions.tick` in the loop):
 
-1. **outputs durable** — flush the producer and check every delivery, so no output of an event
-   the state already holds can be lost;
-2. **snapshot** — each partition's feature state with the offsets of its first payment and login
-   not yet applied (and the first payment offset to emit for, during a warm-up);
+1. **snapshot** — each partition's feature state with the offsets of its first payment and login
+   not yet applied (and the first payment offset to emit for, during a warm-up); every output of
+   an event the state holds was sent before (the loop emits before it ticks);
+2. **outputs durable** — flush the producer and check every delivery, so no output of an event
+   the state holds can be lost;
 3. **checkpoint durable** — chunks, then the manifest that names them
    (:class:`streaming.checkpoint.CheckpointStore`);
 4. **group offsets** — commit the consumer group's offsets to the checkpoint's (main thread
@@ -20,8 +21,10 @@ A checkpoint commits in this order, each step only after the previous one succee
 5. **reference dead letters** — remember how far the global tables' rejects were sent.
 
 In the loop the checkpoints stay off its critical path: when one is due, the owned partitions
-are checkpointed one per iteration (a snapshot serialises only the accounts changed since the
-previous one, :meth:`features.engine.FeatureEngine.snapshot`), step 3 runs on a helper thread
+are checkpointed one after another; a partition's snapshot is spread over iterations (at most
+:data:`FRAME_BUDGET` changed accounts serialised per iteration,
+:meth:`features.engine.FeatureEngine.prepare_snapshot`; the snapshot itself then joins the
+frames and serialises the few accounts changed since), steps 2 and 3 run on a helper thread
 while the loop goes on, and steps 4 and 5 follow on the loop's thread once it is durable.
 Revocation and closing checkpoint synchronously, after any write in flight.
 """
@@ -49,6 +52,8 @@ from streaming.stalls import StallWatch
 log = logging.getLogger(__name__)
 
 KINDS = (PAYMENTS, LOGINS)
+FRAME_BUDGET = 500  # changed accounts serialised per loop iteration (~10 ms; ~18 µs each)
+MAX_PREPARE_ITERATIONS = 200  # then the snapshot is taken whatever is left
 
 
 class Partitions:
@@ -74,6 +79,7 @@ class Partitions:
         self.stalls = StallWatch(s.stall_after_s, self._refetch)
         self.last_checkpoint = time.monotonic()
         self._queue: list[int] = []  # partitions of the round being checkpointed
+        self._prepared = 0  # iterations spent preparing the head of the queue's snapshot
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-checkpoint")
         self._writing: Future[list[Checkpoint]] | None = None
 
@@ -237,11 +243,23 @@ class Partitions:
                 log.info("idle accounts evicted", extra={"accounts": evicted})
             self._queue = self.handler.partitions()
         while self._queue:
-            p = self._queue.pop(0)
-            if p in self.handler.engines:
-                checkpoints = self._snapshots([p])
-                self._writing = self._writer.submit(self._write, checkpoints)
+            p = self._queue[0]
+            engine = self.handler.engines.get(p)
+            if engine is None:
+                self._queue.pop(0)
+                continue
+            # spread the snapshot: a budget of changed accounts per iteration, until what is
+            # left fits one (bounded: an account changing faster than it is serialised would
+            # otherwise keep a checkpoint from ever being taken)
+            if (engine.prepare_snapshot(FRAME_BUDGET) > FRAME_BUDGET
+                    and self._prepared < MAX_PREPARE_ITERATIONS):
+                self._prepared += 1
                 return
+            self._queue.pop(0)
+            self._prepared = 0
+            checkpoints = self._snapshots([p])
+            self._writing = self._writer.submit(self._write, checkpoints)
+            return
 
     def settle(self, commit: bool = True) -> None:
         """Wait for a checkpoint write in flight and finish it (before the partitions change
@@ -266,9 +284,7 @@ class Partitions:
         return checkpoints
 
     def _snapshots(self, partitions: list[int]) -> list[Checkpoint]:
-        # 1. outputs durable
-        self.flush_outputs()
-        # 2. snapshot
+        # 1. snapshot
         version = self.model_version()
         return [
             Checkpoint.new(p, self.handler.engines[p].snapshot(),
@@ -279,6 +295,8 @@ class Partitions:
         ]
 
     def _write(self, checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+        # 2. outputs durable (on the helper thread in the loop: the flush waits for acks)
+        self.flush_outputs()
         # 3. checkpoint durable
         t0 = time.perf_counter()
         self.store.write(checkpoints)

@@ -43,6 +43,9 @@ class ReferenceReader:
             **client_config, group_id=group_id, enable_auto_commit=False,
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
+        # log-end offsets are asked on a connection of their own: a long-polling fetch in flight
+        # on the reader's connection would hold the request back (answered in order)
+        self._probe = KafkaConsumer(**client_config, group_id=None, enable_auto_commit=False)
         self._group = group_id
         tps: list[TopicPartition] = []
         for topic in topics.values():
@@ -145,11 +148,12 @@ class ReferenceReader:
     def confirm(self) -> bool:
         """Ask the log-end offsets now (one ListOffsets request) and say whether everything up
         to them is applied; until it is, :meth:`caught_up` is False."""
-        ends = self._consumer.end_offsets(self._tps)
+        ends = self._probe.end_offsets(self._tps)
         for tp, end in ends.items():
             if end is not None and end > self._required[tp]:
                 self._required[tp] = end
         return self.caught_up()
 
     def close(self) -> None:
+        self._probe.close(autocommit=False)
         self._consumer.close(autocommit=False)

@@ -164,8 +164,8 @@ class _Session:
         self._opened.append(self.outputs.close)
         self.ref = ReferenceData()
         self.handler = Handler(self.ref, max_clock_skew_s=s.max_clock_skew_s)
-        # the reader's fetch wait is short: a fetch it leaves in flight delays the log-end
-        # offset request that releases payments (requests on a connection are answered in order)
+        # the reader asks the log-end offsets that release payments on a connection of its own:
+        # its fetches are long polls, and requests on one connection are answered in order
         self.reference = ReferenceReader(
             self.ref, {k: self.topics[k] for k in GLOBAL_TOPICS},
             cfg, fetch_max_wait_ms=s.fetch_max_wait_ms, group_id=f"{s.group_id}.reference",
@@ -224,7 +224,7 @@ class _Session:
     def run(self) -> None:
         scorer, s, parts = self.scorer, self.s, self.partitions
         while not scorer.stopping:
-            polled = self.consumer.poll(timeout_ms=s.poll_wait_ms, max_records=s.batch_size)
+            polled = self.consumer.poll(timeout_ms=self._poll_wait_ms(), max_records=s.batch_size)
             t0 = time.perf_counter()
             fresh = parts.apply_assignments() if parts.pending else set()
             ref_dead = self._poll_reference()
@@ -246,6 +246,15 @@ class _Session:
                 parts.update_lag()
                 self.last_lag = now
             self.metrics.iteration(time.perf_counter() - t0)
+
+    def _poll_wait_ms(self) -> int:
+        """Short while payments are held back (the next check may release them), long when
+        nothing is: the poll returns as soon as records arrive either way, so an idle scorer
+        sleeps instead of spinning (its fetches are long polls too, ``fetch_max_wait_ms``)."""
+        if not self.reference.caught_up() or self.partitions.pending or any(
+                a.buffered() for a in self.handler.aligners.values()):
+            return self.s.poll_wait_ms
+        return self.s.idle_poll_wait_ms
 
     def _swap_model(self) -> None:
         scorer = self.scorer

@@ -157,3 +157,22 @@ def test_state_topics_are_requested_compacted_with_the_configured_partitions():
         "cleanup.policy": "compact"}
     compact = {"cleanup.policy": "compact"}
     assert topic_configs("watchlist") == topic_configs("model.info") == compact
+
+
+def test_a_manifest_far_behind_the_tail_is_found_by_widening_the_window(broker, topic,
+                                                                        producer):
+    """The newest checkpoint of group g sits behind ~600 records of another group: restore
+    looks further back than the first window (and asks the log start only then), and a
+    partition that never had a checkpoint is reported missing, not waited for."""
+    old = _store(broker, topic, "g", producer)
+    old.write([_ckpt(0, b"g-state", 11)])
+    busy = _store(broker, topic, "busy", producer)
+    for i in range(200):
+        busy.write([_ckpt(0, f"busy-{i}".encode(), i)])
+    fresh = _store(broker, topic, "g", producer)
+    restored = fresh.restore([0, 4])  # both live in checkpoint partition 0; 4 never wrote
+    assert set(restored) == {0}
+    assert restored[0].state == b"g-state" and restored[0].payments_offset == 11
+    assert fresh.records_read > 64  # it did read past the first window
+    for s in (old, busy, fresh):
+        s.close()

@@ -79,7 +79,7 @@ def test_acknowledged_outputs_are_measured_and_an_unacknowledged_one_is_an_error
 
 
 def test_a_checkpoint_whose_outputs_failed_is_not_written(broker, topic_prefix):
-    """Step 1 of the commit (outputs durable) fails: no checkpoint, no group offset."""
+    """Step 2 of the commit (outputs durable) fails: no checkpoint, no group offset."""
     topic = topic_prefix + "scorer.checkpoints"
     ensure_topics(broker.bootstrap, [topic], partitions=1, prefix=topic_prefix)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
