@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import orjson
 
-from features.events import Login, Payment
+from features.events import Label, Login, Payment
 from features.reference import DEFAULT_KYC_COUNTRY, ReferenceData
 from features.vector import CHANNEL_CODES, FEATURE_NAMES, FEATURE_VERSION, FeatureVector
 
@@ -99,13 +99,16 @@ class _Account:
     """Running window aggregates of one account, valid at time ``max_t``.
 
     History is columnar (``array``/``bytearray``/lists of shared strings) to keep the state of
-    an active account small: payments ``pt pflag pamt pcp pdw`` (time, flags: 1 debit and 2
-    first-time sender, amount, counterparty, dwell seconds), logins ``lt lflag lctry ldev``
-    (time, flags: 1 success, 2 foreign, 4 impossible travel, country, device). Window ``w``
-    covers indices ``[p_w, len)``. Each column is in replay order. No arrival number is kept:
-    what a payment or login stores depends only on earlier events of its own kind, and windows
-    only on time, so how payments and logins of one instant interleave changes no later output
-    (a late event is replayed after everything of its instant: it arrived last).
+    an active account small: payments ``pt pflag pamt pcp pdw`` (time, flags: 1 debit, 2
+    first-time sender, 4 online, and above them the payment's :func:`event_hash`, so that a
+    label naming only an ``event_id`` can be resolved against it by
+    :meth:`FeatureEngine.resolve`; amount, counterparty, dwell seconds), logins
+    ``lt lflag lctry ldev`` (time, flags: 1 success, 2 foreign, 4 impossible travel, country,
+    device). Window ``w`` covers indices ``[p_w, len)``. Each column is in replay order. No
+    arrival number is kept: what a payment or login stores depends only on earlier events of
+    its own kind, and windows only on time, so how payments and logins of one instant
+    interleave changes no later output (a late event is replayed after everything of its
+    instant: it arrived last).
     """
 
     __slots__ = (
@@ -126,7 +129,7 @@ class _Account:
         # ids of events inside the lateness horizon, flat [id, t, id, t, ...]; None when empty
         self.recent: list[Any] | None = None
         self.pt = array("d")
-        self.pflag = bytearray()
+        self.pflag = array("I")  # flags | event_hash << 3
         self.pamt = array("d")
         self.pcp: list[str] = []
         self.pdw = array("d")
@@ -413,11 +416,12 @@ class _Account:
         ctry7 = self.ctry7
         ctry7[country] = ctry7.get(country, 0) + 1
 
-    def add_payment(self, t: float, is_debit: bool, amount: float, cp: str, online: bool
-                    ) -> tuple[float, float, float, float, float, float]:
+    def add_payment(self, t: float, is_debit: bool, amount: float, cp: str, online: bool,
+                    event_id_hash: int = 0) -> tuple[float, float, float, float, float, float]:
         """Append a payment; returns its history look-ups taken *before* it was added:
         (median, log-mean, log-std, secs since previous, first-to-cp, dwell). ``online``: an
-        online VND payment (mobile, internet, api), the scope of Decision 2345's thresholds."""
+        online VND payment (mobile, internet, api), the scope of Decision 2345's thresholds;
+        ``event_id_hash``: :func:`event_hash` of its ``event_id`` (0: unknown)."""
         cp = _intern(cp)  # one string object per counterparty, however many payments
         if is_debit:
             amts = self.amt_d
@@ -479,7 +483,7 @@ class _Account:
         if self.e10 == INF:
             self.e10 = t
         pt.append(t)
-        self.pflag.append(d | (new_sender << 1) | (4 if online else 0))
+        self.pflag.append(d | (new_sender << 1) | (4 if online else 0) | (event_id_hash << 3))
         day = int((t + LOCAL_OFFSET_S) // DAY)
         if day != self.day_no:
             self.day_no = day
@@ -565,9 +569,44 @@ class _Account:
             else:
                 flags = self.pflag[i]
                 rows.append(("p", pt[i], bool(flags & 1), self.pamt[i], self.pcp[i],
-                             bool(flags & 4)))
+                             bool(flags & 4), flags >> 3))
                 i += 1
         return rows
+
+    def device_age(self, device: str, t: float) -> float:
+        """Days since ``device`` first logged in to the account within the 30 days up to ``t``
+        (the 30-day login window); 0 when it never did (new at this payment). The window's
+        device counts (``dev_old``: older than 24 h, ``dev24``: the last 24 h) say where to
+        look, so a new device costs two look-ups and a habitual one a short scan."""
+        if device in self.dev_old:
+            start = self.l30
+        elif device in self.dev24:
+            start = self.l24
+        else:
+            return 0.0
+        ldev = self.ldev
+        for i in range(start, len(ldev)):
+            if ldev[i] == device:
+                return (t - self.lt[i]) / DAY
+        return 0.0
+
+    def find_payment(self, event_id_hash: int) -> int:
+        """The index of the retained payment whose event id hashes to ``event_id_hash``; -1
+        when none or when more than one does (a hash collision: not resolved)."""
+        found = -1
+        pflag = self.pflag
+        for i in range(len(pflag)):
+            if pflag[i] >> 3 == event_id_hash:
+                if found >= 0:
+                    return -1
+                found = i
+        return found
+
+
+def event_hash(event_id: str) -> int:
+    """A 29-bit hash of an event id, stable across processes (kept with each payment: 3 bytes
+    of state per payment more than the flags alone)."""
+    return zlib.crc32(event_id.encode("utf-8")) >> 3
 
 
 class FeatureEngine:
@@ -621,6 +660,9 @@ class FeatureEngine:
         self._frames.pop(payment.account_id, None)
         self._dirty.add(payment.account_id)
         self.stats.payments += 1
+        ref = self.reference
+        if ref.awaiting:  # a label that came before its payment: resolved before the features
+            ref.paid(payment)
         if t >= acct.max_t:
             acct.advance(t, self.retention_s)
             return self._apply_payment(acct, payment)
@@ -655,6 +697,30 @@ class FeatureEngine:
 
     def n_accounts(self) -> int:
         return len(self._accounts)
+
+    def resolve(self, labels: list[Label] | None = None) -> int:
+        """Resolve labels awaiting their payment (``ReferenceData.awaiting``; all of them, or
+        ``labels``) against the payments this engine holds: a label's payment is looked up in
+        its own account's retained history by event id. Each one found is settled with
+        ``ReferenceData.resolve`` (which queues the record to publish). Returns how many were
+        found here."""
+        ref = self.reference
+        if labels is None:
+            labels = [lb for waiting in ref.awaiting.values() for lb in waiting]
+        found = 0
+        for label in labels:
+            event_id = label.event_id
+            if event_id is None or event_id not in ref.awaiting:
+                continue
+            acct = self._accounts.get(label.account_id)
+            if acct is None:
+                continue
+            i = acct.find_payment(event_hash(event_id))
+            if i < 0:
+                continue
+            ref.resolve(label, acct.pt[i], bool(acct.pflag[i] & 1), acct.pamt[i], acct.pcp[i])
+            found += 1
+        return found
 
     def evict_idle(self, now_t: float) -> int:
         """Drop accounts whose newest event is older than the retention; returns how many."""
@@ -824,7 +890,8 @@ class FeatureEngine:
             elif target is not None and r is target[0] and target[1] is not None:
                 vector = self._apply_payment(acct, target[1])
             else:
-                acct.add_payment(t, r[2], r[3], r[4], r[5] if len(r) > 5 else False)
+                acct.add_payment(t, r[2], r[3], r[4], r[5] if len(r) > 5 else False,
+                                 r[6] if len(r) > 6 else 0)
         return vector
 
     def _apply_payment(self, acct: _Account, p: Payment) -> FeatureVector:
@@ -833,8 +900,8 @@ class FeatureEngine:
         amount = p.amount
         cp = p.counterparty_account
         online = p.currency == "VND" and p.channel in ONLINE_CHANNELS
-        median, mean, std, prev_gap, first_cp, dwell = acct.add_payment(t, is_debit, amount, cp,
-                                                                        online)
+        median, mean, std, prev_gap, first_cp, dwell = acct.add_payment(
+            t, is_debit, amount, cp, online, event_hash(p.event_id))
         ref = self.reference
         info = ref.account(p.account_id)
         if median == median:
@@ -875,9 +942,10 @@ class FeatureEngine:
         day_sum = acct.day_sum
         pay_device = p.device_id
         if pay_device is None:
-            new_device_debit = NAN
+            new_device_debit = device_age = NAN
         else:
             new_device_debit = 1.0 if is_debit and pay_device not in acct.dev_old else 0.0
+            device_age = acct.device_age(pay_device, t)
         fan_in_cash_out = 1.0 if (is_debit and len(acct.snd24) >= 3 and credit_sum_24h > 0
                                   and acct.d24s >= 0.8 * credit_sum_24h) else 0.0
         if info is not None:
@@ -899,6 +967,7 @@ class FeatureEngine:
             day_sum / LIMIT_20M,
             1.0 if online_debit and NEAR_20M <= day_sum <= LIMIT_20M else 0.0,
             new_device_debit,
+            device_age,
             fan_in_cash_out,
             age_flow,
             new_business,
@@ -986,7 +1055,7 @@ def _with_shares(risk: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
 
 
 ZERO_OWN: tuple[float, ...] = (0.0,) * 18
-assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 11 + 8
+assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 12 + 8
 
 
 def _frame(account_id: str, acct: _Account) -> bytes:

@@ -31,15 +31,28 @@ from dataclasses import dataclass
 from typing import Final
 
 from features.devices import DeviceLinks
-from features.events import Account, ConfirmedPayment, Label, Payment, WatchEntry
+from features.events import (
+    Account,
+    ConfirmedPayment,
+    Label,
+    Payment,
+    WatchEntry,
+    utc_from_epoch,
+)
 
-__all__ = ["BAD_LABELS", "AccountInfo", "ConfirmedPayment", "ReferenceData", "confirmed_payment"]
+__all__ = ["BAD_LABELS", "RESOLVE_HORIZON_S", "AccountInfo", "ConfirmedPayment", "ReferenceData",
+           "confirmed_from", "confirmed_payment", "label_only"]
 
 BAD_LABELS: Final = frozenset({"fraud", "mule"})
 DEFAULT_KYC_COUNTRY: Final = "VN"  # an account we have no profile for is assumed domestic
 DAY_S: Final = 86400.0
 FRAUD_WINDOWS: Final = ((1, "1d", 86400.0), (7, "7d", 7 * 86400.0), (30, "30d", 30 * 86400.0))
 INF: Final = math.inf
+# a label resolves against its payment only if the payment was made at most this long before
+# the label's confirmation: a live scorer keeps an account's payments for the engine's
+# retention (30 + 7 days + lateness) after the account's newest event; 35 days leaves two days
+# for labels that reach the scorer after their confirmation time
+RESOLVE_HORIZON_S: Final = 35 * DAY_S
 NAN: Final = math.nan
 
 
@@ -58,22 +71,54 @@ def confirmed_payment(label: Label, payment: Payment | None = None) -> Confirmed
     """The confirmed payment a ``fraud``/``mule`` label names, or None (account-level label,
     ``legit`` label, or a payment we cannot place: unknown ``event_id`` and no counterparty).
 
-    With the payment (same ``event_id``): a debit was sent by its account to its counterparty,
-    a credit received by its account from its counterparty. Without it: the label's account sent
-    the money to the label's ``counterparty_account`` (the contract: who received it)."""
+    With the payment (same ``event_id``, of the label's own account, made at most
+    :data:`RESOLVE_HORIZON_S` before the label's confirmation and not after it: what a live
+    scorer still holds, see :func:`confirmed_from`): a debit was sent by its account to its
+    counterparty, a credit received by its account from its counterparty. Without it: the
+    label's account sent the money to the label's ``counterparty_account`` (the contract: who
+    received it)."""
     if label.label not in BAD_LABELS or label.event_id is None:
         return None
-    if payment is not None and payment.event_id == label.event_id:
-        if payment.direction == "debit":
-            sender, sender_bank = payment.account_id, None
-            receiver, receiver_bank = payment.counterparty_account, payment.counterparty_bank
-        else:
-            sender, sender_bank = payment.counterparty_account, payment.counterparty_bank
-            receiver, receiver_bank = payment.account_id, None
-        return ConfirmedPayment(label.label_id, label.confirmed_at, label.label, sender, receiver,
-                                sender_bank, receiver_bank, label.event_id, payment.amount,
-                                payment.ts)
-    if label.counterparty_account is None:
+    if (payment is not None and payment.event_id == label.event_id
+            and payment.account_id == label.account_id):
+        return confirmed_from(label, payment.t, payment.direction == "debit", payment.amount,
+                              payment.counterparty_account)
+    return label_only(label)
+
+
+def confirmed_from(label: Label, paid_t: float, is_debit: bool, amount: float,
+                   counterparty: str) -> ConfirmedPayment | None:
+    """The record of ``label`` resolved against its payment (of the label's account), given
+    what the feature engine keeps of a payment: time, direction, amount, counterparty. One
+    function for training replay and the live scorer, so both publish the same record:
+
+    * a payment made more than :data:`RESOLVE_HORIZON_S` before the confirmation is treated as
+      unknown (a live scorer has dropped it from its state by then): :func:`label_only`; so is
+      a payment made after the confirmation (a label cannot confirm what has not happened);
+    * bank codes come from the label (the engine keeps no bank codes; accounts are matched by
+      number alone, so they change no feature);
+    * ``paid_at`` is the payment's time as UTC (the same float both ways)."""
+    if label.label not in BAD_LABELS or label.event_id is None:
+        return None
+    if paid_t > label.t or label.t - paid_t > RESOLVE_HORIZON_S:
+        return label_only(label)
+    account = label.account_id
+    if is_debit:
+        sender, sender_bank = account, None
+        receiver, receiver_bank = counterparty, label.counterparty_bank
+    else:
+        sender, sender_bank = counterparty, label.counterparty_bank
+        receiver, receiver_bank = account, None
+    return ConfirmedPayment(label.label_id, label.confirmed_at, label.label, sender, receiver,
+                            sender_bank, receiver_bank, label.event_id, amount,
+                            utc_from_epoch(paid_t))
+
+
+def label_only(label: Label) -> ConfirmedPayment | None:
+    """The record of a payment-level ``fraud``/``mule`` label whose payment is not known: its
+    account sent the money to its ``counterparty_account`` (None when it names none)."""
+    if label.label not in BAD_LABELS or label.event_id is None or (
+            label.counterparty_account is None):
         return None
     return ConfirmedPayment(label.label_id, label.confirmed_at, label.label, label.account_id,
                             label.counterparty_account, None, label.counterparty_bank,
@@ -113,8 +158,8 @@ class ReferenceData:
 
     __slots__ = ("_accounts", "_label_ids", "_account_bad", "_account_legit", "_event_legit",
                  "_confirmed", "_confirmed_by_event", "_watch", "_risk", "_dirty",
-                 "_flag_times", "_flag_deltas", "_cursor", "_counts", "_flagged", "unresolved",
-                 "devices")
+                 "_flag_times", "_flag_deltas", "_cursor", "_counts", "_flagged", "_unresolved",
+                 "awaiting", "_new_awaiting", "outbox", "expired", "devices")
 
     def __init__(self) -> None:
         self._accounts: dict[str, AccountInfo] = {}
@@ -134,9 +179,18 @@ class ReferenceData:
         self._cursor = 0  # deltas applied to _counts / _flagged
         self._counts: dict[str, int] = {}
         self._flagged: set[str] = set()
-        self.unresolved = 0  # payment-level bad labels that name no known payment or receiver
         # the shared device / IP table (features.devices): a global table like the others
         self.devices = DeviceLinks()
+        # payment-level bad labels with no record at all (no known payment, no receiver named)
+        self._unresolved: set[str] = set()
+        # payment-level bad labels still waiting for their payment (event_id -> labels): a live
+        # scorer resolves them against the payments its partitions hold (FeatureEngine.resolve,
+        # and on_payment for a payment that comes after its label); settled by a record derived
+        # from the payment (published by whichever scorer found it) or dropped after the horizon
+        self.awaiting: dict[str, list[Label]] = {}
+        self._new_awaiting: list[Label] = []
+        self.outbox: list[ConfirmedPayment] = []  # resolved here: to publish (take_outbox)
+        self.expired = 0  # awaiting labels dropped after the horizon without their payment
 
     @classmethod
     def of(cls, accounts: Iterable[Account] = (), labels: Iterable[Label] = (),
@@ -168,7 +222,9 @@ class ReferenceData:
 
     def add_label(self, label: Label, payment: Payment | None = None) -> bool:
         """Record a label (and the confirmed payment it names, see :func:`confirmed_payment`);
-        returns False for a duplicate ``label_id`` (ignored)."""
+        returns False for a duplicate ``label_id`` (ignored). A payment-level bad label given
+        without its payment waits in :attr:`awaiting` (with its label-only record meanwhile,
+        when it names a receiver)."""
         if label.label_id in self._label_ids:
             return False
         self._label_ids.add(label.label_id)
@@ -180,9 +236,12 @@ class ReferenceData:
         elif label.label in BAD_LABELS:
             record = confirmed_payment(label, payment)
             if record is None:
-                self.unresolved += 1
+                self._unresolved.add(label.label_id)
             else:
                 self.add_confirmed(record)
+            if payment is None:
+                self.awaiting.setdefault(label.event_id, []).append(label)
+                self._new_awaiting.append(label)
         else:
             _insort(self._event_legit, label.event_id, t)
             for label_id in self._confirmed_by_event.get(label.event_id, ()):
@@ -194,7 +253,7 @@ class ReferenceData:
     def add_confirmed(self, record: ConfirmedPayment) -> None:
         """Insert or replace (same ``label_id``) a confirmed payment: the record a global topic
         of confirmed beneficiaries carries. A record derived from the payment replaces one
-        derived from the label alone."""
+        derived from the label alone (and settles the label if it was awaiting)."""
         old = self._confirmed.get(record.label_id)
         if old is not None:
             if old.paid_at is not None and record.paid_at is None:
@@ -205,11 +264,81 @@ class ReferenceData:
                 ids = self._confirmed_by_event[old.event_id]
                 ids.remove(record.label_id)
         self._label_ids.add(record.label_id)
+        self._unresolved.discard(record.label_id)
         self._confirmed[record.label_id] = record
         if record.event_id is not None:
             self._confirmed_by_event.setdefault(record.event_id, []).append(record.label_id)
+            if record.paid_at is not None:
+                self._settle(record.event_id, record.label_id)
         self._touch(record.sender_account)
         self._touch(record.receiver_account)
+
+    # ------------------------------------------------------------------ labels awaiting
+    @property
+    def unresolved(self) -> int:
+        """Payment-level bad labels that have no record: no known payment, no receiver."""
+        return len(self._unresolved)
+
+    def take_new_awaiting(self) -> list[Label]:
+        """The labels that began awaiting their payment since the last call."""
+        new, self._new_awaiting = self._new_awaiting, []
+        return new
+
+    def resolve(self, label: Label, paid_t: float, is_debit: bool, amount: float,
+                counterparty: str) -> ConfirmedPayment | None:
+        """An awaiting ``label``'s payment was found (time, direction, amount, counterparty of
+        the label's account's payment): settle it. A record derived from the payment is applied
+        and queued in :attr:`outbox` (for the scorer to publish) unless the same record is held
+        already; None when the payment is outside the horizon (the label stays label-only)."""
+        assert label.event_id is not None
+        record = confirmed_from(label, paid_t, is_debit, amount, counterparty)
+        self._settle(label.event_id, label.label_id)
+        if record is None or record.paid_at is None:
+            return None
+        if self._confirmed.get(record.label_id) != record:
+            self.add_confirmed(record)
+            self.outbox.append(record)
+        return record
+
+    def paid(self, payment: Payment) -> None:
+        """A payment was applied (``FeatureEngine.on_payment``): settle the labels awaiting it
+        (a label that arrived before its payment)."""
+        labels = self.awaiting.get(payment.event_id)
+        if labels is None:
+            return
+        for label in list(labels):
+            if label.account_id == payment.account_id:
+                self.resolve(label, payment.t, payment.direction == "debit", payment.amount,
+                             payment.counterparty_account)
+
+    def take_outbox(self) -> list[ConfirmedPayment]:
+        """The records resolved here since the last call (to publish)."""
+        out, self.outbox = self.outbox, []
+        return out
+
+    def expire_awaiting(self, t: float) -> int:
+        """Stop waiting for the payments of labels confirmed more than the horizon before
+        ``t`` (their payment can no longer resolve them); returns how many were dropped."""
+        horizon = t - RESOLVE_HORIZON_S
+        dropped = 0
+        for event_id in [e for e, labels in self.awaiting.items()
+                         if all(lb.t < horizon for lb in labels)]:
+            dropped += len(self.awaiting.pop(event_id))
+        self.expired += dropped
+        return dropped
+
+    def n_awaiting(self) -> int:
+        return sum(len(labels) for labels in self.awaiting.values())
+
+    def _settle(self, event_id: str, label_id: str) -> None:
+        labels = self.awaiting.get(event_id)
+        if labels is None:
+            return
+        kept = [lb for lb in labels if lb.label_id != label_id]
+        if kept:
+            self.awaiting[event_id] = kept
+        else:
+            del self.awaiting[event_id]
 
     def add_watch(self, entry: WatchEntry) -> None:
         """Insert or replace (same bank and account) a watch-list entry (compacted topic)."""

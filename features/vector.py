@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FEATURE_VERSION = "3"  # 3: shared devices and IPs (DEVICE_NAMES)
+FEATURE_VERSION = "3"  # 3: shared devices and IPs (DEVICE_NAMES), device_age_days
 
 WINDOWS: tuple[tuple[str, float], ...] = (
     ("10m", 600.0),
@@ -124,6 +124,7 @@ VN_RULE_NAMES = (
     "online_debit_today_vs_20m",
     "just_under_20m_today",
     "debit_from_new_device",
+    "device_age_days",
     "fan_in_cash_out_24h",
     "young_or_old_credit_7d",
     "business_new_12m",

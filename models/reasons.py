@@ -8,9 +8,10 @@ model's internals. Every name of :data:`features.vector.FEATURE_NAMES` has a tem
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta, timezone
+from typing import Any
 
 from features.events import Payment, WatchEntry
 from features.reference import ReferenceData
@@ -297,6 +298,11 @@ TEMPLATES: dict[str, Template] = {
         lambda v: "transfer from a device the account never used before (Decision 2345/QD-NHNN"
         " asks for a biometric check)" if _yes(v) else "transfer from a known device",
         "device of the payment unknown"),
+    "device_age_days": _nan_or(
+        lambda v: "payment from a device first used on this account today (the quiet account"
+        " takeover's sign)" if v < 1 else f"payment from a device first used on this account"
+        f" {v:.0f} days ago" if v < 30 else "payment from a device in use for 30 days or more",
+        "device of the payment unknown"),
     "fan_in_cash_out_24h": lambda v: "money received from several accounts and moved out at"
     " once, leaving little (Circular 17/2024 sign)" if _yes(v)
     else "no fan-in and cash-out in 24 h",
@@ -338,6 +344,35 @@ def watchlist_reasons(ref: ReferenceData, payment: Payment) -> list[str]:
     entry = ref.watch_entry(payment.account_id, payment.t)
     if entry is not None:
         out.append(watchlist_phrase(entry, beneficiary=False))
+    return out
+
+
+# the vector's watch-list features of each party: a model reason on one of them is the one the
+# sentence replaces; else the sentence is a reason of its own under the first name
+_WATCH_FEATURES = {True: ("cp_watchlisted", "cp_days_since_listed"),
+                   False: ("account_watchlisted", "account_days_since_listed")}
+
+
+def with_watchlist(reasons: Sequence[Any], ref: ReferenceData, payment: Payment) -> list[Any]:
+    """An alert's reasons with the watch-list sentence of its beneficiary and of its account
+    holder when listed as of the payment's time (:func:`watchlist_reasons`): a model reason on
+    that party's watch-list feature gets the sentence as its text; otherwise the sentence is
+    appended as a reason of its own (value 1, contribution nan — it is no model contribution,
+    written ``null``). One function for the live scorer and any replay through it."""
+    out = list(reasons)
+    for beneficiary, account in ((True, payment.counterparty_account),
+                                 (False, payment.account_id)):
+        entry = ref.watch_entry(account, payment.t)
+        if entry is None:
+            continue
+        text = watchlist_phrase(entry, beneficiary=beneficiary)
+        names = _WATCH_FEATURES[beneficiary]
+        for i, r in enumerate(out):
+            if r.feature in names:
+                out[i] = Reason(r.feature, r.value, r.contribution, text)
+                break
+        else:
+            out.append(Reason(names[0], 1.0, math.nan, text))
     return out
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, select, tuple_
 from serving import casedb
 from serving import tables as T
 from serving.db import rfc3339
+from serving.risk import current_risk, min_key
 
 TIMELINE_POINTS = 500
 RECENT_PAYMENTS = 50
@@ -37,7 +38,26 @@ class RiskFilter:
 _R = T.account_risk
 _LIST_COLUMNS = (_R.c.account_id, _R.c.type, _R.c.score, _R.c.prev_score, _R.c.last_activity,
                  _R.c.top_reasons, _R.c.typology, _R.c.foreign_login, _R.c.foreign_countries,
-                 _R.c.case_id, _R.c.case_status)
+                 _R.c.case_id, _R.c.case_status, _R.c.risk_key)
+
+
+def risk_clock(conn: Connection) -> float | None:
+    """The store's clock for the fading risk: the newest activity (event time) of an account
+    with a scored payment (a replay of past days ranks and scores as it did live; a case opened
+    on an account with no payment, stamped with the wall clock, does not move it). One read of
+    the ``last_activity`` index. None when no account has a scored payment."""
+    return conn.execute(select(_R.c.last_activity).where(_R.c.top_event_id.is_not(None))
+                        .order_by(_R.c.last_activity.desc()).limit(1)).scalar()
+
+
+def _scores(row: Any, now: float | None) -> dict[str, Any]:
+    """The ``score`` (current risk at ``now``), ``peak_score``, ``prev_score`` and ``trend``
+    (peak against the previous 7 days) of an ``account_risk`` row, rounded for display."""
+    prev = row.prev_score
+    current = row.score if now is None else current_risk(row.score, row.last_activity, now)
+    return {"score": round(current, SCORE_DP), "peak_score": round(row.score, SCORE_DP),
+            "prev_score": None if prev is None else round(prev, SCORE_DP),
+            "trend": None if prev is None else round(row.score - prev, SCORE_DP)}
 
 
 def high_risk(conn: Connection, f: RiskFilter, after: tuple[float, str] | None,
@@ -47,7 +67,10 @@ def high_risk(conn: Connection, f: RiskFilter, after: tuple[float, str] | None,
     come back as ``orjson.Fragment`` (embedded by ``orjson.dumps`` as they are) instead of
     parsed lists."""
     as_json: Any = orjson.Fragment if fragments else json.loads
-    q = select(*_LIST_COLUMNS).where(_R.c.score >= f.min_score)
+    now = risk_clock(conn)
+    q = select(*_LIST_COLUMNS)
+    if f.min_score > 0:
+        q = q.where(_R.c.risk_key >= min_key(f.min_score, now if now is not None else 0.0))
     if f.type is not None:
         q = q.where(_R.c.type == f.type)
     if f.foreign_login is not None:
@@ -59,20 +82,17 @@ def high_risk(conn: Connection, f: RiskFilter, after: tuple[float, str] | None,
     if f.typology is not None:
         q = q.where(_R.c.typology == f.typology)
     if after is not None:  # keyset: strictly after the last row of the previous page
-        q = q.where(tuple_(_R.c.score, _R.c.account_id) < tuple_(*after))
-    q = q.order_by(_R.c.score.desc(), _R.c.account_id.desc()).limit(limit)
+        q = q.where(tuple_(_R.c.risk_key, _R.c.account_id) < tuple_(*after))
+    q = q.order_by(_R.c.risk_key.desc(), _R.c.account_id.desc()).limit(limit)
     out = []
     for row in conn.execute(q):
-        prev = row.prev_score
         out.append({  # "account_id" first: serving.auditlog counts a page's items by it
-            "account_id": row.account_id, "type": row.type, "score": round(row.score, SCORE_DP),
-            "prev_score": None if prev is None else round(prev, SCORE_DP),
-            "trend": None if prev is None else round(row.score - prev, SCORE_DP),
+            "account_id": row.account_id, "type": row.type, **_scores(row, now),
             "top_reasons": as_json(row.top_reasons), "typology": row.typology,
             "last_activity": rfc3339(row.last_activity), "foreign_login": row.foreign_login,
             "foreign_countries": as_json(row.foreign_countries),
             "case_id": row.case_id, "case_status": row.case_status,
-            "_key": (row.score, row.account_id),  # exact keyset position, for the cursor
+            "_key": (row.risk_key, row.account_id),  # exact keyset position, for the cursor
         })
     return out
 
@@ -99,9 +119,7 @@ def _risk(conn: Connection, account_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(*_LIST_COLUMNS).where(_R.c.account_id == account_id)).first()
     if row is None:
         return None
-    prev = row.prev_score
-    return {"score": row.score, "prev_score": prev,
-            "trend": None if prev is None else row.score - prev,
+    return {**_scores(row, risk_clock(conn)),
             "top_reasons": json.loads(row.top_reasons), "typology": row.typology,
             "last_activity": rfc3339(row.last_activity), "foreign_login": row.foreign_login,
             "foreign_countries": json.loads(row.foreign_countries),

@@ -2,8 +2,16 @@
 nothing: the sink is idempotent).
 
 * ``score`` — the highest payment score in the 7 days (event time) up to the account's latest
-  scored payment; ``prev_score`` — the highest in the 7 days before that (``None`` if none);
-  the API's ``trend`` is ``score - prev_score``.
+  scored payment (the API's ``peak_score``); ``prev_score`` — the highest in the 7 days before
+  that (``None`` if none); the API's ``trend`` is ``peak_score - prev_score``.
+* ``risk_key`` — what the ranked list orders by: the account's risk fades with inactivity,
+  halving every :data:`HALF_LIFE_S` (7 days) since its ``last_activity`` (latest payment or
+  login): ``risk(now) = score * 2 ** (-(now - last_activity) / HALF_LIFE_S)``. Since
+  ``log2 risk(now) = (risk_key - now) / HALF_LIFE_S`` with
+  ``risk_key = last_activity + HALF_LIFE_S * log2(score)``, the order by ``risk_key`` is the
+  order by current risk at any ``now``: the list stays one indexed query and a row changes only
+  when its account does. The API's ``score`` is :func:`current_risk` at the store's clock
+  (:func:`serving.reads.risk_clock`: the newest activity of an account with a scored payment).
 * ``top_reasons`` — the readable phrases of that riskiest payment; ``rule_typology`` its
   :func:`serving.typology.classify`.
 * ``foreign_countries`` — countries other than the account's KYC country (``VN`` if the account
@@ -13,17 +21,24 @@ nothing: the sink is idempotent).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, func, select
 
+from models.ranking import RISK_HALF_LIFE_DAYS, RISK_HALF_LIFE_S, faded
 from serving import tables as T
 from serving.db import now, upsert
 from serving.typology import classify, feature_value, from_case
 
 WINDOW_S = 7 * 86400.0
+# the ranked risk halves every 7 days without activity (models.ranking: the same setting the
+# training report's decayed account ranking uses)
+HALF_LIFE_DAYS = RISK_HALF_LIFE_DAYS
+HALF_LIFE_S = RISK_HALF_LIFE_S
+SCORE_FLOOR = 1e-6  # a score of 0 ranks as this (log2 of 0 is -inf)
 FOREIGN_WINDOW_S = 30 * 86400.0
 DEFAULT_KYC = "VN"
 CHUNK = 500
@@ -40,9 +55,26 @@ def chunks(items: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
         yield batch
 
 
+def risk_key(score: float, last_activity: float) -> float:
+    """The ranked list's order key (module docstring)."""
+    return last_activity + HALF_LIFE_S * math.log2(max(score, SCORE_FLOOR))
+
+
+def current_risk(score: float, last_activity: float, now: float) -> float:
+    """The ranked risk at ``now``: ``score`` halved for every :data:`HALF_LIFE_S` since
+    ``last_activity`` (none when ``now`` is not later)."""
+    return faded(score, now - last_activity)
+
+
+def min_key(min_risk: float, now: float) -> float:
+    """The smallest ``risk_key`` whose risk at ``now`` is at least ``min_risk`` (> 0)."""
+    return now + HALF_LIFE_S * math.log2(max(min_risk, SCORE_FLOOR))
+
+
 def blank_row(account_id: str, account_type: str, t: float) -> dict[str, Any]:
     return {
         "account_id": account_id, "type": account_type, "score": 0.0, "prev_score": None,
+        "risk_key": risk_key(0.0, t),
         "last_activity": t, "top_event_id": None, "top_reasons": "[]",
         "typology": "unusual_activity", "rule_typology": "unusual_activity",
         "foreign_login": False, "foreign_countries": "[]", "case_id": None,
@@ -69,6 +101,8 @@ def _types(conn: Connection, ids: list[str]) -> dict[str, tuple[str, str]]:
 def _save(engine: Engine, conn: Connection, rows: list[dict[str, Any]], owned: list[str]) -> None:
     if not rows:
         return
+    for row in rows:
+        row["risk_key"] = risk_key(row["score"], row["last_activity"])
     stmt = upsert(engine, T.account_risk)
     stmt = stmt.on_conflict_do_update(
         index_elements=["account_id"], set_={col: stmt.excluded[col] for col in owned}
@@ -76,9 +110,10 @@ def _save(engine: Engine, conn: Connection, rows: list[dict[str, Any]], owned: l
     conn.execute(stmt, rows)
 
 
-RISK_COLUMNS = ["type", "score", "prev_score", "last_activity", "top_event_id", "top_reasons",
-                "typology", "rule_typology", "updated_at"]
-FOREIGN_COLUMNS = ["type", "foreign_login", "foreign_countries", "last_activity", "updated_at"]
+RISK_COLUMNS = ["type", "score", "prev_score", "last_activity", "risk_key", "top_event_id",
+                "top_reasons", "typology", "rule_typology", "updated_at"]
+FOREIGN_COLUMNS = ["type", "foreign_login", "foreign_countries", "last_activity", "risk_key",
+                   "updated_at"]
 
 
 def refresh_scores(engine: Engine, conn: Connection, account_ids: Iterable[str]) -> None:

@@ -48,10 +48,13 @@ class ErrorResponse(BaseModel):
 
 
 class RiskSummary(BaseModel):
-    score: float = Field(description="Highest payment score in the 7 days (event time) up to "
-                                     "the account's latest scored payment")
+    score: float = Field(description="Current risk, what the list is ranked by: peak_score "
+                                     "halved for every 7 days without activity (payment or "
+                                     "login) up to the store's newest activity")
+    peak_score: float = Field(description="Highest payment score in the 7 days (event time) up "
+                                          "to the account's latest scored payment")
     prev_score: float | None = Field(description="Highest score in the 7 days before that")
-    trend: float | None = Field(description="score − prev_score (positive = rising)")
+    trend: float | None = Field(description="peak_score − prev_score (positive = rising)")
     top_reasons: list[str] = Field(description="Readable reasons of the riskiest payment")
     typology: Typology
     last_activity: str = Field(description="RFC 3339, event time")

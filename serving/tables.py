@@ -81,6 +81,8 @@ account_risk = Table(
     Column("score", Float, nullable=False),  # max score in the 7 days before last activity
     Column("prev_score", Float),  # max score in the 7 days before that
     Column("last_activity", Float, nullable=False),
+    # the ranked list's order: last_activity + 7 d * log2(score), serving.risk (risk fades)
+    Column("risk_key", Float, nullable=False),
     Column("top_event_id", String(ID_LEN)),
     Column("top_reasons", Text, nullable=False),  # JSON list of readable phrases
     Column("typology", String(32), nullable=False),  # rule_typology unless a case says more
@@ -90,11 +92,12 @@ account_risk = Table(
     Column("case_id", Integer),
     Column("case_status", String(20), nullable=False),  # 'none' when no case
     Column("updated_at", Float, nullable=False),
-    Index("ix_risk_rank", "score", "account_id"),
-    Index("ix_risk_type_rank", "type", "score", "account_id"),
-    Index("ix_risk_type_foreign_rank", "type", "foreign_login", "score", "account_id"),
-    Index("ix_risk_status_rank", "case_status", "score", "account_id"),
-    Index("ix_risk_typology_rank", "typology", "score", "account_id"),
+    Index("ix_risk_rank", "risk_key", "account_id"),
+    Index("ix_risk_type_rank", "type", "risk_key", "account_id"),
+    Index("ix_risk_type_foreign_rank", "type", "foreign_login", "risk_key", "account_id"),
+    Index("ix_risk_status_rank", "case_status", "risk_key", "account_id"),
+    Index("ix_risk_typology_rank", "typology", "risk_key", "account_id"),
+    Index("ix_risk_last_activity", "last_activity"),
 )
 
 cases = Table(

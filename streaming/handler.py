@@ -30,6 +30,7 @@ from features.events import (
     utc_from_epoch,
 )
 from features.replay import event_order_key
+from models.reasons import with_watchlist
 from models.scored import ScoredPayment, ScoreReason
 from models.thresholds import decide
 from streaming.align import PartitionAligner
@@ -358,7 +359,7 @@ class Handler:
         of = ScoredPayment.of
         return [
             Scored(of(pay, score=float(s), decision=d,
-                      reasons=r if r or d == "allow" else _no_standout(float(s), d),
+                      reasons=self._alert_reasons(pay, r, float(s), d),
                       model_version=version, scored_at=scored_at, late=late,
                       feature_values=vec.values),
                    vec, rec.partition, rec.offset, rec.timestamp_ms, rec.polled_at)
@@ -366,6 +367,16 @@ class Handler:
                 payments, vectors, scores, decisions, reasons, meta, strict=True
             )
         ]
+
+
+    def _alert_reasons(self, payment: Payment, reasons: list[Any], score: float,
+                       decision: str) -> list[Any]:
+        """A review's or hold's reasons: the model's (or :func:`_no_standout`), with the
+        watch-list sentence of a listed beneficiary or account holder
+        (:func:`models.reasons.with_watchlist`). An allowed payment's stay as computed."""
+        if decision == "allow":
+            return reasons
+        return with_watchlist(reasons or _no_standout(score, decision), self.ref, payment)
 
 
 def _no_standout(score: float, decision: str) -> list[ScoreReason]:

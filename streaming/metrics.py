@@ -67,6 +67,18 @@ class ScorerMetrics:
             "CANHGIAC_STALL_AFTER_S (each time, the fetch is re-established)",
             ["topic", "partition"], registry=r)
         self.partitions = Gauge("canhgiac_scorer_partitions", "Partitions assigned", registry=r)
+        self.confirmed_published = Counter(
+            "canhgiac_scorer_confirmed_published",
+            "Confirmed payments resolved here from a label and its payment, and published",
+            registry=r)
+        self.labels_awaiting = Gauge(
+            "canhgiac_scorer_labels_awaiting",
+            "Payment-level fraud/mule labels whose payment no scorer has resolved yet",
+            registry=r)
+        self.labels_expired = Counter(
+            "canhgiac_scorer_labels_expired",
+            "Labels no longer awaited: no scorer found their payment within 35 days",
+            registry=r)
         self._last_checkpoint = time.monotonic()
         self.checkpoint_age.set_function(lambda: time.monotonic() - self._last_checkpoint)
         self._version: str | None = None

@@ -1,5 +1,5 @@
 """The scorer's outputs and their acknowledgements: ``payments.scored``, ``alerts``,
-``payments.dlq``.
+``payments.dlq`` (and ``confirmed_payments``, :mod:`streaming.confirmed`).
 
 :class:`Outputs` owns the producer. :meth:`Outputs.emit` sends one handled batch: every dead
 letter (raw bytes + reason headers), one ``payments.scored`` record per scored payment
@@ -27,6 +27,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from features.events import ConfirmedPayment, encode
 from streaming.handler import HandleResult
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,17 @@ class Outputs:
         if result.scored or result.dead_letters:
             self.acks.sent([sc.timestamp_ms for sc in result.scored])
         return alerts
+
+    def publish_confirmed(self, records: list[ConfirmedPayment]) -> None:
+        """Send confirmed payments resolved here to the compacted ``confirmed_payments``
+        topic, key = ``label_id`` (made durable with the other outputs)."""
+        if not records:
+            return
+        topic = self.topics["confirmed_payments"]
+        for record in records:
+            self.producer.send(topic, key=record.label_id.encode(),
+                               value=encode(record)).add_errback(self._failed)
+        self.acks.sent([])
 
     def _failed(self, exc: BaseException) -> None:
         """Errback of every output send (runs on the producer's thread)."""

@@ -1,5 +1,5 @@
-"""The global tables (``labels``, ``accounts``, ``watchlist``): read in full by every scorer,
-outside the group.
+"""The global tables (``labels``, ``accounts``, ``watchlist``, ``confirmed_payments``): read
+in full by every scorer, outside the group.
 
 A plain consumer (no group) is assigned every partition of both topics from the beginning and
 feeds one shared :class:`~features.engine.ReferenceData`. ``caught_up()`` says whether
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from features.events import Account, Label, Rejection, WatchEntry, decode
+from features.events import Account, ConfirmedPayment, Label, Rejection, WatchEntry, decode
 from streaming.handler import DeadLetter, RawRecord
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ class ReferenceReader:
         self.labels = 0
         self.accounts = 0
         self.watch_entries = 0
+        self.confirmed = 0
         self.rejects_seen_before = 0  # rejects not sent again (dead-lettered by an earlier run)
 
     def poll(self, timeout_ms: int = 0) -> tuple[list[Account], list[DeadLetter]]:
@@ -96,6 +97,10 @@ class ReferenceReader:
                     elif isinstance(event, WatchEntry):
                         self.ref.add_watch(event)
                         self.watch_entries += 1
+                        continue
+                    elif isinstance(event, ConfirmedPayment):
+                        self.ref.add_confirmed(event)
+                        self.confirmed += 1
                         continue
                     else:
                         self.ref.add_account(event)

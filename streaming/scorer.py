@@ -2,7 +2,7 @@
 
 The loop (:meth:`_Session.run`), one iteration:
 
-    poll → assignments (restore/seek) → reference tables → model swap
+    poll → assignments (restore/seek) → reference tables → confirmed labels → model swap
          → Handler.handle (decode, align, update state, score one matrix)
          → emit (payments.scored / alerts / payments.dlq) → checkpoint if due → lag
 
@@ -36,6 +36,7 @@ from features.engine import ReferenceData
 from streaming.align import LOGINS, PAYMENTS
 from streaming.checkpoint import CHECKPOINT_TOPIC, CheckpointStore
 from streaming.config import ScorerSettings
+from streaming.confirmed import ConfirmedLabels
 from streaming.devices import ScorerDevices
 from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
 from streaming.metrics import ScorerMetrics
@@ -43,7 +44,7 @@ from streaming.outputs import OUTPUTS, Outputs
 from streaming.partitions import Partitions
 from streaming.reference import ReferenceReader
 from streaming.reload import ModelProvider, ModelWatcher
-from streaming.topics import ensure_topics_with, warn_if_not_compacted
+from streaming.topics import GLOBAL_TOPICS, ensure_topics_with, warn_if_not_compacted
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +152,15 @@ class _Session:
         self.s = s
         self.metrics = scorer.metrics
         cfg = s.kafka_client_config()
-        self.topics = {k: s.topic(k) for k in ("payments", "logins", "labels", "accounts",
-                                               "watchlist", *OUTPUTS)}
+        self.topics = {k: s.topic(k) for k in ("payments", "logins", *GLOBAL_TOPICS, *OUTPUTS)}
         self.kind_of = {self.topics[PAYMENTS]: PAYMENTS, self.topics[LOGINS]: LOGINS}
         ckpt_topic = s.topic(CHECKPOINT_TOPIC)
-        ensure_topics_with(cfg, [self.topics[k] for k in (*OUTPUTS, "watchlist")] + [ckpt_topic],
+        ensure_topics_with(cfg, [self.topics[k] for k in (*OUTPUTS, "watchlist",
+                                                          "confirmed_payments")] + [ckpt_topic],
                            partitions=s.topic_partitions, replication=s.topic_replication,
                            prefix=s.topic_prefix)
-        warn_if_not_compacted(cfg, [self.topics[k] for k in ("labels", "accounts", "watchlist")]
-                              + [ckpt_topic], prefix=s.topic_prefix)
+        warn_if_not_compacted(cfg, [self.topics[k] for k in GLOBAL_TOPICS] + [ckpt_topic],
+                              prefix=s.topic_prefix)
         self.outputs = Outputs(cfg, self.topics, self.metrics)
         self._opened.append(self.outputs.close)
         self.ref = ReferenceData()
@@ -171,10 +172,11 @@ class _Session:
         # the reader asks the log-end offsets that release payments on a connection of its own:
         # its fetches are long polls, and requests on one connection are answered in order
         self.reference = ReferenceReader(
-            self.ref, {k: self.topics[k] for k in ("labels", "accounts", "watchlist")},
+            self.ref, {k: self.topics[k] for k in GLOBAL_TOPICS},
             cfg, fetch_max_wait_ms=s.fetch_max_wait_ms, group_id=f"{s.group_id}.reference",
         )
         self._opened.append(self.reference.close)
+        self.confirmed = ConfirmedLabels(self.ref, self.handler, self.metrics)
         # the reader's log-end offset request runs here while the loop decodes (its only user)
         self._confirming = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-reference")
         self._opened.append(lambda: self._confirming.shutdown(wait=True))
@@ -235,6 +237,7 @@ class _Session:
             t0 = time.perf_counter()
             fresh = parts.apply_assignments() if parts.pending else set()
             ref_dead = self._poll_reference()
+            self.confirmed.resolve(fresh, self.reference.caught_up())
             self._swap_model()
             batch = self._batch(polled, fresh, t0)
             self._ends = None
@@ -243,6 +246,7 @@ class _Session:
                                          self._reference_ready(batch))
             result.dead_letters.extend(ref_dead)
             self._emit(result)
+            self.outputs.publish_confirmed(self.confirmed.take())
             if batch:
                 self.metrics.batch_seconds.observe(time.perf_counter() - t0)
             now = time.monotonic()

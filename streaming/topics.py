@@ -19,7 +19,7 @@ from kafka.errors import TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 INPUT_TOPICS = ("payments", "logins")
-GLOBAL_TOPICS = ("labels", "accounts", "watchlist")
+GLOBAL_TOPICS = ("labels", "accounts", "watchlist", "confirmed_payments")
 OUTPUT_TOPICS = ("payments.scored", "alerts", "payments.dlq", "account.actions")
 # shared devices and IPs (streaming.devices): the repartition by device / IP and its table;
 # both with the same partition count (the processor writes a key's table record to the
@@ -27,8 +27,8 @@ OUTPUT_TOPICS = ("payments.scored", "alerts", "payments.dlq", "account.actions")
 DEVICE_TOPICS = ("device.sightings", "device.links")
 ALL_TOPICS = INPUT_TOPICS + GLOBAL_TOPICS + OUTPUT_TOPICS + DEVICE_TOPICS
 # keyed state: the newest record per key is the truth
-COMPACTED_TOPICS = frozenset({"labels", "accounts", "watchlist", "scorer.checkpoints",
-                              "model.info", "device.links"})
+COMPACTED_TOPICS = frozenset({"labels", "accounts", "watchlist", "confirmed_payments",
+                              "scorer.checkpoints", "model.info", "device.links"})
 COMPACT = {"cleanup.policy": "compact"}
 
 

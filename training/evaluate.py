@@ -31,6 +31,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from features.vector import FEATURE_INDEX
+from models.ranking import RISK_HALF_LIFE_DAYS
 from models.thresholds import top_k
 from training.dataset import EvalSet
 
@@ -39,7 +40,7 @@ MAIN_BUDGET = 0.005
 ACCOUNTS_PER_DAY = 100
 ACCOUNT_KS = (20, 100)
 RANKING_WINDOW_S = 7 * 86400.0  # serving/risk.py: the highest score of the last 7 days
-DECAY_HALF_LIFE_DAYS = 3.0
+DECAY_HALF_LIFE_DAYS = RISK_HALF_LIFE_DAYS  # what GET /v1/accounts/high-risk ranks by
 LOCAL_OFFSET_S = 7 * 3600.0  # Asia/Ho_Chi_Minh, no daylight saving
 KEY_METRICS = ("roc_auc", "average_precision", "recall_at_budget_0_5pct",
                "precision_at_100_accounts_per_day")
@@ -94,7 +95,7 @@ def account_ranking_precision(scores: np.ndarray, ev: EvalSet, k: int,
         ranked = per["score"].to_numpy()
         if half_life_days is not None:
             idle_days = (end - per["last"].to_numpy()) / 86400.0
-            ranked = ranked * 0.5 ** (idle_days / half_life_days)
+            ranked = ranked * 0.5 ** (idle_days / half_life_days)  # models.ranking.faded
         order = np.argsort(-ranked, kind="stable")[:k]
         top = per.index.to_numpy()[order]
         precisions.append(float(np.mean([a in involved for a in top])) if top.size else 0.0)

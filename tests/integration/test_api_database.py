@@ -21,6 +21,7 @@ from serving import casedb
 from serving import tables as T
 from serving.cases import TransitionError
 from serving.migrate import head
+from serving.reads import RiskFilter
 from serving.store import CaseStore
 from tests.integration.test_api_support import BASE, account, login, make_api, scored, seed
 
@@ -170,7 +171,7 @@ def test_an_empty_database_is_migrated_to_the_model(store_url):
     s = CaseStore(store_url)
     try:
         tables, revision = _tables(store_url)
-        assert revision == head() == "0004"
+        assert revision == head() == "0005"
         assert {"cases", "audit", "api_keys", "alembic_version"} <= tables
         with s.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(
@@ -197,11 +198,22 @@ def test_the_pre_migration_schema_is_upgraded_with_its_data(store_url):
         conn.execute(insert(old.tables["audit"]).values(
             at=0.0, actor="Sup1", role="supervisor", action="account.read", target="biz-1",
             request_id="abc"))
+        conn.execute(insert(old.tables["account_risk"]), [dict(
+            account_id=a, type="business", score=score, prev_score=None, last_activity=t,
+            top_event_id="e", top_reasons="[]", typology="unusual_activity",
+            rule_typology="unusual_activity", foreign_login=False, foreign_countries="[]",
+            case_id=None, case_status="none", updated_at=0.0)
+            for a, score, t in (("old-peak", 0.9, 0.0), ("new-low", 0.5, 30 * 86400.0))])
     engine.dispose()
     store = CaseStore(store_url)  # start-up stamps the baseline and upgrades
     try:
         assert _tables(store_url)[1] == head()
         assert [(k["name"], k["user"]) for k in store.list_keys()] == [("Sup1", "sup1")]
+        # ranked rows got their fading-risk key: the month-old 0.9 now ranks below today's 0.5
+        ranked = store.high_risk(RiskFilter(), None, 10)
+        assert [(r["account_id"], r["peak_score"]) for r in ranked] == [
+            ("new-low", 0.5), ("old-peak", 0.9)]
+        assert ranked[1]["score"] == pytest.approx(0.9 * 2 ** (-30 / 7), abs=1e-6)
         case = store.get_case(1)
         assert case["status"] == "freeze_requested" and case["release_requested_by"] is None
         with pytest.raises(TransitionError):  # maker-checker holds on the migrated case
@@ -230,9 +242,9 @@ def test_canhgiac_db_upgrade_and_concurrent_starts(store_url, monkeypatch, capsy
     for s in stores:
         s.close()
     assert main(["db", "upgrade"]) == 0
-    assert "already at revision 0004" in capsys.readouterr().out
+    assert f"already at revision {head()}" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
-    assert capsys.readouterr().out.strip() == "0004 (newest)"
+    assert capsys.readouterr().out.strip() == f"{head()} (newest)"
 
 
 def test_sqlite_files_are_private(tmp_path):

@@ -90,6 +90,40 @@ def test_risk_is_the_max_of_the_last_seven_days_with_a_trend(store):
     assert _risk(store, "a")["last_activity"] == "2026-03-10T09:00:00Z"
 
 
+def test_risk_fades_with_inactivity_and_ranks_below_a_recent_lower_peak(store):
+    """Half-life 7 days, at the store's clock (the newest activity): a 0.9 peak a month old
+    ranks below today's 0.5; a 0.6 a day old still ranks above it; a login is activity."""
+    store.write_scored([scored("o1", "old", 0.9, BASE)])
+    store.write_scored([scored("r1", "recent", 0.6, BASE + timedelta(days=29))])
+    store.write_scored([scored("n1", "new", 0.5, BASE + timedelta(days=30))])
+    ranked = store.high_risk(RiskFilter(), None, 10)
+    assert [r["account_id"] for r in ranked] == ["recent", "new", "old"]
+    by_id = {r["account_id"]: r for r in ranked}
+    assert by_id["old"]["score"] == pytest.approx(0.9 * 2 ** (-30 / 7), abs=1e-6)
+    assert by_id["recent"]["score"] == pytest.approx(0.6 * 2 ** (-1 / 7), abs=1e-6)
+    assert (by_id["new"]["score"], by_id["old"]["peak_score"]) == (0.5, 0.9)
+    # the filter is on the current risk; pages of one follow the same order
+    assert [r["account_id"] for r in store.high_risk(RiskFilter(min_score=0.3), None, 10)] == [
+        "recent", "new"]
+    pages, after = [], None
+    while True:
+        page = store.high_risk(RiskFilter(), after, 1)
+        if not page:
+            break
+        pages.append(page[0]["account_id"])
+        after = page[0]["_key"]
+    assert pages == ["recent", "new", "old"]
+    # the clock moves on: a week later everyone has halved, the order is unchanged
+    store.write_scored([scored("x1", "other", 0.01, BASE + timedelta(days=37))])
+    later = {r["account_id"]: r for r in store.high_risk(RiskFilter(), None, 10)}
+    assert later["new"]["score"] == pytest.approx(0.25, abs=1e-6)
+    assert [r["account_id"] for r in store.high_risk(RiskFilter(), None, 3)] == [
+        "recent", "new", "old"]
+    # the old account logs in: active again, its peak counts in full
+    store.write_logins([login("lg", "old", "VN", BASE + timedelta(days=37))])
+    assert store.high_risk(RiskFilter(), None, 1)[0]["account_id"] == "old"
+
+
 def test_foreign_logins_follow_the_kyc_country(store):
     store.write_logins([login("l1", "a", "KH", BASE), login("l2", "b", "KH", BASE),
                         login("l3", "c", "TH", BASE, success=False),

@@ -151,7 +151,8 @@ def test_state_topics_are_requested_compacted_with_the_configured_partitions():
     compacted = {n for n, t in specs.items() if (t.topic_configs or {}).get(
         "cleanup.policy") == "compact"}
     assert compacted == {prefix + n for n in ("labels", "accounts", "watchlist",
-                                              "device.links", CHECKPOINT_TOPIC)}
+                                              "confirmed_payments", "device.links",
+                                              CHECKPOINT_TOPIC)}
     assert not specs[prefix + "device.sightings"].topic_configs  # a repartition: not compacted
     assert all(t.num_partitions == 12 and t.replication_factor == 3 for t in specs.values())
     assert topic_configs("payments") == {} and topic_configs("bank1.accounts", "bank1.") == {

@@ -141,3 +141,48 @@ def test_a_watch_list_loaded_from_csv_reaches_the_scorers_reference_data(broker,
     assert entry is not None and entry.source == "SIMO"
     assert ref.watch_entry("0071000123456", listed - 60) is None  # not before its listing
     assert ref.is_flagged("88001", datetime(2026, 3, 14, tzinfo=UTC).timestamp())
+
+
+def test_confirmed_payments_are_a_global_table_and_bad_records_dead_letters(broker):
+    """Every scorer reads the published confirmed payments: a record reaches the reference data
+    (the beneficiary has received confirmed fraud from its payment time on), a record that
+    breaks the contract — arbitrary bytes included — goes to the dead letters, never raises."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from features.events import ConfirmedPayment, Rejection, decode
+
+    prefix = f"refcp{os.getpid()}."
+    create_topics(broker.bootstrap, prefix)
+    record = ConfirmedPayment("LB-9", START + timedelta(days=2), "fraud", "VICTIM", "MULE-9",
+                              event_id="P9", amount=7e6, paid_at=START)
+    garbage: list[bytes] = []
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=200))
+    def collect(raw: bytes) -> None:
+        if isinstance(decode("confirmed_payments", raw), Rejection):
+            garbage.append(raw)
+
+    collect()
+    bad = [b'{"label_id": "LB-x", "label": "legit"}', *garbage[:10]]
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    producer.send(prefix + "confirmed_payments", key=b"LB-9", value=encode(record))
+    for i, raw in enumerate(bad):
+        producer.send(prefix + "confirmed_payments", key=f"bad-{i}".encode(), value=raw)
+    producer.flush()
+    producer.close()
+    ref = ReferenceData()
+    reader = ReferenceReader(ref, {"confirmed_payments": prefix + "confirmed_payments"},
+                             {"bootstrap_servers": broker.bootstrap}, fetch_max_wait_ms=100)
+    try:
+        dead: list = []
+        _poll_until(reader, reader.caught_up, dead)
+        assert reader.confirmed == 1 and ref.confirmed_payments() == [record]
+        t = (START + timedelta(days=3)).timestamp()
+        assert ref.fraud_history("MULE-9", t)[4:6] == (1.0, 7e6)
+        assert ref.fraud_history("MULE-9", START.timestamp() + 86400)[4] == 0.0  # not yet
+        assert sorted(d.record.value for d in dead) == sorted(bad)
+        assert {d.record.kind for d in dead} == {"confirmed_payments"}
+    finally:
+        reader.close()

@@ -159,8 +159,9 @@ def test_every_payment_is_scored_exactly_as_the_offline_replay(e2e):
 def test_scorer_to_projection_to_api(e2e, broker, tmp_path):
     """End to end as the service runs: the scorer's payments.scored → the case-store
     projection (its own consumer group) → the investigators' API. The store gets each scored
-    payment once with the score sent to Kafka, every login and account; each account's risk is
-    its highest score of the last 7 days; the API ranks the accounts by it."""
+    payment once with the score sent to Kafka, every login and account; each account's peak is
+    its highest score of the last 7 days; the API ranks the accounts by it, faded with
+    inactivity."""
     from fastapi.testclient import TestClient
     from sqlalchemy import func, select
 
@@ -197,8 +198,12 @@ def test_scorer_to_projection_to_api(e2e, broker, tmp_path):
         if r.event_t > last_t[r.account_id] - WINDOW_S:
             expected[r.account_id] = max(expected.get(r.account_id, -1.0), r.score)
     ranked = store.high_risk(RiskFilter(), None, limit=len(expected) + 10)
-    # the API rounds scores to 6 decimals
-    assert {a["account_id"]: a["score"] for a in ranked} == pytest.approx(expected, abs=5.1e-7)
+    # the API rounds scores to 6 decimals; the ranked (current) risk fades with inactivity
+    assert {a["account_id"]: a["peak_score"] for a in ranked} == pytest.approx(expected,
+                                                                               abs=5.1e-7)
+    current = [a["score"] for a in ranked]
+    assert current == sorted(current, reverse=True)
+    assert all(a["score"] <= a["peak_score"] for a in ranked)
     key = store.create_key("viewer-1", "viewer")[1]
     with TestClient(create_app(settings, store=store)) as client:
         r = client.get("/v1/accounts/high-risk", params={"limit": 20, "min_score": 0},

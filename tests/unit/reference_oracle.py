@@ -11,6 +11,7 @@ from features.events import Label, Payment, WatchEntry
 
 DAY = 86400.0
 BAD = ("fraud", "mule")
+RESOLVE_DAYS = 35
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,10 @@ def records(labels: Sequence[Label], payments: dict[str, Payment]) -> list[Rec]:
         if lb.label not in BAD or lb.event_id is None:
             continue
         p = payments.get(lb.event_id)
-        if p is not None:
+        # the payment resolves the label only if it is the label's account's and was made at
+        # most 35 days before the confirmation (what a live scorer still holds), not after it
+        if (p is not None and p.account_id == lb.account_id
+                and 0 <= lb.t - p.t <= RESOLVE_DAYS * DAY):
             if p.direction == "debit":
                 out.append(Rec(lb, p.account_id, p.counterparty_account, p.amount, p.t))
             else:

@@ -338,6 +338,9 @@ def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
     f["just_under_20m_today"] = float(mine and 18e6 <= day_sum <= 20e6)
     f["debit_from_new_device"] = (math.nan if p.device_id is None else
                                   float(p.direction == "debit" and p.device_id not in old))
+    seen_on = [tt for tt, _, e in logins if e.device_id == p.device_id and tt > t - 30 * DAY]
+    f["device_age_days"] = (math.nan if p.device_id is None else
+                            (t - min(seen_on)) / DAY if seen_on else 0.0)
     f["fan_in_cash_out_24h"] = float(
         p.direction == "debit" and f["distinct_senders_24h"] >= 3 and f["credit_sum_24h"] > 0
         and f["debit_sum_24h"] >= 0.8 * f["credit_sum_24h"])
@@ -685,3 +688,26 @@ def test_fan_in_then_cash_out_is_one_flag():
     got = engine_vectors(events)
     assert_matches_oracle(got, oracle(events))
     assert [v[FEATURE_NAMES.index("fan_in_cash_out_24h")] for _, v in got] == [0, 0, 0, 0, 1]
+
+
+def test_device_age_counts_from_the_device_s_first_login_in_30_days():
+    """The quiet account takeover's sign: a transfer from a device that first logged in to the
+    account hours or days ago (a device seen for 30 days or more is old; none: new now)."""
+    def log_in(i: int, days: float, device: str) -> Login:
+        return Login(f"l{i}", T0 + timedelta(days=days), "A", True, "14.160.1.2", "VN", device,
+                     "mobile")
+
+    def pay(i: int, days: float, device: str | None) -> Payment:
+        return Payment(f"p{i}", T0 + timedelta(days=days), "A", "debit", 2e6, "VND", f"R{i}",
+                       "VCB", "mobile", device_id=device)
+
+    events: list[Payment | Login] = [
+        log_in(1, 0, "home"), pay(1, 0.1, "home"), log_in(2, 40, "home"), pay(2, 40.1, "home"),
+        log_in(3, 41, "new"), pay(3, 41.5, "new"), pay(4, 43, "new"), pay(5, 43, "never"),
+        pay(6, 43, None)]
+    got = engine_vectors(events)
+    assert_matches_oracle(got, oracle(events))
+    ages = [dict(zip(FEATURE_NAMES, v, strict=True))["device_age_days"] for _, v in got]
+    assert ages[:5] == [pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.5),
+                        pytest.approx(2.0), 0.0]
+    assert math.isnan(ages[5])

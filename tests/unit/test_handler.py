@@ -129,3 +129,53 @@ def test_records_of_unassigned_partitions_are_left_alone(bank, model):
     recs = [r for r in _records(bank) if r.partition == 1][:10]
     result = h.handle(recs, ActiveModel("v", model), lambda k, p: True)
     assert result.stale == 10 and not result.scored
+
+
+def test_alerts_of_a_listed_beneficiary_or_holder_carry_the_watch_list_sentence(bank, model):
+    """Every payment alerted (review threshold 0): those to a beneficiary listed at the time
+    carry 'beneficiary reported to SIMO on dd/mm for ...', those of a listed account holder
+    'account holder reported to the police ...'; before the listing, neither."""
+    from datetime import timedelta
+
+    from features.events import WatchEntry
+    from models.reasons import watchlist_phrase
+
+    payments = sorted(bank.payments, key=lambda p: p.t)
+    middle = payments[len(payments) // 2]
+    listed_at = middle.ts
+    cp = middle.counterparty_account
+    holder = payments[0].account_id
+    cp_entry = WatchEntry("VCB", cp, "SIMO", listed_at, "receiving scam money")
+    holder_entry = WatchEntry("CGB", holder, "police", listed_at - timedelta(seconds=1),
+                              "mule account")
+    h = _handler(bank)
+    h.ref.add_watch(cp_entry)
+    h.ref.add_watch(holder_entry)
+    active = ActiveModel("v-test", model, review_threshold=0.0, hold_threshold=1.0)
+    result = h.handle(_records(bank), active, lambda k, p: True)
+    by_id = {p.event_id: p for p in bank.payments}
+    cp_text = watchlist_phrase(cp_entry, beneficiary=True)
+    holder_text = watchlist_phrase(holder_entry, beneficiary=False)
+    assert cp_text.startswith("beneficiary reported to SIMO on ")
+    seen = {"cp": 0, "holder": 0}
+    for s in result.scored:
+        p = by_id[s.event_id]
+        assert s.decision != "allow"
+        texts = [r.text for r in s.value.reasons]
+        assert len(texts) >= 1
+        cp_listed = p.counterparty_account == cp and p.t >= listed_at.timestamp()
+        holder_listed = p.account_id == holder and p.t >= holder_entry.listed_at.timestamp()
+        assert (cp_text in texts) == cp_listed, (p.event_id, texts)
+        assert (holder_text in texts) == holder_listed, (p.event_id, texts)
+        seen["cp"] += cp_listed
+        seen["holder"] += holder_listed
+        if cp_listed:
+            [r] = [r for r in s.value.reasons if r.text == cp_text]
+            assert r.feature in ("cp_watchlisted", "cp_days_since_listed")
+    assert seen["cp"] >= 1 and seen["holder"] >= 1, seen
+    # the same payments allowed (review threshold above every score) carry no reasons at all
+    h2 = _handler(bank)
+    h2.ref.add_watch(cp_entry)
+    quiet = ActiveModel("v-test", model, review_threshold=1.0, hold_threshold=1.0)
+    assert all(not s.value.reasons for s in h2.handle(_records(bank), quiet,
+                                                     lambda k, p: True).scored)

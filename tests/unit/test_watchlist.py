@@ -167,3 +167,26 @@ def test_a_payment_s_watch_list_sentences_are_as_of_its_time():
     early = Payment("e0", datetime(2026, 3, 11, tzinfo=UTC), "A", "debit", 5e6, "VND",
                     entry.account, "VCB", "mobile")
     assert watchlist_reasons(ref, early) == []
+
+
+def test_an_alert_s_watch_list_reason_replaces_the_model_s_phrase_or_is_added():
+    import math
+
+    from features.events import Payment
+    from features.reference import ReferenceData
+    from models.reasons import Reason, with_watchlist
+
+    entry = decode_watch(raw(WATCH))
+    assert isinstance(entry, WatchEntry)
+    ref = ReferenceData.of(watchlist=[entry])
+    pay = Payment("e1", datetime(2026, 3, 13, tzinfo=UTC), "A", "debit", 5e6, "VND",
+                  entry.account, "VCB", "mobile")
+    sentence = "beneficiary reported to SIMO on 12/03 for receiving scam money"
+    model = [Reason("amount", 5e6, 0.4, "5 M VND"), Reason("cp_watchlisted", 1.0, 0.3, "x")]
+    out = with_watchlist(model, ref, pay)
+    assert [(r.feature, r.contribution, r.text) for r in out] == [
+        ("amount", 0.4, "5 M VND"), ("cp_watchlisted", 0.3, sentence)]
+    [first, added] = with_watchlist(model[:1], ref, pay)
+    assert first == model[0] and (added.feature, added.value, added.text) == (
+        "cp_watchlisted", 1.0, sentence) and math.isnan(added.contribution)
+    assert with_watchlist(model, ReferenceData(), pay) == model  # nobody listed: unchanged
