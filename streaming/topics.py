@@ -105,21 +105,30 @@ def warn_if_not_compacted(client_config: dict[str, object], names: Iterable[str]
     bad: list[str] = []
     try:
         resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in state]
-        responses = admin.describe_configs(resources, config_filter=None)
-        for response in responses if isinstance(responses, list) else [responses]:
-            for resource in getattr(response, "resources", []):
-                # (error_code, error_message, resource_type, resource_name, configs)
-                name, entries = resource[3], resource[4]
-                policy = next((e[1] for e in entries if e[0] == "cleanup.policy"), None)
-                if policy is not None and "compact" not in str(policy):
-                    bad.append(name)
-                    log.warning(
-                        "state topic is not compacted: it grows without bound and restores "
-                        "slow down; set cleanup.policy=compact on it",
-                        extra={"topic": name, "cleanup_policy": policy})
+        # every config, defaults included: an unset cleanup.policy is the default "delete"
+        described = admin.describe_configs(resources, config_filter="all")
+        for name, policy in policies_not_compacted(described):
+            bad.append(name)
+            log.warning(
+                "state topic is not compacted: it grows without bound and restores "
+                "slow down; set cleanup.policy=compact on it",
+                extra={"topic": name, "cleanup_policy": policy})
     except Exception as exc:  # noqa: BLE001
         log.info("topic configs not reported by the broker; compaction not checked",
                  extra={"error": repr(exc)})
     finally:
         admin.close()
     return bad
+
+
+def policies_not_compacted(described: Any) -> list[tuple[str, str]]:
+    """(topic, cleanup.policy) of the topics whose policy is known and not compact, from
+    ``KafkaAdminClient.describe_configs`` (``{"topic": {name: {key: {"value": ...}}}}``)."""
+    out: list[tuple[str, str]] = []
+    topics = described.get("topic") if isinstance(described, dict) else None
+    for name, configs in (topics or {}).items():
+        entry = configs.get("cleanup.policy") if isinstance(configs, dict) else None
+        policy = entry.get("value") if isinstance(entry, dict) else entry
+        if policy is not None and "compact" not in str(policy):
+            out.append((str(name), str(policy)))
+    return out

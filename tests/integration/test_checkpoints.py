@@ -18,7 +18,14 @@ from streaming.checkpoint import (
     manifest_key,
     parse_manifest,
 )
-from streaming.topics import ALL_TOPICS, ensure_topics, new_topics, topic_configs
+from streaming.topics import (
+    ALL_TOPICS,
+    ensure_topics,
+    new_topics,
+    policies_not_compacted,
+    topic_configs,
+    warn_if_not_compacted,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +185,31 @@ def test_a_manifest_far_behind_the_tail_is_found_by_widening_the_window(broker, 
     assert fresh.records_read > 64  # it did read past the first window
     for s in (old, busy, fresh):
         s.close()
+
+
+def test_a_state_topic_created_without_compaction_is_named_in_a_warning(broker, caplog):
+    """The start-up check describes the state topics on the broker (every config, defaults
+    included) and warns about one an operator created with the default delete policy."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    # Apache Kafka reports the default policy ("delete") of a topic created without one; the
+    # bundled broker reports only the configs requested at creation, so request it
+    admin.create_topics([NewTopic("bad.labels", 1, 1,
+                                  topic_configs={"cleanup.policy": "delete"})])
+    admin.close()
+    ensure_topics(broker.bootstrap, ["bad.accounts"], partitions=1, prefix="bad.")  # compacted
+    cfg = {"bootstrap_servers": broker.bootstrap}
+    with caplog.at_level("WARNING", logger="streaming.topics"):
+        assert warn_if_not_compacted(cfg, ["bad.labels", "bad.accounts", "bad.payments"],
+                                     prefix="bad.") == ["bad.labels"]
+    assert [r.topic for r in caplog.records if "not compacted" in r.getMessage()] == [
+        "bad.labels"]
+
+
+def test_policies_not_compacted_reads_the_admin_clients_answer():
+    described = {"topic": {"a": {"cleanup.policy": {"value": "delete"}},
+                           "b": {"cleanup.policy": {"value": "compact,delete"}},
+                           "c": {}, "d": {"cleanup.policy": {"value": None}}}}
+    assert policies_not_compacted(described) == [("a", "delete")]
+    assert policies_not_compacted(None) == [] and policies_not_compacted({"topic": None}) == []
