@@ -55,6 +55,7 @@ IP: Final = "i:"
 NAN: Final = math.nan
 MAX_KEY_CHARS: Final = 1026  # "d:" + the longest identifier an event may carry
 MAX_LINKS_BYTES: Final = 4 * 1024 * 1024
+MAX_SIGHTINGS_BYTES: Final = 1024 * 1024  # one batch record of device.sightings
 MAX_TIMES: Final = int(RETENTION_S // SIGHTING_INTERVAL_S) + 2
 SIGHTINGS_KIND: Final = "device.sightings"
 LINKS_KIND: Final = "device.links"
@@ -227,6 +228,14 @@ def encode_sighting(s: Sighting, ts: Any = None) -> bytes:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def encode_sightings(sightings: Iterable[Sighting]) -> bytes:
+    """A batch record of ``device.sightings``: ``{"sightings": [[key, account_id, t], ...]}``
+    (every key of the batch belongs to the record's partition). A scorer sends one such
+    record per partition per iteration instead of one record per sighting."""
+    doc = {"sightings": [[s.key, s.account_id, s.t] for s in sightings]}
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def encode_links(key: str, accounts: Mapping[str, array[float]]) -> bytes:
     """``device.links`` value: ``{"key", "accounts": {account: [sighting times]}}``."""
     doc = {"key": key, "accounts": {a: list(times) for a, times in accounts.items()}}
@@ -327,6 +336,48 @@ def decode_sighting(raw: bytes | None) -> Sighting | Rejection:
         reason = (getattr(other, "reason", None)
                   or f"unexpected {type(other).__name__}: {other}"[:300])
         return Rejection(SIGHTINGS_KIND, str(field), str(reason), bytes(raw or b"")[:8192])
+
+
+def decode_sightings(raw: bytes | None) -> tuple[list[Sighting], Rejection | None]:
+    """A ``device.sightings`` record, a batch (:func:`encode_sightings`) or one sighting
+    (:func:`encode_sighting`): the valid sightings, and a :class:`Rejection` naming the bad
+    ones (None when every one is good). Never raises; one bad element does not lose the
+    others."""
+    try:
+        d = _object(raw, MAX_SIGHTINGS_BYTES)
+        if "sightings" not in d:
+            one = decode_sighting(raw)
+            return ([], one) if isinstance(one, Rejection) else ([one], None)
+        if len(d) != 1:
+            raise _Bad("", "a batch has only the field 'sightings'")
+        items = d["sightings"]
+        if not isinstance(items, list):
+            raise _Bad("sightings", "must be a list")
+        good: list[Sighting] = []
+        bad = 0
+        first = ""
+        for i, item in enumerate(items):
+            try:
+                if not isinstance(item, list) or len(item) != 3:
+                    raise _Bad("sightings", "must be [key, account_id, t]")
+                good.append(Sighting(_key(item[0]), _account(item[1], "account_id"),
+                                     _time(item[2], "t")))
+            except _Bad as exc:
+                bad += 1
+                if not first:
+                    first = f"element {i} ({exc.field}): {exc.reason}"
+        if not bad:
+            return good, None
+        return good, Rejection(SIGHTINGS_KIND, "sightings",
+                               f"{bad} of {len(items)} sightings rejected; {first}"[:300],
+                               bytes(raw or b"")[:8192])
+    except _Bad as exc:
+        return [], Rejection(SIGHTINGS_KIND, exc.field, exc.reason, bytes(raw or b"")[:8192])
+    except Exception as other:  # noqa: BLE001 - one record must never stop a stream
+        field = getattr(other, "field", "")
+        reason = (getattr(other, "reason", None)
+                  or f"unexpected {type(other).__name__}: {other}"[:300])
+        return [], Rejection(SIGHTINGS_KIND, str(field), str(reason), bytes(raw or b"")[:8192])
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,16 +4,18 @@ Accounts of one device live in different partitions of ``payments``/``logins`` (
 account), so the links between them are built as Kafka Streams builds a foreign-key join:
 
 1. **publish** — every scorer sends the sightings (:mod:`features.devices`) of the events it
-   applies to ``device.sightings``, keyed by ``d:<device_id>`` or ``i:<ip>``
-   (:class:`SightingPublisher`). Only the first sighting of a (key, account) per clock hour is
-   sent (a small cache; after a restart it may send one again, which changes nothing).
+   applies to ``device.sightings``, partitioned by ``d:<device_id>`` or ``i:<ip>``
+   (:class:`SightingPublisher`), one batch record per partition per loop iteration. Only the
+   first sighting of a (key, account) per clock hour is sent (a small cache; after a restart it
+   may send one again, which changes nothing).
 2. **process** — the device processor (:class:`DeviceProcessor`, consumer group
    ``<group_id>.devices`` over ``device.sightings``; several instances share its partitions)
    merges the sightings per key and publishes each changed key's whole state to the compacted
    ``device.links`` topic, in the partition of the same number (the two topics have the same
    partition count). Its state is a set (the earliest sighting per hour: a ``min``), so merging a
-   sighting twice changes nothing: at-least-once delivery gives exactly-once state. The order
-   per batch is: merge → produce the changed keys → flush → commit the input offsets. After a
+   sighting twice changes nothing: at-least-once delivery gives exactly-once state. Once a
+   second (:meth:`_ProcessorSession.publish_and_commit`): produce the keys changed since the
+   last round → flush → commit the input offsets. After a
    crash (kill -9 included) a new owner of a partition restores the partition's state from
    ``device.links`` (its own output, compacted), then consumes from the committed offset: what
    is consumed again was already merged, and merging it again is a no-op. Sightings older than
@@ -42,19 +44,22 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
 from features.devices import (
     LINKS_KIND,
+    MAX_SIGHTINGS_BYTES,
     RETENTION_S,
     SIGHTING_INTERVAL_S,
     SIGHTINGS_KIND,
     DeviceLinks,
     LinksRecord,
+    Sighting,
     decode_links,
-    decode_sighting,
+    decode_sightings,
     encode_links,
-    encode_sighting,
+    encode_sightings,
     hour_of,
     sightings_of,
 )
@@ -70,6 +75,10 @@ DEVICE_TOPICS = (SIGHTINGS_TOPIC, LINKS_TOPIC)
 MAX_CACHE = 200_000
 MAX_BACKOFF_S = 30.0
 FLUSH_TIMEOUT_S = 30.0
+# the processor publishes the keys changed in the last second together: well inside the
+# visibility delay (CANHGIAC_DEVICE_VISIBILITY_S, 60 s), and a busy key goes out once a second
+# instead of once per sighting batch
+PUBLISH_INTERVAL_S = 1.0
 
 
 def send_dead_letter(producer: KafkaProducer, dlq_topic: str, raw: RawRecord,
@@ -82,30 +91,72 @@ def send_dead_letter(producer: KafkaProducer, dlq_topic: str, raw: RawRecord,
 # ---------------------------------------------------------------- 1. publish (in the scorer)
 class SightingPublisher:
     """Sends the sightings of the scorer's events to ``device.sightings`` (on the scorer's
-    producer, so a checkpoint's first step, flushing the outputs, makes them durable too)."""
+    producer, so a checkpoint's first step, flushing the outputs, makes them durable too).
 
-    def __init__(self, producer: KafkaProducer, topic: str, max_cache: int = MAX_CACHE) -> None:
+    :meth:`observe` (per event) only keeps the sightings that are new for their hour, grouped
+    by the partition their key hashes to (kafka-python's default partitioner, so a key always
+    lands where the processor that owns it reads); :meth:`send` (once per iteration, before
+    anything can be checkpointed) sends them as one batch record per partition
+    (:func:`features.devices.encode_sightings`). One send per partition and iteration instead of
+    one per sighting: kafka-python's per-record send and parse were most of the pipeline's
+    cost."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, max_cache: int = MAX_CACHE,
+                 partitions: int | None = None) -> None:
         self.producer = producer
         self.topic = topic
         self.max_cache = max_cache
+        if partitions is None:
+            found = producer.partitions_for(topic)
+            if not found:
+                raise RuntimeError(f"topic {topic} does not exist (or has no partitions)")
+            partitions = len(found)
+        self.partitions = partitions
         self._sent: dict[tuple[str, str], tuple[int, float]] = {}  # (key, account) -> hour, t
+        self._partition_of: dict[str, int] = {}
+        self._pending: dict[int, list[Sighting]] = {}
         self._error: BaseException | None = None
-        self.sent = 0
+        self.sent = 0  # sightings
+        self.records = 0  # batch records
+
+    def partition_of(self, key: str) -> int:
+        p = self._partition_of.get(key)
+        if p is None:
+            if len(self._partition_of) >= self.max_cache:
+                self._partition_of.clear()
+            p = (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % self.partitions
+            self._partition_of[key] = p
+        return p
 
     def observe(self, event: Payment | Login) -> None:
-        sent = self._sent
         for s in sightings_of(event):
-            pair = (s.key, s.account_id)
-            hour = hour_of(s.t)
-            last = sent.get(pair)
-            if last is not None and last[0] == hour and last[1] <= s.t:
-                continue  # the hour's earliest sighting of this pair is out already
-            if len(sent) >= self.max_cache:
-                sent.clear()  # forgetting only means sending a sighting again: harmless
-            sent[pair] = (hour, s.t)
-            self.producer.send(self.topic, key=s.key.encode("utf-8"),
-                               value=encode_sighting(s, event.ts)).add_errback(self._failed)
-            self.sent += 1
+            self.add(s)
+
+    def add(self, s: Sighting) -> None:
+        """Keep ``s`` for the next :meth:`send` unless its hour's earliest sighting of the
+        same (key, account) is out already."""
+        sent = self._sent
+        pair = (s.key, s.account_id)
+        hour = hour_of(s.t)
+        last = sent.get(pair)
+        if last is not None and last[0] == hour and last[1] <= s.t:
+            return
+        if len(sent) >= self.max_cache:
+            sent.clear()  # forgetting only means sending a sighting again: harmless
+        sent[pair] = (hour, s.t)
+        self._pending.setdefault(self.partition_of(s.key), []).append(s)
+
+    def send(self) -> None:
+        """Send what :meth:`observe` kept: one record per partition (split when large)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        for p, items in pending.items():
+            for chunk in _chunks(items):
+                self.producer.send(self.topic, value=encode_sightings(chunk), partition=p
+                                   ).add_errback(self._failed)
+                self.records += 1
+            self.sent += len(items)
 
     def _failed(self, exc: BaseException) -> None:
         if self._error is None:
@@ -116,6 +167,24 @@ class SightingPublisher:
         checkpoint and publishes again)."""
         if self._error is not None:
             raise KafkaError(f"a device sighting could not be written: {self._error!r}")
+
+
+def _chunks(items: list[Sighting], budget: int = MAX_SIGHTINGS_BYTES // 2) -> list[list[Sighting]]:
+    """Split so that each batch record stays well under its size limit (keys and accounts
+    may be up to ~1 KB each)."""
+    out: list[list[Sighting]] = []
+    chunk: list[Sighting] = []
+    size = 0
+    for s in items:
+        n = len(s.key) * 3 + len(s.account_id) * 3 + 40  # UTF-8 and JSON escapes, bounded
+        if chunk and size + n > budget:
+            out.append(chunk)
+            chunk, size = [], 0
+        chunk.append(s)
+        size += n
+    if chunk:
+        out.append(chunk)
+    return out
 
 
 # ---------------------------------------------------------------- 3. read (in the scorer)
@@ -218,13 +287,15 @@ class DeviceProcessor:
     """The device processor: runs sessions until :meth:`stop` (reconnects with backoff)."""
 
     def __init__(self, client_config: dict[str, object], topics: dict[str, str],
-                 group_id: str, fetch_max_wait_ms: int = 100, batch_size: int = 2000,
-                 max_poll_interval_ms: int = 300_000, session_timeout_ms: int = 10_000) -> None:
+                 group_id: str, fetch_max_wait_ms: int = 100, batch_size: int = 500,
+                 max_poll_interval_ms: int = 300_000, session_timeout_ms: int = 10_000,
+                 publish_interval_s: float = PUBLISH_INTERVAL_S) -> None:
         self.client_config = client_config
         self.topics = topics  # device.sightings, device.links, payments.dlq -> full names
         self.group_id = group_id
         self.fetch_max_wait_ms = max(100, fetch_max_wait_ms)
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # records (each a batch of sightings)
+        self.publish_interval_s = publish_interval_s
         self.max_poll_interval_ms = max_poll_interval_ms
         self.session_timeout_ms = session_timeout_ms
         self._stop = threading.Event()
@@ -288,6 +359,9 @@ class _ProcessorSession:
         self.watermark: dict[int, float] = {}
         self.swept: dict[int, float] = {}
         self.offsets: dict[int, int] = {}  # next offset to commit, per owned partition
+        self.changed: set[tuple[int, str]] = set()  # merged, not yet published
+        self.uncommitted = False
+        self.last_publish = time.monotonic()
         self._error: BaseException | None = None
         self.producer = KafkaProducer(**cfg, acks="all", linger_ms=20, retries=5,
                                       max_request_size=8 * 1024 * 1024)
@@ -315,10 +389,11 @@ class _ProcessorSession:
     def run(self) -> None:
         owner = self.owner
         while not owner.stopping:
-            polled = self.consumer.poll(timeout_ms=200, max_records=owner.batch_size)
+            wait = max(0.0, self.last_publish + owner.publish_interval_s - time.monotonic())
+            polled = self.consumer.poll(timeout_ms=int(min(200.0, wait * 1000.0)) + 1,
+                                        max_records=owner.batch_size)
             if self.pending:
                 self.restore(sorted(self.pending))
-            changed: set[tuple[int, str]] = set()
             for tp, records in polled.items():
                 p = tp.partition
                 links = self.state.get(p)
@@ -326,26 +401,45 @@ class _ProcessorSession:
                     continue  # revoked meanwhile
                 for r in records:
                     self.offsets[p] = r.offset + 1
-                    got = decode_sighting(r.value)
-                    if isinstance(got, Rejection):
+                    got, rejection = decode_sightings(r.value)
+                    if rejection is not None:
                         owner.rejected += 1
                         send_dead_letter(self.producer, self.dlq, RawRecord(
                             SIGHTINGS_KIND, tp.topic, p, r.offset, r.timestamp, r.key, r.value),
-                            got, self._failed)
-                        continue
-                    if links.observe(got.key, got.account_id, got.t):
-                        changed.add((p, got.key))
-                    if got.t > self.watermark.get(p, -1e18):
-                        self.watermark[p] = got.t
-                    owner.merged += 1
-            self.publish(changed)
+                            rejection, self._failed)
+                    for one in got:
+                        if links.observe(one.key, one.account_id, one.t):
+                            self.changed.add((p, one.key))
+                        if one.t > self.watermark.get(p, -1e18):
+                            self.watermark[p] = one.t
+                        owner.merged += 1
+                self.uncommitted = True
+            if time.monotonic() - self.last_publish >= owner.publish_interval_s:
+                self.publish_and_commit()
+
+    def publish_and_commit(self, partitions: Iterable[int] | None = None) -> None:
+        """The processor's commit, in this order: (1) send the changed keys' table records
+        (coalesced since the last round: a key that changed ten times is sent once), (2) send
+        the keys pruned by the hourly sweep, (3) flush and check every send, (4) commit the
+        input offsets. A crash before (4) replays sightings that were merged already:
+        merging them again changes nothing."""
+        only = None if partitions is None else set(partitions)
+        changed = {c for c in self.changed if only is None or c[0] in only}
+        self.changed.difference_update(changed)
+        self.publish(changed)
+        if only is None:
             self.sweep()
-            if polled:
-                self.commit()
+        if self.uncommitted or changed:
+            self.commit(partitions)
+            if only is None:
+                self.uncommitted = False
+        self.last_publish = time.monotonic()
 
     def publish(self, changed: set[tuple[int, str]]) -> None:
         for p, key in sorted(changed):
-            links = self.state[p]
+            links = self.state.get(p)
+            if links is None:
+                continue  # revoked meanwhile
             links.prune(key, self.watermark.get(p, -1e18) - RETENTION_S)
             self._send(p, key, links)
 
@@ -422,10 +516,11 @@ class _ProcessorSession:
         self.pending.difference_update(partitions)
         if commit and owned:
             try:
-                self.commit(owned)
+                self.publish_and_commit(owned)
             except Exception as exc:  # noqa: BLE001 - the next owner replays (idempotent)
                 log.warning("device offsets not committed on revocation",
                             extra={"error": repr(exc)})
+        self.changed = {c for c in self.changed if c[0] not in partitions}
         for p in owned:
             self.state.pop(p, None)
             self.watermark.pop(p, None)
@@ -435,7 +530,7 @@ class _ProcessorSession:
     def close(self, commit: bool) -> None:
         try:
             if commit:
-                self.commit()
+                self.publish_and_commit()
         except Exception as exc:  # noqa: BLE001 - replayed by the next owner (idempotent)
             log.warning("device offsets not committed at close", extra={"error": repr(exc)})
         for closer in (lambda: self.consumer.close(autocommit=False),

@@ -356,6 +356,9 @@ class _Session:
 
     def _emit(self, result: HandleResult) -> None:
         m = self.metrics
+        # the batch's device sightings first, on the same producer: the acknowledgement round
+        # the outputs start covers them, and so does any checkpoint after this iteration
+        self.devices.publisher.send()
         alerts = self.outputs.emit(result)
         self.outputs.check()  # an output that failed after the retries fails the session
         if result.scored:

@@ -5,6 +5,7 @@ within the visibility delay."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -26,6 +27,7 @@ from features.events import Account, Label, Login, Payment, Rejection
 from features.reference import ReferenceData
 from features.replay import replay_matrix
 from features.vector import DEVICE_NAMES, FEATURE_INDEX
+from streaming.devices import SightingPublisher
 from streaming.outputs import Outputs
 from streaming.scorer import Scorer
 from tests.integration.test_scorer_support import (
@@ -108,25 +110,39 @@ def test_kill_9_mid_stream_and_restart_gives_exactly_the_uninterrupted_table(
     rng.shuffle(sightings)
     create_topics(broker.bootstrap, topic_prefix)
     topic = topic_prefix + "device.sightings"
-    malformed = [b"{not json", b'{"key":"x:1","account_id":"A","t":1}', b'{"key":"d:p"}']
+    # one good sighting rides in a batch with a bad one: it is merged, the record dead-lettered
+    half_bad = Sighting(DEVICE + "phone-half", "A999", T0 + 10.0)
+    malformed = [b"{not json", b'{"key":"x:1","account_id":"A","t":1}', b'{"key":"d:p"}',
+                 json.dumps({"sightings": [[half_bad.key, half_bad.account_id, half_bad.t],
+                                           ["d:p", "A", "yesterday"]]}).encode()]
 
     def produce(batch: list[Sighting], per_s: float = 0.0) -> None:
+        """Every other run of 40 as one sighting per record (the first format), the others as
+        the scorers send them: batch records per partition (SightingPublisher)."""
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=0)
+        publisher = SightingPublisher(producer, topic)
         t0 = time.monotonic()
         for i, s in enumerate(batch):
-            producer.send(topic, key=s.key.encode(), value=encode_sighting(s))
+            if (i // 40) % 2:
+                publisher.add(s)
+                if i % 40 == 39:
+                    publisher.send()
+            else:
+                producer.send(topic, key=s.key.encode(), value=encode_sighting(s))
             if per_s:
                 delay = t0 + (i + 1) / per_s - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+        publisher.send()
         producer.flush()
+        publisher.check()
         producer.close()
 
     cut = len(sightings) // 3
     produce(sightings[:cut])
     raw = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
     for value in malformed:
-        raw.send(topic, key=b"d:bad", value=value)
+        raw.send(topic, key=half_bad.key.encode(), value=value)
     raw.flush()
     raw.close()
     env = scorer_env(broker.bootstrap, topic_prefix, tmp_path)
@@ -142,7 +158,7 @@ def test_kill_9_mid_stream_and_restart_gives_exactly_the_uninterrupted_table(
         assert first.returncode == -signal.SIGKILL
         at_kill = read_table(broker.bootstrap, links, 0.3)
         rest.join()
-        expected = brute(sightings)
+        expected = brute([*sightings, half_bad])
         assert at_kill != expected, "the kill came too late to test anything"
         second = start_devices(env, tmp_path / "devices-2.log")
         try:
@@ -169,6 +185,7 @@ def test_kill_9_mid_stream_and_restart_gives_exactly_the_uninterrupted_table(
     dlq.close()
     assert {r.value for r in dlq.raw} == set(malformed), reasons
     assert all(reasons), reasons
+    assert any(r.startswith("1 of 2 sightings rejected; element 1 (t)") for r in reasons), reasons
 
 
 # ------------------------------------------------------------------ live scorer vs replay

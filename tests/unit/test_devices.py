@@ -20,8 +20,10 @@ from features.devices import (
     Sighting,
     decode_links,
     decode_sighting,
+    decode_sightings,
     encode_links,
     encode_sighting,
+    encode_sightings,
 )
 from features.events import Label, Rejection
 from features.reference import ReferenceData
@@ -123,6 +125,8 @@ def test_table_records_round_trip_exactly(sightings):
             a: list(ts) for a, ts in accounts.items()}
     for s in sightings:
         assert decode_sighting(encode_sighting(s)) == s
+        assert decode_sightings(encode_sighting(s)) == ([s], None)  # the first format
+    assert decode_sightings(encode_sightings(sightings)) == (sightings, None)
 
 
 def test_a_tombstone_deletes_the_key_and_a_mismatched_key_is_rejected():
@@ -210,3 +214,59 @@ def test_hostile_account_times_never_raise(pairs):
 def test_the_valid_examples_are_accepted():
     assert isinstance(decode_sighting(json.dumps(SIGHTING).encode()), Sighting)
     assert isinstance(decode_links(b"d:phone-1", json.dumps(LINKS).encode()), LinksRecord)
+
+
+# ------------------------------------------------------------------ batch records
+BATCH = {"sightings": [["d:phone-1", "A", T0 + 0.5], ["i:10.0.0.1", "B", T0 + 1]]}
+
+
+def _batch_never_raises(raw: bytes | None) -> None:
+    good, bad = decode_sightings(raw)
+    assert isinstance(good, list) and all(isinstance(s, Sighting) for s in good)
+    assert all(math.isfinite(s.t) for s in good)
+    if bad is not None:
+        assert bad.reason and isinstance(bad.field, str) and bad.kind == "device.sightings"
+    else:
+        assert good or raw is not None
+    encode_sightings(good)
+
+
+@settings(max_examples=300, deadline=None)
+@given(BYTES)
+def test_arbitrary_bytes_never_raise_in_the_batch_decoder(raw):
+    _batch_never_raises(raw)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_valid_batches_never_raise(data):
+    _batch_never_raises(data.draw(mutated_events(BATCH)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(HOSTILE_VALUES, min_size=1, max_size=4))
+def test_hostile_batch_elements_lose_only_themselves(values):
+    """Each hostile time rides beside a good sighting: the good ones are kept, the record is
+    rejected with a count of the bad."""
+    elements = ",".join(f'["d:p","A{i}",{v}],["d:p","G{i}",{T0}]' for i, v in enumerate(values))
+    good, bad = decode_sightings(f'{{"sightings":[{elements}]}}'.encode("utf-8",
+                                                                        "surrogatepass"))
+    if not good and bad is not None and "sightings rejected" not in bad.reason:
+        return  # not JSON the parser takes (a number past its digit limit): the whole record
+    assert {s.account_id for s in good} >= {f"G{i}" for i in range(len(values))}
+    if len(good) < 2 * len(values):
+        assert bad is not None and "sightings rejected" in bad.reason
+    else:
+        assert bad is None
+
+
+def test_a_batch_keeps_its_good_sightings_and_names_the_bad():
+    raw = json.dumps({"sightings": [["d:p", "A", T0], ["x:p", "A", T0], ["d:p", "B", "noon"],
+                                    "junk"]}).encode()
+    good, bad = decode_sightings(raw)
+    assert good == [Sighting("d:p", "A", T0)]
+    assert bad is not None and bad.reason.startswith("3 of 4 sightings rejected; element 1 (key)")
+    assert decode_sightings(b'{"sightings":[],"x":1}')[1] is not None
+    assert decode_sightings(b'{"sightings":{}}')[1] is not None
+    assert decode_sightings(json.dumps(BATCH).encode()) == (
+        [Sighting("d:phone-1", "A", T0 + 0.5), Sighting("i:10.0.0.1", "B", T0 + 1)], None)
