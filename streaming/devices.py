@@ -79,6 +79,10 @@ FLUSH_TIMEOUT_S = 30.0
 # visibility delay (CANHGIAC_DEVICE_VISIBILITY_S, 60 s), and a busy key goes out once a second
 # instead of once per sighting batch
 PUBLISH_INTERVAL_S = 1.0
+# the processor and the table reader wait this long in their fetches (long polls): an idle
+# scorer then wakes them twice a second, not five times, and a sighting still reaches the table
+# in about a second, far inside the visibility delay
+BACKGROUND_FETCH_WAIT_MS = 500
 
 
 def send_dead_letter(producer: KafkaProducer, dlq_topic: str, raw: RawRecord,
@@ -256,7 +260,7 @@ class DeviceTableReader:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll(timeout_ms=200)
+                self.poll(timeout_ms=500)
             except Exception as exc:  # noqa: BLE001 - the table reader must keep reading
                 log.warning("device table read failed; retrying", extra={"error": repr(exc)})
                 self._stop.wait(1.0)
@@ -390,7 +394,7 @@ class _ProcessorSession:
         owner = self.owner
         while not owner.stopping:
             wait = max(0.0, self.last_publish + owner.publish_interval_s - time.monotonic())
-            polled = self.consumer.poll(timeout_ms=int(min(200.0, wait * 1000.0)) + 1,
+            polled = self.consumer.poll(timeout_ms=int(min(500.0, wait * 1000.0)) + 1,
                                         max_records=owner.batch_size)
             if self.pending:
                 self.restore(sorted(self.pending))
@@ -552,7 +556,8 @@ def processor_for(settings: Any) -> DeviceProcessor:
     """A device processor configured from the settings (``canhgiac score`` / ``devices``)."""
     return DeviceProcessor(
         settings.kafka_client_config(), device_topics(settings.topic),
-        group_id=f"{settings.group_id}.devices", fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        group_id=f"{settings.group_id}.devices",
+        fetch_max_wait_ms=max(BACKGROUND_FETCH_WAIT_MS, settings.fetch_max_wait_ms),
         max_poll_interval_ms=settings.max_poll_interval_ms,
         session_timeout_ms=settings.session_timeout_ms)
 
@@ -581,7 +586,8 @@ class ScorerDevices:
                 self.processor.start()
             self.reader = DeviceTableReader(links, cfg, self.topics[LINKS_TOPIC],
                                             dead_letter=self._dead_letter,
-                                            fetch_max_wait_ms=s.fetch_max_wait_ms)
+                                            fetch_max_wait_ms=max(BACKGROUND_FETCH_WAIT_MS,
+                                                                  s.fetch_max_wait_ms))
             self.reader.catch_up()
             self.reader.start()
         except BaseException:
