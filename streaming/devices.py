@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -83,6 +84,10 @@ PUBLISH_INTERVAL_S = 1.0
 # scorer then wakes them twice a second, not five times, and a sighting still reaches the table
 # in about a second, far inside the visibility delay
 BACKGROUND_FETCH_WAIT_MS = 500
+# A key's table record is trimmed to the accounts seen most recently above this size: an IP
+# shared by thousands of customers (a carrier's NAT) would otherwise grow past what the readers
+# accept (MAX_LINKS_BYTES) and the producer sends, and go out whole every second
+MAX_PUBLISHED_BYTES = 1024 * 1024
 
 
 def send_dead_letter(producer: KafkaProducer, dlq_topic: str, raw: RawRecord,
@@ -364,6 +369,7 @@ class _ProcessorSession:
         self.swept: dict[int, float] = {}
         self.offsets: dict[int, int] = {}  # next offset to commit, per owned partition
         self.changed: set[tuple[int, str]] = set()  # merged, not yet published
+        self.trimmed: set[str] = set()  # keys whose record was trimmed (logged once)
         self.uncommitted = False
         self.last_publish = time.monotonic()
         self._error: BaseException | None = None
@@ -450,6 +456,15 @@ class _ProcessorSession:
     def _send(self, p: int, key: str, links: DeviceLinks) -> None:
         accounts = links.get(key)
         value = None if accounts is None else encode_links(key, accounts)
+        if value is not None and len(value) > MAX_PUBLISHED_BYTES:
+            kept = most_recent_accounts(accounts or {}, MAX_PUBLISHED_BYTES)
+            value = encode_links(key, kept)
+            if key not in self.trimmed:
+                self.trimmed.add(key)
+                log.warning("device table record trimmed to the accounts seen most recently "
+                            "(a device or IP shared by thousands of accounts: a carrier's NAT?)",
+                            extra={"key": key[:80], "accounts": len(accounts or {}),
+                                   "kept": len(kept)})
         self.producer.send(self.links_topic, key=key.encode("utf-8"), value=value,
                            partition=p).add_errback(self._failed)
         self.owner.published += 1
@@ -545,6 +560,22 @@ class _ProcessorSession:
             except Exception as exc:  # noqa: BLE001 - closing is best effort
                 log.warning("error while closing a device processor client",
                             extra={"error": repr(exc)})
+
+
+def most_recent_accounts(accounts: dict[str, array[float]],
+                         budget: int) -> dict[str, array[float]]:
+    """The accounts seen most recently (latest sighting, then account id), as many as fit
+    ``budget`` bytes of a table record. Deterministic: the same state gives the same record."""
+    order = sorted(accounts.items(), key=lambda kv: (-kv[1][-1] if len(kv[1]) else 0.0, kv[0]))
+    kept: dict[str, array[float]] = {}
+    size = 200
+    for account, times in order:
+        # an upper bound of its JSON: a character escapes to at most 6 bytes, a float to 24
+        size += 6 * len(account) + 8 + 25 * len(times)
+        if size > budget:
+            break
+        kept[account] = times
+    return kept
 
 
 def device_topics(topic: Callable[[str], str]) -> dict[str, str]:

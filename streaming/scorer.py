@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 REFERENCE_POLL_S = 0.2  # once caught up, look for new labels/accounts this often (a poll is
 # a round trip to the client's IO thread: 5 % of the scorer's time at 0.05 s)
 MAX_BACKOFF_S = 30.0
+SLOW_ITERATION_S = 0.25  # an iteration this long is logged with its steps (the loop stalled)
 
 
 class Scorer:
@@ -242,19 +243,29 @@ class _Session:
             batch = self._batch(polled, fresh, t0)
             self._ends = None
             self._ask_ends(batch)
+            t1 = time.perf_counter()
             result = self.handler.handle(batch, scorer.model, self._caught_up,
                                          self._reference_ready(batch))
             result.dead_letters.extend(ref_dead)
+            t2 = time.perf_counter()
             self._emit(result)
             self.outputs.publish_confirmed(self.confirmed.take())
+            t3 = time.perf_counter()
             if batch:
-                self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+                self.metrics.batch_seconds.observe(t3 - t0)
             now = time.monotonic()
             parts.tick(now)  # a checkpoint step when one is due (and idle accounts evicted)
             if now - self.last_lag >= 1.0:
                 parts.update_lag()
                 self.last_lag = now
-            self.metrics.iteration(time.perf_counter() - t0)
+            t4 = time.perf_counter()
+            self.metrics.iteration(t4 - t0)
+            if t4 - t0 >= SLOW_ITERATION_S:
+                log.warning("slow loop iteration", extra={
+                    "ms": round((t4 - t0) * 1000), "records": len(batch),
+                    "scored": len(result.scored), "prepare_ms": round((t1 - t0) * 1000),
+                    "handle_ms": round((t2 - t1) * 1000), "emit_ms": round((t3 - t2) * 1000),
+                    "tick_ms": round((t4 - t3) * 1000), "end_offset_waits": self._ends is not None})
 
     def _poll_wait_ms(self) -> int:
         """Short while payments are held back (the next check may release them), long when

@@ -270,3 +270,26 @@ def test_a_batch_keeps_its_good_sightings_and_names_the_bad():
     assert decode_sightings(b'{"sightings":{}}')[1] is not None
     assert decode_sightings(json.dumps(BATCH).encode()) == (
         [Sighting("d:phone-1", "A", T0 + 0.5), Sighting("i:10.0.0.1", "B", T0 + 1)], None)
+
+
+def test_a_key_shared_by_thousands_is_trimmed_to_the_accounts_seen_most_recently():
+    """An IP behind a carrier's NAT: its table record keeps the newest accounts that fit, the
+    same ones whatever the order they were merged in, and the readers accept it."""
+    from streaming.devices import most_recent_accounts
+
+    links = DeviceLinks()
+    n = 20_000
+    for i in range(n):
+        for h in range(i % 5 + 1):
+            links.observe(IP + "203.0.113.9", f"{i:012d}", T0 + i * 7.0 + h * 3600.0)
+    accounts = links.get(IP + "203.0.113.9")
+    assert accounts is not None and len(encode_links(IP + "203.0.113.9", accounts)) > 1 << 20
+    kept = most_recent_accounts(accounts, 1 << 20)
+    raw = encode_links(IP + "203.0.113.9", kept)
+    assert len(raw) <= 1 << 20 and 1_000 < len(kept) < n
+    latest = {a: ts[-1] for a, ts in accounts.items()}
+    cut = min(latest[a] for a in kept)
+    assert all(latest[a] <= cut for a in accounts if a not in kept)  # the newest were kept
+    assert most_recent_accounts(dict(reversed(list(accounts.items()))), 1 << 20) == kept
+    got = decode_links((IP + "203.0.113.9").encode(), raw)
+    assert isinstance(got, LinksRecord) and set(got.accounts or {}) == set(kept)
