@@ -85,6 +85,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.risk import ModelConfig  # noqa: PLC0415
     from training.datadir import DataDirError  # noqa: PLC0415
     from training.dataset import DatasetError, SplitConfig  # noqa: PLC0415
+    from training.registry import RegistryError  # noqa: PLC0415
     from training.train import TrainOptions, train  # noqa: PLC0415
 
     seed = settings.seed if args.seed is None else args.seed
@@ -116,6 +117,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if rejects_path.exists():
             print(f"rows set aside: see {rejects_path}", file=sys.stderr)
         raise UsageError(str(exc).splitlines()[0]) from None
+    except RegistryError as exc:  # the registry or the champion to compare with
+        raise UsageError(f"MLflow registry: {(str(exc).splitlines() or [''])[0]}") from None
     if result.rejects:
         print(f"rejected rows: {len(result.rejects):,} of {result.n_rows:,} broke the contract "
               f"and were set aside (file, row, column, reason in {rejects_path})")
