@@ -17,7 +17,9 @@ A checkpoint commits in this order, each step only after the previous one succee
 3. **checkpoint durable** — chunks, then the manifest that names them
    (:class:`streaming.checkpoint.CheckpointStore`);
 4. **group offsets** — commit the consumer group's offsets to the checkpoint's (main thread
-   only; on revocation the checkpoint is what counts);
+   only; the loop's checkpoints send the commit without waiting for its answer, revocations and
+   the final checkpoint wait for it; a restart resumes from the checkpoint, the group offsets
+   are only its fallback);
 5. **reference dead letters** — remember how far the global tables' rejects were sent.
 
 In the loop the checkpoints stay off its critical path: when one is due, the owned partitions
@@ -233,7 +235,9 @@ class Partitions:
             if not writing.done():
                 return
             self._writing = None
-            self._committed(writing.result())  # a failed write fails the session here
+            # a failed write fails the session here; the group commit is not waited for (the
+            # checkpoint is what a restart resumes from: group offsets are only its fallback)
+            self._committed(writing.result(), wait=False)
         if not self._queue:
             if not self.due(now):
                 return
@@ -307,8 +311,11 @@ class Partitions:
             "ms": round((time.perf_counter() - t0) * 1000, 1)})
         return checkpoints
 
-    def _committed(self, checkpoints: list[Checkpoint]) -> None:
-        """Steps 4 and 5, on the loop's thread, for checkpoints already durable."""
+    def _committed(self, checkpoints: list[Checkpoint], wait: bool = True) -> None:
+        """Steps 4 and 5, on the loop's thread, for checkpoints already durable. ``wait``
+        False (the loop's checkpoints): the group commit is sent without waiting for its
+        answer — a round trip to the group coordinator that stalled the loop 150-290 ms per
+        checkpoint step on the bundled broker. Revocations and the final checkpoint wait."""
         # 4. group offsets (only of partitions still owned: a revoked one's belong to the
         # next owner now)
         checkpoints = [c for c in checkpoints if c.partition in self.handler.engines]
@@ -320,8 +327,11 @@ class Partitions:
                 if off is not None:
                     offsets[self.tp(kind, c.partition)] = OffsetAndMetadata(off, "", -1)
         try:
-            self.consumer.commit(offsets)
-        except CommitFailedError as exc:  # rebalancing: the checkpoint is what counts
+            if wait:
+                self.consumer.commit(offsets)
+            else:
+                self.consumer.commit_async(offsets, callback=_commit_answered)
+        except (CommitFailedError, KafkaError) as exc:  # the checkpoint is what counts
             log.warning("group offset commit failed", extra={"error": repr(exc)})
         # 5. reference dead letters
         try:
@@ -355,3 +365,10 @@ class Partitions:
             self.consumer.seek(tp, self.consumer.position(tp))
         except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile
             log.warning("stalled partition not re-fetched", extra={"error": repr(exc)})
+
+
+def _commit_answered(offsets: Any, result: Any) -> None:
+    """An asynchronous group commit's answer (on the client's IO thread)."""
+    if isinstance(result, BaseException):
+        log.warning("group offset commit failed (the checkpoint is what counts)",
+                    extra={"error": repr(result)})
