@@ -46,6 +46,7 @@ from features.vector import FEATURE_NAMES
 
 OUT = Path(__file__).parent / "out"
 PATH = "/v1/accounts/high-risk"
+AUDIT_COMMIT = "canhgiac_api_audit_commit_seconds_bucket"
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 REASONS = [
     ("distinct_senders_24h", "nhiều người gửi khác nhau trong 24 giờ"),
@@ -111,9 +112,12 @@ def fill(url: str, n_accounts: int) -> None:
     store.close()
 
 
-def writer(url: str, n_accounts: int, stop: mp.Event, rate: float, counter: mp.Value) -> None:
+def writer(url: str, n_accounts: int, stop: mp.Event, rate: float, counter: mp.Value,
+           nice: int = 0) -> None:
     from serving.store import CaseStore  # noqa: PLC0415
 
+    if nice:
+        os.nice(nice)
     rng = random.Random(11)
     store = CaseStore(url)
     i = 10_000_000
@@ -178,13 +182,16 @@ class HttpxClient:
 
 
 async def drive(port: int, key: str, clients: int, duration: float, rate: float | None,
-                kind: str, cpu: dict[str, float]) -> tuple[list[float], list[float], int, float]:
+                kind: str, cpu: dict[str, float],
+                kinds: dict[str, list[float]] | None = None,
+                ) -> tuple[list[float], list[float], int, float]:
     """``clients`` concurrent clients, one keep-alive connection each.
 
     ``rate`` None: closed loop (each client sends its next request on the previous answer).
     ``rate`` R: each client sends every ``clients / R`` s on a fixed schedule (open loop with
     one request in flight per client); a client behind schedule sends at once, and how far
     behind it was is returned so that a stalled server cannot hide (coordinated omission).
+    ``kinds``, when given, also gets each latency under ``first_page`` or ``cursor_page``.
     """
     latencies: list[float] = []
     lags: list[float] = []
@@ -212,6 +219,9 @@ async def drive(port: int, key: str, clients: int, duration: float, rate: float 
             path = follow if follow is not None else rng.choice(paths)
             status, body = await client.get(path)
             latencies.append(time.perf_counter() - now)
+            if kinds is not None:
+                kinds.setdefault("first_page" if follow is None else "cursor_page",
+                                 []).append(latencies[-1])
             want_next = follow is None and rng.random() < 0.3
             follow = None
             if status != 200:
@@ -245,14 +255,17 @@ def cpu_s(pid: int | None) -> float:
     return own + sum(cpu_s(int(child)) for child in children)
 
 
-def server_histogram(port: int, key: str) -> dict[float, float]:
-    """Cumulative counts per bucket (le, seconds) of the server's own latency histogram of
-    the ranked list: from the app receiving the request to its answer being handed back."""
+def server_histogram(port: int, key: str,
+                     series: str = 'canhgiac_api_request_seconds_bucket',
+                     labels: str = ',method="GET",route="/v1/accounts/high-risk"',
+                     ) -> dict[float, float]:
+    """Cumulative counts per bucket (le, seconds) of one of the server's histograms: by
+    default its latency of the ranked list, from the app receiving the request to its answer
+    being handed back."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10,
                      headers={"Authorization": f"Bearer {key}"}).text
     out: dict[float, float] = {}
-    pattern = (r'canhgiac_api_request_seconds_bucket\{le="([^"]+)",method="GET",'
-               r'route="/v1/accounts/high-risk"\} ([0-9.e+]+)')
+    pattern = re.escape(series) + r'\{le="([^"]+)"' + re.escape(labels) + r'\} ([0-9.e+]+)'
     for le, count in re.findall(pattern, text):
         out[float(le)] = float(count)
     return out
@@ -283,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--writer-rate", type=float, default=1000.0,
                     help="records/s the concurrent writer aims for, in batches of 500 "
                          "(0: no writer)")
+    ap.add_argument("--writer-nice", type=int, default=0,
+                    help="niceness added to the writer process (0: the server's priority)")
     ap.add_argument("--warmup", type=float, default=5.0, help="unmeasured warm-up seconds")
     ap.add_argument("--workers", type=int, default=1, help="canhgiac serve --workers")
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
@@ -347,7 +362,8 @@ def measure(args: argparse.Namespace, postgres: bool) -> tuple[float, list[dict]
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)], env=env)
     stop = mp.Event()
     written = mp.Value("q", 0)
-    proc = mp.Process(target=writer, args=(url, args.accounts, stop, args.writer_rate, written))
+    proc = mp.Process(target=writer, args=(url, args.accounts, stop, args.writer_rate, written,
+                                                 args.writer_nice))
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -366,16 +382,29 @@ def measure(args: argparse.Namespace, postgres: bool) -> tuple[float, list[dict]
             start_written, t_start = written.value, time.perf_counter()
             cpu0 = (cpu_s(server.pid), cpu_s(proc.pid))
             hist0 = server_histogram(port, key)
+            audit0 = server_histogram(port, key, AUDIT_COMMIT, "")
             load_cpu: dict[str, float] = {}
+            kinds: dict[str, list[float]] = {}
             lat, lags, errors, elapsed = asyncio.run(
-                drive(port, key, args.clients, args.duration, rate, args.client, load_cpu))
+                drive(port, key, args.clients, args.duration, rate, args.client, load_cpu,
+                      kinds))
             wall = time.perf_counter() - t_start
             cpu = (cpu_s(server.pid) - cpu0[0], cpu_s(proc.pid) - cpu0[1], load_cpu["load"])
             hist1 = server_histogram(port, key)
+            audit1 = server_histogram(port, key, AUDIT_COMMIT, "")
+            commits = max(audit1.values(), default=0.0) - max(audit0.values(), default=0.0)
+            print(f"[{name}] audit group commits: {commits:.0f} "
+                  f"({len(lat) / max(commits, 1):.1f} entries each), p50 <= "
+                  f"{bucket_quantile(audit0, audit1, 0.5):g} ms, p99 <= "
+                  f"{bucket_quantile(audit0, audit1, 0.99):g} ms (bucket bounds)", flush=True)
             print(f"[{name}] server-side latency (inside the app): p50 <= "
                   f"{bucket_quantile(hist0, hist1, 0.5):g} ms, p99 <= "
                   f"{bucket_quantile(hist0, hist1, 0.99):g} ms (histogram bucket bounds)",
                   flush=True)
+            for kind, values in sorted(kinds.items()):
+                ms = [x * 1000 for x in values]
+                print(f"[{name}] {kind}: {len(ms)} requests, p50 {pct(ms, 0.5):.1f} ms, "
+                      f"p95 {pct(ms, 0.95):.1f} ms, p99 {pct(ms, 0.99):.1f} ms", flush=True)
             print(f"[{name}] CPU: server {cpu[0] / max(len(lat), 1) * 1000:.2f} ms/request, "
                   f"load generator {cpu[2] / max(len(lat), 1) * 1000:.2f} ms/request, "
                   f"writer {cpu[1] / wall:.0%} of a core; machine load average "

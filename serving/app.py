@@ -112,7 +112,7 @@ def create_app(settings: ApiSettings, store: CaseStore | None = None,
     app.mount("/docs/assets", StaticFiles(directory=docs.ASSETS), name="docs-assets")
     ui.install(app, settings, the_store)  # the investigators' page and its endpoints
     app.add_api_route("/", lambda: RedirectResponse("/ui/"), include_in_schema=False)
-    app.state.audit_writer = audit_writer = AuditWriter(the_store)
+    app.state.audit_writer = audit_writer = AuditWriter(the_store, metrics)
     app.add_middleware(HighRiskFastPath, store=the_store, cache=cache, keys=key_cache,
                        metrics=metrics, audit=audit_writer)
     if projection is not None:

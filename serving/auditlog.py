@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from starlette.types import Scope
 
 from serving.db import now
 from serving.keys import Principal
+from serving.metrics import ApiMetrics
 from serving.store import CaseStore
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,9 @@ class AuditWriter:
     commit at once instead of waiting for that one to end), each on a connection of its
     own (``serving.auditdb.AuditAppender``)."""
 
-    def __init__(self, store: CaseStore) -> None:
+    def __init__(self, store: CaseStore, metrics: ApiMetrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self._cond = threading.Condition()
         self._queue: list[tuple[dict[str, Any], Future[None]]] = []
         self._threads: list[threading.Thread] = []
@@ -75,6 +78,7 @@ class AuditWriter:
                     if not self._queue:
                         return
                     batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                start = time.perf_counter()
                 try:
                     appender.append([row for row, _ in batch])
                 except Exception as exc:  # every waiting request learns it (503 when busy)
@@ -83,6 +87,8 @@ class AuditWriter:
                     for _, future in batch:
                         future.set_exception(exc)
                 else:
+                    if self.metrics is not None:
+                        self.metrics.audit_commit.observe(time.perf_counter() - start)
                     for _, future in batch:
                         future.set_result(None)
         finally:

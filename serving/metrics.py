@@ -21,5 +21,10 @@ class ApiMetrics:
         self.cache = Counter(
             "canhgiac_api_cache", "high-risk response cache lookups", ["result"],
             registry=self.registry)
+        self.audit_commit = Histogram(
+            "canhgiac_api_audit_commit_seconds",
+            "one group commit of audit entries (serving.auditlog.AuditWriter)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=self.registry)
         self.store_version = Gauge(
             "canhgiac_api_store_version", "last seen case-store version", registry=self.registry)

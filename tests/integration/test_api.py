@@ -3,6 +3,7 @@ illegal transition, the audit trail and the bad-input answers."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -343,6 +344,9 @@ def test_readyz_metrics_and_unknown_routes(api):
     assert r.status_code == 200
     assert 'canhgiac_api_requests_total{method="GET",route="/v1/accounts/high-risk",' \
            'status="200"}' in r.text
+    # each group commit of the access log is timed; the read above was one or more of them
+    commits = re.search(r"^canhgiac_api_audit_commit_seconds_count ([0-9.]+)$", r.text, re.M)
+    assert commits is not None and float(commits.group(1)) >= 1
     r = api.client.get("/v1/nothing-here", headers=api.h("viewer"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     assert api.client.delete("/v1/cases", headers=api.h("admin")).status_code == 405
