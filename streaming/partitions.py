@@ -24,7 +24,7 @@ A checkpoint commits in this order, each step only after the previous one succee
 
 In the loop the checkpoints stay off its critical path: when one is due, the owned partitions
 are checkpointed one after another; a partition's snapshot is spread over iterations (at most
-:data:`FRAME_BUDGET` changed accounts serialised per iteration,
+:data:`PREPARE_BUDGET_S` of serialising changed accounts per iteration,
 :meth:`features.engine.FeatureEngine.prepare_snapshot`; the snapshot itself then joins the
 frames and serialises the few accounts changed since), steps 2 and 3 run on a helper thread
 while the loop goes on, and steps 4 and 5 follow on the loop's thread once it is durable.
@@ -54,8 +54,14 @@ from streaming.stalls import StallWatch
 log = logging.getLogger(__name__)
 
 KINDS = (PAYMENTS, LOGINS)
-FRAME_BUDGET = 500  # changed accounts serialised per loop iteration (~10 ms; ~18 µs each)
-MAX_PREPARE_ITERATIONS = 200  # then the snapshot is taken whatever is left
+# A snapshot is prepared in chunks of FRAME_CHUNK changed accounts for at most PREPARE_BUDGET_S
+# per loop iteration (a frame takes ~18 µs alone, but each compresses with zlib, which hands
+# the GIL to the process's other threads: measured 250-400 µs each in a busy scorer, so a
+# 500-account budget stalled the loop 124-205 ms), until at most FRAME_CHUNK are left
+FRAME_CHUNK = 50
+FRAME_BUDGET = FRAME_CHUNK  # what the snapshot itself may still have to serialise
+PREPARE_BUDGET_S = 0.015
+MAX_PREPARE_ITERATIONS = 5000  # then the snapshot is taken whatever is left
 
 
 class Partitions:
@@ -81,6 +87,7 @@ class Partitions:
         self.stalls = StallWatch(s.stall_after_s, self._refetch)
         self.last_checkpoint = time.monotonic()
         self._queue: list[int] = []  # partitions of the round being checkpointed
+        self.tick_steps: list[tuple[str, float]] = []  # the last tick's steps (seconds)
         self._prepared = 0  # iterations spent preparing the head of the queue's snapshot
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-checkpoint")
         self._writing: Future[list[Checkpoint]] | None = None
@@ -230,6 +237,8 @@ class Partitions:
         """The loop's share of checkpointing, once per iteration: finish a write that became
         durable (steps 4-5), then start the next partition's checkpoint of a due round
         (steps 1-2 here, step 3 on the helper thread)."""
+        steps = self.tick_steps = []  # (step, seconds): the slow-iteration log shows them
+        t = time.perf_counter()
         writing = self._writing
         if writing is not None:
             if not writing.done():
@@ -238,6 +247,7 @@ class Partitions:
             # a failed write fails the session here; the group commit is not waited for (the
             # checkpoint is what a restart resumes from: group offsets are only its fallback)
             self._committed(writing.result(), wait=False)
+            t = _step(steps, "committed", t)
         if not self._queue:
             if not self.due(now):
                 return
@@ -246,6 +256,7 @@ class Partitions:
             if evicted:
                 log.info("idle accounts evicted", extra={"accounts": evicted})
             self._queue = self.handler.partitions()
+            t = _step(steps, "evict", t)
         while self._queue:
             p = self._queue[0]
             engine = self.handler.engines.get(p)
@@ -255,13 +266,18 @@ class Partitions:
             # spread the snapshot: a budget of changed accounts per iteration, until what is
             # left fits one (bounded: an account changing faster than it is serialised would
             # otherwise keep a checkpoint from ever being taken)
-            if (engine.prepare_snapshot(FRAME_BUDGET) > FRAME_BUDGET
-                    and self._prepared < MAX_PREPARE_ITERATIONS):
+            deadline = t + PREPARE_BUDGET_S
+            left = engine.prepare_snapshot(FRAME_CHUNK)
+            while left > FRAME_BUDGET and time.perf_counter() < deadline:
+                left = engine.prepare_snapshot(FRAME_CHUNK)
+            t = _step(steps, "prepare", t)
+            if left > FRAME_BUDGET and self._prepared < MAX_PREPARE_ITERATIONS:
                 self._prepared += 1
                 return
             self._queue.pop(0)
             self._prepared = 0
             checkpoints = self._snapshots([p])
+            t = _step(steps, "snapshot", t)
             self._writing = self._writer.submit(self._write, checkpoints)
             return
 
@@ -372,3 +388,9 @@ def _commit_answered(offsets: Any, result: Any) -> None:
     if isinstance(result, BaseException):
         log.warning("group offset commit failed (the checkpoint is what counts)",
                     extra={"error": repr(result)})
+
+
+def _step(steps: list[tuple[str, float]], name: str, since: float) -> float:
+    now = time.perf_counter()
+    steps.append((name, now - since))
+    return now

@@ -265,7 +265,8 @@ class _Session:
                     "ms": round((t4 - t0) * 1000), "records": len(batch),
                     "scored": len(result.scored), "prepare_ms": round((t1 - t0) * 1000),
                     "handle_ms": round((t2 - t1) * 1000), "emit_ms": round((t3 - t2) * 1000),
-                    "tick_ms": round((t4 - t3) * 1000), "end_offset_waits": self._ends is not None})
+                    "tick_ms": round((t4 - t3) * 1000), "end_offset_waits": self._ends is not None,
+                    "tick_steps_ms": {k: round(v * 1000) for k, v in parts.tick_steps}})
 
     def _poll_wait_ms(self) -> int:
         """Short while payments are held back (the next check may release them), long when
