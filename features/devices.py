@@ -28,6 +28,13 @@ Definitions (the oracle tests check exactly these):
   for the IP. ``business_shared_device_7d``: ``device_accounts_7d`` for a business account, else
   0; ``business_shared_device_foreign_7d``: 1 for a business account on a shared device with a
   login from abroad in 7 days (item 9a), else 0. nan when the device (or IP) is unknown.
+* A **payee sighting** (key ``c:<len(bank)>:<bank><account>``, :func:`payee_key`): a debit
+  transfer (channel mobile, internet or branch) of ``account`` at ``s`` to that counterparty
+  (bank code and account; an empty bank code when absent). ``cp_other_payers_7d``: accounts
+  other than ``a`` with a visible payee sighting of the payment's counterparty in
+  ``(t - 7 d, t - D]`` -- how many other customers of this bank paid this beneficiary in the
+  last week (several unrelated customers paying one new beneficiary is how money reaches a
+  rented account); nan when the payment is not such a transfer.
 """
 
 from __future__ import annotations
@@ -52,8 +59,12 @@ WEEK: Final = 7 * DAY
 RETENTION_S: Final = WEEK + DAY  # the processor drops sightings older than this
 DEVICE: Final = "d:"
 IP: Final = "i:"
+PAYEE: Final = "c:"
+# debits that send money to a beneficiary (cards, ATMs and billers' API debits do not)
+TRANSFER_CHANNELS: Final = frozenset({"mobile", "internet", "branch"})
 NAN: Final = math.nan
-MAX_KEY_CHARS: Final = 1026  # "d:" + the longest identifier an event may carry
+# "c:1024:" + a bank code and an account of at most 1024 characters each (the longest key)
+MAX_KEY_CHARS: Final = 2056
 MAX_LINKS_BYTES: Final = 4 * 1024 * 1024
 MAX_TIMES: Final = int(RETENTION_S // SIGHTING_INTERVAL_S) + 2
 SIGHTINGS_KIND: Final = "device.sightings"
@@ -67,18 +78,31 @@ UNKNOWN: tuple[float, float, float] = (NAN, NAN, NAN)
 class Sighting:
     """One record of ``device.sightings``: ``account_id`` used ``key`` at ``t``."""
 
-    key: str  # d:<device_id> or i:<ip>
+    key: str  # d:<device_id>, i:<ip> or c:<len(bank)>:<bank><account> (payee_key)
     account_id: str
     t: float
 
 
+def payee_key(p: Payment) -> str | None:
+    """The payee key of a debit transfer (see the module's definitions), else None."""
+    if p.direction != "debit" or p.channel not in TRANSFER_CHANNELS:
+        return None
+    bank = p.counterparty_bank or ""
+    return f"{PAYEE}{len(bank)}:{bank}{p.counterparty_account}"
+
+
 def sightings_of(event: Payment | Login) -> list[Sighting]:
-    """The sightings an event makes (its device id and its IP, when present)."""
+    """The sightings an event makes (its device id and its IP when present, and a debit
+    transfer's payee)."""
     out = []
     if event.device_id is not None:
         out.append(Sighting(DEVICE + event.device_id, event.account_id, event.t))
     if event.ip is not None:
         out.append(Sighting(IP + event.ip, event.account_id, event.t))
+    if isinstance(event, Payment):
+        payee = payee_key(event)
+        if payee is not None:
+            out.append(Sighting(payee, event.account_id, event.t))
     return out
 
 
@@ -135,6 +159,10 @@ class DeviceLinks:
                 observe(DEVICE + event.device_id, event.account_id, event.t)
             if event.ip is not None:
                 observe(IP + event.ip, event.account_id, event.t)
+            if isinstance(event, Payment):
+                payee = payee_key(event)
+                if payee is not None:
+                    observe(payee, event.account_id, event.t)
 
     def put(self, key: str, accounts: dict[str, array[float]]) -> None:
         self._table[key] = accounts
@@ -173,16 +201,19 @@ class DeviceLinks:
         return len(self._table)
 
     def features(self, device: str | None, ip: str | None, own: str, t: float,
-                 is_business: bool, foreign_7d: float, ref: ReferenceData
-                 ) -> tuple[float, ...]:
+                 is_business: bool, foreign_7d: float, ref: ReferenceData,
+                 payee: str | None = None) -> tuple[float, ...]:
         """The vector's device columns (:data:`DEVICE_NAMES`) for a payment of ``own`` at
-        ``t`` made from ``device`` / ``ip`` (None: unknown)."""
+        ``t`` made from ``device`` / ``ip`` (None: unknown) to ``payee`` (its
+        :func:`payee_key`; None: not a debit transfer)."""
         if not self._table:
             d = UNKNOWN if device is None else NO_LINKS
             i = UNKNOWN if ip is None else NO_LINKS
+            payers = NAN if payee is None else 0.0
         else:
             d = UNKNOWN if device is None else self._count(DEVICE + device, own, t, ref)
             i = UNKNOWN if ip is None else self._count(IP + ip, own, t, ref)
+            payers = NAN if payee is None else self._others(payee, own, t)
         d7 = d[1]
         if is_business:
             shared = d7
@@ -190,7 +221,23 @@ class DeviceLinks:
         else:
             shared = 0.0 if d7 == d7 else NAN
             foreign = shared
-        return (d[0], d7, i[0], i[1], d[2], i[2], shared, foreign)
+        return (d[0], d7, i[0], i[1], d[2], i[2], shared, foreign, payers)
+
+    def _others(self, key: str, own: str, t: float) -> float:
+        """Accounts other than ``own`` with a visible sighting of ``key`` in 7 days."""
+        accounts = self._table.get(key)
+        if accounts is None:
+            return 0.0
+        hi = t - self.delay_s
+        lo7 = t - WEEK
+        n = 0
+        for account, times in accounts.items():
+            if account == own:
+                continue
+            k = bisect_right(times, hi)
+            if k and times[k - 1] > lo7:
+                n += 1
+        return float(n)
 
     def _count(self, key: str, own: str, t: float, ref: ReferenceData
                ) -> tuple[float, float, float]:
@@ -284,8 +331,9 @@ def _key(value: Any, name: str = "key") -> str:
     if not isinstance(value, str):
         raise _Bad(name, "missing (required)" if value is None
                    else f"must be a string, got {type(value).__name__}")
-    if not (value.startswith(DEVICE) or value.startswith(IP)) or len(value) <= 2:
-        raise _Bad(name, f"'{value[:60]}' is not d:<device_id> or i:<ip>")
+    if not (value.startswith(DEVICE) or value.startswith(IP) or value.startswith(PAYEE)
+            ) or len(value) <= 2:
+        raise _Bad(name, f"'{value[:60]}' is not d:<device_id>, i:<ip> or c:<payee>")
     if len(value) > MAX_KEY_CHARS or not value.isprintable():
         raise _Bad(name, "too long or not printable")
     return value
@@ -297,6 +345,10 @@ def _account(value: Any, name: str) -> str:
                    else f"must be a string, got {type(value).__name__}")
     if not value.strip() or len(value) > 1024:
         raise _Bad(name, "empty or longer than 1024 characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad(name, "not valid Unicode (a lone surrogate)") from None
     return value
 
 

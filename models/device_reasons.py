@@ -53,6 +53,15 @@ def _business_shared_foreign(v: float) -> str:
            " 7 days (item 9a, Official Dispatch 139/CĐ-TTg)"
 
 
+def _other_payers(v: float) -> str:
+    if math.isnan(v):
+        return "not a transfer to a beneficiary"
+    if v <= 0:
+        return "no other customer of this bank paid this beneficiary in 7 days"
+    return f"beneficiary also paid by {v:.0f} other customer" + ("" if v == 1 else "s") + \
+        " of this bank in 7 days (money from many accounts into one: a Circular 17/2024 sign)"
+
+
 DEVICE_TEMPLATES: dict[str, Template] = {
     "device_accounts_24h": _seen_on("device", "24 h"),
     "device_accounts_7d": _seen_on("device", "7 days"),
@@ -62,4 +71,5 @@ DEVICE_TEMPLATES: dict[str, Template] = {
     "ip_flagged_accounts_7d": _flagged_on("IP address"),
     "business_shared_device_7d": _business_shared,
     "business_shared_device_foreign_7d": _business_shared_foreign,
+    "cp_other_payers_7d": _other_payers,
 }

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from features.devices import (
     DEVICE,
     IP,
+    PAYEE,
     DeviceLinks,
     LinksRecord,
     Sighting,
@@ -22,8 +23,10 @@ from features.devices import (
     decode_sighting,
     encode_links,
     encode_sighting,
+    payee_key,
+    sightings_of,
 )
-from features.events import Label, Rejection
+from features.events import Label, Payment, Rejection
 from features.reference import ReferenceData
 from tests.unit.test_hostile_input import HOSTILE_VALUES, mutated_events
 
@@ -102,6 +105,54 @@ def test_counts_equal_brute_force(sightings, own, offset, delay):
         else:
             assert got[2:4] == (len(n(DAY)), len(week)) and got[5] == flagged
             assert all(math.isnan(x) for x in (got[0], got[1], got[4], got[6], got[7]))
+
+
+PAYEES = [PAYEE + "3:VCB111", PAYEE + "3:VCB222"]
+PAYEE_SIGHTINGS = st.lists(st.builds(
+    Sighting, st.sampled_from(PAYEES + [DEVICE + "phone-1"]), st.sampled_from(ACCOUNTS),
+    st.one_of(st.integers(0, 10 * 86400), st.sampled_from([3599, 3600, 3601, 7200])).map(
+        lambda s: T0 + s + 0.25)), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(PAYEE_SIGHTINGS, st.sampled_from(ACCOUNTS), st.integers(0, 11 * 86400),
+       st.sampled_from([0.0, 60.0, 3600.0]))
+def test_other_payers_equal_brute_force(sightings, own, offset, delay):
+    """cp_other_payers_7d: accounts other than the payer with a visible payee sighting of the
+    beneficiary in (t - 7 d, t - delay]; a device sighting never counts as a payer."""
+    t = T0 + offset
+    links = table_of(sightings)
+    links.delay_s = delay
+    for key in PAYEES:
+        got = links.features(None, None, own, t, False, 0.0, ReferenceData(), key)[8]
+        want = {s.account_id for s in sightings
+                if s.key == key and s.account_id != own and t - 7 * DAY < s.t <= t - delay}
+        assert got == len(want)
+    assert math.isnan(links.features(None, None, own, t, False, 0.0, ReferenceData())[8])
+
+
+def _payment(**kw: object) -> Payment:
+    base: dict[str, object] = dict(
+        event_id="e1", ts=datetime.fromtimestamp(T0, UTC), account_id="A", direction="debit",
+        amount=1e6, currency="VND", counterparty_account="111", counterparty_bank="VCB",
+        channel="mobile", device_id="phone-1", ip="10.0.0.1")
+    base.update(kw)
+    return Payment(**base)  # type: ignore[arg-type]
+
+
+def test_only_debit_transfers_make_a_payee_sighting_and_keys_are_unambiguous():
+    keys = [s.key for s in sightings_of(_payment())]
+    assert keys == [DEVICE + "phone-1", IP + "10.0.0.1", PAYEE + "3:VCB111"]
+    for kw in ({"direction": "credit"}, {"channel": "pos"}, {"channel": "atm"},
+               {"channel": "api"}):
+        assert payee_key(_payment(**kw)) is None
+        assert all(not s.key.startswith(PAYEE) for s in sightings_of(_payment(**kw)))
+    assert payee_key(_payment(channel="branch", counterparty_bank=None)) == PAYEE + "0:111"
+    # bank "VC" + account "B111" is not bank "VCB" + account "111"
+    assert payee_key(_payment(counterparty_bank="VC", counterparty_account="B111")) != \
+        payee_key(_payment())
+    got = decode_sighting(encode_sighting(Sighting(PAYEE + "3:VCB111", "A", T0)))
+    assert got == Sighting(PAYEE + "3:VCB111", "A", T0)
 
 
 def test_a_personal_account_is_never_a_shared_business():
