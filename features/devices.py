@@ -30,11 +30,16 @@ Definitions (the oracle tests check exactly these):
   login from abroad in 7 days (item 9a), else 0. nan when the device (or IP) is unknown.
 * A **payee sighting** (key ``c:<len(bank)>:<bank><account>``, :func:`payee_key`): a debit
   transfer (channel mobile, internet or branch) of ``account`` at ``s`` to that counterparty
-  (bank code and account; an empty bank code when absent). ``cp_other_payers_7d``: accounts
-  other than ``a`` with a visible payee sighting of the payment's counterparty in
-  ``(t - 7 d, t - D]`` -- how many other customers of this bank paid this beneficiary in the
-  last week (several unrelated customers paying one new beneficiary is how money reaches a
-  rented account); nan when the payment is not such a transfer.
+  (bank code and account; an empty bank code when absent). A billers' or a big shop's key
+  would collect most of the bank's accounts, so a payee key keeps, per clock hour, only the
+  ``PAYEE_CAP + 1`` earliest accounts (the smallest ``(time, account)`` pairs: a selection, still
+  idempotent and order-free), and the column saturates at ``PAYEE_CAP``:
+  ``cp_other_payers_7d`` = min(``PAYEE_CAP``, accounts other than ``a`` with a visible payee
+  sighting of the payment's counterparty from the start of the clock hour of ``t - 7 d`` to
+  ``t - D``) -- how many other customers of this bank paid this beneficiary in the last week
+  (several unrelated customers paying one beneficiary is how money reaches a rented account);
+  nan when the payment is not such a transfer. (Whole clock hours at the window's old end keep
+  the capped count exact: of an hour's visible sightings, the earliest are the ones kept.)
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ IP: Final = "i:"
 PAYEE: Final = "c:"
 # debits that send money to a beneficiary (cards, ATMs and billers' API debits do not)
 TRANSFER_CHANNELS: Final = frozenset({"mobile", "internet", "branch"})
+PAYEE_CAP: Final = 5  # cp_other_payers_7d saturates here ("5 or more")
+# payee keys with more accounts are answered hour by hour (not Final: a test lowers it)
+PAYEE_SCAN_AT = 48
 NAN: Final = math.nan
 # "c:1024:" + a bank code and an account of at most 1024 characters each (the longest key)
 MAX_KEY_CHARS: Final = 2056
@@ -132,16 +140,21 @@ class DeviceLinks:
     never changed after it is put, so the scorer's reader thread can swap it in while the loop
     reads)."""
 
-    __slots__ = ("delay_s", "_table")
+    __slots__ = ("delay_s", "_table", "_hours")
 
     def __init__(self, delay_s: float = DEFAULT_VISIBILITY_S) -> None:
         self.delay_s = float(delay_s)
         # times as array('d'): 8 bytes a sighting (a list of floats costs 32)
         self._table: dict[str, dict[str, array[float]]] = {}
+        # payee keys: clock hour -> its kept (time, account) pairs, sorted (at most
+        # PAYEE_CAP + 1); derived from _table, rebuilt after put / prune
+        self._hours: dict[str, dict[int, list[tuple[float, str]]]] = {}
 
     # ------------------------------------------------------------------ updates
     def observe(self, key: str, account: str, t: float) -> bool:
         """Merge one sighting; True when the key's state changed."""
+        if key.startswith(PAYEE):
+            return self._observe_payee(key, account, t)
         accounts = self._table.get(key)
         if accounts is None:
             accounts = self._table[key] = {}
@@ -164,11 +177,81 @@ class DeviceLinks:
                 if payee is not None:
                     observe(payee, event.account_id, event.t)
 
+    def _observe_payee(self, key: str, account: str, t: float) -> bool:
+        """Merge a payee sighting: the hour keeps its PAYEE_CAP + 1 smallest (time, account)."""
+        accounts = self._table.get(key)
+        if accounts is None:
+            accounts = self._table[key] = {}
+        hours = self._index(key, accounts)
+        h = hour_of(t)
+        bucket = hours.get(h)
+        if bucket is None:
+            bucket = hours[h] = []
+        for i in range(len(bucket)):
+            if bucket[i][1] == account:
+                if t >= bucket[i][0]:
+                    return False
+                bucket[i] = (t, account)
+                bucket.sort()
+                merge_time(accounts[account], t)
+                return True
+        pair = (t, account)
+        if len(bucket) > PAYEE_CAP:
+            last = bucket[-1]
+            if pair >= last:
+                return False
+            bucket.pop()
+            self._drop(accounts, last[1], last[0])
+        bucket.insert(bisect_left(bucket, pair), pair)
+        times = accounts.get(account)
+        if times is None:
+            accounts[account] = array("d", (t,))
+        else:
+            merge_time(times, t)
+        return True
+
+    @staticmethod
+    def _drop(accounts: dict[str, array[float]], account: str, t: float) -> None:
+        times = accounts[account]
+        i = bisect_left(times, t)
+        del times[i]
+        if not times:
+            del accounts[account]
+
+    def _index(self, key: str, accounts: dict[str, array[float]]
+               ) -> dict[int, list[tuple[float, str]]]:
+        """The payee key's hour index, built from its accounts when missing (a record that
+        keeps more than PAYEE_CAP + 1 accounts in an hour is cut to the earliest)."""
+        hours = self._hours.get(key)
+        if hours is not None:
+            return hours
+        hours = {}
+        for account, times in accounts.items():
+            for x in times:
+                bucket = hours.get(hour_of(x))
+                if bucket is None:
+                    hours[hour_of(x)] = [(x, account)]
+                else:
+                    bucket.append((x, account))
+        for bucket in hours.values():
+            bucket.sort()
+            while len(bucket) > PAYEE_CAP + 1:
+                extra = bucket.pop()
+                self._drop(accounts, extra[1], extra[0])
+        self._hours[key] = hours
+        return hours
+
     def put(self, key: str, accounts: dict[str, array[float]]) -> None:
+        if key.startswith(PAYEE):
+            # the index first: a reader thread's put must never leave a newer map with an
+            # older index (the query reads one of the two, each consistent)
+            self._hours.pop(key, None)
+            self._index(key, accounts)
         self._table[key] = accounts
 
     def delete(self, key: str) -> None:
         self._table.pop(key, None)
+        self._hours.pop(key, None)
 
     def prune(self, key: str, before: float) -> bool:
         """Drop the key's sightings at or before ``before``; True when something was dropped
@@ -188,6 +271,8 @@ class DeviceLinks:
                     del times[:k]
         if not accounts:
             del self._table[key]
+        if changed:
+            self._hours.pop(key, None)
         return changed
 
     # ------------------------------------------------------------------ queries
@@ -224,20 +309,38 @@ class DeviceLinks:
         return (d[0], d7, i[0], i[1], d[2], i[2], shared, foreign, payers)
 
     def _others(self, key: str, own: str, t: float) -> float:
-        """Accounts other than ``own`` with a visible sighting of ``key`` in 7 days."""
+        """min(PAYEE_CAP, accounts other than ``own`` with a visible sighting of payee
+        ``key`` from the start of the clock hour of ``t - 7 d``)."""
         accounts = self._table.get(key)
         if accounts is None:
             return 0.0
         hi = t - self.delay_s
-        lo7 = t - WEEK
-        n = 0
-        for account, times in accounts.items():
-            if account == own:
-                continue
-            k = bisect_right(times, hi)
-            if k and times[k - 1] > lo7:
-                n += 1
-        return float(n)
+        first_hour = hour_of(t - WEEK)
+        lo = first_hour * SIGHTING_INTERVAL_S
+        hours = self._hours.get(key)
+        if hours is None or len(accounts) <= PAYEE_SCAN_AT:
+            n = 0
+            for account, times in accounts.items():
+                if account == own:
+                    continue
+                k = bisect_right(times, hi)
+                if k and times[k - 1] >= lo:
+                    n += 1
+                    if n >= PAYEE_CAP:
+                        break
+            return float(n)
+        seen: set[str] = set()
+        h = hour_of(hi)
+        while h >= first_hour:
+            bucket = hours.get(h)
+            if bucket is not None:
+                for x, account in bucket:
+                    if x <= hi and account != own:
+                        seen.add(account)
+                if len(seen) >= PAYEE_CAP:
+                    return float(PAYEE_CAP)
+            h -= 1
+        return float(len(seen))
 
     def _count(self, key: str, own: str, t: float, ref: ReferenceData
                ) -> tuple[float, float, float]:

@@ -180,13 +180,13 @@ def device_features(p: Payment, known: list[tuple[float, int, Payment | Login]],
         shared = foreign = 0.0
     if p.direction == "debit" and p.channel in ("mobile", "internet", "branch"):
         # other accounts whose debit transfer to the same bank and account is visible in 7 d
-        payers = float(len({
+        payers = float(min(5, len({
             e.account_id for e in events
             if isinstance(e, Payment) and e.account_id != p.account_id
             and e.direction == "debit" and e.channel in ("mobile", "internet", "branch")
             and e.counterparty_account == p.counterparty_account
             and (e.counterparty_bank or "") == (p.counterparty_bank or "")
-            and t - 7 * DAY < _hour_first(e, events) <= t - VISIBILITY}))
+            and (t - 7 * DAY) // 3600 * 3600 <= _hour_first(e, events) <= t - VISIBILITY})))
     else:
         payers = math.nan
     return {"device_accounts_24h": d[0], "device_accounts_7d": d[1], "ip_accounts_24h": i[0],
