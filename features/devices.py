@@ -146,8 +146,9 @@ class DeviceLinks:
         self.delay_s = float(delay_s)
         # times as array('d'): 8 bytes a sighting (a list of floats costs 32)
         self._table: dict[str, dict[str, array[float]]] = {}
-        # payee keys: clock hour -> its kept (time, account) pairs, sorted (at most
-        # PAYEE_CAP + 1); derived from _table, rebuilt after put / prune
+        # payee keys with more than PAYEE_SCAN_AT accounts: clock hour -> its kept (time,
+        # account) pairs, sorted (at most PAYEE_CAP + 1); derived from _table, rebuilt after
+        # put / prune
         self._hours: dict[str, dict[int, list[tuple[float, str]]]] = {}
 
     # ------------------------------------------------------------------ updates
@@ -182,11 +183,17 @@ class DeviceLinks:
         accounts = self._table.get(key)
         if accounts is None:
             accounts = self._table[key] = {}
-        hours = self._index(key, accounts)
+        hours = self._hours.get(key)
+        if hours is None and len(accounts) > PAYEE_SCAN_AT:
+            hours = self._index(key, accounts)
         h = hour_of(t)
-        bucket = hours.get(h)
-        if bucket is None:
-            bucket = hours[h] = []
+        if hours is None:  # a small key: the hour's pairs from its accounts (not kept)
+            bucket = self._hour_pairs(accounts, h)
+        else:
+            got = hours.get(h)
+            if got is None:
+                got = hours[h] = []
+            bucket = got
         for i in range(len(bucket)):
             if bucket[i][1] == account:
                 if t >= bucket[i][0]:
@@ -211,6 +218,18 @@ class DeviceLinks:
         return True
 
     @staticmethod
+    def _hour_pairs(accounts: dict[str, array[float]], h: int) -> list[tuple[float, str]]:
+        lo = h * SIGHTING_INTERVAL_S
+        hi = lo + SIGHTING_INTERVAL_S
+        out = []
+        for account, times in accounts.items():
+            i = bisect_left(times, lo)
+            if i < len(times) and times[i] < hi:
+                out.append((times[i], account))
+        out.sort()
+        return out
+
+    @staticmethod
     def _drop(accounts: dict[str, array[float]], account: str, t: float) -> None:
         times = accounts[account]
         i = bisect_left(times, t)
@@ -220,8 +239,9 @@ class DeviceLinks:
 
     def _index(self, key: str, accounts: dict[str, array[float]]
                ) -> dict[int, list[tuple[float, str]]]:
-        """The payee key's hour index, built from its accounts when missing (a record that
-        keeps more than PAYEE_CAP + 1 accounts in an hour is cut to the earliest)."""
+        """The hour index of a payee key with more than PAYEE_SCAN_AT accounts, built from
+        its accounts when missing (a record that keeps more than PAYEE_CAP + 1 accounts in an
+        hour is cut to the earliest). Small keys keep no index: it would double their memory."""
         hours = self._hours.get(key)
         if hours is not None:
             return hours
@@ -246,7 +266,8 @@ class DeviceLinks:
             # the index first: a reader thread's put must never leave a newer map with an
             # older index (the query reads one of the two, each consistent)
             self._hours.pop(key, None)
-            self._index(key, accounts)
+            if len(accounts) > PAYEE_SCAN_AT:
+                self._index(key, accounts)
         self._table[key] = accounts
 
     def delete(self, key: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -138,10 +139,19 @@ def brute_payees(sightings: list[Sighting]) -> dict[str, dict[str, list[float]]]
 
 
 @settings(max_examples=300, deadline=None)
-@given(PAYEE_SIGHTINGS, st.randoms(use_true_random=False))
-def test_payee_keys_keep_the_earliest_accounts_per_hour_in_any_order(sightings, rnd):
+@given(PAYEE_SIGHTINGS, st.randoms(use_true_random=False), st.sampled_from([0, 3, 48]))
+def test_payee_keys_keep_the_earliest_accounts_per_hour_in_any_order(sightings, rnd, scan_at):
     """The cap is a selection (the smallest pairs of each hour): merging twice or in any order
-    gives the same table, and a record put back (a restore) answers the same."""
+    gives the same table, and a record put back (a restore) answers the same -- with the hour
+    index (keys above ``scan_at`` accounts) or without it, and across the switch."""
+    devices.PAYEE_SCAN_AT = scan_at
+    try:
+        _check_order_free(sightings, rnd)
+    finally:
+        devices.PAYEE_SCAN_AT = 48
+
+
+def _check_order_free(sightings: list[Sighting], rnd: Any) -> None:
     once = snapshot(table_of(sightings))
     again = list(sightings) + sightings[rnd.randrange(len(sightings) + 1):]
     rnd.shuffle(again)
