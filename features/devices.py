@@ -30,7 +30,7 @@ Definitions (the oracle tests check exactly these):
   login from abroad in 7 days (item 9a), else 0. nan when the device (or IP) is unknown.
 * A **payee sighting** (key ``c:<len(bank)>:<bank><account>``, :func:`payee_key`): a debit
   transfer (channel mobile, internet or branch) of ``account`` at ``s`` to that counterparty
-  (bank code and account; an empty bank code when absent). A billers' or a big shop's key
+  (its bank code and account). A biller's or a big shop's key
   would collect most of the bank's accounts, so a payee key keeps, per clock hour, only the
   ``PAYEE_CAP + 1`` earliest accounts (the smallest ``(time, account)`` pairs: a selection, still
   idempotent and order-free), and the column saturates at ``PAYEE_CAP``:
@@ -95,7 +95,7 @@ def payee_key(p: Payment) -> str | None:
     """The payee key of a debit transfer (see the module's definitions), else None."""
     if p.direction != "debit" or p.channel not in TRANSFER_CHANNELS:
         return None
-    bank = p.counterparty_bank or ""
+    bank = p.counterparty_bank
     return f"{PAYEE}{len(bank)}:{bank}{p.counterparty_account}"
 
 

@@ -230,7 +230,7 @@ def test_only_debit_transfers_make_a_payee_sighting_and_keys_are_unambiguous():
                {"channel": "api"}):
         assert payee_key(_payment(**kw)) is None
         assert all(not s.key.startswith(PAYEE) for s in sightings_of(_payment(**kw)))
-    assert payee_key(_payment(channel="branch", counterparty_bank=None)) == PAYEE + "0:111"
+    assert payee_key(_payment(channel="branch", counterparty_bank="")) == PAYEE + "0:111"
     # bank "VC" + account "B111" is not bank "VCB" + account "111"
     assert payee_key(_payment(counterparty_bank="VC", counterparty_account="B111")) != \
         payee_key(_payment())
