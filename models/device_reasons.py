@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from features.devices import PAYEE_CAP
+
 Template = Callable[[float], str]
 
 
@@ -58,8 +60,10 @@ def _other_payers(v: float) -> str:
         return "not a transfer to a beneficiary"
     if v <= 0:
         return "no other customer of this bank paid this beneficiary in 7 days"
-    return f"beneficiary also paid by {v:.0f} other customer" + ("" if v == 1 else "s") + \
-        " of this bank in 7 days (money from many accounts into one: a Circular 17/2024 sign)"
+    who = f"{v:.0f} or more other customers" if v >= PAYEE_CAP else \
+        f"{v:.0f} other customer" + ("" if v == 1 else "s")
+    return f"beneficiary also paid by {who} of this bank in 7 days (money from many accounts" \
+        " into one: a Circular 17/2024 sign)"
 
 
 DEVICE_TEMPLATES: dict[str, Template] = {
