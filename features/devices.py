@@ -28,6 +28,18 @@ Definitions (the oracle tests check exactly these):
   for the IP. ``business_shared_device_7d``: ``device_accounts_7d`` for a business account, else
   0; ``business_shared_device_foreign_7d``: 1 for a business account on a shared device with a
   login from abroad in 7 days (item 9a), else 0. nan when the device (or IP) is unknown.
+* A **payee sighting** (key ``c:<len(bank)>:<bank><account>``, :func:`payee_key`): a debit
+  transfer (channel mobile, internet or branch) of ``account`` at ``s`` to that counterparty
+  (its bank code and account). A biller's or a big shop's key
+  would collect most of the bank's accounts, so a payee key keeps, per clock hour, only the
+  ``PAYEE_CAP + 1`` earliest accounts (the smallest ``(time, account)`` pairs: a selection, still
+  idempotent and order-free), and the column saturates at ``PAYEE_CAP``:
+  ``cp_other_payers_7d`` = min(``PAYEE_CAP``, accounts other than ``a`` with a visible payee
+  sighting of the payment's counterparty from the start of the clock hour of ``t - 7 d`` to
+  ``t - D``) -- how many other customers of this bank paid this beneficiary in the last week
+  (several unrelated customers paying one beneficiary is how money reaches a rented account);
+  nan when the payment is not such a transfer. (Whole clock hours at the window's old end keep
+  the capped count exact: of an hour's visible sightings, the earliest are the ones kept.)
 """
 
 from __future__ import annotations
@@ -52,8 +64,15 @@ WEEK: Final = 7 * DAY
 RETENTION_S: Final = WEEK + DAY  # the processor drops sightings older than this
 DEVICE: Final = "d:"
 IP: Final = "i:"
+PAYEE: Final = "c:"
+# debits that send money to a beneficiary (cards, ATMs and billers' API debits do not)
+TRANSFER_CHANNELS: Final = frozenset({"mobile", "internet", "branch"})
+PAYEE_CAP: Final = 5  # cp_other_payers_7d saturates here ("5 or more")
+# payee keys with more accounts are answered hour by hour (not Final: a test lowers it)
+PAYEE_SCAN_AT = 48
 NAN: Final = math.nan
-MAX_KEY_CHARS: Final = 1026  # "d:" + the longest identifier an event may carry
+# "c:1024:" + a bank code and an account of at most 1024 characters each (the longest key)
+MAX_KEY_CHARS: Final = 2056
 MAX_LINKS_BYTES: Final = 4 * 1024 * 1024
 MAX_SIGHTINGS_BYTES: Final = 1024 * 1024  # one batch record of device.sightings
 MAX_TIMES: Final = int(RETENTION_S // SIGHTING_INTERVAL_S) + 2
@@ -68,18 +87,31 @@ UNKNOWN: tuple[float, float, float] = (NAN, NAN, NAN)
 class Sighting:
     """One record of ``device.sightings``: ``account_id`` used ``key`` at ``t``."""
 
-    key: str  # d:<device_id> or i:<ip>
+    key: str  # d:<device_id>, i:<ip> or c:<len(bank)>:<bank><account> (payee_key)
     account_id: str
     t: float
 
 
+def payee_key(p: Payment) -> str | None:
+    """The payee key of a debit transfer (see the module's definitions), else None."""
+    if p.direction != "debit" or p.channel not in TRANSFER_CHANNELS:
+        return None
+    bank = p.counterparty_bank
+    return f"{PAYEE}{len(bank)}:{bank}{p.counterparty_account}"
+
+
 def sightings_of(event: Payment | Login) -> list[Sighting]:
-    """The sightings an event makes (its device id and its IP, when present)."""
+    """The sightings an event makes (its device id and its IP when present, and a debit
+    transfer's payee)."""
     out = []
     if event.device_id is not None:
         out.append(Sighting(DEVICE + event.device_id, event.account_id, event.t))
     if event.ip is not None:
         out.append(Sighting(IP + event.ip, event.account_id, event.t))
+    if isinstance(event, Payment):
+        payee = payee_key(event)
+        if payee is not None:
+            out.append(Sighting(payee, event.account_id, event.t))
     return out
 
 
@@ -109,16 +141,22 @@ class DeviceLinks:
     never changed after it is put, so the scorer's reader thread can swap it in while the loop
     reads)."""
 
-    __slots__ = ("delay_s", "_table")
+    __slots__ = ("delay_s", "_table", "_hours")
 
     def __init__(self, delay_s: float = DEFAULT_VISIBILITY_S) -> None:
         self.delay_s = float(delay_s)
         # times as array('d'): 8 bytes a sighting (a list of floats costs 32)
         self._table: dict[str, dict[str, array[float]]] = {}
+        # payee keys with more than PAYEE_SCAN_AT accounts: clock hour -> its kept (time,
+        # account) pairs, sorted (at most PAYEE_CAP + 1); derived from _table, rebuilt after
+        # put / prune
+        self._hours: dict[str, dict[int, list[tuple[float, str]]]] = {}
 
     # ------------------------------------------------------------------ updates
     def observe(self, key: str, account: str, t: float) -> bool:
         """Merge one sighting; True when the key's state changed."""
+        if key.startswith(PAYEE):
+            return self._observe_payee(key, account, t)
         accounts = self._table.get(key)
         if accounts is None:
             accounts = self._table[key] = {}
@@ -136,12 +174,106 @@ class DeviceLinks:
                 observe(DEVICE + event.device_id, event.account_id, event.t)
             if event.ip is not None:
                 observe(IP + event.ip, event.account_id, event.t)
+            if isinstance(event, Payment):
+                payee = payee_key(event)
+                if payee is not None:
+                    observe(payee, event.account_id, event.t)
+
+    def _observe_payee(self, key: str, account: str, t: float) -> bool:
+        """Merge a payee sighting: the hour keeps its PAYEE_CAP + 1 smallest (time, account)."""
+        accounts = self._table.get(key)
+        if accounts is None:
+            accounts = self._table[key] = {}
+        hours = self._hours.get(key)
+        if hours is None and len(accounts) > PAYEE_SCAN_AT:
+            hours = self._index(key, accounts)
+        h = hour_of(t)
+        if hours is None:  # a small key: the hour's pairs from its accounts (not kept)
+            bucket = self._hour_pairs(accounts, h)
+        else:
+            got = hours.get(h)
+            if got is None:
+                got = hours[h] = []
+            bucket = got
+        for i in range(len(bucket)):
+            if bucket[i][1] == account:
+                if t >= bucket[i][0]:
+                    return False
+                bucket[i] = (t, account)
+                bucket.sort()
+                merge_time(accounts[account], t)
+                return True
+        pair = (t, account)
+        if len(bucket) > PAYEE_CAP:
+            last = bucket[-1]
+            if pair >= last:
+                return False
+            bucket.pop()
+            self._drop(accounts, last[1], last[0])
+        bucket.insert(bisect_left(bucket, pair), pair)
+        times = accounts.get(account)
+        if times is None:
+            accounts[account] = array("d", (t,))
+        else:
+            merge_time(times, t)
+        return True
+
+    @staticmethod
+    def _hour_pairs(accounts: dict[str, array[float]], h: int) -> list[tuple[float, str]]:
+        lo = h * SIGHTING_INTERVAL_S
+        hi = lo + SIGHTING_INTERVAL_S
+        out = []
+        for account, times in accounts.items():
+            i = bisect_left(times, lo)
+            if i < len(times) and times[i] < hi:
+                out.append((times[i], account))
+        out.sort()
+        return out
+
+    @staticmethod
+    def _drop(accounts: dict[str, array[float]], account: str, t: float) -> None:
+        times = accounts[account]
+        i = bisect_left(times, t)
+        del times[i]
+        if not times:
+            del accounts[account]
+
+    def _index(self, key: str, accounts: dict[str, array[float]]
+               ) -> dict[int, list[tuple[float, str]]]:
+        """The hour index of a payee key with more than PAYEE_SCAN_AT accounts, built from
+        its accounts when missing (a record that keeps more than PAYEE_CAP + 1 accounts in an
+        hour is cut to the earliest). Small keys keep no index: it would double their memory."""
+        hours = self._hours.get(key)
+        if hours is not None:
+            return hours
+        hours = {}
+        for account, times in accounts.items():
+            for x in times:
+                bucket = hours.get(hour_of(x))
+                if bucket is None:
+                    hours[hour_of(x)] = [(x, account)]
+                else:
+                    bucket.append((x, account))
+        for bucket in hours.values():
+            bucket.sort()
+            while len(bucket) > PAYEE_CAP + 1:
+                extra = bucket.pop()
+                self._drop(accounts, extra[1], extra[0])
+        self._hours[key] = hours
+        return hours
 
     def put(self, key: str, accounts: dict[str, array[float]]) -> None:
+        if key.startswith(PAYEE):
+            # the index first: a reader thread's put must never leave a newer map with an
+            # older index (the query reads one of the two, each consistent)
+            self._hours.pop(key, None)
+            if len(accounts) > PAYEE_SCAN_AT:
+                self._index(key, accounts)
         self._table[key] = accounts
 
     def delete(self, key: str) -> None:
         self._table.pop(key, None)
+        self._hours.pop(key, None)
 
     def prune(self, key: str, before: float) -> bool:
         """Drop the key's sightings at or before ``before``; True when something was dropped
@@ -161,6 +293,8 @@ class DeviceLinks:
                     del times[:k]
         if not accounts:
             del self._table[key]
+        if changed:
+            self._hours.pop(key, None)
         return changed
 
     # ------------------------------------------------------------------ queries
@@ -174,16 +308,19 @@ class DeviceLinks:
         return len(self._table)
 
     def features(self, device: str | None, ip: str | None, own: str, t: float,
-                 is_business: bool, foreign_7d: float, ref: ReferenceData
-                 ) -> tuple[float, ...]:
+                 is_business: bool, foreign_7d: float, ref: ReferenceData,
+                 payee: str | None = None) -> tuple[float, ...]:
         """The vector's device columns (:data:`DEVICE_NAMES`) for a payment of ``own`` at
-        ``t`` made from ``device`` / ``ip`` (None: unknown)."""
+        ``t`` made from ``device`` / ``ip`` (None: unknown) to ``payee`` (its
+        :func:`payee_key`; None: not a debit transfer)."""
         if not self._table:
             d = UNKNOWN if device is None else NO_LINKS
             i = UNKNOWN if ip is None else NO_LINKS
+            payers = NAN if payee is None else 0.0
         else:
             d = UNKNOWN if device is None else self._count(DEVICE + device, own, t, ref)
             i = UNKNOWN if ip is None else self._count(IP + ip, own, t, ref)
+            payers = NAN if payee is None else self._others(payee, own, t)
         d7 = d[1]
         if is_business:
             shared = d7
@@ -191,7 +328,41 @@ class DeviceLinks:
         else:
             shared = 0.0 if d7 == d7 else NAN
             foreign = shared
-        return (d[0], d7, i[0], i[1], d[2], i[2], shared, foreign)
+        return (d[0], d7, i[0], i[1], d[2], i[2], shared, foreign, payers)
+
+    def _others(self, key: str, own: str, t: float) -> float:
+        """min(PAYEE_CAP, accounts other than ``own`` with a visible sighting of payee
+        ``key`` from the start of the clock hour of ``t - 7 d``)."""
+        accounts = self._table.get(key)
+        if accounts is None:
+            return 0.0
+        hi = t - self.delay_s
+        first_hour = hour_of(t - WEEK)
+        lo = first_hour * SIGHTING_INTERVAL_S
+        hours = self._hours.get(key)
+        if hours is None or len(accounts) <= PAYEE_SCAN_AT:
+            n = 0
+            for account, times in accounts.items():
+                if account == own:
+                    continue
+                k = bisect_right(times, hi)
+                if k and times[k - 1] >= lo:
+                    n += 1
+                    if n >= PAYEE_CAP:
+                        break
+            return float(n)
+        seen: set[str] = set()
+        h = hour_of(hi)
+        while h >= first_hour:
+            bucket = hours.get(h)
+            if bucket is not None:
+                for x, account in bucket:
+                    if x <= hi and account != own:
+                        seen.add(account)
+                if len(seen) >= PAYEE_CAP:
+                    return float(PAYEE_CAP)
+            h -= 1
+        return float(len(seen))
 
     def _count(self, key: str, own: str, t: float, ref: ReferenceData
                ) -> tuple[float, float, float]:
@@ -293,8 +464,9 @@ def _key(value: Any, name: str = "key") -> str:
     if not isinstance(value, str):
         raise _Bad(name, "missing (required)" if value is None
                    else f"must be a string, got {type(value).__name__}")
-    if not (value.startswith(DEVICE) or value.startswith(IP)) or len(value) <= 2:
-        raise _Bad(name, f"'{value[:60]}' is not d:<device_id> or i:<ip>")
+    if not (value.startswith(DEVICE) or value.startswith(IP) or value.startswith(PAYEE)
+            ) or len(value) <= 2:
+        raise _Bad(name, f"'{value[:60]}' is not d:<device_id>, i:<ip> or c:<payee>")
     if len(value) > MAX_KEY_CHARS or not value.isprintable():
         raise _Bad(name, "too long or not printable")
     return value
@@ -306,6 +478,10 @@ def _account(value: Any, name: str) -> str:
                    else f"must be a string, got {type(value).__name__}")
     if not value.strip() or len(value) > 1024:
         raise _Bad(name, "empty or longer than 1024 characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad(name, "not valid Unicode (a lone surrogate)") from None
     return value
 
 

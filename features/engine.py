@@ -33,6 +33,7 @@ from typing import Any, Final
 
 import orjson
 
+from features.devices import payee_key
 from features.events import Label, Login, Payment
 from features.reference import DEFAULT_KYC_COUNTRY, ReferenceData
 from features.vector import CHANNEL_CODES, FEATURE_NAMES, FEATURE_VERSION, FeatureVector
@@ -978,7 +979,7 @@ class FeatureEngine:
         if pay_device is None and acct.lt and acct.lt[-1] > t - W24H:
             pay_device = acct.ldev[-1]
         device_links = ref.devices.features(pay_device, p.ip, p.account_id, t, is_business,
-                                            f7, ref)
+                                            f7, ref, payee_key(p))
         cp_risk = ref.risk_features(cp, t)
         own_risk = ref.risk_features(p.account_id, t)
         values = (
@@ -1055,7 +1056,7 @@ def _with_shares(risk: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
 
 
 ZERO_OWN: tuple[float, ...] = (0.0,) * 18
-assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 12 + 8
+assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 12 + 9
 
 
 def _frame(account_id: str, acct: _Account) -> bytes:

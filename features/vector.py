@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FEATURE_VERSION = "3"  # 3: shared devices and IPs (DEVICE_NAMES), device_age_days
+# 3: shared devices and IPs (DEVICE_NAMES), device_age_days; 4: cp_other_payers_7d
+FEATURE_VERSION = "4"
 
 WINDOWS: tuple[tuple[str, float], ...] = (
     ("10m", 600.0),
@@ -131,7 +132,8 @@ VN_RULE_NAMES = (
 )
 
 # shared devices and IPs (features.devices): other accounts seen on this payment's device / IP,
-# flagged ones among them, a business account run from a shared device (item 9a)
+# flagged ones among them, a business account run from a shared device (item 9a); other
+# customers who paid this payment's beneficiary (payee sightings of the same table)
 DEVICE_NAMES = (
     "device_accounts_24h",
     "device_accounts_7d",
@@ -141,6 +143,7 @@ DEVICE_NAMES = (
     "ip_flagged_accounts_7d",
     "business_shared_device_7d",
     "business_shared_device_foreign_7d",
+    "cp_other_payers_7d",
 )
 
 FEATURE_NAMES: tuple[str, ...] = (

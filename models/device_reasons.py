@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from features.devices import PAYEE_CAP
+
 Template = Callable[[float], str]
 
 
@@ -53,6 +55,17 @@ def _business_shared_foreign(v: float) -> str:
            " 7 days (item 9a, Official Dispatch 139/CĐ-TTg)"
 
 
+def _other_payers(v: float) -> str:
+    if math.isnan(v):
+        return "not a transfer to a beneficiary"
+    if v <= 0:
+        return "no other customer of this bank paid this beneficiary in 7 days"
+    who = f"{v:.0f} or more other customers" if v >= PAYEE_CAP else \
+        f"{v:.0f} other customer" + ("" if v == 1 else "s")
+    return f"beneficiary also paid by {who} of this bank in 7 days (money from many accounts" \
+        " into one: a Circular 17/2024 sign)"
+
+
 DEVICE_TEMPLATES: dict[str, Template] = {
     "device_accounts_24h": _seen_on("device", "24 h"),
     "device_accounts_7d": _seen_on("device", "7 days"),
@@ -62,4 +75,5 @@ DEVICE_TEMPLATES: dict[str, Template] = {
     "ip_flagged_accounts_7d": _flagged_on("IP address"),
     "business_shared_device_7d": _business_shared,
     "business_shared_device_foreign_7d": _business_shared_foreign,
+    "cp_other_payers_7d": _other_payers,
 }

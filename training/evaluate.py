@@ -8,6 +8,8 @@ All budget metrics rank the window's payments by score and flag the top ``budget
 * ``amount_recall_at_budget_X``: share of the fraudulent money flagged at each budget;
 * ``recall_typology_<name>_at_budget_X``: recall per typology (quiet variants are typologies of
   their own) at each budget; ``recall_typology_<name>`` is the one at the 0.5 % budget;
+  ``n_typology_<name>``: the typology's fraudulent payments in the window (what each recall is
+  a share of: a recall over a handful of payments is a weak figure);
 * ``precision_at_K_accounts_per_day`` (K = 20, 100): each local day, accounts ranked by their
   highest payment score; precision of the top K (an account is a hit when one of its payments
   that day is fraudulent), averaged over days (the Fraud Detection Handbook's card precision@k);
@@ -153,6 +155,7 @@ def evaluate(scores: np.ndarray, ev: EvalSet) -> dict[str, float]:
     typ = np.array(["" if v is None else str(v) for v in ev.typology], dtype=object)
     for name in sorted(set(typ[y == 1]) - {""}):
         rows = (y == 1) & (typ == name)
+        out[f"n_typology_{name}"] = float(rows.sum())
         out[f"recall_typology_{name}"] = float(main_mask[rows].mean())
         for budget in BUDGETS:
             out[f"recall_typology_{name}_at_budget_{budget_suffix(budget)}"] = float(
@@ -161,21 +164,24 @@ def evaluate(scores: np.ndarray, ev: EvalSet) -> dict[str, float]:
 
 
 def typology_table(model: dict[str, float], baseline: dict[str, float]) -> str:
-    """Recall per typology at each budget, model / rules baseline, one row per typology."""
+    """Recall per typology at each budget, model / rules baseline, one row per typology, with
+    the number of the typology's fraudulent payments in the window (``n``)."""
     names = sorted({k[len("recall_typology_"):].split("_at_budget_")[0]
                     for k in model if k.startswith("recall_typology_")})
     if not names:
         return "(no fraudulent payments in the test window)"
     width = max(len(n) for n in names)
     heads = [budget_suffix(b) for b in BUDGETS]
-    lines = [f"{'typology'.ljust(width)}  " + "  ".join(f"{h:>15}" for h in heads),
-             f"{'':{width}}  " + "  ".join(f"{'model / rules':>15}" for _ in heads)]
+    lines = [f"{'typology'.ljust(width)}  {'n':>5}  " + "  ".join(f"{h:>15}" for h in heads),
+             f"{'':{width}}  {'':>5}  " + "  ".join(f"{'model / rules':>15}" for _ in heads)]
     for name in names:
-        cells = []
+        n = model.get(f"n_typology_{name}")
+        cells = [f"{'-' if n is None else int(n):>5}"]
         for h in heads:
             key = f"recall_typology_{name}_at_budget_{h}"
             cells.append(f"{_fmt(model.get(key)):>7} / {_fmt(baseline.get(key)):>6}")
-        lines.append(f"{name.ljust(width)}  " + "  ".join(f"{c:>15}" for c in cells))
+        lines.append(f"{name.ljust(width)}  {cells[0]}  "
+                     + "  ".join(f"{c:>15}" for c in cells[1:]))
     return "\n".join(lines)
 
 
@@ -224,8 +230,9 @@ def metric_table(model: dict[str, float], baseline: dict[str, float]) -> str:
     """A plain-text table: metric, model, rules baseline."""
     skip = ("n_payments", "n_positive")
 
-    def shown(n: str) -> bool:  # per-typology recall per budget: in typology_table
-        return n not in skip and not (n.startswith("recall_typology_") and "_at_budget_" in n)
+    def shown(n: str) -> bool:  # per-typology recall per budget and counts: in typology_table
+        return n not in skip and not n.startswith("n_typology_") and not (
+            n.startswith("recall_typology_") and "_at_budget_" in n)
 
     names = [n for n in model if shown(n)]
     names += [n for n in baseline if n not in model and shown(n)]

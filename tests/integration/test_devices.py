@@ -289,3 +289,9 @@ def test_live_device_columns_equal_the_offline_replay(broker, topic_prefix, tmp_
     assert r0[col["business_shared_device_foreign_7d"]] == 1.0
     assert captured["D1R0"][col["business_shared_device_foreign_7d"]] == 0.0
     assert captured["D0R0"][col["device_accounts_7d"]] == 0.0
+    # the beneficiary CASHOUT at VCB: six other ring members paid it before group 3 (capped
+    # at 5); nobody visible in group 0; a credit is no transfer to a beneficiary
+    assert d3[col["cp_other_payers_7d"]] == 5.0
+    assert captured["D1R2"][col["cp_other_payers_7d"]] == 2.0
+    assert captured["D0R1"][col["cp_other_payers_7d"]] == 0.0
+    assert math.isnan(captured["C3R7"][col["cp_other_payers_7d"]])

@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from features import devices
 from features.devices import (
     DEVICE,
     IP,
+    PAYEE,
+    PAYEE_CAP,
     DeviceLinks,
     LinksRecord,
     Sighting,
@@ -24,8 +28,10 @@ from features.devices import (
     encode_links,
     encode_sighting,
     encode_sightings,
+    payee_key,
+    sightings_of,
 )
-from features.events import Label, Rejection
+from features.events import Label, Payment, Rejection
 from features.reference import ReferenceData
 from tests.unit.test_hostile_input import HOSTILE_VALUES, mutated_events
 
@@ -104,6 +110,134 @@ def test_counts_equal_brute_force(sightings, own, offset, delay):
         else:
             assert got[2:4] == (len(n(DAY)), len(week)) and got[5] == flagged
             assert all(math.isnan(x) for x in (got[0], got[1], got[4], got[6], got[7]))
+
+
+PAYEES = [PAYEE + "3:VCB111", PAYEE + "3:VCB222"]
+PAYERS = list("ABCDEFGHIJ")  # more than PAYEE_CAP + 1, so that hours fill up
+PAYEE_SIGHTINGS = st.lists(st.builds(
+    Sighting, st.sampled_from(PAYEES + [DEVICE + "phone-1"]), st.sampled_from(PAYERS),
+    st.one_of(st.integers(0, 9 * 86400), st.integers(0, 7200),
+              st.sampled_from([3599, 3600, 3601, 7200])).map(lambda s: T0 + s + 0.25)),
+    max_size=80)
+
+
+def brute_payees(sightings: list[Sighting]) -> dict[str, dict[str, list[float]]]:
+    """brute() with, per payee key and clock hour, only the PAYEE_CAP + 1 smallest
+    (time, account) pairs of the accounts' earliest sightings of that hour."""
+    table = brute(sightings)
+    for key, accounts in table.items():
+        if not key.startswith(PAYEE):
+            continue
+        by_hour: dict[int, list[tuple[float, str]]] = {}
+        for a, ts in accounts.items():
+            for x in ts:
+                by_hour.setdefault(int(x // 3600), []).append((x, a))
+        kept: dict[str, list[float]] = {}
+        for pairs in by_hour.values():
+            for x, a in sorted(pairs)[:PAYEE_CAP + 1]:
+                kept.setdefault(a, []).append(x)
+        table[key] = {a: sorted(ts) for a, ts in kept.items()}
+    return table
+
+
+@settings(max_examples=300, deadline=None)
+@given(PAYEE_SIGHTINGS, st.randoms(use_true_random=False), st.sampled_from([0, 3, 48]))
+def test_payee_keys_keep_the_earliest_accounts_per_hour_in_any_order(sightings, rnd, scan_at):
+    """The cap is a selection (the smallest pairs of each hour): merging twice or in any order
+    gives the same table, and a record put back (a restore) answers the same -- with the hour
+    index (keys above ``scan_at`` accounts) or without it, and across the switch."""
+    devices.PAYEE_SCAN_AT = scan_at
+    try:
+        _check_order_free(sightings, rnd)
+    finally:
+        devices.PAYEE_SCAN_AT = 48
+
+
+def _check_order_free(sightings: list[Sighting], rnd: Any) -> None:
+    once = snapshot(table_of(sightings))
+    again = list(sightings) + sightings[rnd.randrange(len(sightings) + 1):]
+    rnd.shuffle(again)
+    assert snapshot(table_of(again)) == once == brute_payees(sightings)
+    restored = DeviceLinks()
+    for key in once:
+        got = decode_links(key.encode(), encode_links(key, table_of(sightings).get(key) or {}))
+        assert isinstance(got, LinksRecord) and got.accounts is not None
+        restored.put(key, got.accounts)
+    for s in sightings:  # merging after a restore changes nothing
+        assert not restored.observe(s.key, s.account_id, s.t)
+    assert snapshot(restored) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(PAYEE_SIGHTINGS, st.sampled_from(PAYERS), st.integers(0, 10 * 86400),
+       st.sampled_from([0.0, 60.0, 3600.0]), st.booleans(), st.sampled_from([0, 48]))
+def test_other_payers_equal_brute_force(sightings, own, offset, delay, via_put, scan_at):
+    """cp_other_payers_7d = min(PAYEE_CAP, accounts other than the payer with a payee
+    sighting of the beneficiary from the start of the clock hour of t - 7 d to t - delay), on
+    every sighting (not only the kept ones); a device sighting never counts as a payer."""
+    t = T0 + offset
+    devices.PAYEE_SCAN_AT = scan_at  # 0: every key answered hour by hour
+    try:
+        _check_other_payers(sightings, own, t, delay, via_put)
+    finally:
+        devices.PAYEE_SCAN_AT = 48
+
+
+def _check_other_payers(sightings: list[Sighting], own: str, t: float, delay: float,
+                        via_put: bool) -> None:
+    links = table_of(sightings)
+    if via_put:  # the scorer's way: whole records from device.links
+        built, links = links, DeviceLinks()
+        for key in built.keys():
+            links.put(key, built.get(key) or {})
+    links.delay_s = delay
+    lo = (t - 7 * DAY) // 3600 * 3600
+    for key in PAYEES:
+        got = links.features(None, None, own, t, False, 0.0, ReferenceData(), key)[8]
+        want = {s.account_id for s in sightings
+                if s.key == key and s.account_id != own and lo <= s.t <= t - delay}
+        assert got == min(PAYEE_CAP, len(want))
+    assert math.isnan(links.features(None, None, own, t, False, 0.0, ReferenceData())[8])
+
+
+def test_a_busy_payee_is_answered_hour_by_hour_and_saturates():
+    links = DeviceLinks(0.0)
+    for i in range(200):  # 200 payers, one every 10 minutes
+        links.observe(PAYEE + "0:BILL", f"acc{i}", T0 + 600 * i)
+    kept = links.get(PAYEE + "0:BILL") or {}
+    assert len(kept) == 200 and max(map(len, kept.values())) == 1  # 6 a hour: all kept
+    for i in range(60):  # a burst of 60 in one hour: only the 6 earliest are kept
+        links.observe(PAYEE + "0:BILL", f"burst{i}", T0 + 500 * 600 + i)
+    kept = links.get(PAYEE + "0:BILL") or {}
+    assert sum(a.startswith("burst") for a in kept) == PAYEE_CAP + 1
+    assert links.features(None, None, "acc3", T0 + 600 * 5, False, 0.0, ReferenceData(),
+                          PAYEE + "0:BILL")[8] == PAYEE_CAP
+    assert links.features(None, None, "acc0", T0 + 600, False, 0.0, ReferenceData(),
+                          PAYEE + "0:BILL")[8] == 1.0
+
+
+def _payment(**kw: object) -> Payment:
+    base: dict[str, object] = dict(
+        event_id="e1", ts=datetime.fromtimestamp(T0, UTC), account_id="A", direction="debit",
+        amount=1e6, currency="VND", counterparty_account="111", counterparty_bank="VCB",
+        channel="mobile", device_id="phone-1", ip="10.0.0.1")
+    base.update(kw)
+    return Payment(**base)  # type: ignore[arg-type]
+
+
+def test_only_debit_transfers_make_a_payee_sighting_and_keys_are_unambiguous():
+    keys = [s.key for s in sightings_of(_payment())]
+    assert keys == [DEVICE + "phone-1", IP + "10.0.0.1", PAYEE + "3:VCB111"]
+    for kw in ({"direction": "credit"}, {"channel": "pos"}, {"channel": "atm"},
+               {"channel": "api"}):
+        assert payee_key(_payment(**kw)) is None
+        assert all(not s.key.startswith(PAYEE) for s in sightings_of(_payment(**kw)))
+    assert payee_key(_payment(channel="branch", counterparty_bank="")) == PAYEE + "0:111"
+    # bank "VC" + account "B111" is not bank "VCB" + account "111"
+    assert payee_key(_payment(counterparty_bank="VC", counterparty_account="B111")) != \
+        payee_key(_payment())
+    got = decode_sighting(encode_sighting(Sighting(PAYEE + "3:VCB111", "A", T0)))
+    assert got == Sighting(PAYEE + "3:VCB111", "A", T0)
 
 
 def test_a_personal_account_is_never_a_shared_business():

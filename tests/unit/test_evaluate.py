@@ -97,3 +97,5 @@ def test_the_typology_table_has_one_row_per_typology_and_a_column_per_budget(win
     names = sorted(set(ev.typology[ev.y.astype(bool)]))
     assert [line.split()[0] for line in table[2:]] == names
     assert all(budget_suffix(b) in table[0] for b in BUDGETS)
+    typ = ev.typology[ev.y.astype(bool)]
+    assert [int(line.split()[1]) for line in table[2:]] == [int((typ == n).sum()) for n in names]

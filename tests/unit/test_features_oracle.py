@@ -94,7 +94,8 @@ def event_lists(draw: st.DrawFn) -> list[Payment | Login]:
                 direction=draw(st.sampled_from(["debit", "credit"])),
                 amount=draw(st.sampled_from(AMOUNTS)),
                 currency=draw(st.sampled_from(["VND", "VND", "VND", "USD"])),
-                counterparty_account=draw(st.sampled_from(CPS)), counterparty_bank="CGB",
+                counterparty_account=draw(st.sampled_from(CPS)),
+                counterparty_bank=draw(st.sampled_from(["CGB", "CGB", "VCB"])),
                 channel=draw(st.sampled_from(sorted(CHANNEL_CODES))),
                 country=draw(st.sampled_from([None, *COUNTRIES])),
                 device_id=draw(st.sampled_from([None, *DEVICES])),
@@ -177,10 +178,32 @@ def device_features(p: Payment, known: list[tuple[float, int, Payment | Login]],
         shared, foreign = d[1], float(d[1] > 0 and foreign_7d > 0)
     else:
         shared = foreign = 0.0
+    if p.direction == "debit" and p.channel in ("mobile", "internet", "branch"):
+        # other accounts whose debit transfer to the same bank and account is visible in 7 d
+        payers = float(min(5, len({
+            e.account_id for e in events
+            if isinstance(e, Payment) and e.account_id != p.account_id
+            and e.direction == "debit" and e.channel in ("mobile", "internet", "branch")
+            and e.counterparty_account == p.counterparty_account
+            and (e.counterparty_bank or "") == (p.counterparty_bank or "")
+            and (t - 7 * DAY) // 3600 * 3600 <= _hour_first(e, events) <= t - VISIBILITY})))
+    else:
+        payers = math.nan
     return {"device_accounts_24h": d[0], "device_accounts_7d": d[1], "ip_accounts_24h": i[0],
             "ip_accounts_7d": i[1], "device_flagged_accounts_7d": d[2],
             "ip_flagged_accounts_7d": i[2], "business_shared_device_7d": shared,
-            "business_shared_device_foreign_7d": foreign}
+            "business_shared_device_foreign_7d": foreign, "cp_other_payers_7d": payers}
+
+
+def _hour_first(e: Payment, events: list[Payment | Login]) -> float:
+    """The earliest transfer of ``e``'s account to ``e``'s payee in ``e``'s clock hour (one
+    sighting per account and hour is kept)."""
+    return min(o.t for o in events
+               if isinstance(o, Payment) and o.account_id == e.account_id
+               and o.direction == "debit" and o.channel in ("mobile", "internet", "branch")
+               and o.counterparty_account == e.counterparty_account
+               and (o.counterparty_bank or "") == (e.counterparty_bank or "")
+               and int(o.t // 3600) == int(e.t // 3600))
 
 
 def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
@@ -443,7 +466,8 @@ def long_histories(draw: st.DrawFn) -> list[Payment | Login]:
                 event_id=f"p{i}", ts=ts, account_id="A",
                 direction=draw(st.sampled_from(["debit", "credit"])),
                 amount=draw(st.sampled_from(AMOUNTS)), currency="VND",
-                counterparty_account=draw(st.sampled_from(CPS)), counterparty_bank="CGB",
+                counterparty_account=draw(st.sampled_from(CPS)),
+                counterparty_bank=draw(st.sampled_from(["CGB", "CGB", "VCB"])),
                 channel="mobile", country=draw(st.sampled_from([None, *COUNTRIES])),
             ))
         else:

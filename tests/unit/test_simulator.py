@@ -334,6 +334,38 @@ def test_legitimate_hard_cases_exist(frames):
     assert len(usd) > 0
 
 
+def test_legitimate_customers_pay_beneficiaries_new_to_the_bank_and_share_devices(frames):
+    """The hard cases next to quiet scams and quiet rings: first payments to people no customer
+    paid before, often larger than usual and sometimes repeated; families on one phone or one
+    home IP."""
+    pay, logins, accounts = frames["pay"], frames["logins"], frames["accounts"]
+    legit = pay[~pay["is_fraud"]]
+    payers = pay[pay["direction"] == "debit"].groupby(
+        ["counterparty_bank", "counterparty_account"])["account_id"].nunique()
+    debits = legit[(legit["direction"] == "debit") & (legit["counterparty_bank"] != "CGB")
+                   & legit["channel"].isin(["mobile", "internet", "branch"])]
+    key = list(zip(debits["counterparty_bank"], debits["counterparty_account"], strict=True))
+    only_one = debits[[payers[k] == 1 for k in key]]
+    per_payee = only_one.groupby("counterparty_account").size()
+    assert only_one["account_id"].nunique() >= 500  # most personal customers in 30 days
+    assert (per_payee >= 2).mean() > 0.1  # deposit, then the balance
+    usual = legit[legit["direction"] == "debit"].groupby("account_id")["amount"].median()
+    ratio = only_one["amount"].to_numpy() / usual[only_one["account_id"]].to_numpy()
+    assert 0.05 < (ratio >= 3).mean() < 0.8
+    personal = set(accounts.query("type == 'personal' and role == 'normal'")["account_id"])
+    own = logins[logins["account_id"].isin(personal)]
+    shared_dev = own.groupby("device_id")["account_id"].nunique()
+    shared_ip = own.groupby("ip")["account_id"].nunique()
+    assert (shared_dev >= 2).sum() >= 30 and (shared_ip >= 2).sum() >= 100
+
+
+def test_some_quiet_rings_share_a_handler_phone():
+    result = simulate(SimConfig(accounts=3000, days=60, seed=5, fraud_rate=0.01))
+    quiet = result.payments.to_pandas().merge(result.truth.to_pandas(), on="event_id")
+    quiet = quiet[(quiet["typology"] == "mule_ring_quiet") & quiet["device_id"].notna()]
+    assert quiet["device_id"].map(quiet.groupby("device_id")["account_id"].nunique()).max() >= 2
+
+
 def test_labels_arrive_later_cover_most_but_not_all_fraud_and_include_false_alarms(frames):
     pay, labels, accounts = frames["pay"], frames["labels"], frames["accounts"]
     events = pay.set_index("event_id")

@@ -12,6 +12,10 @@
 - travellers: card payments and app sessions from the trip country;
 - new accounts opened during the period, and rare large legitimate transfers to new
   beneficiaries (house deposits, motorbikes);
+- first payments to beneficiaries nobody at this bank has paid before (a seller met online, a
+  landlord, a tutor, a tradesman: people at other banks), about once a month, of varied and often
+  larger than usual amounts, a quarter of them followed by one or two more payments to the same
+  beneficiary within days (deposit, then the balance);
 - login-only sessions (balance checks) and failed logins.
 
 Returns the row ids of suspicious-looking legitimate payments, from which a few 'legit' labels
@@ -56,6 +60,8 @@ KIND_P = np.array([
     [0.10, 0.05, 0.25, 0.05, 0.30, 0.00, 0.25],  # elderly
     [0.20, 0.15, 0.35, 0.05, 0.10, 0.05, 0.10],  # household
 ])
+# first payments to a beneficiary nobody at the bank paid before, per day, by segment
+NEW_PAYEE_RATE = np.array([0.04, 0.03, 0.015, 0.05, 0.0, 0.0, 0.0])
 CONTACT_P = 1.0 / np.arange(1, CONTACTS + 1) ** 1.1
 CONTACT_P /= CONTACT_P.sum()
 
@@ -96,6 +102,7 @@ class Background:
 
     def run(self) -> np.ndarray:
         self.personal_debits()
+        self.new_payees()
         self.monthly()
         self.incoming_p2p()
         self.merchants()
@@ -208,6 +215,35 @@ class Background:
         rows = self._debit(a, ts, cp, amount, chan, desc)
         trip = on_trip(pop, cal, a, ts)
         self.suspicious_legit.append(rows[trip & (chan == MOBILE)])
+
+    def new_payees(self) -> None:
+        """First payments to beneficiaries at other banks that no customer of this bank paid
+        before, sometimes repeated within days."""
+        pop, cal, rng = self.pop, self.cal, self.rng
+        acc = self._accounts((SALARIED, STUDENT, ELDERLY, HOUSEHOLD))
+        rate = NEW_PAYEE_RATE[pop.seg[acc]] * rng.lognormal(-0.12, 0.5, size=acc.size)
+        a, day = active_counts(pop, cal, rng, acc, rate, cal.p2p_factor())
+        if not a.size:
+            return
+        ts = times(cal, rng, day, pop.seg[a] == ELDERLY)
+        cp = pop.new_external("payee", a.size)
+        amount = round_to(pop.scale[a] * rng.lognormal(0.8, 1.0, size=a.size), 10_000)
+        again = np.repeat(np.arange(a.size), np.where(rng.random(a.size) < 0.25,
+                                                      rng.integers(1, 3, size=a.size), 0))
+        later = ts[again] + (rng.uniform(0.05, 5.0, size=again.size) * DAY_S * US).astype(
+            np.int64)
+        keep = later < cal.t0_us + cal.days * DAY_S * US
+        again, later = again[keep], later[keep]
+        a = np.concatenate([a, a[again]])
+        ts = np.concatenate([ts, later])
+        cp = np.concatenate([cp, cp[again]])
+        amount = np.concatenate([amount, round_to(
+            amount[again] * rng.lognormal(0.0, 0.5, size=again.size), 10_000)])
+        elderly = pop.seg[a] == ELDERLY
+        u = rng.random(a.size)
+        chan = np.where(u < np.where(elderly, 0.35, 0.08), BRANCH,
+                        np.where(u < 0.9, MOBILE, INTERNET)).astype(np.int8)
+        self._debit(a, ts, cp, amount, chan, texts.P2P)
 
     def monthly(self) -> None:
         pop, cal, rng = self.pop, self.cal, self.rng

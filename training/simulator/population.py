@@ -45,6 +45,8 @@ OTHER_BANKS = ("VCB", "BIDV", "VTB", "TCB", "ACB", "MB", "VPB", "TPB", "STB", "A
                "HDB", "VIB", "OCB", "MSB")
 BANK_WEIGHTS = np.array([14, 12, 12, 11, 7, 11, 8, 5, 6, 6, 4, 4, 3, 3, 3], dtype=float)
 CONTACTS = 8
+FAMILY_SHARE = 0.25  # personal customers living with another customer (shared home IPs)
+FAMILY_PHONE_P = 0.2  # share of their sessions on that person's phone, when they use it
 
 
 @dataclass
@@ -175,8 +177,27 @@ class Population:
         self.devices += n
         self.ip_ctry: list[int] = []
         self.home_ip0 = self.new_ips(CTRY["VN"], 3 * n)[::3]  # three home IPs each
+        self._families()
         self.trip_ip = self.new_ips_for(self.trip_ctry)
         self.abroad_ip = self.new_ips_for(self.abroad_ctry)
+
+    def _families(self) -> None:
+        """Legitimate sharing: a quarter of personal customers live with another customer of
+        the bank (spouse, parent, grown-up child): they share the home's IP addresses, and a
+        third of them sometimes use that person's phone (an elderly parent's transfers made on
+        a child's phone)."""
+        n, rng = self.n, self.rng
+        self.family_dev = np.full(n, -1, dtype=np.int32)
+        personal = np.flatnonzero(~np.isin(self.seg, BUSINESS_SEGMENTS) & (self.role == NORMAL))
+        if personal.size < 2:
+            return
+        members = personal[rng.random(personal.size) < FAMILY_SHARE]
+        head = rng.choice(personal, size=members.size)
+        ok = head != members
+        members, head = members[ok], head[ok]
+        self.home_ip0[members] = self.home_ip0[head]
+        phone = rng.random(members.size) < 1 / 3
+        self.family_dev[members[phone]] = self.dev0[head[phone]]
 
     def new_devices(self, k: int) -> np.ndarray:
         idx = np.arange(self.devices, self.devices + k, dtype=np.int32)
@@ -197,6 +218,8 @@ class Population:
         """The customer's usual device(s); from ``new_phone_day`` on, the replacement phone."""
         second = self.rng.random(acc.size) < 0.25
         dev = self.dev0[acc] + np.where(second & (self.n_dev[acc] > 1), 1, 0)
+        family = (self.family_dev[acc] >= 0) & (self.rng.random(acc.size) < FAMILY_PHONE_P)
+        dev = np.where(family, self.family_dev[acc], dev)
         if day is not None:
             switched = (self.new_phone_day[acc] >= 0) & (day >= self.new_phone_day[acc])
             dev = np.where(switched & ~second, self.new_phone_dev[acc], dev)

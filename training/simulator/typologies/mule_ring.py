@@ -11,7 +11,8 @@ at an ATM. About 45 % of rings are managed from Cambodia ('KH'): every session i
 Cambodian IP on one of the controller's devices, shared across all mules of the ring.
 
 Quiet variant (``mule_ring_quiet``): a locally run ring — logins from Vietnam on the student's
-own phone, one or two victims a day, smaller amounts, money kept for hours (several times the
+own phone (in half of the rings, half of the sessions from a local handler's phone shared by the
+ring's mules), one or two victims a day, smaller amounts, money kept for hours (several times the
 loud delay) and forwarded in aggregated sums. Its fan-in is low enough that a naive
 "many senders in 24 h" rule misses it; dwell time and first-time senders still give it away.
 
@@ -32,6 +33,8 @@ from training.simulator.typologies.base import TYP, Case, Context
 
 KH = CTRY["KH"]
 VN = CTRY["VN"]
+QUIET_HANDLER_P = 0.5  # quiet rings whose local handler logs in to the mules on one phone
+HANDLER_SESSION_P = 0.5  # share of such a ring's sessions run from the handler's phone
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Ring:
     abroad: bool
     start_day: int
     end_day: int
-    devices: np.ndarray  # controller devices (abroad) — shared by every mule of the ring
+    devices: np.ndarray  # controller devices (abroad, or a quiet ring's local handler's phone)
     ips: np.ndarray
     cashout: np.ndarray  # the ring's cash-out accounts at other banks
     case: Case
@@ -74,6 +77,8 @@ def build_rings(ctx: Context) -> list[Ring]:
         end = min(cfg.days, start + length)
         devices = pop.new_devices(int(rng.integers(1, 3))) if abroad else np.empty(0, np.int32)
         ips = pop.new_ips(KH, 3) if abroad else np.empty(0, np.int32)
+        if quiet and rng.random() < QUIET_HANDLER_P:  # a local handler's phone
+            devices, ips = pop.new_devices(1), pop.new_ips(VN, 2)
         cashout = pop.new_external("cashout", int(rng.integers(1, 4)))
         case = Case("mule_ring_quiet" if quiet else "mule_ring", quiet,
                     account_labels=[(int(m), "mule") for m in members])
@@ -89,8 +94,12 @@ def controller_fields(ctx: Context, ring: Ring, mule: int, k: int) -> dict[str, 
         return {"ip": rng.choice(ring.ips, size=k), "ctry": np.full(k, KH, np.int16),
                 "dev": rng.choice(ring.devices, size=k)}
     acc = np.full(k, mule, dtype=np.int32)
-    return {"ip": pop.home_ip(acc), "ctry": np.full(k, VN, np.int16),
-            "dev": pop.home_device(acc)}
+    ip, dev = pop.home_ip(acc), pop.home_device(acc)
+    if ring.devices.size:  # a quiet ring's handler runs some sessions from their own phone
+        handler = rng.random(k) < HANDLER_SESSION_P
+        ip = np.where(handler, rng.choice(ring.ips, size=k), ip)
+        dev = np.where(handler, ring.devices[0], dev)
+    return {"ip": ip, "ctry": np.full(k, VN, np.int16), "dev": dev}
 
 
 def forward(ctx: Context, ring: Ring, mule: int, credit_ts: np.ndarray, amount: np.ndarray,
