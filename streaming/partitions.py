@@ -58,7 +58,7 @@ KINDS = (PAYMENTS, LOGINS)
 # per loop iteration (a frame takes ~18 µs alone, but each compresses with zlib, which hands
 # the GIL to the process's other threads: measured 250-400 µs each in a busy scorer, so a
 # 500-account budget stalled the loop 124-205 ms), until at most FRAME_CHUNK are left
-FRAME_CHUNK = 50
+FRAME_CHUNK = 8
 FRAME_BUDGET = FRAME_CHUNK  # what the snapshot itself may still have to serialise
 PREPARE_BUDGET_S = 0.015
 MAX_PREPARE_ITERATIONS = 5000  # then the snapshot is taken whatever is left
