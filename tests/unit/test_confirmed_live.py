@@ -109,6 +109,8 @@ def test_two_scorers_resolving_and_publishing_equal_training_replay(world):
     watch = list({w.key: w for w in watch}.values())
     X, scored = replay_matrix(payments, [], reference_for([], labels, payments, watch))
     refs = [ReferenceData(), ReferenceData()]
+    for ref in refs:
+        ref.devices.load(payments)  # the global device/payee table (see test_reference)
     engines = [FeatureEngine(r) for r in refs]
     for ref in refs:
         for w in watch:

@@ -209,6 +209,10 @@ def test_live_path_with_records_arriving_at_confirmation_equals_training_replay(
     watch = list({w.key: w for w in watch}.values())  # the compacted topic's final state
     X, scored = replay_matrix(payments, [], reference_for([], labels, payments, watch))
     ref = ReferenceData()
+    # the device/payee table is a global table the pipeline keeps up to date
+    # (tests/integration/test_devices.py); here it holds every sighting, as replay's does,
+    # and the visibility delay hides those not yet visible to a payment
+    ref.devices.load(payments)
     engine = FeatureEngine(ref)
     by_id = {p.event_id: p for p in payments}
     facts: list[tuple[float, int, object]] = [(lb.t, 0, lb) for lb in labels]
