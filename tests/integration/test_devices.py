@@ -42,6 +42,7 @@ from tests.integration.test_scorer_support import (
     scorer_env,
     shared_models,
 )
+from tests.unit.test_devices import brute  # the oracle: earliest sighting per key, account, hour
 
 pytestmark = pytest.mark.integration
 
@@ -74,17 +75,6 @@ def read_table(bootstrap: str, topic: str, quiet_s: float = 1.0) -> dict[str, di
         return table
     finally:
         c.close(autocommit=False)
-
-
-def brute(sightings: list[Sighting]) -> dict[str, dict[str, list[float]]]:
-    first: dict[tuple[str, str, int], float] = {}
-    for s in sightings:
-        k = (s.key, s.account_id, int(s.t // 3600))
-        first[k] = min(first.get(k, math.inf), s.t)
-    out: dict[str, dict[str, list[float]]] = {}
-    for (key, account, _), t in first.items():
-        out.setdefault(key, {}).setdefault(account, []).append(t)
-    return {k: {a: sorted(ts) for a, ts in v.items()} for k, v in out.items()}
 
 
 def start_devices(env: dict[str, str], log_path: Path) -> subprocess.Popen:
