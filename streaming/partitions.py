@@ -57,9 +57,9 @@ KINDS = (PAYMENTS, LOGINS)
 # A snapshot is prepared in chunks of FRAME_CHUNK changed accounts for at most PREPARE_BUDGET_S
 # per loop iteration (a frame takes ~18 µs alone, but each compresses with zlib, which hands
 # the GIL to the process's other threads: measured 250-400 µs each in a busy scorer, so a
-# 500-account budget stalled the loop 124-205 ms), until at most FRAME_CHUNK are left
+# 500-account budget stalled the loop 124-205 ms), until at most FRAME_CHUNK are left for the
+# snapshot itself to serialise
 FRAME_CHUNK = 8
-FRAME_BUDGET = FRAME_CHUNK  # what the snapshot itself may still have to serialise
 PREPARE_BUDGET_S = 0.015
 MAX_PREPARE_ITERATIONS = 5000  # then the snapshot is taken whatever is left
 
@@ -268,10 +268,10 @@ class Partitions:
             # otherwise keep a checkpoint from ever being taken)
             deadline = t + PREPARE_BUDGET_S
             left = engine.prepare_snapshot(FRAME_CHUNK)
-            while left > FRAME_BUDGET and time.perf_counter() < deadline:
+            while left > FRAME_CHUNK and time.perf_counter() < deadline:
                 left = engine.prepare_snapshot(FRAME_CHUNK)
             t = _step(steps, "prepare", t)
-            if left > FRAME_BUDGET and self._prepared < MAX_PREPARE_ITERATIONS:
+            if left > FRAME_CHUNK and self._prepared < MAX_PREPARE_ITERATIONS:
                 self._prepared += 1
                 return
             self._queue.pop(0)
@@ -330,8 +330,8 @@ class Partitions:
     def _committed(self, checkpoints: list[Checkpoint], wait: bool = True) -> None:
         """Steps 4 and 5, on the loop's thread, for checkpoints already durable. ``wait``
         False (the loop's checkpoints): the group commit is sent without waiting for its
-        answer — a round trip to the group coordinator that stalled the loop 150-290 ms per
-        checkpoint step on the bundled broker. Revocations and the final checkpoint wait."""
+        answer (a round trip to the group coordinator; the loop does not need it, a restart
+        resumes from the checkpoint). Revocations and the final checkpoint wait."""
         # 4. group offsets (only of partitions still owned: a revoked one's belong to the
         # next owner now)
         checkpoints = [c for c in checkpoints if c.partition in self.handler.engines]
