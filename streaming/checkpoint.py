@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_TOPIC = "scorer.checkpoints"
 CHUNK_BYTES = 512 * 1024
-FIRST_WINDOW = 64  # records read at the end of a checkpoint partition before looking further
+FIRST_WINDOW = 8  # records read at the end of a checkpoint partition before looking further
 
 
 @dataclass(frozen=True, slots=True)

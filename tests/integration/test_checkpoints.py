@@ -12,6 +12,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streaming.checkpoint import (
     CHECKPOINT_TOPIC,
+    CHUNK_BYTES,
+    FIRST_WINDOW,
     Checkpoint,
     CheckpointStore,
     chunk_key,
@@ -146,7 +148,7 @@ def test_restore_reads_one_round_however_many_checkpoints_were_written(broker, t
         p: f"state-{p}-299".encode() * 50 for p in range(4)}
     # ~2,400 records per checkpoint partition were written (chunk, manifest, tombstone per
     # checkpoint); restore read the last window of each and the chunks it needed
-    assert fresh.records_read <= 2 * (64 + 4), fresh.records_read
+    assert fresh.records_read <= 2 * (FIRST_WINDOW + 4), fresh.records_read
     fresh.close()
     store.close()
 
@@ -168,6 +170,24 @@ def test_state_topics_are_requested_compacted_with_the_configured_partitions():
     assert topic_configs("watchlist") == topic_configs("model.info") == compact
 
 
+def test_a_checkpoint_of_more_chunks_than_the_first_window_is_restored_whole(broker, topic,
+                                                                              producer):
+    """A large state: each round writes more chunks (and, after its manifest, more tombstones
+    of the round before) than the first window holds, so the newest manifest is only found by
+    widening; restore still returns the newest state byte for byte."""
+    store = _store(broker, topic, "g", producer)
+    n_chunks = FIRST_WINDOW + 2
+    rounds = [os.urandom(CHUNK_BYTES * (n_chunks - 1) + 17) for _ in range(3)]
+    for i, state in enumerate(rounds):
+        store.write([_ckpt(0, state, i)])
+    fresh = _store(broker, topic, "g", producer)
+    restored = fresh.restore([0])
+    assert restored[0].state == rounds[-1] and restored[0].payments_offset == 2
+    assert fresh.records_read > FIRST_WINDOW
+    fresh.close()
+    store.close()
+
+
 def test_a_manifest_far_behind_the_tail_is_found_by_widening_the_window(broker, topic,
                                                                         producer):
     """The newest checkpoint of group g sits behind ~600 records of another group: restore
@@ -182,7 +202,7 @@ def test_a_manifest_far_behind_the_tail_is_found_by_widening_the_window(broker, 
     restored = fresh.restore([0, 4])  # both live in checkpoint partition 0; 4 never wrote
     assert set(restored) == {0}
     assert restored[0].state == b"g-state" and restored[0].payments_offset == 11
-    assert fresh.records_read > 64  # it did read past the first window
+    assert fresh.records_read > FIRST_WINDOW  # it did read past the first window
     for s in (old, busy, fresh):
         s.close()
 
