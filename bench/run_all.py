@@ -14,7 +14,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("simulate", "features", "train", "stream", "restore", "projection", "api")
+BENCHMARKS = ("simulate", "features", "train", "stream", "restore", "projection", "api",
+              "outbox")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

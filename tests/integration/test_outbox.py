@@ -138,7 +138,8 @@ def test_a_decision_answers_within_a_second_with_the_broker_stopped(tmp_path, to
             assert r.status_code == 200, r.text
             # the request waits at most REQUEST_WAIT_S (0.5 s) for the outbox round; publishing
             # inside it would take the producer's 5 s bootstrap timeout. 3 s tells the two apart
-            # on a loaded CI machine (one full-suite run measured 1.9 s; alone it is ~0.5 s)
+            # on a loaded CI machine (one full-suite run measured 1.9 s; alone it is ~0.5 s).
+            # The 1 s target is checked by bench/outbox.py against a real `canhgiac serve`.
             assert elapsed < 3.0, (to, elapsed)
             assert r.json()["case"]["status"] == to
         assert r.json()["action_published"] is False
