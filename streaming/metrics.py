@@ -52,8 +52,13 @@ class ScorerMetrics:
                                      registry=r)
         self.checkpoints = Counter("canhgiac_scorer_checkpoints", "Checkpoints written",
                                    registry=r)
+        self.checkpoints_unchanged = Counter(
+            "canhgiac_scorer_checkpoints_unchanged",
+            "Due checkpoints not written again: the partition's newest one is still exact "
+            "(no input applied since)", registry=r)
         self.checkpoint_age = Gauge("canhgiac_scorer_checkpoint_age_seconds",
-                                    "Seconds since the last durable checkpoint", registry=r)
+                                    "Seconds since the last durable checkpoint was written or "
+                                    "found still exact", registry=r)
         self.end_offset_checks = Counter(
             "canhgiac_scorer_end_offset_checks", "ListOffsets requests made by the aligner",
             registry=r)
@@ -99,6 +104,10 @@ class ScorerMetrics:
     def checkpointed(self) -> None:
         self._last_checkpoint = time.monotonic()
         self.checkpoints.inc()
+
+    def checkpoint_unchanged(self) -> None:
+        self._last_checkpoint = time.monotonic()
+        self.checkpoints_unchanged.inc()
 
     def set_model(self, version: str) -> None:
         if self._version is not None:

@@ -29,6 +29,12 @@ are checkpointed one after another; a partition's snapshot is spread over iterat
 frames and serialises the few accounts changed since), steps 2 and 3 run on a helper thread
 while the loop goes on, and steps 4 and 5 follow on the loop's thread once it is durable.
 Revocation and closing checkpoint synchronously, after any write in flight.
+
+A due round skips a partition whose newest durable checkpoint is still exact: no payment or
+login applied since (the same resume offsets), the same warm-up point and model version, and no
+account changed. An idle scorer therefore writes nothing every interval, where it used to write
+its whole state again (eviction of idle accounts alone does not count as a change: restoring
+them gives the same features, and the next written checkpoint drops them).
 """
 
 from __future__ import annotations
@@ -91,6 +97,8 @@ class Partitions:
         self._prepared = 0  # iterations spent preparing the head of the queue's snapshot
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-checkpoint")
         self._writing: Future[list[Checkpoint]] | None = None
+        # partition -> what its newest durable checkpoint holds (see _unchanged)
+        self._durable: dict[int, tuple[Any, ...]] = {}
 
     def tp(self, kind: str, p: int) -> TopicPartition:
         return TopicPartition(self.topics[kind], p)
@@ -115,6 +123,7 @@ class Partitions:
                 log.error("checkpoint on revocation failed; the next owner replays more",
                           extra={"partitions": owned, "error": repr(exc)})
         for p in owned:
+            self._durable.pop(p, None)
             self.handler.close_partition(p)
             for kind in KINDS:
                 self.stalls.forget(self.tp(kind, p))
@@ -144,6 +153,7 @@ class Partitions:
             offsets: dict[str, int] = {}
             if engine is not None:
                 assert ckpt is not None
+                self._durable[p] = _held(ckpt)
                 for kind in KINDS:
                     tp = self.tp(kind, p)
                     saved = ckpt.payments_offset if kind == PAYMENTS else ckpt.logins_offset
@@ -263,6 +273,10 @@ class Partitions:
             if engine is None:
                 self._queue.pop(0)
                 continue
+            if self._prepared == 0 and self._unchanged(p, engine):
+                self._queue.pop(0)
+                self.metrics.checkpoint_unchanged()
+                continue
             # spread the snapshot: a budget of changed accounts per iteration, until what is
             # left fits one (bounded: an account changing faster than it is serialised would
             # otherwise keep a checkpoint from ever being taken)
@@ -320,12 +334,23 @@ class Partitions:
         # 3. checkpoint durable
         t0 = time.perf_counter()
         self.store.write(checkpoints)
+        for c in checkpoints:
+            self._durable[c.partition] = _held(c)
         self.metrics.checkpointed()
         log.debug("checkpoint written", extra={
             "partitions": [c.partition for c in checkpoints],
             "bytes": sum(len(c.state) for c in checkpoints),
             "ms": round((time.perf_counter() - t0) * 1000, 1)})
         return checkpoints
+
+    def _unchanged(self, p: int, engine: FeatureEngine) -> bool:
+        """Is partition ``p``'s newest durable checkpoint still exactly its state?"""
+        held = self._durable.get(p)
+        if held is None or engine.prepare_snapshot(0):  # an account changed since its frame
+            return False
+        offsets = self.handler.resume_offsets(p)
+        return held == (offsets[PAYMENTS], offsets[LOGINS], self.handler.emit_from.get(p),
+                        self.model_version())
 
     def _committed(self, checkpoints: list[Checkpoint], wait: bool = True) -> None:
         """Steps 4 and 5, on the loop's thread, for checkpoints already durable. ``wait``
@@ -381,6 +406,11 @@ class Partitions:
             self.consumer.seek(tp, self.consumer.position(tp))
         except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile
             log.warning("stalled partition not re-fetched", extra={"error": repr(exc)})
+
+
+def _held(c: Checkpoint) -> tuple[Any, ...]:
+    """What a durable checkpoint holds, as :meth:`Partitions._unchanged` compares it."""
+    return (c.payments_offset, c.logins_offset, c.emit_from, c.model_version)
 
 
 def _commit_answered(offsets: Any, result: Any) -> None:

@@ -22,6 +22,7 @@ from tests.integration.test_scorer_support import (
     PARTITIONS,
     OutputReader,
     create_topics,
+    end_offsets,
     expected_scores,
     make_bank,
     produce_events,
@@ -363,3 +364,68 @@ def test_broker_unavailable_is_retried_with_backoff_and_logged(models, caplog):
     assert time.monotonic() - t0 < 5
     assert attempts() and attempts()[0].retry_in_s == 0.5
     assert "error" in attempts()[0].__dict__
+
+
+def test_an_idle_scorer_does_not_write_its_state_again(broker, models, tmp_path):
+    """Due checkpoint rounds skip partitions with nothing applied since their newest durable
+    checkpoint (an idle scorer used to write its whole state every interval); a partition
+    that gets a payment is written again, and every partition's newest checkpoint still
+    resumes exactly where its input ends."""
+    from dataclasses import replace
+
+    from kafka import KafkaProducer
+
+    from streaming.checkpoint import CHECKPOINT_TOPIC, CheckpointStore
+
+    (_, model_dir), _ = models
+    data = make_bank(n_accounts=40, n_payments=300, seed=9, prefix="I")
+    prefix = f"idle{os.getpid()}."
+    create_topics(broker.bootstrap, prefix)
+    produce_reference(broker.bootstrap, prefix, data)
+    produce_events(broker.bootstrap, prefix, data.events())
+    scorer = Scorer(_settings(broker, prefix, checkpoint_interval_s=0.2),
+                    DirectoryModelProvider(model_dir))
+    reg = scorer.metrics.registry
+
+    def count(name: str) -> float:
+        return reg.get_sample_value(f"canhgiac_scorer_{name}_total") or 0.0
+
+    def wait_unchanged(more: float) -> None:
+        deadline = time.monotonic() + 30
+        target = count("checkpoints_unchanged") + more
+        while count("checkpoints_unchanged") < target:
+            assert time.monotonic() < deadline, "no unchanged checkpoint round"
+            time.sleep(0.05)
+
+    running = _Running(scorer)
+    reader = OutputReader(broker.bootstrap, prefix + "payments.scored")
+    try:
+        reader.wait_for(len(data.payments), timeout_s=40)
+        wait_unchanged(2 * PARTITIONS)  # idle now: whole rounds found nothing to write
+        written = count("checkpoints")
+        assert written >= PARTITIONS
+        wait_unchanged(3 * PARTITIONS)
+        assert count("checkpoints") == written  # three idle rounds wrote nothing
+
+        last = max(data.payments, key=lambda p: p.t)
+        late = replace(last, event_id="IDLE-NEW-1", ts=last.ts + timedelta(minutes=1))
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        produce_events(broker.bootstrap, prefix, [late], producer)
+        producer.close()
+        reader.wait_for(len(data.payments) + 1, timeout_s=30)
+        wait_unchanged(2 * PARTITIONS)
+        # the partition that got the payment, once (twice if a round was under way)
+        assert 1 <= count("checkpoints") - written <= 2
+
+        store = CheckpointStore(prefix + CHECKPOINT_TOPIC, producer=None,  # type: ignore[arg-type]
+                                client_config={"bootstrap_servers": broker.bootstrap},
+                                group=f"{prefix}g")
+        restored = store.restore(list(range(PARTITIONS)))
+        store.close()
+    finally:
+        running.stop()
+        reader.close()
+    ends = end_offsets(broker.bootstrap, prefix + "payments")
+    # every partition's newest checkpoint (written before the idle rounds, or after the new
+    # payment) resumes right after the last payment of its partition
+    assert {p: c.payments_offset for p, c in restored.items()} == ends
