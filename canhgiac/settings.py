@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         5, ge=0, le=10_000, description="Max wait of one poll while payments are held back "
         "(waiting for the other topic or for reference data)")
     idle_poll_wait_ms: int = Field(
-        200, ge=0, le=10_000, description="Max wait of one poll when nothing is held back: "
+        1000, ge=0, le=10_000, description="Max wait of one poll when nothing is held back: "
         "an idle scorer sleeps here, and a record that arrives wakes it at once")
     fetch_max_wait_ms: int = Field(
         200, ge=0, le=10_000, description="Broker fetch wait (a long poll: the broker answers "
