@@ -91,10 +91,12 @@ MAX_PUBLISHED_BYTES = 1024 * 1024
 
 
 def send_dead_letter(producer: KafkaProducer, dlq_topic: str, raw: RawRecord,
-                     rejection: Rejection, on_error: Callable[[BaseException], None]) -> None:
+                     rejection: Rejection, on_error: Callable[[BaseException], None]) -> Any:
+    """Send one dead letter; returns the send's future."""
     letter = DeadLetter.of(raw, rejection)
-    producer.send(dlq_topic, key=raw.key, value=raw.value, headers=letter.headers()
-                  ).add_errback(on_error)
+    future = producer.send(dlq_topic, key=raw.key, value=raw.value, headers=letter.headers())
+    future.add_errback(on_error)
+    return future
 
 
 # ---------------------------------------------------------------- 1. publish (in the scorer)
@@ -195,15 +197,23 @@ def _chunks(items: list[Sighting], budget: int = MAX_SIGHTINGS_BYTES // 2) -> li
 
 # ---------------------------------------------------------------- 3. read (in the scorer)
 class DeviceTableReader:
-    """Reads ``device.links`` in full into a :class:`DeviceLinks` (a global table)."""
+    """Reads ``device.links`` in full into a :class:`DeviceLinks` (a global table).
+
+    ``group_id`` (optional) remembers how far rejects were dead-lettered, as the reference
+    reader does: the table is read from the start on every start, but a malformed record goes
+    to the dead letters once. Only records at or after the group's committed offset are sent;
+    after a poll that sent any, the reader waits for their acknowledgements and commits the
+    positions it has read to (rejects are rare: a record another producer wrote)."""
 
     def __init__(self, links: DeviceLinks, client_config: dict[str, object], topic: str,
-                 dead_letter: Callable[[RawRecord, Rejection], None] | None = None,
-                 fetch_max_wait_ms: int = 100) -> None:
+                 dead_letter: Callable[[RawRecord, Rejection], Any] | None = None,
+                 fetch_max_wait_ms: int = 100, group_id: str | None = None) -> None:
         self.links = links
         self.topic = topic
         self.dead_letter = dead_letter
-        self._consumer = KafkaConsumer(**client_config, group_id=None, enable_auto_commit=False,
+        self._group = group_id
+        self._consumer = KafkaConsumer(**client_config, group_id=group_id,
+                                       enable_auto_commit=False,
                                        fetch_max_wait_ms=max(100, fetch_max_wait_ms))
         parts = self._consumer.partitions_for_topic(topic)
         if not parts:
@@ -211,6 +221,13 @@ class DeviceTableReader:
         self._tps = [TopicPartition(topic, p) for p in sorted(parts)]
         self._consumer.assign(self._tps)
         self._consumer.seek_to_beginning(*self._tps)
+        self._dead_from: dict[TopicPartition, int] = {}  # dead-lettered up to here already
+        if group_id is not None:
+            for tp in self._tps:
+                committed = self._consumer.committed(tp)
+                if committed is not None:
+                    self._dead_from[tp] = committed
+        self.rejects_seen_before = 0  # rejects not sent again (dead-lettered by an earlier run)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one poller at a time (catch_up, then the thread)
@@ -220,21 +237,48 @@ class DeviceTableReader:
     def poll(self, timeout_ms: int = 100) -> int:
         """Apply what is available; returns how many records were applied."""
         n = 0
+        sent: list[Any] = []
         with self._lock:
             polled = self._consumer.poll(timeout_ms=timeout_ms)
-        for tp, records in polled.items():
-            for r in records:
-                got = decode_links(r.key, r.value)
-                if isinstance(got, Rejection):
-                    self.rejected += 1
-                    if self.dead_letter is not None:
-                        self.dead_letter(RawRecord(LINKS_KIND, tp.topic, tp.partition, r.offset,
-                                                   r.timestamp, r.key, r.value), got)
-                    continue
-                self.apply(got)
-                n += 1
+            for tp, records in polled.items():
+                dead_from = self._dead_from.get(tp, 0)
+                for r in records:
+                    got = decode_links(r.key, r.value)
+                    if isinstance(got, Rejection):
+                        self.rejected += 1
+                        if r.offset < dead_from:
+                            self.rejects_seen_before += 1
+                        elif self.dead_letter is not None:
+                            sent.append(self.dead_letter(RawRecord(
+                                LINKS_KIND, tp.topic, tp.partition, r.offset, r.timestamp,
+                                r.key, r.value), got))
+                        continue
+                    self.apply(got)
+                    n += 1
+            if sent and self._group is not None:
+                self._commit_dead_lettered(sent, list(polled))
         self.records += n
         return n
+
+    def _commit_dead_lettered(self, sent: list[Any], tps: list[TopicPartition]) -> None:
+        """Once this poll's dead letters are acknowledged, remember in the group that every
+        reject read so far was sent (a failed send is left to the scorer's check)."""
+        for future in sent:
+            if future is None:
+                continue
+            try:
+                future.get(timeout=30)
+            except Exception:  # noqa: BLE001 - reported by the send's errback; not committed
+                return
+        offsets = {tp: OffsetAndMetadata(self._consumer.position(tp), "", -1) for tp in tps}
+        try:
+            self._consumer.commit(offsets)
+        except KafkaError as exc:  # sent again after a restart: a duplicate, not a loss
+            log.warning("device-table dead-letter position not committed",
+                        extra={"error": repr(exc)})
+            return
+        for tp, meta in offsets.items():
+            self._dead_from[tp] = meta.offset
 
     def apply(self, record: LinksRecord) -> None:
         if record.accounts is None:
@@ -615,16 +659,17 @@ class ScorerDevices:
             self.reader = DeviceTableReader(links, cfg, self.topics[LINKS_TOPIC],
                                             dead_letter=self._dead_letter,
                                             fetch_max_wait_ms=max(BACKGROUND_FETCH_WAIT_MS,
-                                                                  s.fetch_max_wait_ms))
+                                                                  s.fetch_max_wait_ms),
+                                            group_id=f"{s.group_id}.device-table")
             self.reader.catch_up()
             self.reader.start()
         except BaseException:
             self.close()
             raise
 
-    def _dead_letter(self, raw: RawRecord, rejection: Rejection) -> None:
-        send_dead_letter(self.producer, self.topics["payments.dlq"], raw, rejection,
-                         self._failed)
+    def _dead_letter(self, raw: RawRecord, rejection: Rejection) -> Any:
+        return send_dead_letter(self.producer, self.topics["payments.dlq"], raw, rejection,
+                                self._failed)
 
     def _failed(self, exc: BaseException) -> None:
         if self._error is None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -285,3 +286,44 @@ def test_live_device_columns_equal_the_offline_replay(broker, topic_prefix, tmp_
     assert captured["D1R2"][col["cp_other_payers_7d"]] == 2.0
     assert captured["D0R1"][col["cp_other_payers_7d"]] == 0.0
     assert math.isnan(captured["C3R7"][col["cp_other_payers_7d"]])
+
+
+def test_a_malformed_table_record_is_dead_lettered_once_across_restarts(broker, topic_prefix):
+    """Every scorer reads device.links from its start; a malformed record goes to the dead
+    letters the first time a reader of the group meets it, not again after a restart (the
+    group remembers how far rejects were sent). Another group sends its own."""
+    from features.devices import DeviceLinks, encode_links
+    from streaming.devices import DeviceTableReader, send_dead_letter
+
+    links_topic, dlq = topic_prefix + "device.links", topic_prefix + "payments.dlq"
+    create_topics(broker.bootstrap, topic_prefix)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+    good = encode_links("d:phone-1", {"A1": array("d", [T0])})
+    producer.send(links_topic, key=b"d:phone-1", value=good, partition=0)
+    producer.send(links_topic, key=b"d:phone-2", value=b"{not json", partition=0)
+    producer.flush()
+    cfg = {"bootstrap_servers": broker.bootstrap}
+    failed: list[BaseException] = []
+
+    def reader(group: str) -> DeviceTableReader:
+        r = DeviceTableReader(
+            DeviceLinks(), cfg, links_topic, group_id=group,
+            dead_letter=lambda raw, rej: send_dead_letter(producer, dlq, raw, rej,
+                                                          failed.append))
+        assert r.catch_up(timeout_s=20)
+        r.close()
+        return r
+
+    first, again = reader("g.device-table"), reader("g.device-table")
+    other = reader("h.device-table")
+    producer.close()
+    assert not failed
+    assert (first.rejected, first.rejects_seen_before) == (1, 0)
+    assert (again.rejected, again.rejects_seen_before) == (1, 1)
+    assert (other.rejected, other.rejects_seen_before) == (1, 0)
+    dead = OutputReader(broker.bootstrap, dlq)
+    dead.wait_raw(2, timeout_s=10)
+    time.sleep(1.0)
+    dead.read(timeout_ms=500)
+    dead.close()
+    assert [r.key for r in dead.raw] == [b"d:phone-2", b"d:phone-2"]  # first and other
