@@ -160,3 +160,18 @@ def test_known_beneficiary_recall_counts_only_payments_after_the_report():
     assert "n_known_beneficiary" not in evaluate(scores, EvalSet(
         X=ev.X, y=y, t=t, account_ids=ev.account_ids, amounts=ev.amounts, typology=typ,
         event_ids=ev.event_ids, source="truth"))
+
+
+def test_an_eval_set_keeps_its_report_times_through_save_and_load(tmp_path):
+    n = 3
+    ev = EvalSet(X=np.zeros((n, len(FEATURE_NAMES))), y=np.array([1, 0, 0], dtype=np.int8),
+                 t=T0 + np.arange(n), account_ids=np.array(["a", "b", "c"], dtype=object),
+                 amounts=np.ones(n), typology=np.array(["reported_beneficiary", None, None],
+                                                       dtype=object),
+                 event_ids=np.array(["e0", "e1", "e2"], dtype=object), source="truth",
+                 cp_reported_t=np.array([T0, np.inf, T0 + 5]))
+    ev.save(tmp_path / "with.npz")
+    assert np.array_equal(EvalSet.load(tmp_path / "with.npz").cp_reported_t, ev.cp_reported_t)
+    ev.cp_reported_t = None  # a window saved before the field existed
+    ev.save(tmp_path / "without.npz")
+    assert EvalSet.load(tmp_path / "without.npz").cp_reported_t is None
