@@ -778,3 +778,14 @@ def test_the_counterparty_count_encoding_tracks_debits_and_credits(steps):
         assert (c == 0) == (debits + credits == 0)
         assert (c > 0) == (credits > 0)
         assert -5 <= c <= 256 or (debits and credits) or debits > 5 or credits > 256
+
+
+def test_more_login_countries_than_two_bytes_index_still_come_back():
+    """The login flags hold the country's index in 13 bits; past 8,192 distinct countries (only
+    a Login built around the decoder could carry them) the column widens, nothing is lost."""
+    acct = engine_module._Account()
+    t = T0.timestamp()
+    for i in range(8_200):
+        acct.add_login(t + i, True, f"C{i}", "d1", 1)
+    assert acct.lflag.typecode == "I"
+    assert [r[3] for r in acct.raw_history()] == [f"C{i}" for i in range(8_200)]
