@@ -80,15 +80,33 @@ def main() -> None:
         print(f"RATE {best:.0f}")
         return
 
-    # Memory: restore the final state from its snapshot under tracemalloc, so that every object
-    # the state holds (counterparty strings included) is counted, none shared with live events.
     snapshot = engine.snapshot()
     n_accounts = engine.n_accounts()
     del engine
+
+    # the shared device / IP table (a global table every scorer holds, like the reference):
+    # the sightings of its retention (the last 8 days), per account of the bank
+    newest = max(p.t for p in result.payments)
+    recent = [e for e in (*result.payments, *result.logins) if e.t > newest - RETENTION_S]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    table = DeviceLinks()
+    table.load(recent)
+    gc.collect()
+    table_per_account = (tracemalloc.get_traced_memory()[0] - before) / max(n_accounts, 1)
+    tracemalloc.stop()
+    del table, recent
+    n_logins = len(result.logins)
+
+    # Memory: restore the final state from its snapshot under tracemalloc, once nothing else
+    # holds the simulated events: every object the state holds is counted, counterparty and
+    # device strings included (the engine interns them: while the events lived, the state's
+    # strings were theirs and went uncounted)
+    del result, events, ref
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    restored = FeatureEngine.restore(snapshot, ref)
+    restored = FeatureEngine.restore(snapshot)
     # the checkpoint's frame cache (one compressed frame per account, kept until the account
     # changes, so that a checkpoint serialises only what changed; a restore keeps the frames it
     # read) is measured apart: dropped here, then made again by a snapshot below
@@ -105,20 +123,7 @@ def main() -> None:
     frames_per_account = (tracemalloc.get_traced_memory()[0] - before) / max(n_accounts, 1)
     tracemalloc.stop()
 
-    # the shared device / IP table (a global table every scorer holds, like the reference):
-    # the sightings of its retention (the last 8 days), per account of the bank
-    newest = max(p.t for p in result.payments)
-    recent = [e for e in (*result.payments, *result.logins) if e.t > newest - RETENTION_S]
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    table = DeviceLinks()
-    table.load(recent)
-    gc.collect()
-    table_per_account = (tracemalloc.get_traced_memory()[0] - before) / max(n_accounts, 1)
-    tracemalloc.stop()
-    del table
-
-    print(f"engine={features.ENGINE_BUILD} payments={n_pay} logins={len(result.logins)} "
+    print(f"engine={features.ENGINE_BUILD} payments={n_pay} logins={n_logins} "
           f"accounts={n_accounts} "
           f"days={args.days} snapshot_bytes={len(snapshot)}")
     figures = [

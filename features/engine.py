@@ -99,12 +99,13 @@ _CREDIT: Final = 1 << 32
 class _Account:
     """Running window aggregates of one account, valid at time ``max_t``.
 
-    History is columnar (``array``/``bytearray``/lists of shared strings) to keep the state of
-    an active account small: payments ``pt pflag pamt pcp pdw`` (time, flags: 1 debit, 2
-    first-time sender, 4 online, and above them the payment's :func:`event_hash`, so that a
-    label naming only an ``event_id`` can be resolved against it by
-    :meth:`FeatureEngine.resolve`; amount, counterparty, dwell seconds), logins
-    ``lt lflag lctry ldev`` (time, flags: 1 success, 2 foreign, 4 impossible travel, country,
+    History is columnar (``array``/lists of shared strings) to keep the state of an active
+    account small: payments ``pt pflag pamt pcp`` (time, flags: 1 debit, 2 first-time sender,
+    4 online, and above them the payment's :func:`event_hash`, so that a label naming only an
+    ``event_id`` can be resolved against it by :meth:`FeatureEngine.resolve`; amount,
+    counterparty; a debit's dwell is not kept: it is taken again from the credits before it
+    when the debit leaves the 7-day window), logins ``lt lflag ldev`` (time, flags: 1 success,
+    2 foreign, 4 impossible travel, and above them the country's index in ``ctry_names``;
     device). Window ``w`` covers indices ``[p_w, len)``. Each column is in replay order. No
     arrival number is kept: what a payment or login stores depends only on earlier events of
     its own kind, and windows only on time, so how payments and logins of one instant
@@ -114,13 +115,14 @@ class _Account:
 
     __slots__ = (
         "max_t", "recent",
-        "pt", "pflag", "pamt", "pcp", "pdw", "p10", "p1h", "p24", "p7", "p30",
+        "pt", "pflag", "pamt", "pcp", "p10", "p1h", "p24", "p7", "p30",
         "e10", "e1h", "e24", "e7", "e30",
         "d10n", "d10s", "c10n", "c10s", "d1hn", "d1hs", "c1hn", "c1hs",
         "d24n", "d24s", "c24n", "c24s", "d7n", "d7s", "c7n", "c7s",
-        "lg_c", "lg_d", "lg2_c", "lg2_d", "dwell7", "last_pay", "last_credit", "last_foreign",
-        "out24", "out7", "snd24", "snd7", "dwell7_n", "new7", "amt_c", "amt_d", "cp30",
-        "lt", "lflag", "lctry", "ldev", "l24", "l7", "l30", "le24", "le7", "le30",
+        "lg_c", "lg_d", "lg2_c", "lg2_d", "dwell7", "c7_last", "last_pay", "last_credit",
+        "last_foreign", "out24", "out7", "snd24", "snd7", "dwell7_n", "new7", "amt_c", "amt_d",
+        "cp30",
+        "lt", "lflag", "ctry_names", "ldev", "l24", "l7", "l30", "le24", "le7", "le30",
         "f24", "fail24", "dev24", "f7", "ctry7", "fast7", "dev_old",
         "day_no", "day_sum", "day_n", "day_near",
     )  # fmt: skip
@@ -133,7 +135,6 @@ class _Account:
         self.pflag = array("I")  # flags | event_hash << 3
         self.pamt = array("d")
         self.pcp: list[str] = []
-        self.pdw = array("d")
         self.p10 = self.p1h = self.p24 = self.p7 = self.p30 = 0
         # time of each payment window's oldest member (inf: empty), so that a payment that
         # evicts nothing reads no history column
@@ -152,6 +153,9 @@ class _Account:
         # 30-day sums of log10(amount) and of its square, per direction
         self.lg_c = self.lg_d = self.lg2_c = self.lg2_d = 0.0
         self.dwell7 = 0.0  # sum of the 7-day debits' dwell times
+        # time of the latest credit that left the 7-day window: a debit leaving it after that
+        # credit took its dwell from it (no dwell column is kept; see advance_payments)
+        self.c7_last: float = -INF
         self.last_pay: float = NAN
         self.last_credit: float = NAN
         self.last_foreign: float = NAN
@@ -163,11 +167,14 @@ class _Account:
         self.new7 = 0
         self.amt_c = array("d")  # sorted 30-day amounts of credits
         self.amt_d = array("d")  # ... and of debits
-        # counterparties of the 30-day window: payments + credits * _CREDIT (long windows only)
+        # the 30-day window's debits and credits per counterparty (long windows only; the
+        # count's encoding: _cp_more)
         self.cp30: dict[str, int] | None = None
         self.lt = array("d")
-        self.lflag = bytearray()
-        self.lctry: list[str] = []
+        # flags | country << 3: the country as an index into ctry_names, the distinct login
+        # countries of the account (a handful: 2 bytes a login instead of a list item)
+        self.lflag = array("H")
+        self.ctry_names: list[str] = []
         self.ldev: list[str] = []
         self.l24 = self.l7 = self.l30 = 0
         self.le24: float = INF  # time of each login window's oldest member (inf: empty)
@@ -267,9 +274,14 @@ class _Account:
                         out[cp] = c
                     else:
                         del out[cp]
-                    dwell = self.pdw[i]
-                    if dwell == dwell:  # defined (not nan)
-                        self.dwell7 -= dwell
+                    # its dwell, as add_payment took it: from the account's latest credit
+                    # before it (every earlier payment has left the window: c7_last), when
+                    # that credit is within 30 days (a credit as old as that is never dropped
+                    # while the debit is in the window: retention > 30 + 7 days)
+                    t_i = pt[i]
+                    last = self.c7_last
+                    if last > t_i - W30D:
+                        self.dwell7 -= t_i - last
                         self.dwell7_n -= 1
                 else:
                     self.c7n -= 1
@@ -280,6 +292,7 @@ class _Account:
                     else:
                         del snd[cp]
                     self.new7 -= (pflag[i] >> 1) & 1
+                    self.c7_last = pt[i]
                 i += 1
             self.p7 = i
             self.e7 = pt[i] if i < n else INF
@@ -294,16 +307,14 @@ class _Account:
                     amts = self.amt_d
                     self.lg_d -= lg
                     self.lg2_d -= lg * lg
-                    c = 1
                 else:
                     amts = self.amt_c
                     self.lg_c -= lg
                     self.lg2_c -= lg * lg
-                    c = _CREDIT + 1
                 del amts[_bisect_left(amts, amount)]
                 if cp30 is not None:
                     cp = self.pcp[i]
-                    c = cp30[cp] - c
+                    c = _cp_less(cp30[cp], pflag[i] & 1 == 1)
                     if c:
                         cp30[cp] = c
                     else:
@@ -317,7 +328,7 @@ class _Account:
             # column's head moves the whole column)
             k = _bisect_right(pt, t - retention, 0, i)
             if k >= 32 or (k and k * 2 >= n):
-                for column in (pt, pflag, pamt, self.pcp, self.pdw):
+                for column in (pt, pflag, pamt, self.pcp):
                     del column[:k]
                 self.p10 -= k
                 self.p1h -= k
@@ -351,12 +362,12 @@ class _Account:
         edge = t - W7D
         if self.le7 <= edge:
             i = self.l7
-            lctry, ctry7 = self.lctry, self.ctry7
+            names, ctry7 = self.ctry_names, self.ctry7
             while i < n and lt[i] <= edge:
                 flags = self.lflag[i]
                 self.f7 -= (flags >> 1) & 1
-                self.fast7 -= flags >> 2
-                country = lctry[i]
+                self.fast7 -= (flags >> 2) & 1
+                country = names[flags >> 3]
                 c = ctry7[country] - 1
                 if c:
                     ctry7[country] = c
@@ -381,8 +392,10 @@ class _Account:
             self.le30 = lt[i] if i < n else INF
             k = _bisect_right(lt, t - retention, 0, i)
             if k >= 32 or (k and k * 2 >= n):
-                for column in (lt, self.lflag, self.lctry, self.ldev):
+                for column in (lt, self.lflag, self.ldev):
                     del column[:k]
+                if len(self.ctry_names) > 4:
+                    self._compact_countries()
                 self.l24 -= k
                 self.l7 -= k
                 self.l30 -= k
@@ -393,8 +406,10 @@ class _Account:
         device = _intern(device)
         lt = self.lt
         fast = 0
-        if lt and self.lctry[-1] != country and t - lt[-1] < FAST_TRAVEL_S:
+        names = self.ctry_names
+        if lt and names[self.lflag[-1] >> 3] != country and t - lt[-1] < FAST_TRAVEL_S:
             fast = 1
+        code = _index_of(names, country)
         if self.le30 == INF:  # an empty window starts at this event
             self.le30 = t
         if self.le7 == INF:
@@ -402,8 +417,10 @@ class _Account:
         if self.le24 == INF:
             self.le24 = t
         lt.append(t)
-        self.lflag.append((1 if success else 0) | (2 if foreign else 0) | (4 if fast else 0))
-        self.lctry.append(country)
+        if code >= 1 << 13 and self.lflag.typecode == "H":  # more countries than 2 bytes hold
+            self.lflag = array("I", self.lflag)
+        self.lflag.append((1 if success else 0) | (2 if foreign else 0) | (4 if fast else 0)
+                          | code << 3)
         self.ldev.append(device)
         if foreign:
             self.f24 += 1
@@ -452,7 +469,7 @@ class _Account:
         if cp30 is not None:
             c = cp30.get(cp, 0)
             first_cp = 0.0 if c else 1.0
-            if not is_debit and c < _CREDIT:
+            if not is_debit and c <= 0:  # no credit from cp (see _cp_more)
                 new_sender = 1
         else:
             # every stored counterparty is interned, like cp: identity is equality
@@ -499,10 +516,9 @@ class _Account:
         self.pamt.append(amount)
         pcp.append(cp)
         if cp30 is not None:
-            cp30[cp] = cp30.get(cp, 0) + (1 if is_debit else _CREDIT + 1)
+            cp30[cp] = _cp_more(cp30.get(cp, 0), is_debit)
         elif len(pt) - p30 > CP_INDEX_AT:
             self._index_counterparties()
-        self.pdw.append(dwell)
         lg = _log10(amount)
         amts.insert(_bisect_right(amts, amount), amount)  # insort() calls insert by name
         if is_debit:
@@ -544,14 +560,14 @@ class _Account:
         return median, mean, std, prev_gap, first_cp, dwell
 
     def _index_counterparties(self) -> None:
-        """Count the 30-day window's counterparties (payments + credits * _CREDIT)."""
+        """Count the 30-day window's payments per counterparty (see :func:`_cp_more`)."""
         cp30: dict[str, int] = {}
         get = cp30.get
         pflag = self.pflag
         pcp = self.pcp
         for i in range(self.p30, len(pcp)):
             cp = pcp[i]
-            cp30[cp] = get(cp, 0) + (1 if pflag[i] & 1 else _CREDIT + 1)
+            cp30[cp] = _cp_more(get(cp, 0), pflag[i] & 1 == 1)
         self.cp30 = cp30
 
     def raw_history(self) -> list[tuple[Any, ...]]:
@@ -564,7 +580,8 @@ class _Account:
         while i < np_ or j < nl:
             if j < nl and (i >= np_ or lt[j] <= pt[i]):
                 flags = self.lflag[j]
-                rows.append(("l", lt[j], bool(flags & 1), self.lctry[j], self.ldev[j],
+                rows.append(("l", lt[j], bool(flags & 1), self.ctry_names[flags >> 3],
+                             self.ldev[j],
                              (flags >> 1) & 1))
                 j += 1
             else:
@@ -573,6 +590,16 @@ class _Account:
                              bool(flags & 4), flags >> 3))
                 i += 1
         return rows
+
+    def _compact_countries(self) -> None:
+        """Drop the countries no retained login has any more (and renumber the flags)."""
+        names = self.ctry_names
+        lflag = self.lflag
+        kept: list[str] = []
+        for i in range(len(lflag)):
+            flags = lflag[i]
+            lflag[i] = (flags & 7) | _index_of(kept, names[flags >> 3]) << 3
+        self.ctry_names = kept
 
     def device_age(self, device: str, t: float) -> float:
         """Days since ``device`` first logged in to the account within the 30 days up to ``t``
@@ -602,6 +629,39 @@ class _Account:
                     return -1
                 found = i
         return found
+
+
+def _cp_more(c: int, is_debit: bool) -> int:
+    """A counterparty's 30-day count (``cp30``) with one payment more. The count of ``d``
+    debits and ``k`` credits is ``-d`` when ``k == 0``, ``k`` when ``d == 0`` and
+    ``d << 32 | k`` when both: one-sided counts (nearly all) stay small ints that Python
+    shares, where ``d + k << 32`` made a 32-byte int object of every sender's count. 0: none;
+    a credit from the counterparty in the window: ``c > 0``."""
+    if is_debit:
+        if c <= 0:
+            return c - 1
+        return c + _CREDIT if c >= _CREDIT else _CREDIT | c
+    if c >= 0:
+        return c + 1
+    return (-c) << 32 | 1
+
+
+def _cp_less(c: int, is_debit: bool) -> int:
+    """The count ``c`` (see :func:`_cp_more`) with one payment less (0: none left)."""
+    if is_debit:
+        return c + 1 if c < 0 else c - _CREDIT
+    if c < _CREDIT:
+        return c - 1
+    return -(c >> 32) if c & (_CREDIT - 1) == 1 else c - 1
+
+
+def _index_of(names: list[str], name: str) -> int:
+    """The index of ``name`` in ``names``, appended when absent."""
+    for i in range(len(names)):
+        if names[i] == name:
+            return i
+    names.append(name)
+    return len(names) - 1
 
 
 def event_hash(event_id: str) -> int:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -124,6 +124,7 @@ class Replayed:
     event_ids: np.ndarray  # object
     account_ids: np.ndarray  # object
     amounts: np.ndarray
+    counterparties: np.ndarray | None = None  # object
 
     def __len__(self) -> int:
         return int(self.t.size)
@@ -141,6 +142,7 @@ class Replayed:
             account_ids=np.array([p.account_id for p in scored], dtype=object),
             amounts=np.fromiter((p.amount for p in scored), dtype=np.float64,
                                 count=len(scored)),
+            counterparties=np.array([p.counterparty_account for p in scored], dtype=object),
         )
 
 
@@ -156,6 +158,9 @@ class EvalSet:
     typology: np.ndarray  # object: typology name of positive rows, "" / None otherwise
     event_ids: np.ndarray
     source: str  # "truth" or "labels"
+    # per row: when the payment's counterparty was first reported (:func:`reported_since`;
+    # inf: never; None: not computed)
+    cp_reported_t: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.y.size)
@@ -166,14 +171,16 @@ class EvalSet:
             path, X=self.X, y=self.y, t=self.t, amounts=self.amounts,
             account_ids=self.account_ids.astype(str), event_ids=self.event_ids.astype(str),
             typology=np.array(["" if v is None else str(v) for v in self.typology], dtype=str),
-            source=np.array(self.source))
+            source=np.array(self.source),
+            **({} if self.cp_reported_t is None else {"cp_reported_t": self.cp_reported_t}))
 
     @classmethod
     def load(cls, path: Any) -> EvalSet:
         with np.load(path, allow_pickle=False) as z:
             return cls(X=z["X"], y=z["y"], t=z["t"], account_ids=z["account_ids"].astype(object),
                        amounts=z["amounts"], typology=z["typology"].astype(object),
-                       event_ids=z["event_ids"].astype(object), source=str(z["source"]))
+                       event_ids=z["event_ids"].astype(object), source=str(z["source"]),
+                       cp_reported_t=z["cp_reported_t"] if "cp_reported_t" in z else None)
 
 
 @dataclass
@@ -275,9 +282,48 @@ def _truth_arrays(rows: Replayed, truth: pd.DataFrame) -> tuple[np.ndarray, np.n
 # ---------------------------------------------------------------------- building
 
 
+def reported_since(payments: Iterable[Payment], labels: Iterable[Label],
+                   watchlist: Iterable[WatchEntry] = ()) -> dict[str, float]:
+    """When each account was first reported as a receiver of fraud (epoch seconds), from
+    everything in the log (an evaluation question, not a feature): the earliest of
+
+    * ``confirmed_at`` of a ``fraud``/``mule`` label naming a payment it received: the named
+      payment's counterparty when that payment (of the label's account) is a debit in the log,
+      the label's account when it is a credit, else the label's ``counterparty_account``;
+    * ``confirmed_at`` of an account-level ``fraud``/``mule`` label on it;
+    * ``listed_at`` of a watch-list entry on it.
+
+    Accounts are matched by number alone, like the features; later ``legit`` labels and
+    delistings are not taken into account (the question is "had it been reported")."""
+    named = {lb.event_id for lb in labels if lb.event_id is not None}
+    by_event = {p.event_id: p for p in payments if p.event_id in named}
+    first: dict[str, float] = {}
+
+    def seen(account: str | None, t: float) -> None:
+        if account is not None and t < first.get(account, math.inf):
+            first[account] = t
+
+    for lb in labels:
+        if lb.label not in BAD_LABELS:
+            continue
+        if lb.event_id is None:
+            seen(lb.account_id, lb.t)
+            continue
+        p = by_event.get(lb.event_id)
+        if p is not None and p.account_id == lb.account_id:
+            seen(p.counterparty_account if p.direction == "debit" else p.account_id, lb.t)
+        else:
+            seen(lb.counterparty_account, lb.t)
+    for entry in watchlist:
+        seen(entry.account, entry.listed_at.timestamp())
+    return first
+
+
 def build(rows: Replayed, labels: Sequence[Label], truth: pd.DataFrame | None,
-          cfg: SplitConfig | None = None) -> Dataset:
-    """Cut the replayed log into windows and label them (see the module docstring)."""
+          cfg: SplitConfig | None = None,
+          reported: Mapping[str, float] | None = None) -> Dataset:
+    """Cut the replayed log into windows and label them (see the module docstring);
+    ``reported`` (:func:`reported_since`) gives the test rows' ``cp_reported_t``."""
     cfg = cfg or SplitConfig()
     if len(rows) == 0:
         raise DatasetError("the log has no payments")
@@ -295,9 +341,15 @@ def build(rows: Replayed, labels: Sequence[Label], truth: pd.DataFrame | None,
         typ = _label_typologies(rows, labels, y_eval)
         source = "labels"
 
+    cp_reported_t = None
+    if reported is not None and rows.counterparties is not None:
+        cp_reported_t = np.fromiter(
+            (reported.get(cp, math.inf) for cp in rows.counterparties[test]),
+            dtype=np.float64, count=int(test.sum()))
     test_set = EvalSet(X=rows.X[test], y=y_eval[test], t=rows.t[test],
                        account_ids=rows.account_ids[test], amounts=rows.amounts[test],
-                       typology=typ[test], event_ids=rows.event_ids[test], source=source)
+                       typology=typ[test], event_ids=rows.event_ids[test], source=source,
+                       cp_reported_t=cp_reported_t)
     summary = {
         "n_payments": len(rows),
         "n_train": int(train.sum()), "n_train_positive": int(y_fit[train].sum()),
@@ -329,7 +381,8 @@ def build_dataset(log_: EventLog, cfg: SplitConfig | None = None,
     labels = list(log_.labels) + list(extra_labels)
     replay_log = _WithLabels(log_, labels) if extra_labels else log_
     rows = Replayed.from_log(replay_log)
-    return rows, build(rows, labels, log_.truth, cfg)
+    reported = reported_since(log_.payments, labels, getattr(log_, "watchlist", ()))
+    return rows, build(rows, labels, log_.truth, cfg, reported)
 
 
 @dataclass

@@ -18,6 +18,12 @@ All budget metrics rank the window's payments by score and flag the top ``budget
   score in the 7 days up to its latest payment — precision of its top K (a hit: the account has
   a fraudulent payment in the window), averaged over days; ``..._decayed_...`` the same with the
   score halved per ``DECAY_HALF_LIFE_DAYS`` of inactivity since that latest payment;
+* ``known_beneficiary_recall_at_budget_X``: recall, at each budget, of the payments of the
+  reported-beneficiary typologies (``reported_beneficiary`` and ``reported_beneficiary_quiet``)
+  made when their beneficiary had already been reported — a confirmed ``fraud``/``mule`` label
+  on a payment it received or on the account, or a watch-list entry, at or before the payment's
+  time (``EvalSet.cp_reported_t``, from :func:`training.dataset.reported_since`);
+  ``n_known_beneficiary`` counts them (the issue's target: >= 90 % at the 1 % budget);
 * ``median_minutes_to_first_alert``: per fraudulent account, from its first fraudulent payment
   in the window to the first flagged payment of that account (0.5 % budget) at or after it;
   ``campaigns_alerted_share`` is the share of those accounts flagged at all.
@@ -44,6 +50,7 @@ ACCOUNT_KS = (20, 100)
 RANKING_WINDOW_S = 7 * 86400.0  # serving/risk.py: the highest score of the last 7 days
 DECAY_HALF_LIFE_DAYS = RISK_HALF_LIFE_DAYS  # what GET /v1/accounts/high-risk ranks by
 LOCAL_OFFSET_S = 7 * 3600.0  # Asia/Ho_Chi_Minh, no daylight saving
+KNOWN_BENEFICIARY_TYPOLOGIES = ("reported_beneficiary", "reported_beneficiary_quiet")
 KEY_METRICS = ("roc_auc", "average_precision", "recall_at_budget_0_5pct",
                "precision_at_100_accounts_per_day")
 
@@ -120,6 +127,16 @@ def minutes_to_first_alert(flagged: np.ndarray, ev: EvalSet) -> tuple[float, flo
     return (float(delay.median()) if delay.size else math.nan), share
 
 
+def known_beneficiary_rows(ev: EvalSet) -> np.ndarray | None:
+    """Fraudulent payments of the reported-beneficiary typologies whose counterparty had been
+    reported at or before the payment (None when the window has no ``cp_reported_t``)."""
+    if ev.cp_reported_t is None:
+        return None
+    typ = np.array(["" if v is None else str(v) for v in ev.typology], dtype=object)
+    return ((ev.y == 1) & np.isin(typ, KNOWN_BENEFICIARY_TYPOLOGIES)
+            & (ev.cp_reported_t <= ev.t))
+
+
 def evaluate(scores: np.ndarray, ev: EvalSet) -> dict[str, float]:
     """Every metric of the module docstring for one score vector on one window."""
     y = ev.y.astype(np.int8)
@@ -149,6 +166,12 @@ def evaluate(scores: np.ndarray, ev: EvalSet) -> dict[str, float]:
         out[f"account_ranking_precision_at_{k}"] = account_ranking_precision(scores, ev, k)
         out[f"account_ranking_decayed_precision_at_{k}"] = account_ranking_precision(
             scores, ev, k, DECAY_HALF_LIFE_DAYS)
+    known = known_beneficiary_rows(ev)
+    if known is not None:
+        out["n_known_beneficiary"] = float(known.sum())
+        for budget in BUDGETS:
+            out[f"known_beneficiary_recall_at_budget_{budget_suffix(budget)}"] = (
+                float(masks[budget][known].mean()) if known.any() else math.nan)
     median, share = minutes_to_first_alert(main_mask, ev)
     out["median_minutes_to_first_alert"] = median
     out["campaigns_alerted_share"] = share

@@ -99,3 +99,79 @@ def test_the_typology_table_has_one_row_per_typology_and_a_column_per_budget(win
     assert all(budget_suffix(b) in table[0] for b in BUDGETS)
     typ = ev.typology[ev.y.astype(bool)]
     assert [int(line.split()[1]) for line in table[2:]] == [int((typ == n).sum()) for n in names]
+
+
+# ---------------------------------------------------------------------- known beneficiary
+
+
+def test_reported_since_takes_the_receiving_side_of_each_report():
+    from datetime import UTC, datetime
+
+    from features.events import Label, Payment, WatchEntry
+    from training.dataset import reported_since
+
+    def at(days: float) -> datetime:
+        return datetime.fromtimestamp(T0 + days * DAY, tz=UTC)
+
+    def pay(eid: str, account: str, direction: str, cp: str) -> Payment:
+        return Payment(eid, at(0), account, direction, 1e6, "VND", cp, "XB", "mobile")
+
+    payments = [pay("d1", "victim", "debit", "benef"), pay("c1", "mule", "credit", "victim2"),
+                pay("d2", "victim", "debit", "other")]
+    labels = [
+        Label("l1", at(5), "victim", "fraud", event_id="d1"),  # a debit: its counterparty
+        Label("l2", at(3), "mule", "fraud", event_id="c1"),  # a credit: the account itself
+        Label("l3", at(2), "victim", "fraud", event_id="gone", counterparty_account="benef2"),
+        Label("l4", at(1), "victim", "legit", event_id="d2"),  # not a report
+        Label("l5", at(4), "shell", "mule"),  # account-level
+        Label("l6", at(9), "victim", "fraud", event_id="d1"),  # later: the first one counts
+    ]
+    watch = [WatchEntry("XB", "benef", "SIMO", at(4), "scam"),
+             WatchEntry("XB", "listed", "SIMO", at(6), "scam")]
+    got = reported_since(payments, labels, watch)
+    assert got == {"benef": T0 + 4 * DAY, "mule": T0 + 3 * DAY, "benef2": T0 + 2 * DAY,
+                   "shell": T0 + 4 * DAY, "listed": T0 + 6 * DAY}
+
+
+def test_known_beneficiary_recall_counts_only_payments_after_the_report():
+    # rows: 0-3 reported-beneficiary fraud (loud/quiet), 4 another typology, 5-9 legitimate
+    n = 10
+    y = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], dtype=np.int8)
+    typ = np.array(["reported_beneficiary", "reported_beneficiary_quiet",
+                    "reported_beneficiary", "reported_beneficiary_quiet", "mule_ring",
+                    None, None, None, None, None], dtype=object)
+    t = T0 + np.arange(n) * 3600.0
+    reported = t.copy()
+    reported[1] = t[1] + 1.0  # reported just after the payment: not counted
+    reported[3] = np.inf  # never reported
+    ev = EvalSet(X=np.zeros((n, len(FEATURE_NAMES))), y=y, t=t,
+                 account_ids=np.array([f"a{i}" for i in range(n)], dtype=object),
+                 amounts=np.ones(n), typology=typ,
+                 event_ids=np.arange(n).astype(str).astype(object), source="truth",
+                 cp_reported_t=reported)
+    # the 1 % budget of 10 rows flags one payment: row 0 (counted) ranks first
+    scores = np.array([0.9, 0.95, 0.1, 0.99, 0.98, 0, 0, 0, 0, 0], dtype=float)
+    scores[0] = 1.0
+    m = evaluate(scores, ev)
+    assert m["n_known_beneficiary"] == 2.0  # rows 0 and 2
+    assert m["known_beneficiary_recall_at_budget_1pct"] == 0.5
+    scores[0] = 0.5  # now row 3 (never reported) takes the one alert
+    assert evaluate(scores, ev)["known_beneficiary_recall_at_budget_1pct"] == 0.0
+    assert "n_known_beneficiary" not in evaluate(scores, EvalSet(
+        X=ev.X, y=y, t=t, account_ids=ev.account_ids, amounts=ev.amounts, typology=typ,
+        event_ids=ev.event_ids, source="truth"))
+
+
+def test_an_eval_set_keeps_its_report_times_through_save_and_load(tmp_path):
+    n = 3
+    ev = EvalSet(X=np.zeros((n, len(FEATURE_NAMES))), y=np.array([1, 0, 0], dtype=np.int8),
+                 t=T0 + np.arange(n), account_ids=np.array(["a", "b", "c"], dtype=object),
+                 amounts=np.ones(n), typology=np.array(["reported_beneficiary", None, None],
+                                                       dtype=object),
+                 event_ids=np.array(["e0", "e1", "e2"], dtype=object), source="truth",
+                 cp_reported_t=np.array([T0, np.inf, T0 + 5]))
+    ev.save(tmp_path / "with.npz")
+    assert np.array_equal(EvalSet.load(tmp_path / "with.npz").cp_reported_t, ev.cp_reported_t)
+    ev.cp_reported_t = None  # a window saved before the field existed
+    ev.save(tmp_path / "without.npz")
+    assert EvalSet.load(tmp_path / "without.npz").cp_reported_t is None

@@ -473,10 +473,14 @@ def long_histories(draw: st.DrawFn) -> list[Payment | Login]:
         else:
             events.append(Login(
                 event_id=f"l{i}", ts=ts, account_id="A", success=draw(st.booleans()),
-                ip="10.0.0.1", country=draw(st.sampled_from(COUNTRIES)),
+                ip="10.0.0.1", country=draw(st.sampled_from(TRAVEL)),
                 device_id=draw(st.sampled_from(DEVICES)), channel="mobile",
             ))
     return events
+
+
+# more login countries than the engine keeps without compacting its country table (4)
+TRAVEL = [*COUNTRIES, "TH", "JP", "KR", "US"]
 
 
 def test_a_rebuild_keeps_the_history_a_7_day_window_member_needs():
@@ -503,6 +507,25 @@ def test_a_rebuild_keeps_the_history_a_7_day_window_member_needs():
 def test_long_histories_past_the_retention_equal_brute_force(events):
     assert max(e.t for e in events) - min(e.t for e in events) > 40 * DAY
     assert_matches_oracle(engine_vectors(events), oracle(events))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.data_too_large])
+@given(long_histories(), st.floats(0.2, 0.9))
+def test_long_histories_restored_mid_way_equal_an_uninterrupted_run(events, share):
+    """A restore replays only the retained history: the dwell times a debit takes back out of
+    its 7-day window and the login-country table must come out the same as never stopping."""
+    cut = int(len(events) * share)
+    uninterrupted = engine_vectors(events, FeatureEngine(reference(events), LATENESS))
+    first = FeatureEngine(reference(events), LATENESS)
+    head = engine_vectors(events[:cut], first)
+    restored = FeatureEngine.restore(first.snapshot(), reference(events))
+    got = head + engine_vectors(events[cut:], restored)
+    assert [e for e, _ in got] == [e for e, _ in uninterrupted]
+    for (event_id, v1), (_, v2) in zip(got, uninterrupted, strict=True):
+        # close, as in the restore test above: running sums (log-amount moments) restart
+        # from the retained history, so their last bits may differ
+        assert all(same(a, b) for a, b in zip(v1, v2, strict=True)), event_id
 
 
 @pytest.mark.parametrize("index_at", [2, engine_module.CP_INDEX_AT])
@@ -735,3 +758,34 @@ def test_device_age_counts_from_the_device_s_first_login_in_30_days():
     assert ages[:5] == [pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.5),
                         pytest.approx(2.0), 0.0]
     assert math.isnan(ages[5])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), max_size=60))
+def test_the_counterparty_count_encoding_tracks_debits_and_credits(steps):
+    """``cp30``'s count of one counterparty, added to and taken from in any order: zero
+    exactly when no payment is left, positive exactly when a credit is."""
+    c, debits, credits = 0, 0, 0
+    for add, is_debit in steps:
+        if add:
+            c = engine_module._cp_more(c, is_debit)
+        elif (debits if is_debit else credits) > 0:
+            c = engine_module._cp_less(c, is_debit)
+        else:
+            continue
+        debits += (1 if add else -1) if is_debit else 0
+        credits += 0 if is_debit else (1 if add else -1)
+        assert (c == 0) == (debits + credits == 0)
+        assert (c > 0) == (credits > 0)
+        assert -5 <= c <= 256 or (debits and credits) or debits > 5 or credits > 256
+
+
+def test_more_login_countries_than_two_bytes_index_still_come_back():
+    """The login flags hold the country's index in 13 bits; past 8,192 distinct countries (only
+    a Login built around the decoder could carry them) the column widens, nothing is lost."""
+    acct = engine_module._Account()
+    t = T0.timestamp()
+    for i in range(8_200):
+        acct.add_login(t + i, True, f"C{i}", "d1", 1)
+    assert acct.lflag.typecode == "I"
+    assert [r[3] for r in acct.raw_history()] == [f"C{i}" for i in range(8_200)]
