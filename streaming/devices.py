@@ -414,8 +414,10 @@ class _ProcessorSession:
         self.uncommitted = False
         self.last_publish = time.monotonic()
         self._error: BaseException | None = None
+        # a publish round is flushed at once (publish_and_commit): batches of 1 MiB carry it in
+        # a few requests; the default 16 KB filled every few records, each waking the sender
         self.producer = KafkaProducer(**cfg, acks="all", linger_ms=20, retries=5,
-                                      max_request_size=8 * 1024 * 1024)
+                                      batch_size=1 << 20, max_request_size=8 * 1024 * 1024)
         try:
             self.restorer = KafkaConsumer(**cfg, group_id=None, enable_auto_commit=False,
                                           fetch_max_wait_ms=owner.fetch_max_wait_ms)
