@@ -111,19 +111,31 @@ def parse_manifest(key: bytes | None, value: bytes | None, group: str) -> dict[s
         if not (isinstance(k, list) and len(k) == 3 and k[1] == group):
             return None
         m = orjson.loads(value)
-        if (not isinstance(m, dict) or m.get("partition") != k[2]
+        if (not isinstance(m, dict) or not _offset(k[2]) or m.get("partition") != k[2]
+                or not _offset(m.get("partition"))
                 or not isinstance(m.get("chunk_offsets"), list)
-                or not all(isinstance(o, int) for o in m["chunk_offsets"])
-                or not isinstance(m.get("id"), str)):
+                or not all(_offset(o) for o in m["chunk_offsets"])
+                or not isinstance(m.get("id"), str)
+                or not isinstance(m.get("created_at"), str)):
             raise ValueError("manifest fields missing or of the wrong type")
+        if "payments_offset" not in m or "logins_offset" not in m:
+            raise ValueError("manifest offsets missing")
         for name in ("payments_offset", "logins_offset", "emit_from"):
-            if m.get(name) is not None and not isinstance(m[name], int):
+            if m.get(name) is not None and not _offset(m[name]):
                 raise ValueError(f"{name} is not an offset")
+        for name in ("model_version", "feature_version"):
+            if m.get(name) is not None and not isinstance(m[name], str):
+                raise ValueError(f"{name} is not a string")
         return m
     except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
         log.warning("malformed checkpoint manifest ignored",
                     extra={"key": key[:200].decode("utf-8", "replace"), "error": repr(exc)})
         return None
+
+
+def _offset(value: Any) -> bool:
+    """A Kafka offset or partition number: a non-negative int (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class CheckpointStore:
