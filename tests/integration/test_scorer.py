@@ -429,3 +429,33 @@ def test_an_idle_scorer_does_not_write_its_state_again(broker, models, tmp_path)
     # every partition's newest checkpoint (written before the idle rounds, or after the new
     # payment) resumes right after the last payment of its partition
     assert {p: c.payments_offset for p, c in restored.items()} == ends
+
+
+def test_a_payment_later_than_the_lateness_is_scored_marked_and_counted(broker, models):
+    """A payment dated a day behind its account's clock still gets a decision: scored on the
+    account's current state, ``late: true`` in its output, and counted in the metric."""
+    from dataclasses import replace
+
+    (_, model_dir), _ = models
+    data = make_bank(n_accounts=30, n_payments=200, seed=12, prefix="L")
+    prefix = f"late{os.getpid()}."
+    create_topics(broker.bootstrap, prefix)
+    produce_reference(broker.bootstrap, prefix, data)
+    produce_events(broker.bootstrap, prefix, data.events())
+    scorer = Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir))
+    running = _Running(scorer)
+    reader = OutputReader(broker.bootstrap, prefix + "payments.scored")
+    try:
+        reader.wait_for(len(data.payments), timeout_s=40)
+        last = max(data.payments, key=lambda p: p.t)
+        late = replace(last, event_id="LATE-BY-A-DAY", ts=last.ts - timedelta(days=1))
+        produce_events(broker.bootstrap, prefix, [late])
+        reader.wait_for(len(data.payments) + 1, timeout_s=30)
+        late_count = scorer.metrics.registry.get_sample_value(
+            "canhgiac_scorer_events_total", {"kind": "payments", "outcome": "late"})
+    finally:
+        running.stop()
+        reader.close()
+    assert reader.last["LATE-BY-A-DAY"]["late"] is True
+    assert not any(v["late"] for k, v in reader.last.items() if k != "LATE-BY-A-DAY")
+    assert late_count == 1
