@@ -29,7 +29,7 @@ from models.model_info import ModelInfo
 from models.scored import ScoredPayment, scored_from_mapping
 from serving import casedb, keys, queues, reads
 from serving import tables as T
-from serving.auditdb import AuditAppender, open_audit
+from serving.auditdb import AuditAppender, PgAuditAppender, open_audit
 from serving.db import (
     BUSY_TIMEOUT_MS,
     PgVersionReader,
@@ -296,8 +296,11 @@ class CaseStore:
         with self._audit_writer.begin() as conn:  # not a data change: the version stays
             conn.execute(T.audit.insert(), rows)
 
-    def audit_appender(self) -> AuditAppender:
-        """A writer of audit rows on a connection of its own (one per writer thread)."""
+    def audit_appender(self) -> AuditAppender | PgAuditAppender:
+        """A writer of audit rows on a connection of its own (one per writer thread): on
+        PostgreSQL one autocommit statement per batch (``auditdb.PgAuditAppender``)."""
+        if self.audit_engine.dialect.name == "postgresql":
+            return PgAuditAppender(self.audit_engine)
         return AuditAppender(self._audit_writer)
 
     @property

@@ -218,3 +218,29 @@ def _every_decision_has_its_entry(api) -> list[tuple[str, str, str]]:
     assert sorted((t, orjson.loads(d)["from"], orjson.loads(d)["to"])
                   for t, d in _entries(api, "case.transition")) == moved
     return moved
+
+
+def test_a_group_commit_on_postgresql_is_one_statement_all_or_nothing(pg_url):
+    """``PgAuditAppender``: a batch is one autocommit INSERT, so one bad entry (a user name
+    longer than its column) leaves none of the batch; the next batch reconnects."""
+    from sqlalchemy.exc import DBAPIError
+
+    from serving.store import CaseStore
+
+    store = CaseStore(pg_url)
+    try:
+        def row(actor: str, rid: str) -> dict:
+            return {"at": 1.0, "actor": actor, "role": "viewer", "action": "account.read",
+                    "target": "per-1", "request_id": rid, "key_name": "k",
+                    "client_request_id": None, "details": None}
+
+        appender = store.audit_appender()
+        with pytest.raises(DBAPIError):
+            appender.append([row("ok", "r1"), row("x" * 5000, "r2")])
+        appender.append([row("ok", "r3"), row("ok2", "r4")])
+        appender.close()
+        with store.audit_read() as conn:
+            got = conn.execute(select(T.audit.c.request_id).order_by(T.audit.c.id)).all()
+        assert [r.request_id for r in got] == ["r3", "r4"]
+    finally:
+        store.close()
