@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, TypeVar
 
 log = logging.getLogger(__name__)
 MAX_STALE_S = 1.0
-RENDER_THREADS = 1
+RENDER_THREADS = 2
 T = TypeVar("T")
 
 Render = Callable[[], Awaitable[bytes]]
