@@ -49,7 +49,8 @@ class ResponseCache:
                  render_threads: int = RENDER_THREADS) -> None:
         self.max_entries = max_entries
         self.max_stale_s = max_stale_s
-        self._renderers = ThreadPoolExecutor(render_threads, thread_name_prefix="render")
+        self._render_threads = render_threads
+        self._renderers = self._new_renderers()
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._pending: dict[Hashable, asyncio.Future[bytes]] = {}
@@ -60,8 +61,13 @@ class ResponseCache:
         return await asyncio.get_running_loop().run_in_executor(
             self._renderers, partial(fn, *args))
 
+    def _new_renderers(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self._render_threads, thread_name_prefix="render")
+
     def close(self) -> None:
-        self._renderers.shutdown(wait=False)
+        """Stop the render threads (a later render starts new ones: an app may start again)."""
+        old, self._renderers = self._renderers, self._new_renderers()
+        old.shutdown(wait=False)
 
     def servable(self, key: Hashable, version: int) -> tuple[bytes, str] | None:
         """For the fast path (event loop): an exact-version page, or a stale page within the
