@@ -12,6 +12,7 @@ from models.pseudonym import Pseudonymiser
 from serving.logsafe import escape, field
 
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STD.add("color_message")  # uvicorn's copy of the message with terminal colour codes
 # fields that hold an account or customer id: written as their pseudonyms (models.pseudonym)
 ID_FIELDS = frozenset({"account_id", "account", "customer_id", "counterparty_account",
                        "account_ids"})

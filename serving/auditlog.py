@@ -12,9 +12,10 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -24,11 +25,13 @@ from starlette.types import Scope
 from serving.db import now
 from serving.keys import Principal
 from serving.metrics import ApiMetrics
-from serving.store import CaseStore
+from serving.store import AuditRow, CaseStore, DecisionAudit
 
 log = logging.getLogger(__name__)
 MAX_FILTER_TEXT = 1000  # per filter value stored in the log
 MAX_BATCH = 500
+R = TypeVar("R")
+Entry = tuple[str, str, dict[str, Any] | None]  # action, target, details
 WAIT_S = 60.0  # longer than any lock wait (serving.db.BUSY_TIMEOUT_MS)
 
 
@@ -67,6 +70,11 @@ class AuditWriter:
     def write(self, row: dict[str, Any]) -> None:
         """Append one entry and return once it is committed (raises what the commit raised)."""
         self.submit(row).result(WAIT_S)
+
+    def write_many(self, rows: list[AuditRow]) -> None:
+        """Append entries; return once all are committed (they share the group commits)."""
+        for future in [self.submit(row) for row in rows]:
+            future.result(WAIT_S)
 
     def _run(self) -> None:
         appender = self.store.audit_appender()
@@ -138,12 +146,17 @@ class Audit:
         """Append one entry; returns once it is committed (call from a worker thread)."""
         self.writer.write(self.row(action, target, details))
 
-    def record_many(self, entries: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+    def record_many(self, entries: list[Entry]) -> None:
         """Append several entries ``(action, target, details)``; returns once all are
         committed (they share the writer's group commits)."""
-        futures = [self.writer.submit(self.row(a, t, d)) for a, t, d in entries]
-        for future in futures:
-            future.result(WAIT_S)
+        self.writer.write_many([self.row(a, t, d) for a, t, d in entries])
+
+    def decision(self, entries: Callable[[R], list[Entry]]) -> DecisionAudit[R]:
+        """The entries ``(action, target, details)`` of a decision, built from its result,
+        for :meth:`serving.store.CaseStore.decide`: on PostgreSQL written in the decision's
+        transaction, on SQLite by this writer's group commit once the decision committed."""
+        return DecisionAudit(rows=lambda result: [self.row(*e) for e in entries(result)],
+                             later=self.writer.write_many)
 
     async def record_async(self, action: str, target: str,
                            details: dict[str, Any] | None = None) -> None:

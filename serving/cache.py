@@ -11,6 +11,11 @@ rendered at. A request at data version ``v``:
 
 Investigators' own changes (cases) bump the API version, which is part of the key: after a
 decision, the next page always shows it.
+
+Renders read the database on the cache's own :data:`RENDER_THREADS` threads
+(:meth:`ResponseCache.in_render_thread`), not on the shared thread pool: after a scorer batch
+every page goes stale at once, and a dozen renders running together held the GIL in turn for
+up to 50 ms while the event loop, which answers every cached request, waited for it.
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import NamedTuple
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, NamedTuple, TypeVar
 
 log = logging.getLogger(__name__)
 MAX_STALE_S = 1.0
+RENDER_THREADS = 2
+T = TypeVar("T")
 
 Render = Callable[[], Awaitable[bytes]]
 
@@ -36,13 +45,29 @@ class Entry(NamedTuple):
 
 
 class ResponseCache:
-    def __init__(self, max_entries: int = 512, max_stale_s: float = MAX_STALE_S) -> None:
+    def __init__(self, max_entries: int = 512, max_stale_s: float = MAX_STALE_S,
+                 render_threads: int = RENDER_THREADS) -> None:
         self.max_entries = max_entries
         self.max_stale_s = max_stale_s
+        self._render_threads = render_threads
+        self._renderers = self._new_renderers()
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._pending: dict[Hashable, asyncio.Future[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    async def in_render_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` (a render's blocking part) on the cache's render threads."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._renderers, partial(fn, *args))
+
+    def _new_renderers(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self._render_threads, thread_name_prefix="render")
+
+    def close(self) -> None:
+        """Stop the render threads (a later render starts new ones: an app may start again)."""
+        old, self._renderers = self._renderers, self._new_renderers()
+        old.shutdown(wait=False)
 
     def servable(self, key: Hashable, version: int) -> tuple[bytes, str] | None:
         """For the fast path (event loop): an exact-version page, or a stale page within the

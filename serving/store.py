@@ -14,10 +14,11 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, event, select, text, update
@@ -26,9 +27,9 @@ from sqlalchemy.exc import IntegrityError
 from features.events import Account, Label, Login, Rejection
 from models.model_info import ModelInfo
 from models.scored import ScoredPayment, scored_from_mapping
-from serving import casedb, keys, reads
+from serving import casedb, keys, queues, reads
 from serving import tables as T
-from serving.auditdb import AuditAppender, open_audit
+from serving.auditdb import AuditAppender, PgAuditAppender, open_audit
 from serving.db import (
     BUSY_TIMEOUT_MS,
     PgVersionReader,
@@ -60,6 +61,21 @@ class PendingEvent(NamedTuple):
     account_id: str
     payload: dict[str, Any]
     created_at: float
+
+
+R = TypeVar("R")
+AuditRow = dict[str, Any]  # the columns of tables.audit
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionAudit(Generic[R]):
+    """The access-log entries of one decision (:meth:`CaseStore.decide`): ``rows`` builds
+    them from what the decision's transaction produced; ``later`` writes them when the access
+    log is in another database (SQLite's audit file), after the decision has committed
+    (default: :meth:`CaseStore.append_audit`; the API hands its group commit)."""
+
+    rows: Callable[[R], list[AuditRow]]
+    later: Callable[[list[AuditRow]], None] | None = None
 
 
 class Versions(NamedTuple):
@@ -280,8 +296,11 @@ class CaseStore:
         with self._audit_writer.begin() as conn:  # not a data change: the version stays
             conn.execute(T.audit.insert(), rows)
 
-    def audit_appender(self) -> AuditAppender:
-        """A writer of audit rows on a connection of its own (one per writer thread)."""
+    def audit_appender(self) -> AuditAppender | PgAuditAppender:
+        """A writer of audit rows on a connection of its own (one per writer thread): on
+        PostgreSQL one autocommit statement per batch (``auditdb.PgAuditAppender``)."""
+        if self.audit_engine.dialect.name == "postgresql":
+            return PgAuditAppender(self.audit_engine)
         return AuditAppender(self._audit_writer)
 
     @property
@@ -314,16 +333,19 @@ class CaseStore:
             return reads.account_exists(conn, account_id)
 
     def create_case(self, account_id: str, actor: str, role: str, reason: str,
-                    key: str | None = None) -> dict[str, Any]:
+                    key: str | None = None,
+                    audit: DecisionAudit[int] | None = None) -> dict[str, Any]:
+        """Open a case; ``audit`` builds its entries from the new case id (see :meth:`decide`)."""
         try:
-            with self.write(api=True) as conn:
-                case_id = casedb.create(self.engine, conn, account_id, actor, role, reason, key)
+            case_id, later = self._commit_decision(lambda conn: casedb.create(
+                self.engine, conn, account_id, actor, role, reason, key), audit)
         except IntegrityError:  # a concurrent create won the one-active-case index
             with self.read() as conn:
                 winner = casedb.active_case(conn, account_id)
             if winner is None:
                 raise
             raise casedb.conflict(account_id, winner) from None
+        self._audit_later(audit, later)  # not in the try: its errors are not a conflict
         return self.get_case(case_id) or {}
 
     def get_case(self, case_id: int) -> dict[str, Any] | None:
@@ -337,11 +359,58 @@ class CaseStore:
 
     def transition(self, case_id: int, target: str, *, actor: str, role: str, reason: str,
                    outcome: str | None, typology: str | None,
-                   key: str | None = None) -> casedb.Transition:
+                   key: str | None = None,
+                   audit: DecisionAudit[casedb.Transition] | None = None) -> casedb.Transition:
+        """One move of a case (its events queued in the outbox in the same transaction);
+        ``audit`` builds its entries from the move (see :meth:`decide`)."""
+        return self.decide(lambda conn: casedb.transition(
+            self.engine, conn, case_id, target, actor=actor, role=role, reason=reason,
+            outcome=outcome, typology=typology, key=key), audit)
+
+    def assign(self, case_ids: list[int], assignee: str | None, by: str,
+               by_key: str | None = None,
+               audit: DecisionAudit[list[int]] | None = None) -> list[int]:
+        """Assign (``None``: unassign) active cases to a user; the ids changed. ``audit``
+        builds its entries from them (see :meth:`decide`)."""
+        return self.decide(lambda conn: queues.assign(
+            self.engine, conn, case_ids, assignee, by, by_key), audit)
+
+    @property
+    def audit_in_store(self) -> bool:
+        """Whether the access log is a table of the case store's own database (PostgreSQL),
+        so that a decision and its entries commit in one transaction."""
+        return self.audit_engine is self.engine
+
+    def decide(self, work: Callable[[Connection], R],
+               audit: DecisionAudit[R] | None = None) -> R:
+        """An investigator's decision: ``work`` in one write transaction that bumps the API
+        version, and its access-log entries (``audit.rows(result)``).
+
+        When the access log lives in the case store's database (PostgreSQL) the entries are
+        inserted in the decision's own transaction: both commit or neither, so a committed
+        decision always has its entries, and an entry that cannot be written (a lock not
+        granted, a constraint, a lost connection) undoes the decision. On SQLite the access
+        log is a file of its own (``serving.auditdb``), which no transaction of the case store
+        can include: the entries are written just after the decision commits
+        (``audit.later``), and a failure there leaves the decision without its entry."""
+        result, later = self._commit_decision(work, audit)
+        self._audit_later(audit, later)
+        return result
+
+    def _commit_decision(self, work: Callable[[Connection], R],
+                         audit: DecisionAudit[R] | None) -> tuple[R, list[AuditRow]]:
+        """The decision's transaction; the entries still to write after it (SQLite)."""
         with self.write(api=True) as conn:
-            return casedb.transition(self.engine, conn, case_id, target, actor=actor,
-                                     role=role, reason=reason, outcome=outcome,
-                                     typology=typology, key=key)
+            result = work(conn)
+            rows = audit.rows(result) if audit is not None else []
+            if rows and self.audit_in_store:
+                conn.execute(T.audit.insert(), rows)
+                rows = []
+        return result, rows
+
+    def _audit_later(self, audit: DecisionAudit[Any] | None, rows: list[AuditRow]) -> None:
+        if rows and audit is not None:
+            (audit.later or self.append_audit)(rows)
 
     def pending_outbox(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
         """(id, kind, payload) of events not yet delivered, oldest first."""

@@ -73,4 +73,6 @@ class SharedRead(Generic[T]):
             self._start(loop, state)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        """Stop the reading thread (a later ``get`` starts a new one: an app may start again)."""
+        old, self._pool = self._pool, ThreadPoolExecutor(1, thread_name_prefix="version-read")
+        old.shutdown(wait=False)

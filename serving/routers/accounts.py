@@ -7,7 +7,6 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from serving import cursor
@@ -90,7 +89,7 @@ async def high_risk(
     versions = request.scope["state"].get("versions") or store.versions()
 
     async def render() -> bytes:
-        rows = await run_in_threadpool(store.high_risk, filters, after, limit + 1, True)
+        rows = await cache.in_render_thread(store.high_risk, filters, after, limit + 1, True)
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]

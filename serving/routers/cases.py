@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from serving import cursor
-from serving.auditlog import AuditDep
+from serving.auditlog import AuditDep, Entry
 from serving.auth import Investigator, Viewer
-from serving.casedb import CaseConflict, CaseNotFound
+from serving.casedb import CaseConflict, CaseNotFound, Transition
 from serving.cases import TransitionError
 from serving.deps import MetricsDep, OutboxDep, SettingsDep, StoreDep
 from serving.errors import ApiError, responses
@@ -39,14 +39,14 @@ def create_case(body: CaseCreate, principal: Investigator, store: StoreDep,
                 audit: AuditDep) -> dict[str, Any]:
     if not store.account_exists(body.account_id):
         raise ApiError(404, "not_found", f"no account '{body.account_id}'")
-    try:
-        case = store.create_case(body.account_id, principal.user, principal.role, body.reason,
-                                 key=principal.name)
+    try:  # the entry commits with the case on PostgreSQL (CaseStore.decide)
+        return store.create_case(
+            body.account_id, principal.user, principal.role, body.reason, key=principal.name,
+            audit=audit.decision(lambda case_id: [
+                ("case.create", body.account_id, {"case_id": case_id})]))
     except CaseConflict as exc:
         audit.record("case.create_refused", body.account_id, {"active_case": exc.case_id})
         raise ApiError(409, "case_exists", exc.message, {"case_id": exc.case_id}) from None
-    audit.record("case.create", body.account_id, {"case_id": case["case_id"]})
-    return case
 
 
 @router.get("", response_model=CasePage, summary="List cases (newest first)",
@@ -113,10 +113,16 @@ def transition(
     case_id: CaseId, body: TransitionIn, principal: Investigator, store: StoreDep,
     outbox: OutboxDep, metrics: MetricsDep, audit: AuditDep,
 ) -> dict[str, Any]:
-    try:
+    def entries(t: Transition) -> list[Entry]:
+        return [("case.transition", f"case:{case_id}", {
+            "account_id": t.case["account_id"], "from": t.move.from_status,
+            "to": t.move.to_status, "outcome": t.move.outcome})]
+
+    try:  # the entry commits with the move on PostgreSQL (CaseStore.decide)
         result = store.transition(case_id, body.to, actor=principal.user, role=principal.role,
                                   reason=body.reason, outcome=body.outcome,
-                                  typology=body.typology, key=principal.name)
+                                  typology=body.typology, key=principal.name,
+                                  audit=audit.decision(entries))
     except CaseNotFound:
         raise ApiError(404, "not_found", f"no case {case_id}") from None
     except TransitionError as exc:
@@ -126,9 +132,6 @@ def transition(
         raise ApiError(exc.status, code, exc.message,
                        {"allowed_transitions": exc.allowed}) from None
     case, move = result.case, result.move
-    audit.record("case.transition", f"case:{case_id}", {
-        "account_id": case["account_id"], "from": move.from_status, "to": move.to_status,
-        "outcome": move.outcome})
     log.info("case moved", extra={"case_id": case_id, "from": move.from_status,
                                   "to": move.to_status, "user": principal.user,
                                   "key": principal.name})

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving import queues
-from serving.auditlog import AuditDep
+from serving.auditlog import AuditDep, Entry
 from serving.auth import Investigator, Viewer
 from serving.cases import ROLE_RANK
 from serving.deps import StoreDep
@@ -79,14 +79,18 @@ def assign(body: AssignIn, principal: Investigator, store: StoreDep,
             raise ApiError(422, "invalid_request",
                            f"user '{user}' holds only viewer keys and cannot work cases")
     ids = sorted(set(body.case_ids))
-    with store.write(api=True) as conn:
-        changed = queues.assign(store.engine, conn, ids, user, principal.user, principal.name)
-    skipped = sorted(set(ids) - set(changed))
     done = "case.assign" if user is not None else "case.unassign"
-    audit.record_many([(done, f"case:{i}", {"assignee": user}) for i in changed]
-                      + [("case.assign_skipped", f"case:{i}",
-                          {"assignee": user, "reason": "unknown or finished case"})
-                         for i in skipped])
+
+    def entries(changed: list[int]) -> list[Entry]:
+        return ([(done, f"case:{i}", {"assignee": user}) for i in changed]
+                + [("case.assign_skipped", f"case:{i}",
+                    {"assignee": user, "reason": "unknown or finished case"})
+                   for i in sorted(set(ids) - set(changed))])
+
+    # the entries commit with the assignment on PostgreSQL (CaseStore.decide)
+    changed = store.assign(ids, user, principal.user, principal.name,
+                           audit=audit.decision(entries))
+    skipped = sorted(set(ids) - set(changed))
     return {"assigned": changed, "skipped": skipped, "assignee": user}
 
 

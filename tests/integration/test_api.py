@@ -512,3 +512,20 @@ def test_the_app_retries_the_outbox_in_the_background(tmp_path, store_url, monke
             time.sleep(0.05)
     assert [a["action"] for a in pub.actions] == ["freeze_requested"]
     assert api.store.pending_outbox(10) == []
+
+
+def test_an_app_started_twice_still_renders_pages(api):
+    """Shutdown stops the cache's render threads and unfreezes the start-up objects; a second
+    start of the same app renders again (and the objects are collectable in between)."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    app = api.client.app
+    for round_ in range(2):
+        with TestClient(app) as client:
+            assert gc.get_freeze_count() > 0  # frozen while the app runs
+            r = client.get(HIGH_RISK, params={"min_score": 0.1 + round_ / 10},
+                           headers=api.h("viewer"))
+            assert r.status_code == 200 and r.json()["items"], r.text
+        assert gc.get_freeze_count() == 0

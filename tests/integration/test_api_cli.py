@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from canhgiac.cli import main
+from models.pseudonym import Pseudonymiser
 from serving.store import CaseStore
 from streaming.broker import free_port
 
@@ -67,3 +69,52 @@ def test_serve_answers_on_the_given_port(data_dir):
         proc.terminate()
         # uvicorn shuts down gracefully, then re-raises SIGTERM (exit -15)
         assert proc.wait(30) in (0, -15)
+
+
+def test_every_worker_of_serve_workers_logs_like_the_single_process_server(data_dir):
+    """``serve --workers 2``: each worker is a fresh interpreter started by uvicorn; its log
+    lines have the service's key=value format and name accounts by pseudonym only."""
+    port = free_port()
+    env = {**os.environ, "CANHGIAC_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+           "CANHGIAC_PSEUDONYM_KEY": "test-key-workers"}
+    env.pop("CANHGIAC_LOG_LEVEL", None)
+    log_path = data_dir / "serve.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "canhgiac.cli", "--log-level", "INFO",
+                                 "serve", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", "2", "--no-sink"],
+                                env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        assert _started_workers(log_path, proc, 60) == 2, log_path.read_text()
+        for _ in range(6):  # whichever worker answers, each logs the failure
+            r = httpx.get(f"http://127.0.0.1:{port}/v1/accounts/3890001234",
+                          headers={"Authorization": "Bearer cg_not-a-key"}, timeout=10)
+            assert r.status_code == 401
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "authentication failed" not in log_path.read_text():
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    text = log_path.read_text()
+    pseudonym = Pseudonymiser(b"test-key-workers")("3890001234")
+    failures = [line for line in text.splitlines() if "authentication failed" in line]
+    assert failures, text
+    for line in failures:
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING serving\.middleware "
+                        r"authentication failed client=127\.0\.0\.1 path=/v1/accounts/"
+                        + pseudonym + " ", line), line
+    assert "3890001234" not in text
+
+
+def _started_workers(log_path, proc, timeout_s: float) -> int:
+    """How many worker processes (not the supervisor) logged their start in the key=value
+    format, once two have or ``timeout_s`` passed."""
+    started = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO uvicorn\.error "
+                         r"Started server process \[(\d+)\]$", re.MULTILINE)  # no fields
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids = {int(p) for p in started.findall(log_path.read_text())} - {proc.pid}
+        if len(pids) >= 2 or time.monotonic() > deadline or proc.poll() is not None:
+            return len(pids)
+        time.sleep(0.2)
