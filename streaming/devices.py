@@ -84,6 +84,7 @@ PUBLISH_INTERVAL_S = 1.0
 # scorer then wakes them twice a second, not five times, and a sighting still reaches the table
 # in about a second, far inside the visibility delay
 BACKGROUND_FETCH_WAIT_MS = 500
+ACK_WAIT_S = 5.0  # the table reader's wait for its dead letters' acknowledgements
 # A key's table record is trimmed to the accounts seen most recently above this size: an IP
 # shared by thousands of customers (a carrier's NAT) would otherwise grow past what the readers
 # accept (MAX_LINKS_BYTES) and the producer sends, and go out whole every second
@@ -228,6 +229,7 @@ class DeviceTableReader:
                 if committed is not None:
                     self._dead_from[tp] = committed
         self.rejects_seen_before = 0  # rejects not sent again (dead-lettered by an earlier run)
+        self._commits_stopped = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one poller at a time (catch_up, then the thread)
@@ -262,13 +264,19 @@ class DeviceTableReader:
 
     def _commit_dead_lettered(self, sent: list[Any], tps: list[TopicPartition]) -> None:
         """Once this poll's dead letters are acknowledged, remember in the group that every
-        reject read so far was sent (a failed send is left to the scorer's check)."""
+        reject read so far was sent. A dead letter that failed or was not acknowledged in
+        time stops this reader's commits for good (its errback fails the scorer's session; a
+        later commit past it would lose it): the next start sends the rejects again."""
+        if self._commits_stopped:
+            return
+        deadline = time.monotonic() + ACK_WAIT_S
         for future in sent:
             if future is None:
                 continue
             try:
-                future.get(timeout=30)
-            except Exception:  # noqa: BLE001 - reported by the send's errback; not committed
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - reported by the send's errback
+                self._commits_stopped = True
                 return
         offsets = {tp: OffsetAndMetadata(self._consumer.position(tp), "", -1) for tp in tps}
         try:

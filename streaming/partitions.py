@@ -32,9 +32,9 @@ Revocation and closing checkpoint synchronously, after any write in flight.
 
 A due round skips a partition whose newest durable checkpoint is still exact: no payment or
 login applied since (the same resume offsets), the same warm-up point and model version, and no
-account changed. An idle scorer therefore writes nothing every interval, where it used to write
-its whole state again (eviction of idle accounts alone does not count as a change: restoring
-them gives the same features, and the next written checkpoint drops them).
+account changed, and the round evicted no idle account. An idle scorer therefore writes nothing
+every interval, where it used to write its whole state again; such a round still flushes the
+outputs and commits how far the reference tables' dead letters were sent (steps 2 and 5).
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class Partitions:
     def __init__(self, s: ScorerSettings, consumer: KafkaConsumer, handler: Handler,
                  ref: ReferenceData, store: CheckpointStore, topics: dict[str, str],
                  metrics: Any, flush_outputs: Callable[[], None],
-                 commit_reference: Callable[[], None], model_version: Callable[[], str | None],
+                 commit_reference: Callable[[Any], None], model_version: Callable[[], str | None],
+                 reference_positions: Callable[[], Any] = lambda: None,
                  ) -> None:
         self.s = s
         self.consumer = consumer
@@ -87,6 +88,7 @@ class Partitions:
         self.metrics = metrics
         self.flush_outputs = flush_outputs
         self.commit_reference = commit_reference
+        self.reference_positions = reference_positions
         self.model_version = model_version
         self.pending: set[int] = set()  # assigned in a callback, restored after the poll
         self.parked: dict[int, tuple[str, FeatureEngine]] = {}  # revoked: state kept in memory
@@ -97,6 +99,9 @@ class Partitions:
         self._prepared = 0  # iterations spent preparing the head of the queue's snapshot
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-checkpoint")
         self._writing: Future[list[Checkpoint]] | None = None
+        self._ref_positions: Any = None  # the reference tables' positions the write covers
+        self._round_wrote = False  # a partition of the current round was written
+        self._round_evicted = False  # the current round evicted idle accounts
         # partition -> what its newest durable checkpoint holds (see _unchanged)
         self._durable: dict[int, tuple[Any, ...]] = {}
 
@@ -160,6 +165,7 @@ class Partitions:
                     offsets[kind] = max(begin[tp], saved) if saved is not None else begin[tp]
                 emit_from, how = ckpt.emit_from, "checkpoint"
             else:
+                self._durable.pop(p, None)
                 engine = FeatureEngine(self.ref, allowed_lateness_s=self.s.allowed_lateness_s)
                 if warm_from is None:
                     end = self.consumer.end_offsets(tps)
@@ -256,7 +262,7 @@ class Partitions:
             self._writing = None
             # a failed write fails the session here; the group commit is not waited for (the
             # checkpoint is what a restart resumes from: group offsets are only its fallback)
-            self._committed(writing.result(), wait=False)
+            self._committed(writing.result(), wait=False, positions=self._ref_positions)
             t = _step(steps, "committed", t)
         if not self._queue:
             if not self.due(now):
@@ -266,6 +272,7 @@ class Partitions:
             if evicted:
                 log.info("idle accounts evicted", extra={"accounts": evicted})
             self._queue = self.handler.partitions()
+            self._round_wrote, self._round_evicted = False, evicted > 0
             t = _step(steps, "evict", t)
         while self._queue:
             p = self._queue[0]
@@ -273,9 +280,15 @@ class Partitions:
             if engine is None:
                 self._queue.pop(0)
                 continue
-            if self._prepared == 0 and self._unchanged(p, engine):
+            if self._prepared == 0 and not self._round_evicted and self._unchanged(p, engine):
                 self._queue.pop(0)
                 self.metrics.checkpoint_unchanged()
+                if not self._queue and not self._round_wrote:
+                    # nothing written this round: the reference tables' dead letters still get
+                    # flushed and their position committed (steps 2 and 5 alone)
+                    self._ref_positions = self.reference_positions()
+                    self._writing = self._writer.submit(self._flush_only)
+                    return
                 continue
             # spread the snapshot: a budget of changed accounts per iteration, until what is
             # left fits one (bounded: an account changing faster than it is serialised would
@@ -292,6 +305,8 @@ class Partitions:
             self._prepared = 0
             checkpoints = self._snapshots([p])
             t = _step(steps, "snapshot", t)
+            self._round_wrote = True
+            self._ref_positions = self.reference_positions()  # what the write's flush covers
             self._writing = self._writer.submit(self._write, checkpoints)
             return
 
@@ -303,7 +318,7 @@ class Partitions:
         if writing is not None:
             written = writing.result()
             if commit:
-                self._committed(written)
+                self._committed(written, positions=self._ref_positions)
 
     def checkpoint(self, partitions: list[int], commit: bool) -> list[Checkpoint]:
         """The whole commit, step by step, synchronously (module docstring)."""
@@ -312,9 +327,10 @@ class Partitions:
         self._queue = []
         if not partitions:
             return []
+        positions = self.reference_positions()  # before the flush in _write
         checkpoints = self._write(self._snapshots(partitions))
         if commit:
-            self._committed(checkpoints)
+            self._committed(checkpoints, positions=positions)
         return checkpoints
 
     def _snapshots(self, partitions: list[int]) -> list[Checkpoint]:
@@ -343,6 +359,10 @@ class Partitions:
             "ms": round((time.perf_counter() - t0) * 1000, 1)})
         return checkpoints
 
+    def _flush_only(self) -> list[Checkpoint]:
+        self.flush_outputs()
+        return []
+
     def _unchanged(self, p: int, engine: FeatureEngine) -> bool:
         """Is partition ``p``'s newest durable checkpoint still exactly its state?"""
         held = self._durable.get(p)
@@ -352,16 +372,27 @@ class Partitions:
         return held == (offsets[PAYMENTS], offsets[LOGINS], self.handler.emit_from.get(p),
                         self.model_version())
 
-    def _committed(self, checkpoints: list[Checkpoint], wait: bool = True) -> None:
-        """Steps 4 and 5, on the loop's thread, for checkpoints already durable. ``wait``
-        False (the loop's checkpoints): the group commit is sent without waiting for its
-        answer (a round trip to the group coordinator; the loop does not need it, a restart
-        resumes from the checkpoint). Revocations and the final checkpoint wait."""
+    def _committed(self, checkpoints: list[Checkpoint], wait: bool = True,
+                   positions: Any = None) -> None:
+        """Steps 4 and 5, on the loop's thread, for checkpoints already durable (none: a flush
+        alone). ``wait`` False (the loop's checkpoints): the group commit is sent without
+        waiting for its answer (a round trip to the group coordinator; the loop does not need
+        it, a restart resumes from the checkpoint). Revocations and the final checkpoint wait.
+        ``positions``: the reference tables' positions taken before the flush of step 2 (what
+        it made durable)."""
         # 4. group offsets (only of partitions still owned: a revoked one's belong to the
         # next owner now)
         checkpoints = [c for c in checkpoints if c.partition in self.handler.engines]
-        if not checkpoints:
-            return
+        if checkpoints:
+            self._commit_offsets(checkpoints, wait)
+        # 5. reference dead letters
+        try:
+            self.commit_reference(positions)
+        except KafkaError as exc:
+            log.warning("reference dead-letter position not committed (they are sent again "
+                        "after a restart)", extra={"error": repr(exc)})
+
+    def _commit_offsets(self, checkpoints: list[Checkpoint], wait: bool) -> None:
         offsets = {}
         for c in checkpoints:
             for kind, off in ((PAYMENTS, c.payments_offset), (LOGINS, c.logins_offset)):
@@ -374,12 +405,6 @@ class Partitions:
                 self.consumer.commit_async(offsets, callback=_commit_answered)
         except (CommitFailedError, KafkaError) as exc:  # the checkpoint is what counts
             log.warning("group offset commit failed", extra={"error": repr(exc)})
-        # 5. reference dead letters
-        try:
-            self.commit_reference()
-        except KafkaError as exc:
-            log.warning("reference dead-letter position not committed (they are sent again "
-                        "after a restart)", extra={"error": repr(exc)})
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)

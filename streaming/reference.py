@@ -115,12 +115,19 @@ class ReferenceReader:
                     self.rejects_seen_before += 1
         return accounts, dead
 
-    def commit_dead_lettered(self) -> None:
-        """Remember (in the group) that every reject read so far went to the dead letters.
-        Call it only once those dead letters are durable (the scorer does, at checkpoints)."""
+    def positions(self) -> dict[TopicPartition, int]:
+        """How far the tables have been read (and their rejects handed to the dead letters):
+        taken before a flush, it is what that flush makes durable."""
+        return dict(self._next)
+
+    def commit_dead_lettered(self, upto: dict[TopicPartition, int] | None = None) -> None:
+        """Remember (in the group) that every reject read up to ``upto`` (default: so far)
+        went to the dead letters. Call it only once those dead letters are durable (the scorer
+        does, at checkpoints, with the positions taken before their flush)."""
         if self._group is None:
             return
-        positions = {tp: off for tp, off in self._next.items()
+        upto = self._next if upto is None else upto
+        positions = {tp: off for tp, off in upto.items()
                      if off > self._committed.get(tp, -1)}
         if not positions:
             return

@@ -202,6 +202,7 @@ class _Session:
         self.partitions: Partitions = Partitions(
             s, self.consumer, self.handler, self.ref, store, self.topics, self.metrics,
             flush_outputs=self._flush_outputs, commit_reference=self.reference.commit_dead_lettered,
+            reference_positions=self.reference.positions,
             model_version=lambda: scorer.model.version if scorer.model else None)
         self._opened.append(self.partitions.close)
         n_in = self._check_copartitioned()

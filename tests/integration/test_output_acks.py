@@ -95,7 +95,7 @@ def test_a_checkpoint_whose_outputs_failed_is_not_written(broker, topic_prefix):
     parts = Partitions(_settings(), consumer=None, handler=handler, ref=handler.ref,
                        store=store, topics={"payments": "p", "logins": "l"},
                        metrics=ScorerMetrics(), flush_outputs=failed_flush,
-                       commit_reference=lambda: committed.append(1),
+                       commit_reference=lambda positions=None: committed.append(1),
                        model_version=lambda: "v")
     with pytest.raises(OutputError):
         parts.checkpoint([0], commit=True)

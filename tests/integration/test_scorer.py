@@ -21,6 +21,7 @@ from streaming.scorer import Scorer
 from tests.integration.test_scorer_support import (
     PARTITIONS,
     OutputReader,
+    committed_offsets,
     create_topics,
     end_offsets,
     expected_scores,
@@ -368,9 +369,10 @@ def test_broker_unavailable_is_retried_with_backoff_and_logged(models, caplog):
 
 def test_an_idle_scorer_does_not_write_its_state_again(broker, models, tmp_path):
     """Due checkpoint rounds skip partitions with nothing applied since their newest durable
-    checkpoint (an idle scorer used to write its whole state every interval); a partition
-    that gets a payment is written again, and every partition's newest checkpoint still
-    resumes exactly where its input ends."""
+    checkpoint (an idle scorer used to write its whole state every interval); a malformed
+    label that arrives meanwhile is dead-lettered and its position still committed by such a
+    round; a partition that gets a payment is written again, and every partition's newest
+    checkpoint still resumes exactly where its input ends."""
     from dataclasses import replace
 
     from kafka import KafkaProducer
@@ -407,9 +409,19 @@ def test_an_idle_scorer_does_not_write_its_state_again(broker, models, tmp_path)
         wait_unchanged(3 * PARTITIONS)
         assert count("checkpoints") == written  # three idle rounds wrote nothing
 
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        producer.send(prefix + "labels", key=b"A1", value=b"{not a label", partition=0)
+        producer.flush()
+        labels_end = end_offsets(broker.bootstrap, prefix + "labels")
+        deadline = time.monotonic() + 30
+        while committed_offsets(broker.bootstrap, f"{prefix}g.reference",
+                                prefix + "labels")[0] != labels_end[0]:
+            assert time.monotonic() < deadline, "the reject's position was never committed"
+            time.sleep(0.2)
+        assert count("checkpoints") == written  # committed by a round that wrote no state
+
         last = max(data.payments, key=lambda p: p.t)
         late = replace(last, event_id="IDLE-NEW-1", ts=last.ts + timedelta(minutes=1))
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
         produce_events(broker.bootstrap, prefix, [late], producer)
         producer.close()
         reader.wait_for(len(data.payments) + 1, timeout_s=30)
@@ -459,3 +471,34 @@ def test_a_payment_later_than_the_lateness_is_scored_marked_and_counted(broker, 
     assert reader.last["LATE-BY-A-DAY"]["late"] is True
     assert not any(v["late"] for k, v in reader.last.items() if k != "LATE-BY-A-DAY")
     assert late_count == 1
+
+
+def test_an_unreachable_model_registry_is_retried_and_logged_never_a_crash(
+        broker, tmp_path, monkeypatch, caplog):
+    """The MLflow tracking server is down when the scorer starts: it says so in one line per
+    attempt, retries with backoff instead of exiting, and still stops cleanly when asked."""
+    import logging
+
+    from canhgiac.cmd_score import RegistryModelProvider
+    from streaming.broker import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    closed = f"http://127.0.0.1:{free_port('127.0.0.1')}"  # nothing listens there
+    settings = _settings(broker, f"noreg{os.getpid()}.", data_dir=tmp_path,
+                         mlflow_tracking_uri=closed)
+    scorer = Scorer(settings, RegistryModelProvider(settings, settings.model_uri))
+    with caplog.at_level(logging.ERROR, logger="streaming.scorer"):
+        running = _Running(scorer)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(
+                [r for r in caplog.records if "cannot load the model" in r.getMessage()]) < 2:
+            time.sleep(0.1)
+        assert running.thread.is_alive()  # retrying, not exited
+        t0 = time.monotonic()
+        running.stop()
+        assert time.monotonic() - t0 < 10
+    failures = [r for r in caplog.records if "cannot load the model" in r.getMessage()]
+    assert len(failures) >= 2, [r.getMessage() for r in caplog.records]
+    assert all(getattr(r, "retry_in_s", 0) > 0 for r in failures)
+    assert scorer.model is None and scorer.scored_total == 0
