@@ -72,7 +72,7 @@ def _copy_legacy(store_engine: Engine, audit_conn: Connection) -> None:
         audit_conn.execute(T.audit.insert(), rows[k:k + 1000])
 
 
-class AuditAppender:
+class AuditAppender(db.OwnConnection):
     """Appends audit rows for one writer thread on a connection it keeps open, so that a
     commit costs no pool checkout and no liveness ping (on PostgreSQL each is a round trip);
     a failed append closes the connection and the next one opens a new one."""
@@ -91,18 +91,11 @@ class AuditAppender:
             self.close()
             raise
 
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
-
 
 _COLUMNS = tuple(c.name for c in T.audit.columns if c.name != "id")
 
 
-class PgAuditAppender:
+class PgAuditAppender(db.OwnConnection):
     """PostgreSQL: appends a batch as ONE multi-row ``INSERT`` on an autocommit connection of
     its own. A single statement outside a transaction block is its own transaction, committed
     (and, with ``synchronous_commit = on``, flushed to the WAL on disk) before the server
@@ -125,8 +118,8 @@ class PgAuditAppender:
                + ", ".join([one] * len(rows)))
         try:
             if self._conn is None:
-                self._conn = psycopg.connect(self._conninfo, autocommit=True,
-                                             options=f"-c lock_timeout={db.BUSY_TIMEOUT_MS}")
+                self._conn = db.pg_connect(self._conninfo,
+                                           options=f"-c lock_timeout={db.BUSY_TIMEOUT_MS}")
             self._conn.execute(sql, [row.get(c) for row in rows for c in _COLUMNS])
         except psycopg.Error as exc:
             self.close()
@@ -135,10 +128,3 @@ class PgAuditAppender:
         except BaseException:
             self.close()
             raise
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None

@@ -142,7 +142,31 @@ def rfc3339(t: float | None) -> str | None:
     return None if t is None else format_ts(datetime.fromtimestamp(t, tz=UTC))
 
 
-class PgVersionReader:
+class OwnConnection:
+    """Holds at most one connection of its own in ``_conn``; :meth:`close` closes it (and the
+    next use opens a new one)."""
+
+    _conn: Any = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+def pg_connect(conninfo: str, **options: Any) -> Any:
+    """A psycopg autocommit connection that gives up on an unreachable server within 10 s and
+    notices a dead peer (TCP keepalives) instead of hanging on a half-open connection."""
+    import psycopg  # noqa: PLC0415 - only with PostgreSQL
+
+    return psycopg.connect(conninfo, autocommit=True, connect_timeout=10, keepalives=1,
+                           keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
+                           **options)
+
+
+class PgVersionReader(OwnConnection):
     """A dedicated autocommit PostgreSQL connection for the tiny query read on every API
     request (the store versions): one round trip, no pool checkout, no pre-ping, no BEGIN /
     ROLLBACK. Reconnects once if the connection broke; a failure surfaces as SQLAlchemy's
@@ -154,9 +178,7 @@ class PgVersionReader:
         self._conn: Any = None
 
     def _connect(self) -> Any:
-        import psycopg  # noqa: PLC0415 - only with PostgreSQL
-
-        return psycopg.connect(self._conninfo, autocommit=True)
+        return pg_connect(self._conninfo)
 
     def execute(self, sql: str) -> Any:
         import psycopg  # noqa: PLC0415
@@ -171,10 +193,3 @@ class PgVersionReader:
                 if attempt == 2:
                     raise sa_exc.OperationalError(sql, None, exc) from exc
         raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
