@@ -71,6 +71,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(port: int, timeout_s: float) -> None:
+    """Until the server on ``port`` answers /healthz with 200 (or ``timeout_s`` passes)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+
 def record(rng: random.Random, i: int, account: str, t: datetime) -> dict:
     score = rng.random() ** 3
     features = {n: 0.0 for n in FEATURE_NAMES}
@@ -365,13 +376,7 @@ def measure(args: argparse.Namespace, postgres: bool) -> tuple[float, list[dict]
     proc = mp.Process(target=writer, args=(url, args.accounts, stop, args.writer_rate, written,
                                                  args.writer_nice))
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_healthy(port, timeout_s=30)
         if args.writer_rate > 0:
             proc.start()
         time.sleep(1.0)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.api import free_port
+from bench.api import free_port, wait_healthy
 from bench.common import emit
 from serving.store import CaseStore
 from streaming.broker import Broker
@@ -59,13 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_healthy(port, timeout_s=60)
         with httpx.Client(base_url=base, timeout=30) as client:
             def h(who: str) -> dict[str, str]:
                 return {"Authorization": f"Bearer {keys[who]}"}

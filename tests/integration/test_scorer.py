@@ -87,6 +87,16 @@ def _settings(broker, prefix: str, **kw) -> Settings:
     return Settings(**base)
 
 
+def _bank_on_broker(broker, topic_prefix: str, **bank):
+    """A small simulated bank (``make_bank(**bank)``) on fresh topics: reference data, then
+    every payment and login."""
+    data = make_bank(**bank)
+    create_topics(broker.bootstrap, topic_prefix)
+    produce_reference(broker.bootstrap, topic_prefix, data)
+    produce_events(broker.bootstrap, topic_prefix, data.events())
+    return data
+
+
 class _Running:
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
@@ -380,11 +390,8 @@ def test_an_idle_scorer_does_not_write_its_state_again(broker, models, tmp_path)
     from streaming.checkpoint import CHECKPOINT_TOPIC, CheckpointStore
 
     (_, model_dir), _ = models
-    data = make_bank(n_accounts=40, n_payments=300, seed=9, prefix="I")
     prefix = f"idle{os.getpid()}."
-    create_topics(broker.bootstrap, prefix)
-    produce_reference(broker.bootstrap, prefix, data)
-    produce_events(broker.bootstrap, prefix, data.events())
+    data = _bank_on_broker(broker, prefix, n_accounts=40, n_payments=300, seed=9, prefix="I")
     scorer = Scorer(_settings(broker, prefix, checkpoint_interval_s=0.2),
                     DirectoryModelProvider(model_dir))
     reg = scorer.metrics.registry
@@ -449,11 +456,8 @@ def test_a_payment_later_than_the_lateness_is_scored_marked_and_counted(broker, 
     from dataclasses import replace
 
     (_, model_dir), _ = models
-    data = make_bank(n_accounts=30, n_payments=200, seed=12, prefix="L")
     prefix = f"late{os.getpid()}."
-    create_topics(broker.bootstrap, prefix)
-    produce_reference(broker.bootstrap, prefix, data)
-    produce_events(broker.bootstrap, prefix, data.events())
+    data = _bank_on_broker(broker, prefix, n_accounts=30, n_payments=200, seed=12, prefix="L")
     scorer = Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir))
     running = _Running(scorer)
     reader = OutputReader(broker.bootstrap, prefix + "payments.scored")
