@@ -122,6 +122,7 @@ class Scored(NamedTuple):
     offset: int
     timestamp_ms: int  # produce time of the input record
     polled_at: float = 0.0  # perf_counter() when its input was polled (in-process latency)
+    released_at: float = 0.0  # perf_counter() when the alignment released it (its inputs in)
 
     @property
     def event_id(self) -> str:
@@ -231,7 +232,7 @@ class Handler:
         ready = payments_ready and model is not None
         payments: list[Payment] = []
         vectors: list[FeatureVector] = []
-        meta: list[tuple[int, int, int]] = []
+        meta: list[tuple[bool, RawRecord, float]] = []
         for p in sorted(self.aligners):
             aligner = self.aligners[p]
             if not aligner.buffered():
@@ -239,6 +240,7 @@ class Handler:
             engine = self.engines[p]
             quiet_until = self.emit_from.get(p, -1)
             released = aligner.release(functools.partial(_caught_up_in, caught_up, p), ready)
+            released_at = time.perf_counter()
             if released:
                 newest = max(pending.item[0].t for pending in released)
                 if newest > self.event_time.get(p, float("-inf")):
@@ -275,7 +277,7 @@ class Handler:
                     continue
                 payments.append(event)
                 vectors.append(vector)
-                meta.append((late, rec))
+                meta.append((late, rec, released_at))
         if payments:
             assert model is not None
             result.scored = self._score(payments, vectors, meta, model, result)
@@ -321,7 +323,7 @@ class Handler:
 
     def _score(
         self, payments: list[Payment], vectors: list[FeatureVector],
-        meta: list[tuple[bool, RawRecord]], model: ActiveModel, result: HandleResult,
+        meta: list[tuple[bool, RawRecord, float]], model: ActiveModel, result: HandleResult,
     ) -> list[Scored]:
         """One model call for the whole batch; if it raises, each payment alone, so that one
         payment the model cannot score goes to the dead letters and the others are scored."""
@@ -341,7 +343,7 @@ class Handler:
 
     def _score_batch(
         self, payments: list[Payment], vectors: list[FeatureVector],
-        meta: list[tuple[bool, RawRecord]], model: ActiveModel,
+        meta: list[tuple[bool, RawRecord, float]], model: ActiveModel,
     ) -> list[Scored]:
         x = np.array([v.values for v in vectors], dtype=np.float64)
         scores = np.asarray(model.model.score(x), dtype=np.float64)
@@ -362,8 +364,8 @@ class Handler:
                       reasons=self._alert_reasons(pay, r, float(s), d),
                       model_version=version, scored_at=scored_at, late=late,
                       feature_values=vec.values),
-                   vec, rec.partition, rec.offset, rec.timestamp_ms, rec.polled_at)
-            for pay, vec, s, d, r, (late, rec) in zip(
+                   vec, rec.partition, rec.offset, rec.timestamp_ms, rec.polled_at, released_at)
+            for pay, vec, s, d, r, (late, rec, released_at) in zip(
                 payments, vectors, scores, decisions, reasons, meta, strict=True
             )
         ]

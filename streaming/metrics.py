@@ -36,6 +36,12 @@ class ScorerMetrics:
             "canhgiac_scorer_poll_to_send_seconds",
             "In-process latency of a payment: its poll returned to its output sent",
             buckets=LATENCY_BUCKETS, registry=r)
+        self.release_to_send = Histogram(
+            "canhgiac_scorer_release_to_send_seconds",
+            "Processing latency of a payment: released by the event-time alignment (its "
+            "inputs all polled) to its output sent. Poll to send minus this is the time it "
+            "waited for the other topic's records or for the reference tables",
+            buckets=LATENCY_BUCKETS, registry=r)
         self.iteration_seconds = Histogram(
             "canhgiac_scorer_iteration_seconds", "One loop iteration (poll excluded)",
             buckets=LATENCY_BUCKETS, registry=r)
@@ -88,9 +94,12 @@ class ScorerMetrics:
         self.checkpoint_age.set_function(lambda: time.monotonic() - self._last_checkpoint)
         self._version: str | None = None
 
-    def sent_after(self, seconds: float) -> None:
-        """One payment's in-process latency (its poll returned → its output sent)."""
+    def sent_after(self, seconds: float, processing: float | None = None) -> None:
+        """One payment's in-process latency (its poll returned → its output sent) and, when
+        known, the part of it after its release by the alignment (``processing``)."""
         self.poll_to_send.observe(seconds)
+        if processing is not None:
+            self.release_to_send.observe(processing)
         if seconds > self._poll_to_send_max:
             self._poll_to_send_max = seconds
             self.poll_to_send_max.set(seconds)

@@ -144,7 +144,7 @@ class Outputs:
             observe = self.metrics.sent_after
             for sc in result.scored:
                 if sc.polled_at:
-                    observe(now - sc.polled_at)
+                    observe(now - sc.polled_at, now - sc.released_at)
         if result.scored or result.dead_letters:
             self.acks.sent([sc.timestamp_ms for sc in result.scored])
         return alerts

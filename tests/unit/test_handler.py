@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import orjson
 import pytest
@@ -179,3 +180,23 @@ def test_alerts_of_a_listed_beneficiary_or_holder_carry_the_watch_list_sentence(
     quiet = ActiveModel("v-test", model, review_threshold=1.0, hold_threshold=1.0)
     assert all(not s.value.reasons for s in h2.handle(_records(bank), quiet,
                                                      lambda k, p: True).scored)
+
+
+def test_a_held_payment_keeps_its_poll_time_and_gets_its_release_time(bank, model):
+    """poll → send splits into waiting in the alignment (poll → release) and processing
+    (release → send): a payment held until the logins topic is caught up is released by the
+    later call, and carries both times."""
+    h = _handler(bank)
+    polled_at = time.perf_counter()
+    recs = [r._replace(polled_at=polled_at) for r in _records(bank)[:100]
+            if r.kind == "payments"]
+    active = ActiveModel("v", model)
+    held = h.handle(recs, active, lambda kind, p: kind != "logins")
+    assert held.scored == []
+    before_release = time.perf_counter()
+    released = h.handle([], active, lambda kind, p: True)
+    after = time.perf_counter()
+    assert len(released.scored) == len(recs)
+    for s in released.scored:
+        assert s.polled_at == polled_at
+        assert before_release <= s.released_at <= after
