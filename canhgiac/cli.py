@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -24,7 +25,14 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line on stderr and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters and line breaks escaped (``\\r``, ``\\x1c``): an
+    argument quoted in an error message must not split it over several lines."""
+    return "".join(
+        c if unicodedata.category(c) not in ("Cc", "Zl", "Zp") else repr(c)[1:-1] for c in text)
 
 
 def build_parser() -> argparse.ArgumentParser:
