@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "CANHGIAC_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
-        print(f"canhgiac: error: {where}: {err['msg']}", file=sys.stderr)
+        print(f"canhgiac: error: {where}: {one_line(err['msg'])}", file=sys.stderr)
         return 2
     configure_logging(args.log_level, settings.pseudonymiser)  # ids in logs: pseudonyms
     try:
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:
-        print(f"canhgiac {args.command}: error: {exc}", file=sys.stderr)
+        print(f"canhgiac {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
 
 
