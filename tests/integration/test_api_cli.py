@@ -79,11 +79,7 @@ def test_every_worker_of_serve_workers_logs_like_the_single_process_server(data_
            "CANHGIAC_PSEUDONYM_KEY": "test-key-workers"}
     env.pop("CANHGIAC_LOG_LEVEL", None)
     log_path = data_dir / "serve.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "canhgiac.cli", "--log-level", "INFO",
-                                 "serve", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", "2", "--no-sink"],
-                                env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    proc = start_serve_workers(port, env, log_path)
     try:
         assert _started_workers(log_path, proc, 60) == 2, log_path.read_text()
         for _ in range(6):  # whichever worker answers, each logs the failure
@@ -105,6 +101,15 @@ def test_every_worker_of_serve_workers_logs_like_the_single_process_server(data_
                         r"authentication failed client=127\.0\.0\.1 path=/v1/accounts/"
                         + pseudonym + " ", line), line
     assert "3890001234" not in text
+
+
+def start_serve_workers(port: int, env: dict[str, str], log_path) -> subprocess.Popen:
+    """``canhgiac serve --workers 2 --no-sink`` on ``port``, its output in ``log_path``."""
+    with open(log_path, "wb") as log_file:
+        return subprocess.Popen([sys.executable, "-m", "canhgiac.cli", "--log-level", "INFO",
+                                 "serve", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", "2", "--no-sink"],
+                                env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
 
 def _started_workers(log_path, proc, timeout_s: float) -> int:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections import defaultdict
 
@@ -17,7 +15,7 @@ import pytest
 from serving.store import CaseStore
 from streaming.broker import free_port
 from streaming.topics import ensure_topics
-from tests.integration.test_api_cli import _started_workers
+from tests.integration.test_api_cli import _started_workers, start_serve_workers
 from tests.integration.test_outbox import consume, enqueue
 
 pytestmark = pytest.mark.integration
@@ -35,11 +33,7 @@ def test_two_serve_workers_deliver_each_waiting_action_once(broker, topic_prefix
            "CANHGIAC_TOPIC_PREFIX": topic_prefix, "CANHGIAC_DATA_DIR": str(tmp_path)}
     env.pop("CANHGIAC_CASE_STORE_URL", None)
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "canhgiac.cli", "--log-level", "INFO",
-                                 "serve", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", "2", "--no-sink"],
-                                env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    proc = start_serve_workers(port, env, log_path)
     try:
         assert _started_workers(log_path, proc, 60) == 2, log_path.read_text()
         for i in range(n, n + 60):  # and more arrive while both workers deliver
