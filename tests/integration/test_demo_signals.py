@@ -57,12 +57,19 @@ class Demo:
                 pytest.fail(f"the demo never said {text!r}:\n{self.out[-4000:]}")
             time.sleep(0.2)
 
+    def kill(self) -> None:
+        """SIGKILL the demo and everything under it (after a failure)."""
+        if self.proc.poll() is None:
+            stray = descendants(self.proc.pid)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            kill_all(stray)
+
     def finish(self, timeout_s: float) -> int:
         try:
             code = self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.proc.kill()  # SIGKILL: its children are left for kill_all below
-            self.proc.wait(timeout=10)
+            self.kill()
             pytest.fail(f"the demo did not exit within {timeout_s:.0f} s:\n{self.out[-4000:]}")
         self._reader.join(timeout=10)
         return code
@@ -140,7 +147,8 @@ def test_demo_metrics_port_ctrl_c_and_a_taken_port(tmp_path):
         demo.proc.send_signal(signal.SIGINT)  # Ctrl-C, to the demo alone
         code = demo.finish(90)
     finally:
-        if demo.proc.poll() is None:
+        if demo.proc.poll() is None:  # a failure above: leave no process behind
+            children |= descendants(demo.proc.pid)
             demo.proc.kill()
             demo.proc.wait(timeout=10)
         leftover = {p: c for p, c in children.items() if alive(p, c)}
@@ -163,9 +171,7 @@ def test_demo_metrics_port_ctrl_c_and_a_taken_port(tmp_path):
         try:
             code = again.finish(300)
         finally:
-            if again.proc.poll() is None:
-                again.proc.kill()
-                again.proc.wait(timeout=10)
+            again.kill()
     out = again.out
     assert code == 0, out[-3000:]
     assert "reusing the trained champion model" in out
