@@ -38,13 +38,16 @@ class Demo:
             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
         self._chunks: list[bytes] = []
+        self._copy = (tmp_path / f"demo-{self.proc.pid}.out").open("wb")  # all of it, kept
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        while chunk := os.read(self.proc.stdout.fileno(), 65536):
-            self._chunks.append(chunk)
+        with self._copy:
+            while chunk := os.read(self.proc.stdout.fileno(), 65536):
+                self._chunks.append(chunk)
+                self._copy.write(chunk)
 
     @property
     def out(self) -> str:
