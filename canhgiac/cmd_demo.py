@@ -416,6 +416,9 @@ def follow_outputs(settings: Settings, progress: Progress, stop: threading.Event
             break
         consumer.topics()  # refresh metadata
         time.sleep(0.5)
+    if not parts:  # stopped (Ctrl-C) before the output topics were found
+        consumer.close()
+        return
     consumer.assign(parts)
     consumer.seek_to_beginning()
     scored_topic = topics[0]
