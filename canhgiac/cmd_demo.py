@@ -81,6 +81,30 @@ class Progress:
     shown: tuple[float, int] | None = None  # (monotonic time, scored) of the last progress line
 
 
+@dataclass
+class Interrupt:
+    """Ctrl-C or SIGTERM: stop every process once. The handler raises KeyboardInterrupt in the
+    main thread, but it can land inside a library that swallows it (kafka-python's event loop
+    catches BaseException in its tasks and logs it, when a blocking call of the main thread
+    drives that loop), so the demo's own waits also :meth:`check` the flag, and another Ctrl-C
+    raises again; once the clean-up has begun, one more does not cut it short."""
+
+    received: threading.Event = field(default_factory=threading.Event)
+    cleaning: threading.Event = field(default_factory=threading.Event)
+
+    def handle(self, *_: object) -> None:
+        if self.cleaning.is_set():
+            say("still stopping the processes; please wait")
+            return
+        self.received.set()
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a Ctrl-C came and was swallowed on its way."""
+        if self.received.is_set() and not self.cleaning.is_set():
+            raise KeyboardInterrupt
+
+
 def _check(args: argparse.Namespace) -> None:
     from canhgiac.cli import UsageError  # noqa: PLC0415
 
@@ -118,20 +142,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     broker = None
     stop = threading.Event()
-
-    interrupted = threading.Event()
-
-    def _interrupt(*_: object) -> None:
-        """Ctrl-C or SIGTERM: stop everything once; a second one while the processes stop
-        does not cut the clean-up short."""
-        if interrupted.is_set():
-            say("still stopping the processes; please wait")
-            return
-        interrupted.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    interrupt = Interrupt()
+    signal.signal(signal.SIGTERM, interrupt.handle)
+    signal.signal(signal.SIGINT, interrupt.handle)
     try:
         sim_dir, hist_dir, live_start = prepare_data(args, work)
         train_model(settings, hist_dir, work)
@@ -157,6 +170,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                            [settings.topic(t) for t in ALL_TOPICS],
                            partitions=settings.topic_partitions,
                            replication=settings.topic_replication, prefix=settings.topic_prefix)
+        interrupt.check()
         procs.append(start(["score"], {**env, "CANHGIAC_METRICS_PORT": str(args.metrics_port)},
                            work / "scorer.log"))
         say(f"scorer started (log {work / 'scorer.log'})")
@@ -165,11 +179,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         wait_http(f"{api}/healthz", 60, procs)
         say(f"investigator API on {api} (log {work / 'api.log'})")
         key = create_key(env)
-        return stream(args, settings, sim_dir, live_start, api, key, procs, stop)
+        interrupt.check()
+        return stream(args, settings, sim_dir, live_start, api, key, procs, stop, interrupt)
     except KeyboardInterrupt:
+        interrupt.cleaning.set()
         say("stopping")
         return 0
     finally:
+        interrupt.cleaning.set()
         stop.set()
         for proc in reversed(procs):
             stop_process(proc)
@@ -399,6 +416,9 @@ def follow_outputs(settings: Settings, progress: Progress, stop: threading.Event
             break
         consumer.topics()  # refresh metadata
         time.sleep(0.5)
+    if not parts:  # stopped (Ctrl-C) before the output topics were found
+        consumer.close()
+        return
     consumer.assign(parts)
     consumer.seek_to_beginning()
     scored_topic = topics[0]
@@ -419,7 +439,7 @@ def follow_outputs(settings: Settings, progress: Progress, stop: threading.Event
 
 def stream(args: argparse.Namespace, settings: Settings, sim_dir: Path, live_start: datetime,
            api: str, key: str, procs: list[subprocess.Popen[bytes]],
-           stop: threading.Event) -> int:
+           stop: threading.Event, interrupt: Interrupt) -> int:
     from canhgiac.cmd_replay import produce  # noqa: PLC0415
     from training.datadir import read_dir  # noqa: PLC0415
 
@@ -435,8 +455,10 @@ def stream(args: argparse.Namespace, settings: Settings, sim_dir: Path, live_sta
     # every label confirmed before the warm-up (counterparty risk), then the warm-up days
     labels_only = dataclasses.replace(data, payments=[], logins=[], accounts=[])
     produce(labels_only, settings, rate=None, end=warm_start)
+    interrupt.check()
     produce(data, settings, rate=None, start=warm_start, end=live_start)
-    show_progress(progress, warm_payments, procs, stop, label="warm-up")
+    interrupt.check()
+    show_progress(progress, warm_payments, procs, stop, interrupt, label="warm-up")
 
     rate = args.rate or (len(live_payments) / args.duration if args.duration else 40.0)
     say(f"streaming the live day: {len(live_payments):,} payments at {rate:.0f}/s")
@@ -447,6 +469,7 @@ def stream(args: argparse.Namespace, settings: Settings, sim_dir: Path, live_sta
     producer.start()
     deadline = time.monotonic() + (args.duration or len(live_payments) / rate) + 60
     while producer.is_alive() or progress.scored < sent_before + len(live_payments):
+        interrupt.check()
         show_line(progress, sent_before + len(live_payments), procs, "live")
         if time.monotonic() > deadline:
             say("the scorer did not score every live payment in time; see .canhgiac/demo/")
@@ -459,6 +482,7 @@ def stream(args: argparse.Namespace, settings: Settings, sim_dir: Path, live_sta
         return 0
     say("the service keeps running; press Ctrl-C to stop every process")
     while all(p.poll() is None for p in procs):
+        interrupt.check()
         time.sleep(1.0)
     for proc in procs:
         if proc.poll() is not None:
@@ -484,9 +508,10 @@ def show_line(progress: Progress, target: int, procs: list[subprocess.Popen[byte
 
 
 def show_progress(progress: Progress, target: int, procs: list[subprocess.Popen[bytes]],
-                  stop: threading.Event, label: str) -> None:
+                  stop: threading.Event, interrupt: Interrupt, label: str) -> None:
     deadline = time.monotonic() + 600
     while progress.scored < target and time.monotonic() < deadline and not stop.is_set():
+        interrupt.check()
         show_line(progress, target, procs, label)
         time.sleep(1.0)
     show_line(progress, target, procs, label)
