@@ -100,6 +100,8 @@ def event_lists(draw: st.DrawFn) -> list[Payment | Login]:
                 country=draw(st.sampled_from([None, *COUNTRIES])),
                 device_id=draw(st.sampled_from([None, *DEVICES])),
                 ip=draw(st.sampled_from([None, *IPS])),
+                on_call=draw(st.sampled_from([None, False, True])),
+                remote_access=draw(st.sampled_from([None, False, True])),
             ))
         else:
             events.append(Login(
@@ -381,7 +383,31 @@ def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
             or (reg is not None and (t - reg.timestamp()) / DAY < 365))
     else:
         f["business_new_12m"] = 0.0
+    f.update(app_signal_features(p, hist, f["first_payment_to_cp"] == 1.0))
     assert set(f) == set(FEATURE_NAMES) - set(DEVICE_NAMES)
+    return f
+
+
+def app_signal_features(p: Payment, hist: list[float], first: bool) -> dict[str, float]:
+    """The app's signals from first principles: ``hist`` = the account's amounts of the same
+    direction in the 30 days before ``p``; ``first``: no payment with the counterparty in the
+    30 days before (brute-forced by the caller)."""
+    debit = p.direction == "debit"
+    f: dict[str, float] = {}
+    if p.on_call is None:
+        f["on_call"] = f["on_call_first_payment_to_cp"] = math.nan
+    else:
+        f["on_call"] = 1.0 if p.on_call else 0.0
+        f["on_call_first_payment_to_cp"] = float(p.on_call and debit and first)
+    if p.remote_access is None:
+        f["remote_access"] = f["remote_access_large_debit"] = math.nan
+    else:
+        f["remote_access"] = 1.0 if p.remote_access else 0.0
+        if hist:
+            far = p.amount / statistics.median(hist) >= 3
+        else:
+            far = p.currency == "VND" and p.amount > 10e6
+        f["remote_access_large_debit"] = float(p.remote_access and debit and far)
     return f
 
 
