@@ -148,14 +148,17 @@ DEVICE_NAMES = (
 )
 
 # the mobile app's device-risk signals of the payment itself (its optional ``on_call`` and
-# ``remote_access`` fields; nan when the payment does not report them) and the interactions an
-# investigator reads: a call during a first payment to this counterparty (impersonation scams
-# keep the victim on the line), a remote-access app during a debit far above the usual amount
-# (a takeover through remote control, or a coached victim). Per payment: no per-account state.
+# ``remote_access`` fields; nan when the payment does not report them) and, for each, the two
+# interactions an investigator reads: during a debit to a counterparty the account had no
+# payment with in 30 days (impersonation scams keep the victim on the line while they pay a
+# new beneficiary), and during a debit far above the usual amount (a coached victim, or a
+# takeover through remote control). Per payment: no per-account state.
 APP_SIGNAL_NAMES = (
     "on_call",
     "remote_access",
     "on_call_first_payment_to_cp",
+    "on_call_large_debit",
+    "remote_access_first_payment_to_cp",
     "remote_access_large_debit",
 )
 FAR_ABOVE_USUAL = 3.0  # "far above usual": at least 3x the account's 30-day median debit

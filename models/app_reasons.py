@@ -39,6 +39,15 @@ APP_TEMPLATES: dict[str, Template] = {
         "the customer was on a phone call during a first transfer to a new payee — typical of"
         " impersonation scams (the scammer keeps the victim on the line)",
         "not a first transfer to a new payee made during a phone call", "phone-call state"),
+    "on_call_large_debit": _signal(
+        "the customer was on a phone call during a transfer far above their usual amount"
+        f" ({FAR_ABOVE_USUAL:.0f}x the 30-day median or more) — a scammer may be coaching them",
+        "not a transfer far above the usual amount made during a phone call",
+        "phone-call state"),
+    "remote_access_first_payment_to_cp": _signal(
+        "a remote-access app was running during a first transfer to a new payee — someone"
+        " else may be sending the money from the customer's phone",
+        "no remote-access app during a first transfer to a new payee", "remote-access state"),
     "remote_access_large_debit": _signal(
         "a remote-access app was running during a transfer far above the customer's usual"
         f" amount ({FAR_ABOVE_USUAL:.0f}x the 30-day median or more) — typical of a takeover"

@@ -102,14 +102,22 @@ def test_the_flags_and_their_interactions_on_a_history():
         # on a call, first transfer to a new payee, 3x the usual: both interactions' inputs
         (_pay(10, 10, 1_500_000.0, "NEW1", on_call=True, remote=False),
          {"on_call": 1, "remote_access": 0, "on_call_first_payment_to_cp": 1,
+          "on_call_large_debit": 1, "remote_access_first_payment_to_cp": 0,
           "remote_access_large_debit": 0}),
         # on a call to a payee already paid: no first-payment interaction
         (_pay(11, 11, 400_000.0, "FRIEND", on_call=True),
-         {"on_call": 1, "on_call_first_payment_to_cp": 0, "remote_access": math.nan,
+         {"on_call": 1, "on_call_first_payment_to_cp": 0, "on_call_large_debit": 0,
+          "remote_access": math.nan, "remote_access_first_payment_to_cp": math.nan,
           "remote_access_large_debit": math.nan}),
         # remote access at exactly 3x the median: far above usual
         (_pay(12, 12, 1_500_000.0, "FRIEND", remote=True),
-         {"remote_access": 1, "remote_access_large_debit": 1, "on_call": math.nan}),
+         {"remote_access": 1, "remote_access_large_debit": 1,
+          "remote_access_first_payment_to_cp": 0, "on_call": math.nan,
+          "on_call_large_debit": math.nan}),
+        # remote access during a first transfer to a new payee, of a usual amount
+        (_pay(15, 12.5, 500_000.0, "NEW4", remote=True),
+         {"remote_access": 1, "remote_access_first_payment_to_cp": 1,
+          "remote_access_large_debit": 0}),
         # remote access just under 3x: not far above
         (_pay(13, 13, 1_490_000.0, "FRIEND", remote=True, on_call=False),
          {"remote_access": 1, "remote_access_large_debit": 0, "on_call": 0,
@@ -117,6 +125,7 @@ def test_the_flags_and_their_interactions_on_a_history():
         # a credit is never a "first payment to a payee" nor a large debit
         (_pay(14, 14, 9e7, "NEW2", direction="credit", on_call=True, remote=True),
          {"on_call": 1, "remote_access": 1, "on_call_first_payment_to_cp": 0,
+          "on_call_large_debit": 0, "remote_access_first_payment_to_cp": 0,
           "remote_access_large_debit": 0}),
     ]
     for p, expected in cases:
@@ -125,11 +134,11 @@ def test_the_flags_and_their_interactions_on_a_history():
 
 def test_without_history_a_large_debit_is_one_above_the_biometric_threshold():
     engine = FeatureEngine()
-    small = engine.on_payment(_pay(1, 0, 10_000_000.0, "X", remote=True))
-    assert small["remote_access_large_debit"] == 0.0  # 10 M is not above 10 M
+    small = engine.on_payment(_pay(1, 0, 10_000_000.0, "X", remote=True, on_call=True))
+    assert small["remote_access_large_debit"] == small["on_call_large_debit"] == 0.0
     engine = FeatureEngine()
-    large = engine.on_payment(_pay(1, 0, 10_000_001.0, "X", remote=True))
-    assert large["remote_access_large_debit"] == 1.0
+    large = engine.on_payment(_pay(1, 0, 10_000_001.0, "X", remote=True, on_call=True))
+    assert large["remote_access_large_debit"] == large["on_call_large_debit"] == 1.0
 
 
 def test_a_late_payment_keeps_its_own_flags_and_the_state_stays_flag_free():
@@ -141,7 +150,8 @@ def test_a_late_payment_keeps_its_own_flags_and_the_state_stays_flag_free():
     before = engine.snapshot()
     rebuilt = engine.on_payment(_pay(9, 1.5, 2_000_000.0, "NEW", on_call=True, remote=True))
     assert engine.stats.reordered == 1
-    _nan_or({"on_call": 1, "on_call_first_payment_to_cp": 1, "remote_access": 1,
+    _nan_or({"on_call": 1, "on_call_first_payment_to_cp": 1, "on_call_large_debit": 1,
+             "remote_access": 1, "remote_access_first_payment_to_cp": 1,
              "remote_access_large_debit": 1}, _app(rebuilt))
     late = engine.score_late(_pay(10, -5, 2_000_000.0, "NEW3", on_call=True))
     _nan_or({"on_call": 1, "on_call_first_payment_to_cp": 1}, _app(late))
@@ -168,6 +178,8 @@ def test_the_phrases_say_what_an_investigator_needs():
     assert "impersonation" in text
     assert "AnyDesk" in phrase("remote_access", 1.0)
     assert "far above" in phrase("remote_access_large_debit", 1.0)
+    assert "far above" in phrase("on_call_large_debit", 1.0)
+    assert "first transfer to a new payee" in phrase("remote_access_first_payment_to_cp", 1.0)
     assert phrase("on_call", 0.0) == "no phone call during the transfer"
     for name in APP_SIGNAL_NAMES:  # unknown is said as unknown, never as "no"
         assert "not reported" in phrase(name, math.nan)

@@ -393,21 +393,19 @@ def app_signal_features(p: Payment, hist: list[float], first: bool) -> dict[str,
     direction in the 30 days before ``p``; ``first``: no payment with the counterparty in the
     30 days before (brute-forced by the caller)."""
     debit = p.direction == "debit"
+    if hist:
+        far = p.amount / statistics.median(hist) >= 3
+    else:
+        far = p.currency == "VND" and p.amount > 10e6
     f: dict[str, float] = {}
-    if p.on_call is None:
-        f["on_call"] = f["on_call_first_payment_to_cp"] = math.nan
-    else:
-        f["on_call"] = 1.0 if p.on_call else 0.0
-        f["on_call_first_payment_to_cp"] = float(p.on_call and debit and first)
-    if p.remote_access is None:
-        f["remote_access"] = f["remote_access_large_debit"] = math.nan
-    else:
-        f["remote_access"] = 1.0 if p.remote_access else 0.0
-        if hist:
-            far = p.amount / statistics.median(hist) >= 3
+    for signal, value in (("on_call", p.on_call), ("remote_access", p.remote_access)):
+        if value is None:
+            f[signal] = math.nan
+            f[f"{signal}_first_payment_to_cp"] = f[f"{signal}_large_debit"] = math.nan
         else:
-            far = p.currency == "VND" and p.amount > 10e6
-        f["remote_access_large_debit"] = float(p.remote_access and debit and far)
+            f[signal] = float(value)
+            f[f"{signal}_first_payment_to_cp"] = float(value and debit and first)
+            f[f"{signal}_large_debit"] = float(value and debit and far)
     return f
 
 
