@@ -224,13 +224,20 @@ def test_the_signals_change_nothing_else_of_a_simulation():
     the other columns are those of the same simulation with the default rates, except the
     devices of the remote-controlled takeovers."""
     zero = AppSignalRates(**{f.name: 0.0 for f in dataclasses.fields(AppSignalRates)})
-    cfg = SimConfig(accounts=300, days=10, seed=3, fraud_rate=0.01)
-    a = simulate(cfg).payments.to_pandas()
-    b = simulate(dataclasses.replace(cfg, app=zero)).payments.to_pandas()
+    cfg = SimConfig(accounts=600, days=20, seed=3, fraud_rate=0.01)
+    one, other = simulate(cfg), simulate(dataclasses.replace(cfg, app=zero))
+    a, b = one.payments.to_pandas(), other.payments.to_pandas()
     assert (b.on_call.dropna() == False).all() and (b.remote_access.dropna() == False).all()  # noqa: E712
+    assert a.on_call.fillna(False).astype(bool).any()
+    # event and session ids carry a tag of the whole configuration
     keep = [c for c in a.columns if c not in ("event_id", "session_id", "on_call",
                                                "remote_access", "device_id", "ip", "country")]
     assert a[keep].equals(b[keep])
+    typ = one.truth.to_pandas().typology.fillna("")
+    takeover = typ.str.startswith("account_takeover").to_numpy()
+    session = ["device_id", "ip", "country"]
+    assert a.loc[~takeover, session].equals(b.loc[~takeover, session])
+    assert not a.loc[takeover, session].equals(b.loc[takeover, session])
 
 
 def test_a_victims_on_call_rate_can_be_halved_for_a_sensitivity_run():
