@@ -59,6 +59,7 @@ LIMIT_20M: Final = 20_000_000.0
 NEAR_10M: Final = 9_000_000.0
 NEAR_20M: Final = 18_000_000.0
 ONLINE_CHANNELS: Final = frozenset({"mobile", "internet", "api"})
+FAR_ABOVE_USUAL: Final = 3.0  # features.vector.FAR_ABOVE_USUAL (a test checks they agree)
 
 @dataclass
 class EngineStats:
@@ -1042,6 +1043,33 @@ class FeatureEngine:
                                             f7, ref, payee_key(p))
         cp_risk = ref.risk_features(cp, t)
         own_risk = ref.risk_features(p.account_id, t)
+        # the app's device-risk signals (features.vector.APP_SIGNAL_NAMES): nan = not reported;
+        # "far above usual": FAR_ABOVE_USUAL x the 30-day median debit, or without a 30-day
+        # history above the 10 M VND biometric threshold
+        if ratio == ratio:
+            far_above = ratio >= FAR_ABOVE_USUAL
+        else:
+            far_above = amount > LIMIT_10M and p.currency == "VND"
+        new_cp_debit = 1.0 if is_debit and first_cp == 1.0 else 0.0
+        large_debit = 1.0 if is_debit and far_above else 0.0
+        on_call = p.on_call
+        if on_call is None:
+            call = call_new_cp = call_large = NAN
+        elif on_call:
+            call = 1.0
+            call_new_cp = new_cp_debit
+            call_large = large_debit
+        else:
+            call = call_new_cp = call_large = 0.0
+        remote_access = p.remote_access
+        if remote_access is None:
+            remote = remote_new_cp = remote_large = NAN
+        elif remote_access:
+            remote = 1.0
+            remote_new_cp = new_cp_debit
+            remote_large = large_debit
+        else:
+            remote = remote_new_cp = remote_large = 0.0
         values = (
             acct.d10n, acct.d10s, acct.c10n, acct.c10s,
             acct.d1hn, acct.d1hs, acct.c1hn, acct.c1hs,
@@ -1088,6 +1116,12 @@ class FeatureEngine:
             *account_features,
             *vn_rules,
             *device_links,
+            call,
+            remote,
+            call_new_cp,
+            call_large,
+            remote_new_cp,
+            remote_large,
         )
         # skips FeatureVector.__post_init__ (a length check per vector): the oracle tests zip
         # every vector strictly with FEATURE_NAMES
@@ -1116,7 +1150,7 @@ def _with_shares(risk: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
 
 
 ZERO_OWN: tuple[float, ...] = (0.0,) * 18
-assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 12 + 9
+assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 12 + 9 + 6
 
 
 def _frame(account_id: str, acct: _Account) -> bytes:

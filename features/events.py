@@ -68,6 +68,12 @@ class Payment:
     country: str | None = None
     device_id: str | None = None
     description: str | None = None
+    # the mobile app's device-risk signals at the time of the transfer (Decision 2345/QD-NHNN):
+    # a phone call active during the session; a remote-access / screen-sharing app running
+    # (AnyDesk, TeamViewer, UltraViewer...). None = not reported (no app session: branch, API,
+    # internet banking, or an app that does not report it), which is not the same as False.
+    on_call: bool | None = None
+    remote_access: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
     t: float = field(init=False, compare=False, repr=False)
 
@@ -279,6 +285,15 @@ def _opt_text(d: dict[str, Any], name: str) -> str | None:
     return value
 
 
+def _opt_bool(d: dict[str, Any], name: str) -> bool | None:
+    """An optional JSON boolean: absent or null is None (unknown); anything but true/false
+    (a string "true", 0/1, a list...) is refused, never guessed."""
+    value = d.get(name)
+    if value is None or type(value) is bool:
+        return value
+    raise _Invalid(name, f"must be a boolean (true/false) or absent, got {type(value).__name__}")
+
+
 def _choice(d: dict[str, Any], name: str, allowed: frozenset[str]) -> str:
     value = _text(d, name)
     if value not in allowed:
@@ -383,7 +398,7 @@ def _extra(d: dict[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
 
 PAYMENT_FIELDS = frozenset(
     """event_id ts account_id direction amount currency counterparty_account counterparty_bank
-    channel session_id ip country device_id description""".split()
+    channel session_id ip country device_id description on_call remote_access""".split()
 )
 LOGIN_FIELDS = frozenset("event_id ts account_id success ip country device_id channel".split())
 ACCOUNT_FIELDS = frozenset(
@@ -422,6 +437,8 @@ def _payment(d: dict[str, Any]) -> Payment:
         country=_country(d, "country", required=False),
         device_id=_opt_text(d, "device_id"),
         description=_opt_text(d, "description"),
+        on_call=_opt_bool(d, "on_call"),
+        remote_access=_opt_bool(d, "remote_access"),
         extra=_extra(d, PAYMENT_FIELDS),
     )
 

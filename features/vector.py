@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# 3: shared devices and IPs (DEVICE_NAMES), device_age_days; 4: cp_other_payers_7d
-FEATURE_VERSION = "4"
+# 3: shared devices and IPs (DEVICE_NAMES), device_age_days; 4: cp_other_payers_7d;
+# 5: the mobile app's device-risk signals (APP_SIGNAL_NAMES)
+FEATURE_VERSION = "5"
 
 WINDOWS: tuple[tuple[str, float], ...] = (
     ("10m", 600.0),
@@ -146,9 +147,25 @@ DEVICE_NAMES = (
     "cp_other_payers_7d",
 )
 
+# the mobile app's device-risk signals of the payment itself (its optional ``on_call`` and
+# ``remote_access`` fields; nan when the payment does not report them) and, for each, the two
+# interactions an investigator reads: during a debit to a counterparty the account had no
+# payment with in 30 days (impersonation scams keep the victim on the line while they pay a
+# new beneficiary), and during a debit far above the usual amount (a coached victim, or a
+# takeover through remote control). Per payment: no per-account state.
+APP_SIGNAL_NAMES = (
+    "on_call",
+    "remote_access",
+    "on_call_first_payment_to_cp",
+    "on_call_large_debit",
+    "remote_access_first_payment_to_cp",
+    "remote_access_large_debit",
+)
+FAR_ABOVE_USUAL = 3.0  # "far above usual": at least 3x the account's 30-day median debit
+
 FEATURE_NAMES: tuple[str, ...] = (
     VELOCITY_NAMES + MULE_NAMES + COUNTERPARTY_NAMES + ACCOUNT_RISK_NAMES + LOGIN_NAMES
-    + ACCOUNT_NAMES + VN_RULE_NAMES + DEVICE_NAMES
+    + ACCOUNT_NAMES + VN_RULE_NAMES + DEVICE_NAMES + APP_SIGNAL_NAMES
 )
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 CHANNEL_CODES = {"mobile": 0, "internet": 1, "atm": 2, "branch": 3, "pos": 4, "api": 5}

@@ -16,6 +16,7 @@ from typing import Any
 from features.events import Payment, WatchEntry
 from features.reference import ReferenceData
 from features.vector import CHANNEL_CODES, FEATURE_NAMES
+from models.app_reasons import APP_TEMPLATES
 from models.device_reasons import DEVICE_TEMPLATES
 
 _VN = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh: UTC+7 all year
@@ -315,6 +316,7 @@ TEMPLATES: dict[str, Template] = {
         " required, Circular 77/2025)" if _yes(v) else "not a business under 12 months old",
         "account not in the bank's account list"),
     **DEVICE_TEMPLATES,
+    **APP_TEMPLATES,
     ANOMALY_FEATURE: lambda v: f"unusual account behaviour (anomaly score {v:.2f})",
 }
 

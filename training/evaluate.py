@@ -237,6 +237,9 @@ class Rules:
             & (col("new_device_24h", 0.0) >= 1) & (ratio > self.foreign_large_ratio),
             "counterparty_flagged": (col("cp_flagged", 0.0) >= 0.5)
             | (col("cp_fraud_received_count_30d", 0.0) > 0),
+            # the app's device-risk signals (what banks' apps warn about since Decision 2345)
+            "on_call_first_payment_to_cp": col("on_call_first_payment_to_cp", 0.0) >= 0.5,
+            "remote_access_large_debit": col("remote_access_large_debit", 0.0) >= 0.5,
         }
 
     def score(self, X: np.ndarray) -> np.ndarray:

@@ -88,6 +88,10 @@ def make_bank(n_accounts: int = 300, n_payments: int = 3000, seed: int = 1,
             counterparty_account=f"CP{rng.randint(0, 50 if not fraud else 10_000)}",
             counterparty_bank="VCB", channel="mobile", session_id=f"s{i}", ip=ip,
             country=country, device_id=device,
+            # the app's signals: absent on every fourth payment, else a fixed pattern (no
+            # random draw, so the rest of the bank is what it was without them)
+            on_call=None if i % 4 == 0 else i % 9 == 0,
+            remote_access=None if i % 4 == 0 else i % 13 == 0,
         ))
         truth[eid] = int(fraud)
         if fraud and rng.random() < 0.5:

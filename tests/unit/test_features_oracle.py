@@ -100,6 +100,8 @@ def event_lists(draw: st.DrawFn) -> list[Payment | Login]:
                 country=draw(st.sampled_from([None, *COUNTRIES])),
                 device_id=draw(st.sampled_from([None, *DEVICES])),
                 ip=draw(st.sampled_from([None, *IPS])),
+                on_call=draw(st.sampled_from([None, False, True])),
+                remote_access=draw(st.sampled_from([None, False, True])),
             ))
         else:
             events.append(Login(
@@ -381,7 +383,29 @@ def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
             or (reg is not None and (t - reg.timestamp()) / DAY < 365))
     else:
         f["business_new_12m"] = 0.0
+    f.update(app_signal_features(p, hist, f["first_payment_to_cp"] == 1.0))
     assert set(f) == set(FEATURE_NAMES) - set(DEVICE_NAMES)
+    return f
+
+
+def app_signal_features(p: Payment, hist: list[float], first: bool) -> dict[str, float]:
+    """The app's signals from first principles: ``hist`` = the account's amounts of the same
+    direction in the 30 days before ``p``; ``first``: no payment with the counterparty in the
+    30 days before (brute-forced by the caller)."""
+    debit = p.direction == "debit"
+    if hist:
+        far = p.amount / statistics.median(hist) >= 3
+    else:
+        far = p.currency == "VND" and p.amount > 10e6
+    f: dict[str, float] = {}
+    for signal, value in (("on_call", p.on_call), ("remote_access", p.remote_access)):
+        if value is None:
+            f[signal] = math.nan
+            f[f"{signal}_first_payment_to_cp"] = f[f"{signal}_large_debit"] = math.nan
+        else:
+            f[signal] = float(value)
+            f[f"{signal}_first_payment_to_cp"] = float(value and debit and first)
+            f[f"{signal}_large_debit"] = float(value and debit and far)
     return f
 
 

@@ -95,6 +95,20 @@ def test_mutated_valid_events_never_raise(kind, data):
     _never_raises(kind, data.draw(mutated_events(KINDS[kind])))
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_payments_with_the_app_signals_never_raise(data):
+    """The optional app signals (``on_call``, ``remote_access``) mutated like any field: an
+    accepted payment holds a real boolean or None in each, never a coerced value."""
+    raw = data.draw(mutated_events({**PAYMENT, "on_call": True, "remote_access": False}))
+    _never_raises("payments", raw)
+    result = decode("payments", raw)
+    if not isinstance(result, Rejection):
+        assert result.on_call in (None, True, False) and type(result.on_call) is not int
+        assert result.remote_access in (None, True, False)
+        assert type(result.remote_access) is not int
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @settings(max_examples=100, deadline=None)
 @given(payload=st.one_of(st.binary(max_size=2000), st.none(),

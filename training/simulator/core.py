@@ -9,7 +9,7 @@ from collections import Counter
 
 import numpy as np
 
-from training.simulator import texts
+from training.simulator import app_signals, texts
 from training.simulator.background import Background
 from training.simulator.calendar import Calendar
 from training.simulator.config import SimConfig
@@ -49,21 +49,25 @@ def simulate(config: SimConfig) -> SimulationResult:
     cfg = config.validate()
     started = time.perf_counter()
     root = np.random.SeedSequence(cfg.seed)
-    pop_rng, bg_rng, fraud_rng, label_rng, str_rng, watch_rng = (
-        np.random.default_rng(s) for s in root.spawn(6))
+    # spawned children depend only on their index: adding streams changes none of the others
+    pop_rng, bg_rng, fraud_rng, label_rng, str_rng, watch_rng, case_app_rng, app_rng = (
+        np.random.default_rng(s) for s in root.spawn(8))
     cal = Calendar(cfg.start, cfg.days)
     pop = Population(cfg, cal, pop_rng)
     ledger = Ledger(pop.n)
+    first_new_party = pop.parties.size  # parties from here on came into being in the period
     # one random stream per stage, so e.g. a new typology does not shift the background
     pop.rng = bg_rng
     legit_marks = Background(pop, cal, ledger, bg_rng).run()
     background_rows = ledger.rows
     target = int(round(cfg.fraud_rate * background_rows / (1.0 - cfg.fraud_rate)))
     pop.rng = fraud_rng
-    ctx = Context(cfg, pop, cal, ledger, fraud_rng)
+    ctx = Context(cfg, pop, cal, ledger, fraud_rng, app_rng=case_app_rng)
     _typologies(ctx, target)
     pay = ledger.payment_columns()
     assert np.array_equal(pay["row"], np.arange(len(pay)))
+    pay.data["on_call"], pay.data["remote_access"] = app_signals.draw(
+        pay, pop, ctx.cases, cfg.app, app_rng, cal.t0_us, first_new_party)
     logins = ledger.login_columns()
     order = np.lexsort((pay["row"], pay["ts"]))
     rank = np.empty_like(order)

@@ -67,6 +67,12 @@ class Strings:
         ]
 
 
+def _flag(codes: np.ndarray) -> pa.Array:
+    """A nullable boolean column from codes -1 (null: not reported), 0, 1."""
+    mask = codes < 0
+    return pa.array(codes == 1, pa.bool_(), mask=mask if mask.any() else None)
+
+
 def payments_table(pay: Columns, order: np.ndarray, s: Strings, tag: str,
                    sessions: list[str]) -> tuple[pa.Table, pa.Table, list[str]]:
     """The payments table and the truth table, rows in ``order``; also the event ids."""
@@ -89,6 +95,9 @@ def payments_table(pay: Columns, order: np.ndarray, s: Strings, tag: str,
         "country": _take(list(COUNTRIES), col["ctry"]),
         "device_id": _take(s.device_id, col["dev"]),
         "description": _take(list(texts.DESCRIPTIONS), col["desc"]),
+        # the app's device-risk signals (training.simulator.app_signals): null = not reported
+        "on_call": _flag(col["on_call"]),
+        "remote_access": _flag(col["remote_access"]),
     })
     truth = pa.table({
         "event_id": table["event_id"],

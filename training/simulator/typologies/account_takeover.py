@@ -13,6 +13,13 @@ new device and drains the account slowly — 3–8 moderate transfers (a few tim
 its own session, spread over one to three days, to accounts at other banks. No foreign login and
 no single huge amount: only the new device and the new beneficiaries give it away.
 
+Remote control (both variants, ``SimConfig.app.ato_remote_share`` of the cases): the fraudster
+had the victim install a fake app (a fake VNeID, tax or power-company app) that gives remote
+control of the phone, and makes the same transfers from the victim's own usual device, home IP
+and Vietnam: no new device, no foreign login; the bank's app detects the remote-access tool in
+``ato_remote_p`` of the transfers (``remote_access``). The choice comes from the app-signal
+stream, so the other random draws are the same as without it.
+
 Payments are labelled one by one ('fraud', typically via a chargeback or the police); the
 victim's role is ``takeover_victim``.
 """
@@ -57,6 +64,9 @@ def one_case(ctx: Context, rings: list[mule_ring.Ring], quiet: bool, max_rows: i
     day = int(rng.integers(0, cfg.days))
     t0 = ctx.day_start_us(day) + int(rng.uniform(0, 24) * 3600e6)
     dev = int(pop.new_devices(1)[0])
+    remote = ctx.app_rng.random() < cfg.app.ato_remote_share
+    if remote:
+        case.remote_p = cfg.app.ato_remote_p
     if quiet:
         k = int(min(rng.integers(3, 9), max(1, max_rows)))
         ts = t0 + np.sort(rng.integers(0, int(rng.uniform(1, 3) * 86400e6), size=k))
@@ -64,6 +74,8 @@ def one_case(ctx: Context, rings: list[mule_ring.Ring], quiet: bool, max_rows: i
         ip = pop.new_ips(VN, 1)[0]
         cp = pop.new_external("cashout", int(rng.integers(1, 3)))
         cp = rng.choice(cp, size=k)
+        if remote:
+            dev, ip = own_device(ctx, victim, day)
         debit, credit = ctx.online_debits(victim, ts, cp, amount, typ, ip=ip, ctry=VN, dev=dev,
                                           desc=texts.P2P)
         case.victim_rows.extend([debit, credit])
@@ -73,6 +85,9 @@ def one_case(ctx: Context, rings: list[mule_ring.Ring], quiet: bool, max_rows: i
         amount = np.round(pop.scale[victim] * rng.lognormal(np.log(40), 0.5, size=k), -5)
         ctry = int(rng.choice(ATTACKER_COUNTRIES))
         ip = pop.new_ips(ctry, 1)[0]
+        if remote:
+            dev, ip = own_device(ctx, victim, day)
+            ctry = VN
         live = [r for r in rings if r.start_day <= day < r.end_day + 3]
         to_mule = bool(live) and rng.random() < 0.7
         if to_mule:
@@ -87,6 +102,16 @@ def one_case(ctx: Context, rings: list[mule_ring.Ring], quiet: bool, max_rows: i
             for j in range(k):
                 mule_ring.receive(ctx, ring, int(cp[j]), ts[[j]], amount[[j]])
     ctx.cases.append(case)
+
+
+def own_device(ctx: Context, victim: int, day: int) -> tuple[int, int]:
+    """The victim's usual phone (the replacement once switched) and first home IP: what a
+    remote-controlled session shows (no random draw, so the other draws stay the same)."""
+    pop = ctx.pop
+    dev = int(pop.dev0[victim])
+    if 0 <= pop.new_phone_day[victim] <= day:
+        dev = int(pop.new_phone_dev[victim])
+    return dev, int(pop.home_ip0[victim])
 
 
 def run(ctx: Context, rings: list[mule_ring.Ring], budget: int) -> None:

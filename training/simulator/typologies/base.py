@@ -40,6 +40,11 @@ class Case:
     actor_rows: list[np.ndarray] = field(default_factory=list)
     # accounts that victims at other banks report to SIMO: (account, time money first arrived)
     reported: list[tuple[int, int]] = field(default_factory=list)
+    # the app's signals on the victim's transfers (training.simulator.app_signals): the
+    # probability of an active call and of a detected remote-access app; None = the
+    # legitimate rates of the account
+    on_call_p: float | None = None
+    remote_p: float | None = None
 
 
 @dataclass
@@ -50,6 +55,9 @@ class Context:
     ledger: Ledger
     rng: np.random.Generator
     cases: list[Case] = field(default_factory=list)
+    # the stream of the cases' app-signal mechanisms (training.simulator.app_signals), apart
+    # from ``rng`` so that the signals change nothing else in a simulation
+    app_rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def day_start_us(self, day: float) -> int:
         return int(self.cal.t0_us + int(day * DAY_S) * US)

@@ -12,6 +12,12 @@ Quiet variant (``scam_victim_quiet``): one or two transfers only three to six ti
 amount, in daytime, described as an ordinary transfer, to an account at another bank. Only the
 first-time beneficiary and the amount against the account's own history stand out.
 
+The mobile app's signals (``training.simulator.app_signals``, rates in
+``SimConfig.app``: :class:`~training.simulator.config.AppSignalRates`), loud and quiet alike:
+each case is an impersonation scam (the victim kept on the phone: on a call in most
+transfers) or an investment / "task" scam run over chat (sometimes on a call); a minority of
+victims were made to install a remote-access or fake app. Branch transfers report neither.
+
 Payments are labelled one by one ('fraud', from the victim's complaint: 'police' or
 'investigation'); the account's role is ``victim``.
 """
@@ -91,10 +97,21 @@ def one_case(ctx: Context, rings: list[mule_ring.Ring], quiet: bool, max_rows: i
         debit, credit = ctx.online_debits(victim, ts, cp, amount, typ, ip=ip, ctry=VN, dev=dev,
                                           desc=desc)
     case.victim_rows.extend([debit, credit])
+    app_mechanism(ctx, case)
     if not quiet and ring is not None:
         for j in range(k):
             mule_ring.receive(ctx, ring, int(cp[j]), ts[[j]], amount[[j]])
     ctx.cases.append(case)
+
+
+def app_mechanism(ctx: Context, case: Case) -> None:
+    """The case's call and remote-access probabilities, drawn from the app-signal stream."""
+    rates, rng = ctx.cfg.app, ctx.app_rng
+    impersonation = rng.random() < rates.victim_impersonation_share
+    case.on_call_p = (rates.victim_on_call_impersonation if impersonation
+                      else rates.victim_on_call_chat)
+    if rng.random() < rates.victim_remote_share:
+        case.remote_p = rates.victim_remote_p
 
 
 def run(ctx: Context, rings: list[mule_ring.Ring], budget: int) -> None:
