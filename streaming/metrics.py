@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 
@@ -78,6 +79,11 @@ class ScorerMetrics:
             "CANHGIAC_STALL_AFTER_S (each time, the fetch is re-established)",
             ["topic", "partition"], registry=r)
         self.partitions = Gauge("canhgiac_scorer_partitions", "Partitions assigned", registry=r)
+        self.gc_frozen = Gauge(
+            "canhgiac_scorer_gc_frozen_objects",
+            "Long-lived objects (the feature state) kept out of full garbage collections "
+            "(streaming.collector)", registry=r)
+        self.gc_frozen.set_function(gc.get_freeze_count)
         self.confirmed_published = Counter(
             "canhgiac_scorer_confirmed_published",
             "Confirmed payments resolved here from a label and its payment, and published",

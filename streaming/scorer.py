@@ -35,6 +35,7 @@ from kafka.errors import KafkaError
 from features.engine import ReferenceData
 from streaming.align import LOGINS, PAYMENTS
 from streaming.checkpoint import CHECKPOINT_TOPIC, CheckpointStore
+from streaming.collector import LongLived
 from streaming.config import ScorerSettings
 from streaming.confirmed import ConfirmedLabels
 from streaming.devices import ScorerDevices
@@ -213,6 +214,8 @@ class _Session:
         self.consumer.subscribe([self.topics[PAYMENTS], self.topics[LOGINS]],
                                 listener=_Listener(self.partitions))
         self.last_lag = 0.0
+        # the feature state out of the collector's full collections (they walked all of it)
+        self.long_lived = LongLived(s.checkpoint_interval_s)
         self._ends: dict[TopicPartition, int] | None = None
         self._ref_polled = 0.0
 
@@ -238,6 +241,8 @@ class _Session:
             polled = self.consumer.poll(timeout_ms=self._poll_wait_ms(), max_records=s.batch_size)
             t0 = time.perf_counter()
             fresh = parts.apply_assignments() if parts.pending else set()
+            if fresh:
+                self.long_lived.after_restore()
             ref_dead = self._poll_reference()
             self.confirmed.resolve(fresh, self.reference.caught_up())
             self._swap_model()
@@ -256,6 +261,7 @@ class _Session:
                 self.metrics.batch_seconds.observe(t3 - t0)
             now = time.monotonic()
             parts.tick(now)  # a checkpoint step when one is due (and idle accounts evicted)
+            self.long_lived.tick(now)
             if now - self.last_lag >= 1.0:
                 parts.update_lag()
                 self.last_lag = now
