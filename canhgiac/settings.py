@@ -56,11 +56,6 @@ class Settings(BaseSettings):
         30 * 86400.0, ge=0, description="History replayed into the state, without outputs, "
         "before a partition's start point when it has no usable checkpoint")
     batch_size: int = Field(500, ge=1, le=100_000)
-    max_events_per_iteration: int = Field(
-        200, ge=1, le=1_000_000, description="Payments and logins applied to the state in "
-        "one loop iteration at most (bounds an iteration when many come due at once, e.g. "
-        "held payments released together); the rest are applied, in order, before the next "
-        "poll")
     poll_wait_ms: int = Field(
         5, ge=0, le=10_000, description="Max wait of one poll while payments are held back "
         "(waiting for the other topic or for reference data)")

@@ -80,11 +80,9 @@ class PartitionAligner(Generic[T]):
         return len(self._queues[PAYMENTS]) + len(self._queues[LOGINS])
 
     def release(
-        self, caught_up: Callable[[str], bool], payments_ready: bool = True,
-        limit: int | None = None,
+        self, caught_up: Callable[[str], bool], payments_ready: bool = True
     ) -> list[Pending[T]]:
-        """Release every record whose turn has come, in merged event-time order (at most
-        ``limit``: the rest keep their turn for the next call, so the order does not change).
+        """Release every record whose turn has come, in merged event-time order.
 
         ``caught_up(kind)``: that topic's partition has nothing more to poll right now.
         ``payments_ready``: the global reference tables are caught up.
@@ -93,7 +91,7 @@ class PartitionAligner(Generic[T]):
         out: list[Pending[T]] = []
         logins_done: bool | None = None
         payments_done: bool | None = None
-        while (pq or lq) and (limit is None or len(out) < limit):
+        while pq or lq:
             if pq and lq:
                 if lq[0].key <= pq[0].key:
                     out.append(lq.popleft())

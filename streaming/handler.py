@@ -152,9 +152,6 @@ class HandleResult:
     warmed: int = 0  # payments applied to the state only (warm-up before the start point)
     logins_ignored: int = 0
     stale: int = 0  # records of partitions not (or no longer) assigned here
-    # a partition stopped at its share of ``max_released`` with records still due: the
-    # caller processes them before it polls more (the loop's back-pressure)
-    backlog: bool = False
 
 
 def _caught_up_in(caught_up: Callable[[str, int], bool], partition: int, kind: str) -> bool:
@@ -181,7 +178,6 @@ class Handler:
         # called with every event released to the engines (streaming.devices publishes its
         # device / IP sightings)
         self.on_event: Callable[[Payment | Login], None] | None = None
-        self._turn = 0  # which partition comes first when a budget is shared (max_released)
 
     # ------------------------------------------------------------ partition lifecycle
     def open_partition(
@@ -222,15 +218,12 @@ class Handler:
         model: ActiveModel | None,
         caught_up: Callable[[str, int], bool],
         payments_ready: bool | Callable[[], bool] = True,
-        max_released: int | None = None,
     ) -> HandleResult:
         """Decode, align, update state, score. ``caught_up(kind, partition)`` tells the aligner
         whether a topic's partition has nothing more to poll; ``payments_ready`` whether the
         global reference tables are loaded (a callable is asked once, after the batch is
         decoded, so a caller can find it out meanwhile). ``model`` None holds payments back
-        (no model yet). ``max_released`` bounds the events applied in this call (shared out
-        among the partitions that have some waiting), so that one call's work stays bounded
-        when many come due at once; the rest wait in order (``HandleResult.backlog``).
+        (no model yet).
         """
         result = HandleResult()
         self._buffer(batch, result)
@@ -240,22 +233,13 @@ class Handler:
         payments: list[Payment] = []
         vectors: list[FeatureVector] = []
         meta: list[tuple[bool, RawRecord, float]] = []
-        waiting = [p for p in sorted(self.aligners) if self.aligners[p].buffered()]
-        if waiting:  # a budget is shared out from a rotating first partition: none starves
-            self._turn = (self._turn + 1) % len(waiting)
-            waiting = waiting[self._turn:] + waiting[:self._turn]
-        budget = max_released
-        for i, p in enumerate(waiting):
+        for p in sorted(self.aligners):
             aligner = self.aligners[p]
+            if not aligner.buffered():
+                continue
             engine = self.engines[p]
             quiet_until = self.emit_from.get(p, -1)
-            share = None if budget is None else -(-budget // (len(waiting) - i))
-            released = aligner.release(functools.partial(_caught_up_in, caught_up, p), ready,
-                                       share)
-            if budget is not None and share is not None:
-                budget -= len(released)
-                if len(released) >= share and aligner.buffered():
-                    result.backlog = True
+            released = aligner.release(functools.partial(_caught_up_in, caught_up, p), ready)
             released_at = time.perf_counter()
             if released:
                 newest = max(pending.item[0].t for pending in released)

@@ -214,7 +214,6 @@ class _Session:
         self.consumer.subscribe([self.topics[PAYMENTS], self.topics[LOGINS]],
                                 listener=_Listener(self.partitions))
         self.last_lag = 0.0
-        self._backlog = False  # the last iteration left due records for the next
         # the feature state out of the collector's full collections (they walked all of it)
         self.long_lived = LongLived(s.checkpoint_interval_s)
         self._ends: dict[TopicPartition, int] | None = None
@@ -239,10 +238,7 @@ class _Session:
     def run(self) -> None:
         scorer, s, parts = self.scorer, self.s, self.partitions
         while not scorer.stopping:
-            # records already due are applied before more are polled (back-pressure: an
-            # iteration applies at most max_events_per_iteration)
-            polled = {} if self._backlog else self.consumer.poll(
-                timeout_ms=self._poll_wait_ms(), max_records=s.batch_size)
+            polled = self.consumer.poll(timeout_ms=self._poll_wait_ms(), max_records=s.batch_size)
             t0 = time.perf_counter()
             fresh = parts.apply_assignments() if parts.pending else set()
             if fresh:
@@ -255,9 +251,7 @@ class _Session:
             self._ask_ends(batch)
             t1 = time.perf_counter()
             result = self.handler.handle(batch, scorer.model, self._caught_up,
-                                         self._reference_ready(batch),
-                                         max_released=s.max_events_per_iteration)
-            self._backlog = result.backlog
+                                         self._reference_ready(batch))
             result.dead_letters.extend(ref_dead)
             t2 = time.perf_counter()
             self._emit(result)

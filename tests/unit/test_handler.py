@@ -44,12 +44,9 @@ def _handler(bank, partitions: int = 2) -> Handler:
     return h
 
 
-def _run(handler, records, model, seed: int, max_released: int | None = None
-         ) -> dict[str, float]:
+def _run(handler, records, model, seed: int) -> dict[str, float]:
     """Feed records in random-sized batches, each topic-partition's records in order, the two
-    topics polled at different paces; 'caught up' only when a topic-partition is exhausted.
-    With ``max_released``, a call that leaves a backlog is followed by calls with no new
-    records until it is worked off (as the scorer's loop does)."""
+    topics polled at different paces; 'caught up' only when a topic-partition is exhausted."""
     rng = random.Random(seed)
     queues: dict[tuple[str, int], list[RawRecord]] = {}
     for r in records:
@@ -61,17 +58,11 @@ def _run(handler, records, model, seed: int, max_released: int | None = None
             n = rng.randint(0, 40)
             batch += queues[key][:n]
             del queues[key][:n]
-        while True:
-            result = handler.handle(batch, model, lambda kind, p: not queues[(kind, p)],
-                                    max_released=max_released)
-            assert not result.dead_letters
-            assert max_released is None or len(result.scored) <= max_released
-            for s in result.scored:
-                assert s.event_id not in scores
-                scores[s.event_id] = s.score
-            if not result.backlog:
-                break
-            batch = []
+        result = handler.handle(batch, model, lambda kind, p: not queues[(kind, p)])
+        assert not result.dead_letters
+        for s in result.scored:
+            assert s.event_id not in scores
+            scores[s.event_id] = s.score
     return scores
 
 
@@ -80,20 +71,6 @@ def test_scores_equal_the_offline_replay_whatever_the_batching(bank, model, seed
     active = ActiveModel(model.version, model)
     got = _run(_handler(bank), _records(bank), active, seed)
     assert got == expected_scores(bank, model)
-
-
-@pytest.mark.parametrize("limit", [1, 7, 40])
-def test_a_limit_per_call_changes_no_score_and_leaves_a_backlog(bank, model, limit):
-    active = ActiveModel(model.version, model)
-    got = _run(_handler(bank), _records(bank), active, seed=4, max_released=limit)
-    assert got == expected_scores(bank, model)
-    h = _handler(bank)
-    recs = _records(bank)[:200]
-    first = h.handle(recs, active, lambda kind, p: True, max_released=limit)
-    assert first.backlog and len(first.scored) <= limit
-    rest = h.handle([], active, lambda kind, p: True, max_released=None)
-    assert not rest.backlog
-    assert len(first.scored) + len(rest.scored) == sum(r.kind == "payments" for r in recs)
 
 
 def test_every_scored_record_has_the_contract_fields(bank, model):
