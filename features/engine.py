@@ -1052,24 +1052,9 @@ class FeatureEngine:
             far_above = amount > LIMIT_10M and p.currency == "VND"
         new_cp_debit = 1.0 if is_debit and first_cp == 1.0 else 0.0
         large_debit = 1.0 if is_debit and far_above else 0.0
-        on_call = p.on_call
-        if on_call is None:
-            call = call_new_cp = call_large = NAN
-        elif on_call:
-            call = 1.0
-            call_new_cp = new_cp_debit
-            call_large = large_debit
-        else:
-            call = call_new_cp = call_large = 0.0
-        remote_access = p.remote_access
-        if remote_access is None:
-            remote = remote_new_cp = remote_large = NAN
-        elif remote_access:
-            remote = 1.0
-            remote_new_cp = new_cp_debit
-            remote_large = large_debit
-        else:
-            remote = remote_new_cp = remote_large = 0.0
+        call, call_new_cp, call_large = _signal_columns(p.on_call, new_cp_debit, large_debit)
+        remote, remote_new_cp, remote_large = _signal_columns(p.remote_access, new_cp_debit,
+                                                              large_debit)
         values = (
             acct.d10n, acct.d10s, acct.c10n, acct.c10s,
             acct.d1hn, acct.d1hs, acct.c1hn, acct.c1hs,
@@ -1159,3 +1144,14 @@ def _frame(account_id: str, acct: _Account) -> bytes:
     body = zlib.compress(orjson.dumps(
         [account_id, acct.max_t, acct.recent or [], acct.raw_history()]), 1)
     return len(body).to_bytes(4, "big") + body
+
+
+def _signal_columns(signal: bool | None, new_cp_debit: float, large_debit: float
+                    ) -> tuple[float, float, float]:
+    """An app signal's three columns: the signal, and it during a first debit to this
+    counterparty / a debit far above usual. All nan when the app did not report it."""
+    if signal is None:
+        return NAN, NAN, NAN
+    if signal:
+        return 1.0, new_cp_debit, large_debit
+    return 0.0, 0.0, 0.0

@@ -180,6 +180,15 @@ def rows(url: str) -> int:
         return -1
 
 
+def uninterrupted(broker, topic_prefix: str, tmp_path: Path):
+    """The content of a store made by one catch-up of the topics, with no fault."""
+    ref = settings_for(broker, topic_prefix, tmp_path / "ref")
+    reference = Projection(ref, CaseStore(ref.store_url))
+    reference.catch_up()
+    reference.store.close()
+    return content(ref.store_url)
+
+
 def assert_one_episode(log_path: Path) -> None:
     """One warning when the store fails, one line when it is back, and no traceback."""
     text = log_path.read_text(errors="replace")
@@ -249,11 +258,7 @@ def test_sink_survives_a_disk_with_no_space_left(broker, topic_prefix, tmp_path,
         code = stop_sink(proc)
     assert code == 0
     assert_one_episode(log_path)
-    ref = settings_for(broker, topic_prefix, tmp_path / "ref")
-    reference = Projection(ref, CaseStore(ref.store_url))
-    reference.catch_up()
-    reference.store.close()
-    assert content(url) == content(ref.store_url)
+    assert content(url) == uninterrupted(broker, topic_prefix, tmp_path)
 
 
 @pytest.mark.slow  # holds the lock for the 40 s of the issue, on purpose
@@ -295,9 +300,5 @@ def test_sink_outlasts_a_40_s_write_lock_losing_and_doubling_nothing(broker, top
     assert code == 0
     assert_one_episode(log_path)
     # nothing lost, nothing doubled: the same store as one uninterrupted catch-up of the topics
-    ref = settings_for(broker, topic_prefix, tmp_path / "ref")
-    reference = Projection(ref, CaseStore(ref.store_url))
-    reference.catch_up()
-    reference.store.close()
-    assert content(s.store_url) == content(ref.store_url)
+    assert content(s.store_url) == uninterrupted(broker, topic_prefix, tmp_path)
     assert count(s.store_url, T.logins) == 120
