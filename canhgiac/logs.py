@@ -63,6 +63,24 @@ class KeyValueFormatter(logging.Formatter):
                                      for k, v in fields.items())
 
 
+# libraries whose logged exceptions are their own transient network trouble (kafka-python logs
+# a connection closed under a read at ERROR with its traceback): one line, the exception in
+# ``error=``; the traceback only at DEBUG
+ONE_LINE_LIBRARIES = ("kafka",)
+
+
+class LibraryTracebacks(logging.Filter):
+    """A library's logged exception as one line (see :data:`ONE_LINE_LIBRARIES`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.exc_info and record.exc_info[1] is not None
+                and record.name.split(".", 1)[0] in ONE_LINE_LIBRARIES
+                and logging.getLogger().getEffectiveLevel() > logging.DEBUG):
+            record.error = repr(record.exc_info[1])
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(level: str = "INFO",
                       pseudonymiser: Callable[[], Pseudonymiser] | None = None) -> None:
     """``pseudonymiser``: makes the deployment's pseudonymiser (``Settings.pseudonymiser``),
@@ -70,6 +88,7 @@ def configure_logging(level: str = "INFO",
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
                                            pseudonymiser))
+    handler.addFilter(LibraryTracebacks())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
