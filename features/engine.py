@@ -36,7 +36,13 @@ import orjson
 from features.devices import payee_key
 from features.events import Label, Login, Payment
 from features.reference import DEFAULT_KYC_COUNTRY, ReferenceData
-from features.vector import CHANNEL_CODES, FEATURE_NAMES, FEATURE_VERSION, FeatureVector
+from features.vector import (
+    CHANNEL_CODES,
+    FAR_ABOVE_USUAL,
+    FEATURE_NAMES,
+    FEATURE_VERSION,
+    FeatureVector,
+)
 
 # Final: constants the mypyc build inlines (see setup.py)
 NAN: Final = math.nan
@@ -59,7 +65,6 @@ LIMIT_20M: Final = 20_000_000.0
 NEAR_10M: Final = 9_000_000.0
 NEAR_20M: Final = 18_000_000.0
 ONLINE_CHANNELS: Final = frozenset({"mobile", "internet", "api"})
-FAR_ABOVE_USUAL: Final = 3.0  # features.vector.FAR_ABOVE_USUAL (a test checks they agree)
 
 @dataclass
 class EngineStats:
