@@ -38,11 +38,6 @@ class LongLived:
         self.interval_s = float(interval_s)
         self._frozen_at = time.monotonic()
 
-    @staticmethod
-    def frozen() -> int:
-        """Objects moved out of the collector's sight so far."""
-        return gc.get_freeze_count()
-
     def after_restore(self) -> None:
         gc.freeze()
         self._frozen_at = time.monotonic()
