@@ -82,6 +82,7 @@ def test_every_worker_of_serve_workers_logs_like_the_single_process_server(data_
     proc = start_serve_workers(port, env, log_path)
     try:
         assert _started_workers(log_path, proc, 60) == 2, log_path.read_text()
+        assert _answering(port, proc, 60), log_path.read_text()
         for _ in range(6):  # whichever worker answers, each logs the failure
             r = httpx.get(f"http://127.0.0.1:{port}/v1/accounts/3890001234",
                           headers={"Authorization": "Bearer cg_not-a-key"}, timeout=10)
@@ -110,6 +111,19 @@ def start_serve_workers(port: int, env: dict[str, str], log_path) -> subprocess.
                                  "serve", "--host", "127.0.0.1", "--port", str(port),
                                  "--workers", "2", "--no-sink"],
                                 env=env, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def _answering(port: int, proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Whether the server answers ``/healthz`` within ``timeout_s``. A worker logs "Started
+    server process" before its application starts up, and the shared socket listens only once a
+    worker has finished starting: requests sent between the two are refused."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return False
 
 
 def _started_workers(log_path, proc, timeout_s: float) -> int:
