@@ -12,8 +12,12 @@ The rule (one :class:`PartitionAligner` per partition number ``p``):
 * the two FIFO heads are merged by ``features.replay.event_order_key`` (the same order as the
   training replay: at equal time a login precedes a payment);
 * a head is released only when the *other* topic's FIFO has a head that is later or equal, or
-  when the other topic's partition ``p`` is caught up (everything up to its log-end offset,
-  asked after the head was polled, has been polled, so nothing earlier can be waiting there);
+  when the other topic's partition ``p`` is caught up *for that head* (everything up to its
+  log-end offset, asked after the head was polled, has been polled, so nothing earlier can be
+  waiting there). ``caught_up(kind)`` answers with an offset of the waiting topic: heads below
+  it may pass (``True``: every head may pass; ``False``: none). The caller's answer may come
+  from an older log-end offset than the newest: it then covers only the heads polled before
+  it was asked (``streaming.ends``);
 * payments are additionally held until the global ``labels``/``accounts`` tables are caught up.
 
 Released events therefore follow a merge of the two offset-ordered sequences that depends only
@@ -80,17 +84,18 @@ class PartitionAligner(Generic[T]):
         return len(self._queues[PAYMENTS]) + len(self._queues[LOGINS])
 
     def release(
-        self, caught_up: Callable[[str], bool], payments_ready: bool = True
+        self, caught_up: Callable[[str], bool | int], payments_ready: bool = True
     ) -> list[Pending[T]]:
         """Release every record whose turn has come, in merged event-time order.
 
-        ``caught_up(kind)``: that topic's partition has nothing more to poll right now.
+        ``caught_up(kind)``: that topic's partition has nothing more to poll for the other
+        topic's heads below the returned offset (``True``: for all of them, ``False``: none).
         ``payments_ready``: the global reference tables are caught up.
         """
         pq, lq = self._queues[PAYMENTS], self._queues[LOGINS]
         out: list[Pending[T]] = []
-        logins_done: bool | None = None
-        payments_done: bool | None = None
+        logins_done: int | None = None  # payments below this offset may pass without logins
+        payments_done: int | None = None  # and logins below this one without payments
         while pq or lq:
             if pq and lq:
                 if lq[0].key <= pq[0].key:
@@ -101,14 +106,14 @@ class PartitionAligner(Generic[T]):
                     break
             elif lq:
                 if payments_done is None:
-                    payments_done = caught_up(PAYMENTS)
-                if not payments_done:
+                    payments_done = _bound(caught_up(PAYMENTS))
+                if lq[0].offset >= payments_done:
                     break
                 out.append(lq.popleft())
             else:
                 if logins_done is None:
-                    logins_done = caught_up(LOGINS)
-                if not (logins_done and payments_ready):
+                    logins_done = _bound(caught_up(LOGINS))
+                if not payments_ready or pq[0].offset >= logins_done:
                     break
                 out.append(pq.popleft())
         return out
@@ -120,3 +125,15 @@ class PartitionAligner(Generic[T]):
             q = self._queues[kind]
             out[kind] = q[0].offset if q else self._consumed[kind]
         return out
+
+
+def _bound(answer: bool | int) -> int:
+    """``caught_up``'s answer as an offset bound (``True``: every offset, ``False``: none)."""
+    if answer is True:
+        return _EVERY
+    if answer is False:
+        return -1
+    return int(answer)
+
+
+_EVERY = 1 << 62

@@ -154,7 +154,8 @@ class HandleResult:
     stale: int = 0  # records of partitions not (or no longer) assigned here
 
 
-def _caught_up_in(caught_up: Callable[[str, int], bool], partition: int, kind: str) -> bool:
+def _caught_up_in(caught_up: Callable[[str, int], bool | int], partition: int,
+                  kind: str) -> bool | int:
     return caught_up(kind, partition)
 
 
@@ -216,11 +217,13 @@ class Handler:
         self,
         batch: Sequence[RawRecord],
         model: ActiveModel | None,
-        caught_up: Callable[[str, int], bool],
+        caught_up: Callable[[str, int], bool | int],
         payments_ready: bool | Callable[[], bool] = True,
     ) -> HandleResult:
         """Decode, align, update state, score. ``caught_up(kind, partition)`` tells the aligner
-        whether a topic's partition has nothing more to poll; ``payments_ready`` whether the
+        whether a topic's partition has nothing more to poll (``True``/``False``, or an offset
+        of the other topic: its records below it may pass, :meth:`PartitionAligner.release`);
+        ``payments_ready`` whether the
         global reference tables are loaded (a callable is asked once, after the batch is
         decoded, so a caller can find it out meanwhile). ``model`` None holds payments back
         (no model yet).

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -39,6 +39,7 @@ from streaming.collector import LongLived
 from streaming.config import ScorerSettings
 from streaming.confirmed import ConfirmedLabels
 from streaming.devices import ScorerDevices
+from streaming.ends import EndOffsets
 from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
 from streaming.metrics import ScorerMetrics
 from streaming.outputs import OUTPUTS, Outputs
@@ -187,9 +188,10 @@ class _Session:
         # trip no longer blocks the loop)
         self._offsets_probe = KafkaConsumer(**cfg, group_id=None, enable_auto_commit=False)
         self._opened.append(lambda: self._offsets_probe.close(autocommit=False))
-        self._asking = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-offsets")
-        self._opened.append(lambda: self._asking.shutdown(wait=True))
-        self._ends_future: Future[dict[TopicPartition, int]] | None = None
+        asking = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-offsets")
+        self._opened.append(lambda: asking.shutdown(wait=True, cancel_futures=True))
+        self.ends: EndOffsets[TopicPartition] = EndOffsets(
+            self._offsets_probe.end_offsets, asking, self.metrics.end_offset_checks.inc)
         store = CheckpointStore(ckpt_topic, self.outputs.producer, cfg, group=s.group_id)
         self._opened.append(store.close)
         self.consumer = KafkaConsumer(
@@ -216,7 +218,6 @@ class _Session:
         self.last_lag = 0.0
         # the feature state out of the collector's full collections (they walked all of it)
         self.long_lived = LongLived(s.checkpoint_interval_s)
-        self._ends: dict[TopicPartition, int] | None = None
         self._ref_polled = 0.0
 
     def _flush_outputs(self) -> None:
@@ -247,8 +248,7 @@ class _Session:
             self.confirmed.resolve(fresh, self.reference.caught_up())
             self._swap_model()
             batch = self._batch(polled, fresh, t0)
-            self._ends = None
-            self._ask_ends(batch)
+            self._ask_ends(polled, fresh, batch)
             t1 = time.perf_counter()
             result = self.handler.handle(batch, scorer.model, self._caught_up,
                                          self._reference_ready(batch))
@@ -272,7 +272,8 @@ class _Session:
                     "ms": round((t4 - t0) * 1000), "records": len(batch),
                     "scored": len(result.scored), "prepare_ms": round((t1 - t0) * 1000),
                     "handle_ms": round((t2 - t1) * 1000), "emit_ms": round((t3 - t2) * 1000),
-                    "tick_ms": round((t4 - t3) * 1000), "end_offset_waits": self._ends is not None,
+                    "tick_ms": round((t4 - t3) * 1000),
+                    "end_offsets_in_flight": self.ends.in_flight(),
                     "tick_steps_ms": {k: round(v * 1000) for k, v in parts.tick_steps}})
 
     def _poll_wait_ms(self) -> int:
@@ -334,44 +335,42 @@ class _Session:
         return [TopicPartition(self.topics[k], p)
                 for p in self.handler.aligners for k in (PAYMENTS, LOGINS)]
 
-    def _ask_ends(self, batch: list[RawRecord]) -> None:
-        """After a poll that brought records (or with records waiting), ask the log-end
-        offsets on the helper thread; :meth:`_caught_up` waits for the answer only if the
-        aligner needs it. An idle scorer asks nothing."""
-        previous, self._ends_future = self._ends_future, None
-        if previous is not None:
-            previous.cancel()
-        if batch or any(a.buffered() for a in self.handler.aligners.values()):
-            self._ends_future = self._asking.submit(self._offsets_probe.end_offsets,
-                                                    self._input_tps())
+    def _ask_ends(self, polled: dict[TopicPartition, list[Any]], fresh: set[int],
+                  batch: list[RawRecord]) -> None:
+        """After a poll that brought records (or with records held back), ask the log-end
+        offsets on the helper thread, marked with each input partition's position after this
+        poll (:mod:`streaming.ends`). An idle scorer asks nothing."""
+        if not batch and not any(a.buffered() for a in self.handler.aligners.values()):
+            return
+        tps = self._input_tps()
+        marks: dict[TopicPartition, int] = {}
+        for tp in tps:
+            position = self.handler.aligners[tp.partition].consumed(self.kind_of[tp.topic]) or 0
+            records = polled.get(tp)
+            if records and tp.partition not in fresh:
+                position = max(position, records[-1].offset + 1)
+            # records below the last fetch's high-water mark are in the log already too
+            marks[tp] = max(position, self.consumer.highwater(tp) or 0)
+        self.ends.ask(tps, marks)
 
-    def _caught_up(self, kind: str, partition: int) -> bool:
-        """Nothing more to poll from this topic's partition *now*.
+    def _caught_up(self, kind: str, partition: int) -> int:
+        """The offset of the *other* topic's partition below which its held records may pass:
+        this topic's partition has been consumed up to a log-end offset asked after they were
+        polled (:mod:`streaming.ends`; -1: none yet). The loop never waits for an answer.
 
         The high-water mark kafka-python keeps per partition comes from that partition's last
         fetch response, which can be older than the response that delivered the other topic's
         record waiting for this answer (partitions with buffered data sit out of fetches). It
-        is only trusted to say "not caught up"; "caught up" is confirmed with the log-end
-        offsets asked after this iteration's poll (:meth:`_ask_ends`)."""
-        tp = TopicPartition(self.topics[kind], partition)
+        is only trusted to say "not caught up". Some Kafka-protocol brokers answer
+        ListOffsets(latest) with the newest batch's base offset + 1, so the end offset is
+        also compared with the high-water mark: exact on Apache Kafka, safe on those."""
         consumed = self.handler.aligners[partition].consumed(kind)
         if consumed is None:
-            return False
-        hw = self.consumer.highwater(tp)
-        if hw is not None and consumed < hw:
-            return False
-        if self._ends is None:
-            future, self._ends_future = self._ends_future, None
-            if future is None:  # (the probe is only ever used on the helper thread)
-                future = self._asking.submit(self._offsets_probe.end_offsets,
-                                             self._input_tps())
-            self._ends = future.result()
-            self.metrics.end_offset_checks.inc()
-        end = self._ends.get(tp)
-        # Some Kafka-protocol brokers answer ListOffsets(latest) with the newest batch's base
-        # offset + 1: still above ``consumed`` whenever anything new exists, so max() with the
-        # high-water mark is exact on Apache Kafka and safe on those.
-        return end is not None and consumed >= max(end, hw or 0)
+            return -1
+        other = PAYMENTS if kind == LOGINS else LOGINS
+        tp = TopicPartition(self.topics[kind], partition)
+        return self.ends.caught_up_below(tp, consumed, self.consumer.highwater(tp),
+                                         TopicPartition(self.topics[other], partition))
 
     def _emit(self, result: HandleResult) -> None:
         m = self.metrics

@@ -37,6 +37,21 @@ def test_a_head_waits_until_the_other_topic_is_caught_up():
     assert _keys(a.release(lambda k: k == LOGINS)) == ["p5"]
 
 
+def test_a_caught_up_answer_as_an_offset_covers_only_the_heads_below_it():
+    """The scorer's answer may be older than the newest records: it then lets through only
+    what was polled before it was asked (streaming.ends)."""
+    a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
+    for offset in range(4):
+        a.add(PAYMENTS, offset, (float(offset), 1), f"p{offset}")
+    assert _keys(a.release(lambda k: 2 if k == LOGINS else -1)) == ["p0", "p1"]
+    assert a.release(lambda k: 2 if k == LOGINS else -1) == []
+    assert a.release(lambda k: -1) == []
+    assert _keys(a.release(lambda k: 4 if k == LOGINS else -1)) == ["p2", "p3"]
+    a.add(LOGINS, 0, (9.0, 0), "l9")
+    assert a.release(lambda k: 0 if k == PAYMENTS else -1) == []  # offset 0 is not below 0
+    assert _keys(a.release(lambda k: 1 if k == PAYMENTS else -1)) == ["l9"]
+
+
 def test_payments_wait_for_reference_data_but_earlier_logins_go():
     a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
     a.add(LOGINS, 0, (1.0, 0), "l1")
