@@ -4,8 +4,9 @@
 record per payment (key: ``account_id``) whose first fields are the ``payments.scored``
 contract a bank's payment switch reads (``event_id, account_id, ts, score, decision, reasons,
 model_version, scored_at``); the later fields are additive: ``late``, the payment's own
-fields the case store shows (``payment``) and the few features it ranks and classifies with
-(``features``, :data:`STORE_FEATURES`). See docs/INTERFACES.md.
+fields the case store shows (``payment``, with the app's ``on_call`` / ``remote_access`` signals
+written only when reported) and the few features it ranks and classifies with (``features``,
+:data:`STORE_FEATURES`). See docs/INTERFACES.md.
 
 :func:`decode_scored` turns bytes back into a :class:`ScoredPayment` or a
 :class:`~features.events.Rejection` naming the field and the problem. It never raises: any
@@ -59,7 +60,8 @@ STORE_FEATURES: tuple[str, ...] = (
     "account_age_days",
 )
 _STORE_POSITIONS = np.array([FEATURE_INDEX[name] for name in STORE_FEATURES], dtype=np.intp)
-_PAYMENT_OPTIONAL = ("country", "ip", "device_id", "description")
+# written only when not None: absent = not given (for the app signals: not reported, not false)
+_PAYMENT_OPTIONAL = ("country", "ip", "device_id", "description", "on_call", "remote_access")
 
 
 class _ReasonLike(Protocol):
@@ -111,6 +113,9 @@ class ScoredPayment:
     ip: str | None = None
     device_id: str | None = None
     description: str | None = None
+    # the mobile app's device-risk signals: None = not reported (no app session), not False
+    on_call: bool | None = None
+    remote_access: bool | None = None
     # STORE_FEATURES values at scoring time (None = missing)
     features: Mapping[str, float | None] = field(default_factory=dict)
 
@@ -129,7 +134,8 @@ class ScoredPayment:
             counterparty_account=payment.counterparty_account,
             counterparty_bank=payment.counterparty_bank, channel=payment.channel,
             country=payment.country, ip=payment.ip, device_id=payment.device_id,
-            description=payment.description, features=store_features(feature_values),
+            description=payment.description, on_call=payment.on_call,
+            remote_access=payment.remote_access, features=store_features(feature_values),
         )
 
     @property
@@ -292,7 +298,8 @@ def _from_mapping(d: Mapping[str, Any], raw: bytes) -> ScoredPayment | Rejection
         currency=payment.currency, counterparty_account=payment.counterparty_account,
         counterparty_bank=payment.counterparty_bank, channel=payment.channel,
         country=payment.country, ip=payment.ip, device_id=payment.device_id,
-        description=payment.description, features=features,
+        description=payment.description, on_call=payment.on_call,
+        remote_access=payment.remote_access, features=features,
     )
 
 

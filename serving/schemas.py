@@ -101,6 +101,12 @@ class ScoredPayment(BaseModel):
     ip: str | None
     device_id: str | None
     description: str | None
+    on_call: bool | None = Field(description="The bank's app reported a phone call active "
+                                             "during the transfer; null = not reported (no "
+                                             "app session), which is not false")
+    remote_access: bool | None = Field(description="The bank's app reported a remote-access "
+                                                   "or screen-sharing app running during the "
+                                                   "transfer; null = not reported")
     features: dict[str, float | None]
 
 

@@ -506,7 +506,8 @@ def _scored_row(sp: ScoredPayment) -> dict[str, Any]:
         "counterparty_account": sp.counterparty_account,
         "counterparty_bank": sp.counterparty_bank, "channel": sp.channel,
         "country": sp.country, "ip": sp.ip, "device_id": sp.device_id,
-        "description": sp.description,
+        "description": sp.description, "on_call": sp.on_call,
+        "remote_access": sp.remote_access,
         "features": orjson.dumps({k: sp.features[k] for k in KEY_FEATURES
                                   if k in sp.features}).decode(),
     }

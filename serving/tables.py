@@ -58,6 +58,9 @@ scored = Table(
     Column("device_id", String(ID_LEN)),
     Column("description", Text),
     Column("features", Text, nullable=False),  # JSON of the KEY_FEATURES subset
+    # the mobile app's device-risk signals (migration 0006): NULL = not reported, not false
+    Column("on_call", Boolean),
+    Column("remote_access", Boolean),
     Index("ix_scored_account_t", "account_id", "event_t"),
 )
 

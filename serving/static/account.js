@@ -53,14 +53,16 @@ function Overview({ d, thresholds }) {
     <h2>${t("payments")}</h2>
     <div class="table-wrap"><table class="grid compact" id="payments">
       <thead><tr><th>${t("when")}</th><th>${t("direction")}</th><th class="num">${t("amount")}</th>
-        <th>${t("counterparties")}</th><th>${t("score")}</th><th>${t("reasons")}</th></tr></thead>
-      <tbody>${d.payments.slice(0, 30).map((p) => html`<tr>
+        <th>${t("counterparties")}</th><th>${t("score")}</th><th>${t("reasons")}</th>
+        <th>${t("appSignals")}</th></tr></thead>
+      <tbody>${d.payments.slice(0, 30).map((p) => html`<tr data-event-id=${p.event_id}>
         <td class="nowrap">${when(p.ts)}</td>
         <td>${p.direction === "credit" ? "⬇ " + t("paymentIn") : "⬆ " + t("paymentOut")}</td>
         <td class="num">${money(p.amount)} ${p.currency}</td>
         <td><${CounterpartyLink} id=${p.counterparty_account} bank=${p.counterparty_bank} /></td>
         <td class="num">${p.score.toFixed(2)} <${Decision} score=${p.score} thresholds=${thresholds} /></td>
         <td class="small" title=${p.description || ""}>${[...new Set(p.reasons.map((x) => x.text || x.feature))].slice(0, 2).join("; ")}</td>
+        <${AppSignals} p=${p} />
       </tr>`)}</tbody></table></div>
     <h2>${t("logins")}</h2>
     <div class="table-wrap"><table class="grid compact" id="logins">
@@ -71,6 +73,29 @@ function Overview({ d, thresholds }) {
         <td>${l.country !== kyc ? html`<span class="foreign">⚑ ${l.country}</span>` : l.country}</td>
         <td>${l.ip}</td><td>${l.device_id}</td><td>${l.success ? t("ok") : t("failed")}</td>
       </tr>`)}</tbody></table></div>`;
+}
+
+// the bank's app's device-risk signals during the payment: true, false or null (not
+// reported: no app session — branch, API, internet banking, credits), which is not false
+const SIGNALS = [
+  ["on_call", { true: "onCall", false: "noCall", null: "callNotReported" }],
+  ["remote_access", { true: "remoteAccess", false: "noRemoteAccess", null: "remoteNotReported" }],
+];
+
+function AppSignals({ p }) {
+  const value = (name) => (p[name] === true || p[name] === false ? p[name] : null);
+  const data = { "data-on-call": String(value("on_call")),
+    "data-remote-access": String(value("remote_access")) };
+  if (SIGNALS.every(([name]) => value(name) === null)) {
+    return html`<td class="small app-signals" ...${data}>
+      <span class="muted" title=${t("notReportedHelp")}>${t("notReported")}</span></td>`;
+  }
+  return html`<td class="small app-signals" ...${data}>${SIGNALS.map(([name, labels]) => {
+    const v = value(name);
+    return html`<div class=${v === true ? "foreign" : "muted"}
+      title=${v === null ? t("notReportedHelp") : name === "remote_access" ? t("remoteAccessHelp") : ""}
+      >${v === true ? "⚠ " : ""}${t(labels[String(v)])}</div>`;
+  })}</td>`;
 }
 
 function CounterpartyLink({ id, bank }) {

@@ -50,6 +50,12 @@ const LABELS = {
     accountsAbove: "tài khoản", amount: "Số tiền", direction: "Chiều", decision: "Quyết định",
     ip: "IP", device: "Thiết bị", success: "Thành công", failed: "thất bại", ok: "được",
     moneyMoved: "tiền", sharedDevice: "chung thiết bị", sharedIp: "chung IP", hop: "bậc",
+    appSignals: "Tín hiệu ứng dụng", onCall: "đang trong cuộc gọi", noCall: "không có cuộc gọi",
+    callNotReported: "cuộc gọi: không báo", remoteAccess: "có ứng dụng điều khiển từ xa",
+    noRemoteAccess: "không điều khiển từ xa", remoteNotReported: "điều khiển từ xa: không báo",
+    notReported: "ứng dụng không báo",
+    notReportedHelp: "Không có phiên ứng dụng di động (quầy, API, ngân hàng trực tuyến, tiền vào): không báo không có nghĩa là không.",
+    remoteAccessHelp: "Ứng dụng điều khiển từ xa hoặc chia sẻ màn hình (AnyDesk, TeamViewer, UltraViewer…) đang chạy khi chuyển tiền",
   },
   en: {
     title: "Cảnh Giác — high-risk accounts", login: "Sign in", key: "API key",
@@ -101,6 +107,12 @@ const LABELS = {
     accountsAbove: "accounts", amount: "Amount", direction: "Direction", decision: "Decision",
     ip: "IP", device: "Device", success: "Success", failed: "failed", ok: "ok",
     moneyMoved: "money", sharedDevice: "shared device", sharedIp: "shared IP", hop: "hop",
+    appSignals: "App signals", onCall: "on a call", noCall: "no call",
+    callNotReported: "call: not reported", remoteAccess: "remote-access app running",
+    noRemoteAccess: "no remote access", remoteNotReported: "remote access: not reported",
+    notReported: "not reported by the app",
+    notReportedHelp: "No mobile-app session (branch, API, internet banking, money in): not reported does not mean no.",
+    remoteAccessHelp: "A remote-access or screen-sharing app (AnyDesk, TeamViewer, UltraViewer…) running during the transfer",
   },
 };
 

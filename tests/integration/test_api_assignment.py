@@ -151,7 +151,7 @@ def test_migration_0004_turns_key_named_assignments_into_users(store_url):
             rows = conn.execute(select(T.case_assignments).order_by(
                 T.case_assignments.c.case_id)).all()
             revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-        assert revision == head() == "0005"
+        assert revision == head() == "0006"
         assert [(r.assignee, r.assigned_by, r.assigned_by_key) for r in rows] == [
             ("nguyen.an", "tran.binh", "sup-key"), ("someone-gone", "tran.binh", "sup-key")]
     finally:

@@ -1,6 +1,7 @@
 """The case store's database, on SQLite and on a real PostgreSQL (issue 17): transitions and
 case creation that hold under concurrency, identifiers as long as the event contract allows,
-schema migrations from an empty database and from the pre-migration schema, private files."""
+schema migrations from an empty database, from the pre-migration schema and from 0005 (the app
+signals of stored payments stay unknown), private files."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, insert, inspect, select, text
@@ -20,7 +22,7 @@ from canhgiac.cli import main
 from serving import casedb
 from serving import tables as T
 from serving.cases import TransitionError
-from serving.migrate import head
+from serving.migrate import _config, head
 from serving.reads import RiskFilter
 from serving.store import CaseStore
 from tests.integration.test_api_support import BASE, account, login, make_api, scored, seed
@@ -171,7 +173,7 @@ def test_an_empty_database_is_migrated_to_the_model(store_url):
     s = CaseStore(store_url)
     try:
         tables, revision = _tables(store_url)
-        assert revision == head() == "0005"
+        assert revision == head() == "0006"
         assert {"cases", "audit", "api_keys", "alembic_version"} <= tables
         with s.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(
@@ -228,6 +230,47 @@ def test_the_pre_migration_schema_is_upgraded_with_its_data(store_url):
                 T.meta.c.key == "version")).scalar() == 4  # kept (+1: the start-up write)
     finally:
         store.close()
+
+
+def test_migration_0006_leaves_stored_payments_not_reported(store_url):
+    engine = create_engine(store_url)
+    with engine.begin() as conn:  # a store at 0005, with scored payments in it
+        command.upgrade(_config(conn), "0005")
+    with engine.begin() as conn:  # the row as 0005 knew it (no app-signal columns)
+        conn.exec_driver_sql(
+            "INSERT INTO scored (event_id, account_id, event_t, score, decision, reasons, "
+            "model_version, scored_at, direction, amount, currency, counterparty_account, "
+            "counterparty_bank, channel, features) VALUES "
+            + ", ".join(f"('old-{i}', 'acc-0', {i}.0, 0.5, 'review', '[]', '7', {i}.5, "
+                        "'debit', 1000.0, 'VND', 'cp', 'VCB', 'mobile', '{}')"
+                        for i in range(3)))
+    engine.dispose()
+    store = CaseStore(store_url)  # opening upgrades to head
+    try:
+        assert _tables(store_url)[1] == head() == "0006"
+        store.write_scored([scored("new-1", "acc-0", 0.7, BASE, on_call=True,
+                                   remote_access=False)])
+        with store.read() as conn:
+            rows = conn.execute(select(T.scored.c.event_id, T.scored.c.on_call,
+                                       T.scored.c.remote_access).order_by(
+                T.scored.c.event_id)).all()
+        assert [tuple(r) for r in rows] == [
+            ("new-1", True, False), *((f"old-{i}", None, None) for i in range(3))]
+        payments = {p["event_id"]: p for p in store.account_detail("acc-0")["payments"]}
+        assert [(p["on_call"], p["remote_access"]) for _, p in sorted(payments.items())] == [
+            (True, False), (None, None), (None, None), (None, None)]
+    finally:
+        store.close()
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:  # and back: the columns go, the rows stay
+            command.downgrade(_config(conn), "0005")
+        with engine.connect() as conn:
+            names = {c["name"] for c in inspect(conn).get_columns("scored")}
+            count = conn.exec_driver_sql("SELECT count(*) FROM scored").scalar()
+        assert not names & {"on_call", "remote_access"} and count == 4
+    finally:
+        engine.dispose()
 
 
 def test_canhgiac_db_upgrade_and_concurrent_starts(store_url, monkeypatch, capsys):

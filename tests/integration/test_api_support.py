@@ -23,7 +23,8 @@ def scored(event_id: str, account_id: str, score: float, t: datetime, *,
            direction: str = "credit", amount: float = 5_000_000.0,
            description: str | None = "chuyển tiền học phí tháng 3",
            features: dict[str, float] | None = None, country: str | None = "VN",
-           counterparty: str = "0123456789") -> dict[str, Any]:
+           counterparty: str = "0123456789", on_call: bool | None = None,
+           remote_access: bool | None = None) -> dict[str, Any]:
     vector = dict.fromkeys(FEATURE_NAMES, 0.0)
     vector.update(features or {})
     payment = {
@@ -36,6 +37,9 @@ def scored(event_id: str, account_id: str, score: float, t: datetime, *,
         payment["country"] = country
     if description:
         payment["description"] = description
+    for name, flag in (("on_call", on_call), ("remote_access", remote_access)):
+        if flag is not None:  # absent = not reported by the app
+            payment[name] = flag
     return {
         "event_id": event_id, "account_id": account_id, "ts": t.isoformat(), "score": score,
         "decision": "hold" if score >= 0.8 else "review" if score >= 0.5 else "allow",

@@ -56,7 +56,7 @@ def test_round_trip_and_the_switch_fields_are_unchanged():
 
 def test_of_builds_from_the_scorer_objects():
     p = Payment("p-9", T0, "acc-9", "credit", 10.0, "VND", "cp", "BIDV", "atm",
-                session_id="s", ip="1.2.3.4")
+                session_id="s", ip="1.2.3.4", on_call=True, remote_access=False)
     values = [float("nan")] * len(FEATURE_NAMES)
     values[FEATURE_NAMES.index("is_business")] = 1.0
     sp = ScoredPayment.of(p, score=0.5, decision="review",
@@ -65,7 +65,53 @@ def test_of_builds_from_the_scorer_objects():
     assert sp.features["is_business"] == 1.0 and sp.features["is_debit"] is None
     assert set(sp.features) == set(STORE_FEATURES)
     assert sp.reasons == (ScoreReason("is_business", 1.0, None, "doanh nghiệp"),)
+    assert (sp.on_call, sp.remote_access) == (True, False)
     assert decode_scored(sp.to_json()) == sp
+    quiet = ScoredPayment.of(Payment("p-8", T0, "acc-9", "credit", 10.0, "VND", "cp", "BIDV",
+                                     "atm"), score=0.1, decision="allow", reasons=[],
+                             model_version="3", scored_at=T0, late=False, feature_values=values)
+    assert (quiet.on_call, quiet.remote_access) == (None, None)
+
+
+SIGNALS = ("on_call", "remote_access")
+
+
+@pytest.mark.parametrize("on_call", [True, False, None])
+@pytest.mark.parametrize("remote_access", [True, False, None])
+def test_app_signals_round_trip_in_three_states(on_call, remote_access):
+    sp = sample(on_call=on_call, remote_access=remote_access)
+    raw = sp.to_json()
+    d = json.loads(raw)
+    for name, value in zip(SIGNALS, (on_call, remote_access), strict=True):
+        # reported: the JSON boolean inside `payment`; not reported: absent (a small record)
+        assert d["payment"].get(name, "absent") == ("absent" if value is None else value)
+        assert name not in d
+    assert list(d)[:8] == ["event_id", "account_id", "ts", "score", "decision", "reasons",
+                           "model_version", "scored_at"]
+    back = decode_scored(raw)
+    assert back == sp and (back.on_call, back.remote_access) == (on_call, remote_access)
+    for name in SIGNALS:  # an explicit null is "not reported" too
+        d["payment"][name] = d["payment"].get(name)
+    nulls = decode_scored(json.dumps(d).encode())
+    assert nulls == sp
+
+
+def test_a_record_of_before_the_signals_reads_as_not_reported():
+    d = json.loads(sample(on_call=True, remote_access=True).to_json())
+    for name in SIGNALS:
+        del d["payment"][name]
+    out = decode_scored(json.dumps(d).encode())
+    assert isinstance(out, ScoredPayment) and (out.on_call, out.remote_access) == (None, None)
+
+
+@pytest.mark.parametrize("name", SIGNALS)
+@pytest.mark.parametrize("value", ["true", "false", 1, 0, 1.0, [], {}, [True], ""])
+def test_app_signals_that_are_not_booleans_are_rejected_with_the_field(name, value):
+    d = json.loads(sample(on_call=False, remote_access=False).to_json())
+    d["payment"][name] = value
+    out = decode_scored(json.dumps(d).encode())
+    assert isinstance(out, Rejection) and out.field == f"payment.{name}", out
+    assert "boolean" in out.reason
 
 
 def test_the_store_and_the_contract_share_one_feature_list():
@@ -125,10 +171,11 @@ JSON_VALUES = st.recursive(
 @given(path=st.lists(st.sampled_from(
     ["event_id", "account_id", "ts", "score", "decision", "reasons", "model_version",
      "scored_at", "late", "payment", "features", "amount", "channel", "is_debit", 0,
-     "feature", "value"]), min_size=1, max_size=3), value=JSON_VALUES,
+     "feature", "value", "on_call", "remote_access"]), min_size=1, max_size=3),
+    value=JSON_VALUES,
     drop=st.booleans(), dup=st.booleans())
 def test_mutated_valid_records_never_raise(path, value, drop, dup):
-    d = json.loads(sample().to_json())
+    d = json.loads(sample(on_call=True, remote_access=False).to_json())
     node = d
     for key in path[:-1]:
         nxt = node.get(key) if isinstance(node, dict) else (
@@ -153,6 +200,57 @@ def test_mutated_valid_records_never_raise(path, value, drop, dup):
     if isinstance(out, ScoredPayment):
         assert 0.0 <= out.score <= 1.0 and math.isfinite(out.amount)
         assert decode_scored(out.to_json()) == out  # anything accepted re-encodes identically
+
+
+ABSENT = object()
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(name=st.sampled_from(SIGNALS), value=st.just(ABSENT) | JSON_VALUES, top=st.booleans())
+def test_any_value_of_an_app_signal_decodes_or_is_rejected_never_raises(name, value, top):
+    d = json.loads(sample(on_call=True, remote_access=False).to_json())
+    where = d if top else d["payment"]  # at the top level it is an unknown field: ignored
+    if value is ABSENT:
+        where.pop(name, None)
+    else:
+        where[name] = value
+    try:
+        raw = json.dumps(d, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    except ValueError:  # a lone surrogate: not JSON text
+        return
+    out = decode_scored(raw)
+    if not _parseable(value):  # the JSON parser refuses the record before any field
+        assert isinstance(out, Rejection) and out.field == "", out
+    elif top:
+        assert isinstance(out, ScoredPayment) and (out.on_call, out.remote_access) == (
+            True, False)
+    elif value is ABSENT or value is None or type(value) is bool:
+        assert isinstance(out, ScoredPayment), out
+        assert getattr(out, name) is (None if value is ABSENT else value)
+        assert decode_scored(out.to_json()) == out
+    else:
+        assert isinstance(out, Rejection) and out.field == f"payment.{name}", out
+
+
+def _parseable(value: object) -> bool:
+    """Whether the record's JSON parser takes ``value`` (it refuses integers beyond 64 bits
+    text that is not UTF-8 — a lone surrogate — and Python's Infinity before looking at any
+    field)."""
+    if type(value) is int:
+        return -(2**63) <= value < 2**64
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(_parseable(v) for v in value)
+    if isinstance(value, dict):
+        return all(_parseable(k) and _parseable(v) for k, v in value.items())
+    return True
 
 
 def test_model_info_round_trip_and_rejections():
