@@ -65,10 +65,17 @@ class EndOffsets(Generic[P]):
     def caught_up_below(self, other: P, consumed: int, hw: int | None, waiting: P) -> int:
         """The offset of partition ``waiting`` below which its records may pass, given that
         partition ``other`` has been consumed up to ``consumed`` (``hw``: ``other``'s high-water
-        mark from its last fetch). -1: none yet. Raises what the last question raised."""
+        mark from its last fetch; None: no fetch answered since it was assigned). -1: none yet.
+        Raises what the last question raised.
+
+        Some Kafka-protocol brokers answer ListOffsets(latest) with the newest batch's base
+        offset + 1, below the true end; the high-water mark covers that, so without one (just
+        after an assignment) nothing passes: an answer asked before a restore could otherwise
+        be met by the restore offset alone."""
         self._collect()
-        floor = hw or 0
-        if consumed < floor:  # the last fetch already showed more
+        if hw is None:
+            return -1
+        if consumed < hw:  # the last fetch already showed more
             return -1
         for ends, marks in reversed(self._answers):  # newest first: the widest mark
             end = ends.get(other)

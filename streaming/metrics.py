@@ -67,8 +67,8 @@ class ScorerMetrics:
                                     "Seconds since the last durable checkpoint was written or "
                                     "found still exact", registry=r)
         self.end_offset_checks = Counter(
-            "canhgiac_scorer_end_offset_checks", "Log-end offset answers (ListOffsets) the aligner received",
-            registry=r)
+            "canhgiac_scorer_end_offset_checks",
+            "Log-end offset answers (ListOffsets) the aligner received", registry=r)
         self.checkpoints_ignored = Counter(
             "canhgiac_scorer_checkpoints_ignored",
             "Checkpoints not usable (another feature version, corrupt): state rebuilt",

@@ -370,6 +370,8 @@ def build(rows: Replayed, labels: Sequence[Label], truth: pd.DataFrame | None,
     train = (rows.t >= w.train_start) & (rows.t < w.train_end) & (y_fit != UNKNOWN)
     valid = (rows.t >= w.train_end) & (rows.t < w.valid_end) & (y_fit != UNKNOWN)
     test = (rows.t >= w.cutoff) & (rows.t <= w.end)
+    in_fit = (rows.t >= w.train_start) & (rows.t < w.valid_end)
+    label_stats["rows_left_out"] = int((in_fit & (y_fit == UNKNOWN)).sum())  # of fitting
 
     if truth is not None:
         y_eval, typ = _truth_arrays(rows, truth)
@@ -396,10 +398,11 @@ def build(rows: Replayed, labels: Sequence[Label], truth: pd.DataFrame | None,
         "eval_source": source, **label_stats, "windows": w.as_dict(),
     }
     if truth is not None:
-        # how well the labels known at the cut-off cover the truth in the fitting windows
-        fit = train | valid
+        # how well the labels known at the cut-off cover the truth in the fitting windows (the
+        # rows a listing left out count as not covered: they are not positives in fitting)
+        fit = in_fit
         summary["fit_label_recall_vs_truth"] = float(
-            (y_fit[fit] & y_eval[fit]).sum() / max(1, y_eval[fit].sum()))
+            ((y_fit[fit] == 1) & (y_eval[fit] == 1)).sum() / max(1, y_eval[fit].sum()))
     for name in ("n_train_positive", "n_valid_positive", "n_test_positive"):
         if summary[name] == 0:
             raise DatasetError(f"no positive examples in the {name.split('_')[1]} window "
