@@ -149,6 +149,11 @@ class WatchEntry:
         """The compacted topic's key: ``bank/account``."""
         return f"{self.bank}/{self.account}"
 
+    def in_force(self, t: float) -> bool:
+        """Listed at epoch seconds ``t``: from ``listed_at`` until ``delisted_at`` (exclusive)."""
+        return self.listed_at.timestamp() <= t and (
+            self.delisted_at is None or t < self.delisted_at.timestamp())
+
 
 @dataclass(frozen=True, slots=True)
 class ConfirmedPayment:

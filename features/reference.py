@@ -482,8 +482,7 @@ class ReferenceData:
         if risk is None:
             return None
         for w in risk.watch:
-            if w.listed_at.timestamp() <= t and (
-                    w.delisted_at is None or t < w.delisted_at.timestamp()):
+            if w.in_force(t):
                 return w
         return None
 

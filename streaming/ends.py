@@ -73,9 +73,7 @@ class EndOffsets(Generic[P]):
         after an assignment) nothing passes: an answer asked before a restore could otherwise
         be met by the restore offset alone."""
         self._collect()
-        if hw is None:
-            return -1
-        if consumed < hw:  # the last fetch already showed more
+        if hw is None or consumed < hw:  # no fetch yet, or the last one showed more
             return -1
         for ends, marks in reversed(self._answers):  # newest first: the widest mark
             end = ends.get(other)

@@ -223,10 +223,9 @@ class Handler:
         """Decode, align, update state, score. ``caught_up(kind, partition)`` tells the aligner
         whether a topic's partition has nothing more to poll (``True``/``False``, or an offset
         of the other topic: its records below it may pass, :meth:`PartitionAligner.release`);
-        ``payments_ready`` whether the
-        global reference tables are loaded (a callable is asked once, after the batch is
-        decoded, so a caller can find it out meanwhile). ``model`` None holds payments back
-        (no model yet).
+        ``payments_ready`` whether the global reference tables are loaded (a callable is asked
+        once, after the batch is decoded, so a caller can find it out meanwhile). ``model``
+        None holds payments back (no model yet).
         """
         result = HandleResult()
         self._buffer(batch, result)

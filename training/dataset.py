@@ -259,8 +259,8 @@ def label_rows(rows: Replayed, labels: Sequence[Label], as_of: float,
     for entry in watchlist:
         idx = by_account.get(entry.account)
         listed = entry.listed_at.timestamp()
-        if (idx is None or listed > as_of or cleared.get(entry.account, -math.inf) >= listed
-                or (entry.delisted_at is not None and entry.delisted_at.timestamp() <= as_of)):
+        if (idx is None or not entry.in_force(as_of)
+                or cleared.get(entry.account, -math.inf) >= listed):
             continue
         stats["watchlist_labels_used"] += 1
         t = rows.t[idx]  # reported activity wins over another listing's unknown
