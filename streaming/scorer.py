@@ -39,8 +39,7 @@ from streaming.collector import LongLived
 from streaming.config import ScorerSettings
 from streaming.confirmed import ConfirmedLabels
 from streaming.devices import ScorerDevices
-from streaming.ends import EndOffsets, FetchedEnds
-from streaming.fetch_hooks import watch_fetches
+from streaming.ends import EndOffsets
 from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
 from streaming.metrics import ScorerMetrics
 from streaming.outputs import OUTPUTS, Outputs
@@ -203,9 +202,6 @@ class _Session:
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._opened.append(lambda: self.consumer.close(autocommit=False))
-        # and the consumer's own fetch responses answer too, a round trip sooner
-        self.fetched: FetchedEnds[TopicPartition] = FetchedEnds()
-        watch_fetches(self.consumer, self.fetched)
         self.partitions: Partitions = Partitions(
             s, self.consumer, self.handler, self.ref, store, self.topics, self.metrics,
             flush_outputs=self._flush_outputs, commit_reference=self.reference.commit_dead_lettered,
@@ -360,9 +356,7 @@ class _Session:
     def _caught_up(self, kind: str, partition: int) -> int:
         """The offset of the *other* topic's partition below which its held records may pass:
         this topic's partition has been consumed up to a log-end offset asked after they were
-        polled (:mod:`streaming.ends`; -1: none yet), or a fetch response whose request was
-        created after they were known to be in the log (:class:`streaming.ends.FetchedEnds`,
-        usually the next fetch). The loop never waits for an answer.
+        polled (:mod:`streaming.ends`; -1: none yet). The loop never waits for an answer.
 
         The high-water mark kafka-python keeps per partition comes from that partition's last
         fetch response, which can be older than the response that delivered the other topic's
@@ -375,10 +369,8 @@ class _Session:
             return -1
         other = PAYMENTS if kind == LOGINS else LOGINS
         tp = TopicPartition(self.topics[kind], partition)
-        hw = self.consumer.highwater(tp)
-        waiting = TopicPartition(self.topics[other], partition)
-        return max(self.fetched.caught_up_below(tp, consumed, hw, waiting),
-                   self.ends.caught_up_below(tp, consumed, hw, waiting))
+        return self.ends.caught_up_below(tp, consumed, self.consumer.highwater(tp),
+                                         TopicPartition(self.topics[other], partition))
 
     def _emit(self, result: HandleResult) -> None:
         m = self.metrics
