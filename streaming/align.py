@@ -18,9 +18,7 @@ The rule (one :class:`PartitionAligner` per partition number ``p``):
   it may pass (``True``: every head may pass; ``False``: none). The caller's answer may come
   from an older log-end offset than the newest: it then covers only the heads polled before
   it was asked (``streaming.ends``);
-* payments are additionally held until the global ``labels``/``accounts`` tables are caught up
-  *for them* (``payments_ready``: an offset below which they may pass,
-  ``streaming.reference.ReadyPayments``).
+* payments are additionally held until the global ``labels``/``accounts`` tables are caught up.
 
 Released events therefore follow a merge of the two offset-ordered sequences that depends only
 on the data in the log, not on batching, as long as the log itself is ordered. Its limit: a
@@ -86,25 +84,23 @@ class PartitionAligner(Generic[T]):
         return len(self._queues[PAYMENTS]) + len(self._queues[LOGINS])
 
     def release(
-        self, caught_up: Callable[[str], bool | int], payments_ready: bool | int = True
+        self, caught_up: Callable[[str], bool | int], payments_ready: bool = True
     ) -> list[Pending[T]]:
         """Release every record whose turn has come, in merged event-time order.
 
         ``caught_up(kind)``: that topic's partition has nothing more to poll for the other
         topic's heads below the returned offset (``True``: for all of them, ``False``: none).
-        ``payments_ready``: the global reference tables are caught up for the payments below
-        this offset (``True``: all of them, ``False``: none).
+        ``payments_ready``: the global reference tables are caught up.
         """
         pq, lq = self._queues[PAYMENTS], self._queues[LOGINS]
         out: list[Pending[T]] = []
-        ready_below = _bound(payments_ready)
         logins_done: int | None = None  # payments below this offset may pass without logins
         payments_done: int | None = None  # and logins below this one without payments
         while pq or lq:
             if pq and lq:
                 if lq[0].key <= pq[0].key:
                     out.append(lq.popleft())
-                elif pq[0].offset < ready_below:
+                elif payments_ready:
                     out.append(pq.popleft())
                 else:
                     break
@@ -117,7 +113,7 @@ class PartitionAligner(Generic[T]):
             else:
                 if logins_done is None:
                     logins_done = _bound(caught_up(LOGINS))
-                if pq[0].offset >= ready_below or pq[0].offset >= logins_done:
+                if not payments_ready or pq[0].offset >= logins_done:
                     break
                 out.append(pq.popleft())
         return out

@@ -218,17 +218,20 @@ class Handler:
         batch: Sequence[RawRecord],
         model: ActiveModel | None,
         caught_up: Callable[[str, int], bool | int],
-        payments_ready: bool | Callable[[int], bool | int] = True,
+        payments_ready: bool | Callable[[], bool] = True,
     ) -> HandleResult:
         """Decode, align, update state, score. ``caught_up(kind, partition)`` tells the aligner
         whether a topic's partition has nothing more to poll (``True``/``False``, or an offset
         of the other topic: its records below it may pass, :meth:`PartitionAligner.release`);
-        ``payments_ready`` whether the global reference tables are loaded for the payments
-        (a callable is asked per partition and may answer with an offset: the payments below
-        it may pass). ``model`` None holds payments back (no model yet).
+        ``payments_ready`` whether the global reference tables are loaded (a callable is asked
+        once, after the batch is decoded, so a caller can find it out meanwhile). ``model``
+        None holds payments back (no model yet).
         """
         result = HandleResult()
         self._buffer(batch, result)
+        if callable(payments_ready):
+            payments_ready = payments_ready()
+        ready = payments_ready and model is not None
         payments: list[Payment] = []
         vectors: list[FeatureVector] = []
         meta: list[tuple[bool, RawRecord, float]] = []
@@ -238,9 +241,6 @@ class Handler:
                 continue
             engine = self.engines[p]
             quiet_until = self.emit_from.get(p, -1)
-            ready: bool | int = False
-            if model is not None:
-                ready = payments_ready(p) if callable(payments_ready) else payments_ready
             released = aligner.release(functools.partial(_caught_up_in, caught_up, p), ready)
             released_at = time.perf_counter()
             if released:

@@ -6,18 +6,14 @@ feeds one shared :class:`~features.engine.ReferenceData`. ``caught_up()`` says w
 everything up to the high-water marks has been applied: the aligner holds payments back until
 then, so a payment never sees reference data that an uninterrupted scorer would have had.
 The high-water marks the client knows come from this reader's last fetch, which can be older
-than a payment just polled: the log-end offsets are asked *after* the payment's poll
-(:class:`ReadyPayments`, on a helper thread, never waited for), so that a payment is scored only
-after every account profile and label produced before it was polled.
+than a payment just polled: :meth:`confirm` asks the log-end offsets *now*, so that a payment is
+scored only after every account profile and label produced before it was polled.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Mapping
-from concurrent.futures import Executor, Future
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -156,91 +152,15 @@ class ReferenceReader:
                      extra={"labels": self.labels, "accounts": self.accounts})
         return True
 
-    def end_offsets(self) -> dict[TopicPartition, int]:
-        """Ask the tables' log-end offsets now (one ListOffsets request, on the probe's own
-        connection; safe to call from a helper thread while the loop goes on)."""
-        return dict(self._probe.end_offsets(self._tps))
-
-    def require(self, ends: Mapping[TopicPartition, int]) -> None:
-        """Until everything up to ``ends`` is applied, :meth:`caught_up` is False."""
-        for tp, end in ends.items():
-            if end is not None and end > self._required.get(tp, -1):
-                self._required[tp] = end
-
     def confirm(self) -> bool:
-        """Ask the log-end offsets now and say whether everything up to them is applied;
-        until it is, :meth:`caught_up` is False."""
-        self.require(self.end_offsets())
+        """Ask the log-end offsets now (one ListOffsets request) and say whether everything up
+        to them is applied; until it is, :meth:`caught_up` is False."""
+        ends = self._probe.end_offsets(self._tps)
+        for tp, end in ends.items():
+            if end is not None and end > self._required[tp]:
+                self._required[tp] = end
         return self.caught_up()
 
     def close(self) -> None:
         self._probe.close(autocommit=False)
         self._consumer.close(autocommit=False)
-
-
-MAX_IN_FLIGHT = 2  # log-end questions asked and not answered yet (a third would only queue)
-
-
-class Tables(Protocol):
-    """What :class:`ReadyPayments` needs of a :class:`ReferenceReader`."""
-
-    def end_offsets(self) -> Mapping[TopicPartition, int]: ...
-
-    def require(self, ends: Mapping[TopicPartition, int]) -> None: ...
-
-    def caught_up(self) -> bool: ...
-
-
-class ReadyPayments:
-    """Which held payments the reference tables are ready for, without waiting for an answer.
-
-    After a poll that brought payments (or with payments held), the tables' log-end offsets
-    are asked on a helper thread, marked with each payments partition's position after that
-    poll. Once an answer is back, the reader must apply everything up to it
-    (:meth:`ReferenceReader.require`); when it has, the payments below the answer's marks may
-    pass: every profile, label or listing produced before them was in the log when the question
-    was asked. The loop never blocks on the round trip: the answer usually comes back while the
-    next poll waits, and the payment waits for that poll anyway for its logins
-    (:mod:`streaming.ends`). Before this, the loop waited for each answer inside the batch:
-    27 % of the main thread's time at 1,000 payments/s in py-spy.
-
-    ``ask`` runs on ``executor``; :meth:`ask`, :meth:`update` and :meth:`below` on the loop.
-    """
-
-    def __init__(self, reader: Tables, executor: Executor) -> None:
-        self._reader = reader
-        self._executor = executor
-        self._in_flight: deque[tuple[Future[Mapping[TopicPartition, int]], dict[int, int]]] = (
-            deque())
-        self._answered: list[dict[int, int]] = []  # marks whose answer is required, not met
-        self._ready: dict[int, int] = {}  # partition -> payments below this offset may pass
-
-    def ask(self, marks: dict[int, int]) -> bool:
-        """Ask the log-end offsets; ``marks``: each payments partition's position after the
-        poll just made. False when enough questions are in flight (a later one covers these)."""
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            return False
-        self._in_flight.append((self._executor.submit(self._reader.end_offsets), marks))
-        return True
-
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
-    def update(self) -> None:
-        """Take the answers that are back; once the reader has applied everything up to them,
-        their marks become ready. Raises what a question raised (the session restarts, as a
-        blocking call did)."""
-        while self._in_flight and self._in_flight[0][0].done():
-            future, marks = self._in_flight.popleft()
-            self._reader.require(future.result())
-            self._answered.append(marks)
-        if self._answered and self._reader.caught_up():
-            for marks in self._answered:
-                for p, offset in marks.items():
-                    if offset > self._ready.get(p, -1):
-                        self._ready[p] = offset
-            self._answered.clear()
-
-    def below(self, partition: int) -> int:
-        """Payments of ``partition`` below this offset may pass (-1: none yet)."""
-        return self._ready.get(partition, -1)

@@ -2,8 +2,7 @@
 
 The loop (:meth:`_Session.run`), one iteration:
 
-    poll → assignments (restore/seek) → reference tables (and their log-end answers back)
-         → confirmed labels → model swap → ask log-end offsets (in the background)
+    poll → assignments (restore/seek) → reference tables → confirmed labels → model swap
          → Handler.handle (decode, align, update state, score one matrix)
          → emit (payments.scored / alerts / payments.dlq) → checkpoint if due → lag
 
@@ -45,7 +44,7 @@ from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
 from streaming.metrics import ScorerMetrics
 from streaming.outputs import OUTPUTS, Outputs
 from streaming.partitions import Partitions
-from streaming.reference import ReadyPayments, ReferenceReader
+from streaming.reference import ReferenceReader
 from streaming.reload import ModelProvider, ModelWatcher
 from streaming.topics import GLOBAL_TOPICS, ensure_topics_with, warn_if_not_compacted
 
@@ -181,10 +180,9 @@ class _Session:
         )
         self._opened.append(self.reference.close)
         self.confirmed = ConfirmedLabels(self.ref, self.handler, self.metrics)
-        # the tables' log-end offsets are asked here after each poll; the loop never waits
-        confirming = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-reference")
-        self._opened.append(lambda: confirming.shutdown(wait=True, cancel_futures=True))
-        self.ready = ReadyPayments(self.reference, confirming)
+        # the reader's log-end offset request runs here while the loop decodes (its only user)
+        self._confirming = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-reference")
+        self._opened.append(lambda: self._confirming.shutdown(wait=True))
         # the aligner's log-end offsets are asked on their own connection and thread right
         # after each poll that brought records, while the batch decodes (a ListOffsets round
         # trip no longer blocks the loop)
@@ -246,15 +244,14 @@ class _Session:
             fresh = parts.apply_assignments() if parts.pending else set()
             if fresh:
                 self.long_lived.after_restore()
-            self.ready.update()  # answers back: the reader must apply up to them...
             ref_dead = self._poll_reference()
-            self.ready.update()  # ...and their payments pass once it has
             self.confirmed.resolve(fresh, self.reference.caught_up())
             self._swap_model()
             batch = self._batch(polled, fresh, t0)
             self._ask_ends(polled, fresh, batch)
             t1 = time.perf_counter()
-            result = self.handler.handle(batch, scorer.model, self._caught_up, self.ready.below)
+            result = self.handler.handle(batch, scorer.model, self._caught_up,
+                                         self._reference_ready(batch))
             result.dead_letters.extend(ref_dead)
             t2 = time.perf_counter()
             self._emit(result)
@@ -300,6 +297,17 @@ class _Session:
         self.metrics.set_model(new_model.version)
         self.metrics.model_reloads.inc()
 
+    def _reference_ready(self, batch: list[RawRecord]) -> bool | Callable[[], bool]:
+        """May payments be released: the reference tables hold everything produced before the
+        payments polled so far. After a poll that brought payments, the reference topics'
+        log-end offsets are asked (one request, on a helper thread while the handler decodes
+        the batch: the answer is a callable that waits for it), and payments wait until the
+        reader has applied everything up to them."""
+        for r in batch:
+            if r.kind == PAYMENTS:
+                return self._confirming.submit(self.reference.confirm).result
+        return self.reference.caught_up()
+
     def _poll_reference(self) -> list[Any]:
         """Every iteration while behind; then every REFERENCE_POLL_S (a poll costs a round trip
         to kafka-python's IO thread). Returns the rejects, for the dead letters."""
@@ -344,9 +352,6 @@ class _Session:
             # records below the last fetch's high-water mark are in the log already too
             marks[tp] = max(position, self.consumer.highwater(tp) or 0)
         self.ends.ask(tps, marks)
-        # and the reference tables' ends, for the payments polled so far
-        self.ready.ask({tp.partition: mark for tp, mark in marks.items()
-                        if self.kind_of[tp.topic] == PAYMENTS})
 
     def _caught_up(self, kind: str, partition: int) -> int:
         """The offset of the *other* topic's partition below which its held records may pass:

@@ -61,21 +61,6 @@ def test_payments_wait_for_reference_data_but_earlier_logins_go():
     assert _keys(a.release(_always, payments_ready=True)) == ["p2", "l3"]
 
 
-def test_reference_readiness_as_an_offset_lets_only_the_payments_below_it_pass():
-    """The reference tables' answer covers the payments polled before it was asked
-    (streaming.reference.ReadyPayments); logins never wait for it."""
-    a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
-    a.add(PAYMENTS, 0, (1.0, 1), "p1")
-    a.add(PAYMENTS, 1, (2.0, 1), "p2")
-    a.add(LOGINS, 0, (3.0, 0), "l3")
-    a.add(PAYMENTS, 2, (4.0, 1), "p4")
-    assert a.release(_always, payments_ready=0) == []  # offset 0 is not below 0
-    assert _keys(a.release(_always, payments_ready=1)) == ["p1"]
-    assert _keys(a.release(_always, payments_ready=2)) == ["p2", "l3"]
-    assert a.release(_always, payments_ready=2) == []  # the last head alone: still not ready
-    assert _keys(a.release(_always, payments_ready=3)) == ["p4"]
-
-
 def test_resume_offsets_point_at_the_first_unapplied_record():
     a: PartitionAligner[str] = PartitionAligner(0, 7, None)
     assert a.resume_offsets() == {PAYMENTS: 7, LOGINS: None}
