@@ -22,7 +22,10 @@
    the event-time alignment released the payment (all its inputs polled: decode of the rest
    of the batch, features, model, encode, send), which does not depend on the broker; the
    rest of poll → send is the payment waiting in the alignment for the logins topic to be
-   polled up to its time, or for the reference tables, which does.
+   polled up to its time, or for the reference tables, which does. ``held_for_{logins,
+   reference}_mean_ms_*`` split that wait by what the held payments waited for (the scorer's
+   ``canhgiac_scorer_held_payment_seconds_total``, counted from one loop iteration to the
+   next, per payment of the run).
 5. Loop stalls: the scorer restores 100,000 accounts of state (synthetic checkpoints) and scores
    the paced stream at 3,000/s while it checkpoints every 5 s; the longest loop iteration,
    target <= 50 ms.
@@ -390,6 +393,11 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
             "checkpoints": metric(port, "canhgiac_scorer_checkpoints_total")
             - metric_in(start_text, "canhgiac_scorer_checkpoints_total"),
         }
+        # what held payments waited for, in payment-seconds (streaming.align.waiting_for)
+        for why in ("logins", "reference"):
+            name, label = "canhgiac_scorer_held_payment_seconds_total", f'{{waiting_for="{why}"}}'
+            in_process[f"held_{why}"] = (metric_in(text, name, label)
+                                         - metric_in(start_text, name, label))
     finally:
         producer.join(timeout=60)
         proc.send_signal(signal.SIGTERM)
@@ -578,6 +586,11 @@ def main() -> int:
                 for q in ("p50", "p99"):
                     out.append(emit("stream", f"release_to_send_{q}_ms_at_{int(rate)}_per_s",
                                     ip[f"release_{q}"], "info", True))
+                for why in ("logins", "reference"):  # the mean wait in the alignment, split
+                    # (in_process_ms is in payment-milliseconds here)
+                    out.append(emit("stream", f"held_for_{why}_mean_ms_at_{int(rate)}_per_s",
+                                    round(ip[f"held_{why}"] / max(1, lt["payments"]), 2),
+                                    "info", True))
             if args.state_accounts:
                 st = latency(broker.bootstrap, model_dir, payments, logins, accounts, labels,
                              work, args.rate, args.seconds, prefix="state.",

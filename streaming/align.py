@@ -83,6 +83,9 @@ class PartitionAligner(Generic[T]):
     def buffered(self) -> int:
         return len(self._queues[PAYMENTS]) + len(self._queues[LOGINS])
 
+    def held_payments(self) -> int:
+        return len(self._queues[PAYMENTS])
+
     def release(
         self, caught_up: Callable[[str], bool | int], payments_ready: bool = True
     ) -> list[Pending[T]]:
@@ -137,3 +140,13 @@ def _bound(answer: bool | int) -> int:
 
 
 _EVERY = 1 << 62
+
+
+def waiting_for(aligner: PartitionAligner[Any], payments_ready: bool) -> str | None:
+    """What the payments an aligner holds after a release wait for (None: it holds none):
+    ``"reference"`` when the global tables (or the model) are not ready for them, else
+    ``"logins"``: a payment whose turn had come and that was ready would have been released,
+    so it waits for the logins partition to be caught up for it (or for an earlier login)."""
+    if not aligner.held_payments():
+        return None
+    return "logins" if payments_ready else "reference"

@@ -66,6 +66,13 @@ class ScorerMetrics:
         self.checkpoint_age = Gauge("canhgiac_scorer_checkpoint_age_seconds",
                                     "Seconds since the last durable checkpoint was written or "
                                     "found still exact", registry=r)
+        self.held_seconds = Counter(
+            "canhgiac_scorer_held_payment_seconds",
+            "Payment-seconds spent held back by the event-time alignment after a loop "
+            "iteration, by what the payments waited for: 'logins' (the logins partition to be "
+            "caught up for them) or 'reference' (the labels/accounts/watch-list tables, or the "
+            "model). Its rate is the number of payments held on average; divided by the "
+            "payments' rate, their mean wait", ["waiting_for"], registry=r)
         self.end_offset_checks = Counter(
             "canhgiac_scorer_end_offset_checks",
             "Log-end offset answers (ListOffsets) the aligner received", registry=r)

@@ -33,7 +33,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError
 
 from features.engine import ReferenceData
-from streaming.align import LOGINS, PAYMENTS
+from streaming.align import LOGINS, PAYMENTS, waiting_for
 from streaming.checkpoint import CHECKPOINT_TOPIC, CheckpointStore
 from streaming.collector import LongLived
 from streaming.config import ScorerSettings
@@ -219,6 +219,8 @@ class _Session:
         # the feature state out of the collector's full collections (they walked all of it)
         self.long_lived = LongLived(s.checkpoint_interval_s)
         self._ref_polled = 0.0
+        self._held: dict[str, int] = {}  # payments held after the last iteration, by reason
+        self._held_since = time.perf_counter()
 
     def _flush_outputs(self) -> None:
         self.outputs.flush()
@@ -266,6 +268,7 @@ class _Session:
                 parts.update_lag()
                 self.last_lag = now
             t4 = time.perf_counter()
+            self._count_held(t4)
             self.metrics.iteration(t4 - t0)
             if t4 - t0 >= SLOW_ITERATION_S:
                 log.warning("slow loop iteration", extra={
@@ -275,6 +278,20 @@ class _Session:
                     "tick_ms": round((t4 - t3) * 1000),
                     "end_offsets_in_flight": self.ends.in_flight(),
                     "tick_steps_ms": {k: round(v * 1000) for k, v in parts.tick_steps}})
+
+    def _count_held(self, now: float) -> None:
+        """The payments held after the last iteration waited until now; note what the ones
+        held after this one wait for (``canhgiac_scorer_held_payment_seconds``)."""
+        waited = now - self._held_since
+        for reason, n in self._held.items():
+            self.metrics.held_seconds.labels(waiting_for=reason).inc(n * waited)
+        self._held_since = now
+        self._held.clear()
+        ready = self.scorer.model is not None and self.reference.caught_up()
+        for aligner in self.handler.aligners.values():
+            why = waiting_for(aligner, ready)
+            if why is not None:
+                self._held[why] = self._held.get(why, 0) + aligner.held_payments()
 
     def _poll_wait_ms(self) -> int:
         """Short while payments are held back (the next check may release them), long when

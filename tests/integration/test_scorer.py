@@ -140,6 +140,7 @@ def e2e(broker, models, tmp_path_factory):
     parts = {(murmur2(a.encode()) & 0x7FFFFFFF) % PARTITIONS for a in FUTURE_ACCOUNTS}
     assert parts == set(range(PARTITIONS)), "the 2099 payments must reach every partition"
     scorer = Scorer(_settings(broker, prefix), DirectoryModelProvider(model_dir))
+    started = time.monotonic()
     running = _Running(scorer)
     scored = OutputReader(broker.bootstrap, prefix + "payments.scored")
     scored.wait_for(len(data.payments), timeout_s=60)
@@ -147,9 +148,10 @@ def e2e(broker, models, tmp_path_factory):
     dlq = OutputReader(broker.bootstrap, prefix + "payments.dlq")
     dlq.wait_raw(len(MALFORMED) + len(FUTURE), timeout_s=20)
     running.stop()
+    run_s = time.monotonic() - started
     alerts.read(timeout_ms=1000)
     yield {"data": data, "model": model, "scored": scored, "alerts": alerts, "dlq": dlq,
-           "scorer": scorer, "prefix": prefix}
+           "scorer": scorer, "prefix": prefix, "run_s": run_s}
     for r in (scored, alerts, dlq):
         r.close()
 
@@ -277,6 +279,11 @@ def test_metrics_count_what_happened(e2e):
     assert reg.get_sample_value("canhgiac_scorer_checkpoints_total") >= 1
     assert reg.get_sample_value("canhgiac_scorer_end_to_end_seconds_count") == len(
         e2e["data"].payments)
+    # payments waited for their logins partition (the alignment), and the total is bounded by
+    # the payments times the run's length
+    held = reg.get_sample_value("canhgiac_scorer_held_payment_seconds_total",
+                                {"waiting_for": "logins"})
+    assert held is not None and 0 < held < len(e2e["data"].payments) * e2e["run_s"]
 
 
 def test_hot_reload_swaps_the_model_between_batches(broker, models, tmp_path):

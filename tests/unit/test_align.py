@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streaming.align import LOGINS, PAYMENTS, PartitionAligner
+from streaming.align import LOGINS, PAYMENTS, PartitionAligner, waiting_for
 
 
 def _never(_: str) -> bool:
@@ -115,3 +115,17 @@ def test_release_order_does_not_depend_on_batching(pay, log, cuts, data):
     out += _keys(a.release(_always))
     assert out == _merge([(k, i) for k, i in pay_items], [(k, i) for k, i in log_items])
     assert a.buffered() == 0
+
+
+def test_held_payments_wait_for_the_reference_tables_or_for_their_logins():
+    a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
+    assert waiting_for(a, payments_ready=True) is None  # holds nothing
+    a.add(LOGINS, 0, (1.0, 0), "l1")
+    assert waiting_for(a, payments_ready=False) is None  # a login is not a held payment
+    a.add(PAYMENTS, 0, (2.0, 1), "p2")
+    a.add(PAYMENTS, 1, (3.0, 1), "p3")
+    assert a.held_payments() == 2
+    assert waiting_for(a, payments_ready=False) == "reference"
+    assert waiting_for(a, payments_ready=True) == "logins"
+    a.release(_always)
+    assert a.held_payments() == 0 and waiting_for(a, payments_ready=True) is None
