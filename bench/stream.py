@@ -24,8 +24,7 @@
    rest of poll → send is the payment waiting in the alignment for the logins topic to be
    polled up to its time, or for the reference tables, which does. ``held_for_{logins,
    reference}_mean_ms_*`` split that wait by what the held payments waited for (the scorer's
-   ``canhgiac_scorer_held_payment_seconds_total``, counted from one loop iteration to the
-   next, per payment of the run).
+   ``canhgiac_scorer_held_payment_seconds_total`` over the run, per payment).
 5. Loop stalls: the scorer restores 100,000 accounts of state (synthetic checkpoints) and scores
    the paced stream at 3,000/s while it checkpoints every 5 s; the longest loop iteration,
    target <= 50 ms.
@@ -587,7 +586,7 @@ def main() -> int:
                     out.append(emit("stream", f"release_to_send_{q}_ms_at_{int(rate)}_per_s",
                                     ip[f"release_{q}"], "info", True))
                 for why in ("logins", "reference"):  # the mean wait in the alignment, split
-                    # (in_process_ms is in payment-milliseconds here)
+                    # (held_* in in_process_ms: milliseconds summed over the run's payments)
                     out.append(emit("stream", f"held_for_{why}_mean_ms_at_{int(rate)}_per_s",
                                     round(ip[f"held_{why}"] / max(1, lt["payments"]), 2),
                                     "info", True))

@@ -142,11 +142,27 @@ def _bound(answer: bool | int) -> int:
 _EVERY = 1 << 62
 
 
-def waiting_for(aligner: PartitionAligner[Any], payments_ready: bool) -> str | None:
-    """What the payments an aligner holds after a release wait for (None: it holds none):
-    ``"reference"`` when the global tables (or the model) are not ready for them, else
-    ``"logins"``: a payment whose turn had come and that was ready would have been released,
-    so it waits for the logins partition to be caught up for it (or for an earlier login)."""
-    if not aligner.held_payments():
-        return None
-    return "logins" if payments_ready else "reference"
+class HeldTime:
+    """Payment-seconds spent held in the alignment, by what the payments waited for, counted
+    around each release: a payment held after one iteration's release has waited until the
+    next release starts (:meth:`before_release`), and one still held after that release has
+    waited through it too (:meth:`after_release`). The part of a release before a payment
+    passes (the reference tables' answer) is added by the caller. Pure: the caller gives the
+    times."""
+
+    def __init__(self, now: float) -> None:
+        self._since = now
+        self._held: dict[str, int] = {}
+
+    def before_release(self, now: float) -> dict[str, float]:
+        """The payments held after the last release waited until ``now`` (the next one)."""
+        out = {why: n * (now - self._since) for why, n in self._held.items()}
+        self._since = now
+        return out
+
+    def after_release(self, now: float, held: dict[str, int]) -> dict[str, float]:
+        """``held``: payments still held after the release, by reason; they waited through it."""
+        out = {why: n * (now - self._since) for why, n in held.items()}
+        self._since = now
+        self._held = held
+        return out

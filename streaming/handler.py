@@ -152,6 +152,8 @@ class HandleResult:
     warmed: int = 0  # payments applied to the state only (warm-up before the start point)
     logins_ignored: int = 0
     stale: int = 0  # records of partitions not (or no longer) assigned here
+    payments_ready: bool = False  # what the release used: tables (and model) ready
+    ready_wait_s: float = 0.0  # time spent finding that out (the tables' log-end answer)
 
 
 def _caught_up_in(caught_up: Callable[[str, int], bool | int], partition: int,
@@ -230,8 +232,11 @@ class Handler:
         result = HandleResult()
         self._buffer(batch, result)
         if callable(payments_ready):
+            asked = time.perf_counter()
             payments_ready = payments_ready()
+            result.ready_wait_s = time.perf_counter() - asked
         ready = payments_ready and model is not None
+        result.payments_ready = ready
         payments: list[Payment] = []
         vectors: list[FeatureVector] = []
         meta: list[tuple[bool, RawRecord, float]] = []

@@ -68,11 +68,14 @@ class ScorerMetrics:
                                     "found still exact", registry=r)
         self.held_seconds = Counter(
             "canhgiac_scorer_held_payment_seconds",
-            "Payment-seconds spent held back by the event-time alignment after a loop "
-            "iteration, by what the payments waited for: 'logins' (the logins partition to be "
-            "caught up for them) or 'reference' (the labels/accounts/watch-list tables, or the "
-            "model). Its rate is the number of payments held on average; divided by the "
-            "payments' rate, their mean wait", ["waiting_for"], registry=r)
+            "Seconds summed over payments held back by the event-time alignment, by what they "
+            "waited for: 'logins' (the logins partition to be caught up for them) or "
+            "'reference' (the labels/accounts/watch-list/confirmed-payments tables, or the "
+            "model). rate(this) / rate(canhgiac_scorer_events_total{outcome=\"scored\"}) is "
+            "the mean wait of a payment; decoding, features, model and sending are not in it",
+            ["waiting_for"], registry=r)
+        self._held_by = {why: self.held_seconds.labels(waiting_for=why)
+                         for why in ("logins", "reference")}
         self.end_offset_checks = Counter(
             "canhgiac_scorer_end_offset_checks",
             "Log-end offset answers (ListOffsets) the aligner received", registry=r)
@@ -122,6 +125,12 @@ class ScorerMetrics:
         if seconds > self._iteration_max:
             self._iteration_max = seconds
             self.iteration_max.set(seconds)
+
+    def held(self, seconds: dict[str, float]) -> None:
+        """Add payment-seconds held, by reason (``streaming.align.HeldTime``)."""
+        for why, value in seconds.items():
+            if value > 0:
+                self._held_by[why].inc(value)
 
     def checkpointed(self) -> None:
         self._last_checkpoint = time.monotonic()

@@ -33,7 +33,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError
 
 from features.engine import ReferenceData
-from streaming.align import LOGINS, PAYMENTS, waiting_for
+from streaming.align import LOGINS, PAYMENTS, HeldTime
 from streaming.checkpoint import CHECKPOINT_TOPIC, CheckpointStore
 from streaming.collector import LongLived
 from streaming.config import ScorerSettings
@@ -219,8 +219,7 @@ class _Session:
         # the feature state out of the collector's full collections (they walked all of it)
         self.long_lived = LongLived(s.checkpoint_interval_s)
         self._ref_polled = 0.0
-        self._held: dict[str, int] = {}  # payments held after the last iteration, by reason
-        self._held_since = time.perf_counter()
+        self._held = HeldTime(time.perf_counter())  # canhgiac_scorer_held_payment_seconds
 
     def _flush_outputs(self) -> None:
         self.outputs.flush()
@@ -252,6 +251,7 @@ class _Session:
             batch = self._batch(polled, fresh, t0)
             self._ask_ends(polled, fresh, batch)
             t1 = time.perf_counter()
+            self.metrics.held(self._held.before_release(t1))
             result = self.handler.handle(batch, scorer.model, self._caught_up,
                                          self._reference_ready(batch))
             result.dead_letters.extend(ref_dead)
@@ -268,7 +268,7 @@ class _Session:
                 parts.update_lag()
                 self.last_lag = now
             t4 = time.perf_counter()
-            self._count_held(t4)
+            self._count_held(t4, result)
             self.metrics.iteration(t4 - t0)
             if t4 - t0 >= SLOW_ITERATION_S:
                 log.warning("slow loop iteration", extra={
@@ -279,19 +279,20 @@ class _Session:
                     "end_offsets_in_flight": self.ends.in_flight(),
                     "tick_steps_ms": {k: round(v * 1000) for k, v in parts.tick_steps}})
 
-    def _count_held(self, now: float) -> None:
-        """The payments held after the last iteration waited until now; note what the ones
-        held after this one wait for (``canhgiac_scorer_held_payment_seconds``)."""
-        waited = now - self._held_since
-        for reason, n in self._held.items():
-            self.metrics.held_seconds.labels(waiting_for=reason).inc(n * waited)
-        self._held_since = now
-        self._held.clear()
-        ready = self.scorer.model is not None and self.reference.caught_up()
+    def _count_held(self, now: float, result: HandleResult) -> None:
+        """``canhgiac_scorer_held_payment_seconds``: the payments released in this iteration
+        waited for the tables' answer; the ones still held waited through the iteration."""
+        held: dict[str, int] = {}
+        why = "logins" if result.payments_ready else "reference"
         for aligner in self.handler.aligners.values():
-            why = waiting_for(aligner, ready)
-            if why is not None:
-                self._held[why] = self._held.get(why, 0) + aligner.held_payments()
+            n = aligner.held_payments()
+            if n:
+                held[why] = held.get(why, 0) + n
+        waited = self._held.after_release(now, held)
+        if result.ready_wait_s and result.scored:
+            waited["reference"] = (waited.get("reference", 0.0)
+                                   + result.ready_wait_s * len(result.scored))
+        self.metrics.held(waited)
 
     def _poll_wait_ms(self) -> int:
         """Short while payments are held back (the next check may release them), long when

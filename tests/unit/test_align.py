@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streaming.align import LOGINS, PAYMENTS, PartitionAligner, waiting_for
+from streaming.align import LOGINS, PAYMENTS, HeldTime, PartitionAligner
 
 
 def _never(_: str) -> bool:
@@ -117,15 +117,27 @@ def test_release_order_does_not_depend_on_batching(pay, log, cuts, data):
     assert a.buffered() == 0
 
 
-def test_held_payments_wait_for_the_reference_tables_or_for_their_logins():
+def test_held_time_counts_each_held_payment_until_its_release():
+    held = HeldTime(now=10.0)
+    assert held.before_release(10.5) == {}  # nothing was held
+    # after a release at 11.0: 3 payments still held for logins, 1 for the tables
+    assert held.after_release(11.0, {"logins": 3, "reference": 1}) == {"logins": 1.5,
+                                                                      "reference": 0.5}
+    # they waited until the next release started at 11.25...
+    assert held.before_release(11.25) == {"logins": 0.75, "reference": 0.25}
+    # ...which let all but one go by 11.5
+    assert held.after_release(11.5, {"logins": 1}) == {"logins": 0.25}
+    assert held.before_release(12.0) == {"logins": 0.5}
+    assert held.after_release(12.5, {}) == {}
+    assert held.before_release(13.0) == {}
+
+
+def test_an_aligner_counts_the_payments_it_holds():
     a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
-    assert waiting_for(a, payments_ready=True) is None  # holds nothing
     a.add(LOGINS, 0, (1.0, 0), "l1")
-    assert waiting_for(a, payments_ready=False) is None  # a login is not a held payment
+    assert a.held_payments() == 0  # a login is not a held payment
     a.add(PAYMENTS, 0, (2.0, 1), "p2")
     a.add(PAYMENTS, 1, (3.0, 1), "p3")
     assert a.held_payments() == 2
-    assert waiting_for(a, payments_ready=False) == "reference"
-    assert waiting_for(a, payments_ready=True) == "logins"
     a.release(_always)
-    assert a.held_payments() == 0 and waiting_for(a, payments_ready=True) is None
+    assert a.held_payments() == 0
