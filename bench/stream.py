@@ -392,7 +392,7 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
             "checkpoints": metric(port, "canhgiac_scorer_checkpoints_total")
             - metric_in(start_text, "canhgiac_scorer_checkpoints_total"),
         }
-        # what held payments waited for, in payment-seconds (streaming.align.waiting_for)
+        # what held payments waited for, in payment-seconds (streaming.align.HeldTime)
         for why in ("logins", "reference"):
             name, label = "canhgiac_scorer_held_payment_seconds_total", f'{{waiting_for="{why}"}}'
             in_process[f"held_{why}"] = (metric_in(text, name, label)

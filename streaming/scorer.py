@@ -282,13 +282,10 @@ class _Session:
     def _count_held(self, now: float, result: HandleResult) -> None:
         """``canhgiac_scorer_held_payment_seconds``: the payments released in this iteration
         waited for the tables' answer; the ones still held waited through the iteration."""
-        held: dict[str, int] = {}
+        n = sum(aligner.held_payments() for aligner in self.handler.aligners.values())
+        # one release decided readiness for every partition, so one reason for them all
         why = "logins" if result.payments_ready else "reference"
-        for aligner in self.handler.aligners.values():
-            n = aligner.held_payments()
-            if n:
-                held[why] = held.get(why, 0) + n
-        waited = self._held.after_release(now, held)
+        waited = self._held.after_release(now, {why: n} if n else {})
         if result.ready_wait_s and result.scored:
             waited["reference"] = (waited.get("reference", 0.0)
                                    + result.ready_wait_s * len(result.scored))
