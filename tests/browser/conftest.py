@@ -1,5 +1,6 @@
 """Browser tests: Debian's Chromium driven by Selenium through /usr/bin/chromedriver, against a
-real API (uvicorn on a free port, in a thread) over a real SQLite case store.
+real API (uvicorn on a free port, in a thread) over a real SQLite case store; both are started
+by tests/browser/harness.py, which docs/screenshots/take.py shares.
 
 Nothing is downloaded: the driver path is given explicitly and Selenium Manager runs offline.
 Without Chromium the tests are skipped and the run ends with a loud banner saying how to get it.
@@ -8,9 +9,6 @@ Without Chromium the tests are skipped and the run ends with a loud banner sayin
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,8 +17,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = os.environ.get("CANHGIAC_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CANHGIAC_CHROMEDRIVER", "/usr/bin/chromedriver")
+from tests.browser.harness import CHROMEDRIVER, CHROMIUM, chromium, create_keys, serve
+
 HOW_TO = ("apt-get install -y chromium chromium-driver (Debian/Ubuntu; .ci/run does this), "
           "or point CANHGIAC_CHROMIUM / CANHGIAC_CHROMEDRIVER at a Chromium and its driver")
 _skipped: list[str] = []
@@ -63,47 +61,16 @@ class Server:
     keys: dict[str, str] = field(default_factory=dict)
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """The real app (create_app) with a real SQLite store, served by uvicorn in a thread."""
-    import uvicorn
-
-    from canhgiac.settings import Settings
-    from serving.app import create_app
     from serving.store import CaseStore
-    from tests.integration.test_api_support import RecordingPublisher
 
     store = CaseStore(f"sqlite:///{tmp_path / 'cases.db'}")
-    app = create_app(Settings(data_dir=tmp_path, sla_hours="freeze_requested=0.0003"),
-                     store=store, action_publisher=RecordingPublisher())
-    sock = _free_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    s = Server(f"http://127.0.0.1:{port}", store)
-    for name, role in [("nguyen.an", "investigator"), ("tran.binh", "investigator"),
-                       ("le.chi", "supervisor"), ("pham.dung", "viewer"), ("admin", "admin")]:
-        s.keys[name] = store.create_key(name, role)[1]
     try:
-        yield s
+        with serve(store, tmp_path, sla_hours="freeze_requested=0.0003") as url:
+            yield Server(url, store, create_keys(store))
     finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         store.close()
 
 
@@ -125,28 +92,7 @@ class Browser:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download anything
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    profile = tmp_path / "chromium-profile"
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                 "--window-size=1280,900", "--lang=vi"):
-        opts.add_argument(flag)
-    opts.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads), "download.prompt_for_download": False,
-        "safebrowsing.enabled": False})
-    driver = webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path, downloads) as driver:
         yield Browser(driver, downloads)
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)

@@ -11,39 +11,16 @@ import time
 
 import pytest
 
+from tests.browser.harness import by_id as _id
+from tests.browser.harness import sign_in
+from tests.browser.harness import wait as _wait
 from tests.browser.seed import seed_ring
 
 pytestmark = pytest.mark.slow
 
 
-def _wait(driver, predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # the element may not be there yet
-            last = exc
-        time.sleep(0.1)
-    logs = driver.get_log("browser")
-    raise AssertionError(f"timed out waiting for {what}; last error {last!r}; console {logs}")
-
-
-def _id(driver, element_id):
-    return _wait(driver, lambda: driver.find_element("id", element_id), what=f"#{element_id}")
-
-
 def _text(driver, element_id):
     return _id(driver, element_id).text
-
-
-def sign_in(driver, url, key):
-    driver.get(url + "/ui/")
-    box = _id(driver, "login-key")
-    box.send_keys(key + "\n")  # Enter submits
-    _id(driver, "me")
 
 
 def set_date(driver, box, value):

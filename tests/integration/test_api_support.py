@@ -19,19 +19,30 @@ BASE = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 ROLES = ("viewer", "investigator", "supervisor", "admin")
 
 
+MULE_REASONS = [{"feature": "distinct_senders_24h", "value": 7.0, "contribution": 0.4,
+                 "text": "7 người gửi khác nhau trong 24 giờ"},
+                {"feature": "pass_through_24h", "value": 0.95, "contribution": 0.2,
+                 "text": "tiền vào rồi chuyển đi ngay"}]
+
+
 def scored(event_id: str, account_id: str, score: float, t: datetime, *,
            direction: str = "credit", amount: float = 5_000_000.0,
            description: str | None = "chuyển tiền học phí tháng 3",
            features: dict[str, float] | None = None, country: str | None = "VN",
            counterparty: str = "0123456789", on_call: bool | None = None,
-           remote_access: bool | None = None) -> dict[str, Any]:
+           remote_access: bool | None = None, counterparty_bank: str = "VCB",
+           device_id: str = "dev-1", ip: str = "14.160.1.2",
+           reasons: list[dict[str, Any]] | None = None, model_version: str = "7",
+           thresholds: tuple[float, float] = (0.5, 0.8)) -> dict[str, Any]:
+    """A scored payment as the scorer writes it; ``reasons`` default to two mule reasons and
+    the decision follows ``thresholds`` (review, hold)."""
     vector = dict.fromkeys(FEATURE_NAMES, 0.0)
     vector.update(features or {})
     payment = {
         "event_id": event_id, "ts": t.isoformat(), "account_id": account_id,
         "direction": direction, "amount": amount, "currency": "VND",
-        "counterparty_account": counterparty, "counterparty_bank": "VCB", "channel": "mobile",
-        "ip": "14.160.1.2", "device_id": "dev-1",
+        "counterparty_account": counterparty, "counterparty_bank": counterparty_bank,
+        "channel": "mobile", "ip": ip, "device_id": device_id,
     }
     if country:
         payment["country"] = country
@@ -42,12 +53,10 @@ def scored(event_id: str, account_id: str, score: float, t: datetime, *,
             payment[name] = flag
     return {
         "event_id": event_id, "account_id": account_id, "ts": t.isoformat(), "score": score,
-        "decision": "hold" if score >= 0.8 else "review" if score >= 0.5 else "allow",
-        "reasons": [{"feature": "distinct_senders_24h", "value": 7.0, "contribution": 0.4,
-                     "text": "7 người gửi khác nhau trong 24 giờ"},
-                    {"feature": "pass_through_24h", "value": 0.95, "contribution": 0.2,
-                     "text": "tiền vào rồi chuyển đi ngay"}],
-        "model_version": "7", "scored_at": (t + timedelta(seconds=1)).isoformat(),
+        "decision": "hold" if score >= thresholds[1] else "review" if score >= thresholds[0]
+        else "allow",
+        "reasons": [dict(r) for r in MULE_REASONS] if reasons is None else reasons,
+        "model_version": model_version, "scored_at": (t + timedelta(seconds=1)).isoformat(),
         "payment": payment, "features": vector,
     }
 
@@ -57,8 +66,8 @@ def account(account_id: str, type_: str = "personal", kyc: str = "VN") -> Accoun
 
 
 def login(event_id: str, account_id: str, country: str, t: datetime,
-          success: bool = True) -> Login:
-    return Login(event_id, t, account_id, success, "103.9.76.1", country, "dev-x", "mobile")
+          success: bool = True, ip: str = "103.9.76.1", device_id: str = "dev-x") -> Login:
+    return Login(event_id, t, account_id, success, ip, country, device_id, "mobile")
 
 
 @dataclass
