@@ -30,16 +30,19 @@ Definitions (the oracle tests check exactly these):
   login from abroad in 7 days (item 9a), else 0. nan when the device (or IP) is unknown.
 * A **payee sighting** (key ``c:<len(bank)>:<bank><account>``, :func:`payee_key`): a debit
   transfer (channel mobile, internet or branch) of ``account`` at ``s`` to that counterparty
-  (its bank code and account). A biller's or a big shop's key
-  would collect most of the bank's accounts, so a payee key keeps, per clock hour, only the
-  ``PAYEE_CAP + 1`` earliest accounts (the smallest ``(time, account)`` pairs: a selection, still
-  idempotent and order-free), and the column saturates at ``PAYEE_CAP``:
-  ``cp_other_payers_7d`` = min(``PAYEE_CAP``, accounts other than ``a`` with a visible payee
-  sighting of the payment's counterparty from the start of the clock hour of ``t - 7 d`` to
-  ``t - D``) -- how many other customers of this bank paid this beneficiary in the last week
-  (several unrelated customers paying one beneficiary is how money reaches a rented account);
-  nan when the payment is not such a transfer. (Whole clock hours at the window's old end keep
-  the capped count exact: of an hour's visible sightings, the earliest are the ones kept.)
+  (its bank code and account). Payee keys count in clock *days* (UTC), not hours, and are kept
+  ``PAYEE_RETENTION_S`` (91 days): only the first sighting of each ``(key, account)`` in each
+  day is kept. A biller's or a big shop's key would collect most of the bank's accounts, so a
+  payee key keeps, per clock day, only the ``PAYEE_CAP + 1`` earliest accounts (the smallest
+  ``(time, account)`` pairs: a selection, still idempotent and order-free), and the columns
+  saturate at ``PAYEE_CAP``: ``cp_other_payers_{7d,90d}`` = min(``PAYEE_CAP``, accounts other
+  than ``a`` with a visible payee sighting of the payment's counterparty from the start of the
+  clock day of ``t - W`` to ``t - D``), ``W`` 7 or 90 days -- how many other customers of this
+  bank paid this beneficiary lately (several unrelated customers paying one beneficiary is how
+  money reaches a rented account; none in 90 days is a beneficiary new to the whole bank, where
+  an impersonation scam sends its victim); nan when the payment is not such a transfer. (Whole
+  clock days at the window's old end keep the capped count exact: of a day's visible
+  sightings, the earliest are the ones kept.)
 """
 
 from __future__ import annotations
@@ -62,12 +65,16 @@ SIGHTING_INTERVAL_S: Final = 3600.0  # one sighting per (key, account) per clock
 DAY: Final = 86400.0
 WEEK: Final = 7 * DAY
 RETENTION_S: Final = WEEK + DAY  # the processor drops sightings older than this
+# payee keys: one sighting per (key, account) per clock day, for cp_other_payers_90d
+PAYEE_INTERVAL_S: Final = DAY
+PAYEE_WINDOW_S: Final = 90 * DAY
+PAYEE_RETENTION_S: Final = PAYEE_WINDOW_S + DAY
 DEVICE: Final = "d:"
 IP: Final = "i:"
 PAYEE: Final = "c:"
 # debits that send money to a beneficiary (cards, ATMs and billers' API debits do not)
 TRANSFER_CHANNELS: Final = frozenset({"mobile", "internet", "branch"})
-PAYEE_CAP: Final = 5  # cp_other_payers_7d saturates here ("5 or more")
+PAYEE_CAP: Final = 5  # cp_other_payers_{7d,90d} saturate here ("5 or more")
 # payee keys with more accounts are answered hour by hour (not Final: a test lowers it)
 PAYEE_SCAN_AT = 48
 NAN: Final = math.nan
@@ -80,6 +87,8 @@ SIGHTINGS_KIND: Final = "device.sightings"
 LINKS_KIND: Final = "device.links"
 
 NO_LINKS: tuple[float, float, float] = (0.0, 0.0, 0.0)
+NO_PAYERS: tuple[float, float] = (0.0, 0.0)
+NOT_A_TRANSFER: tuple[float, float] = (NAN, NAN)
 UNKNOWN: tuple[float, float, float] = (NAN, NAN, NAN)
 
 
@@ -119,12 +128,32 @@ def hour_of(t: float) -> int:
     return int(t // SIGHTING_INTERVAL_S)
 
 
-def merge_time(times: array[float], t: float) -> bool:
-    """Merge sighting time ``t`` into sorted ``times`` (at most one per hour, the earliest);
-    returns whether ``times`` changed."""
-    start = hour_of(t) * SIGHTING_INTERVAL_S
+def day_of(t: float) -> int:
+    return int(t // PAYEE_INTERVAL_S)
+
+
+def interval_of(key: str) -> float:
+    """How often a (key, account) keeps a sighting: once a clock day for payee keys, once a
+    clock hour for devices and IPs."""
+    return PAYEE_INTERVAL_S if key.startswith(PAYEE) else SIGHTING_INTERVAL_S
+
+
+def retention_of(key: str) -> float:
+    """How long the device processor keeps a key's sightings."""
+    return PAYEE_RETENTION_S if key.startswith(PAYEE) else RETENTION_S
+
+
+def bucket_of(key: str, t: float) -> int:
+    """The clock day (payee keys) or hour (devices, IPs) of a sighting of ``key`` at ``t``."""
+    return int(t // interval_of(key))
+
+
+def merge_time(times: array[float], t: float, interval: float = SIGHTING_INTERVAL_S) -> bool:
+    """Merge sighting time ``t`` into sorted ``times`` (at most one per ``interval``, the
+    earliest); returns whether ``times`` changed."""
+    start = (t // interval) * interval
     i = bisect_left(times, start)
-    if i < len(times) and times[i] < start + SIGHTING_INTERVAL_S:
+    if i < len(times) and times[i] < start + interval:
         if t < times[i]:
             times[i] = t
             return True
@@ -141,16 +170,16 @@ class DeviceLinks:
     never changed after it is put, so the scorer's reader thread can swap it in while the loop
     reads)."""
 
-    __slots__ = ("delay_s", "_table", "_hours")
+    __slots__ = ("delay_s", "_table", "_days")
 
     def __init__(self, delay_s: float = DEFAULT_VISIBILITY_S) -> None:
         self.delay_s = float(delay_s)
         # times as array('d'): 8 bytes a sighting (a list of floats costs 32)
         self._table: dict[str, dict[str, array[float]]] = {}
-        # payee keys with more than PAYEE_SCAN_AT accounts: clock hour -> its kept (time,
+        # payee keys with more than PAYEE_SCAN_AT accounts: clock day -> its kept (time,
         # account) pairs, sorted (at most PAYEE_CAP + 1); derived from _table, rebuilt after
         # put / prune
-        self._hours: dict[str, dict[int, list[tuple[float, str]]]] = {}
+        self._days: dict[str, dict[int, list[tuple[float, str]]]] = {}
 
     # ------------------------------------------------------------------ updates
     def observe(self, key: str, account: str, t: float) -> bool:
@@ -180,20 +209,20 @@ class DeviceLinks:
                     observe(payee, event.account_id, event.t)
 
     def _observe_payee(self, key: str, account: str, t: float) -> bool:
-        """Merge a payee sighting: the hour keeps its PAYEE_CAP + 1 smallest (time, account)."""
+        """Merge a payee sighting: the day keeps its PAYEE_CAP + 1 smallest (time, account)."""
         accounts = self._table.get(key)
         if accounts is None:
             accounts = self._table[key] = {}
-        hours = self._hours.get(key)
-        if hours is None and len(accounts) > PAYEE_SCAN_AT:
-            hours = self._index(key, accounts)
-        h = hour_of(t)
-        if hours is None:  # a small key: the hour's pairs from its accounts (not kept)
-            bucket = self._hour_pairs(accounts, h)
+        days = self._days.get(key)
+        if days is None and len(accounts) > PAYEE_SCAN_AT:
+            days = self._index(key, accounts)
+        d = day_of(t)
+        if days is None:  # a small key: the day's pairs from its accounts (not kept)
+            bucket = self._day_pairs(accounts, d)
         else:
-            got = hours.get(h)
+            got = days.get(d)
             if got is None:
-                got = hours[h] = []
+                got = days[d] = []
             bucket = got
         for i in range(len(bucket)):
             if bucket[i][1] == account:
@@ -201,7 +230,7 @@ class DeviceLinks:
                     return False
                 bucket[i] = (t, account)
                 bucket.sort()
-                merge_time(accounts[account], t)
+                merge_time(accounts[account], t, PAYEE_INTERVAL_S)
                 return True
         pair = (t, account)
         if len(bucket) > PAYEE_CAP:
@@ -215,13 +244,13 @@ class DeviceLinks:
         if times is None:
             accounts[account] = array("d", (t,))
         else:
-            merge_time(times, t)
+            merge_time(times, t, PAYEE_INTERVAL_S)
         return True
 
     @staticmethod
-    def _hour_pairs(accounts: dict[str, array[float]], h: int) -> list[tuple[float, str]]:
-        lo = h * SIGHTING_INTERVAL_S
-        hi = lo + SIGHTING_INTERVAL_S
+    def _day_pairs(accounts: dict[str, array[float]], d: int) -> list[tuple[float, str]]:
+        lo = d * PAYEE_INTERVAL_S
+        hi = lo + PAYEE_INTERVAL_S
         out = []
         for account, times in accounts.items():
             i = bisect_left(times, lo)
@@ -240,40 +269,40 @@ class DeviceLinks:
 
     def _index(self, key: str, accounts: dict[str, array[float]]
                ) -> dict[int, list[tuple[float, str]]]:
-        """The hour index of a payee key with more than PAYEE_SCAN_AT accounts, built from
-        its accounts when missing (a record that keeps more than PAYEE_CAP + 1 accounts in an
-        hour is cut to the earliest). Small keys keep no index: it would double their memory."""
-        hours = self._hours.get(key)
-        if hours is not None:
-            return hours
-        hours = {}
+        """The day index of a payee key with more than PAYEE_SCAN_AT accounts, built from
+        its accounts when missing (a record that keeps more than PAYEE_CAP + 1 accounts in a
+        day is cut to the earliest). Small keys keep no index: it would double their memory."""
+        days = self._days.get(key)
+        if days is not None:
+            return days
+        days = {}
         for account, times in accounts.items():
             for x in times:
-                bucket = hours.get(hour_of(x))
+                bucket = days.get(day_of(x))
                 if bucket is None:
-                    hours[hour_of(x)] = [(x, account)]
+                    days[day_of(x)] = [(x, account)]
                 else:
                     bucket.append((x, account))
-        for bucket in hours.values():
+        for bucket in days.values():
             bucket.sort()
             while len(bucket) > PAYEE_CAP + 1:
                 extra = bucket.pop()
                 self._drop(accounts, extra[1], extra[0])
-        self._hours[key] = hours
-        return hours
+        self._days[key] = days
+        return days
 
     def put(self, key: str, accounts: dict[str, array[float]]) -> None:
         if key.startswith(PAYEE):
             # the index first: a reader thread's put must never leave a newer map with an
             # older index (the query reads one of the two, each consistent)
-            self._hours.pop(key, None)
+            self._days.pop(key, None)
             if len(accounts) > PAYEE_SCAN_AT:
                 self._index(key, accounts)
         self._table[key] = accounts
 
     def delete(self, key: str) -> None:
         self._table.pop(key, None)
-        self._hours.pop(key, None)
+        self._days.pop(key, None)
 
     def prune(self, key: str, before: float) -> bool:
         """Drop the key's sightings at or before ``before``; True when something was dropped
@@ -294,7 +323,7 @@ class DeviceLinks:
         if not accounts:
             del self._table[key]
         if changed:
-            self._hours.pop(key, None)
+            self._days.pop(key, None)
         return changed
 
     # ------------------------------------------------------------------ queries
@@ -316,11 +345,11 @@ class DeviceLinks:
         if not self._table:
             d = UNKNOWN if device is None else NO_LINKS
             i = UNKNOWN if ip is None else NO_LINKS
-            payers = NAN if payee is None else 0.0
+            payers = NOT_A_TRANSFER if payee is None else NO_PAYERS
         else:
             d = UNKNOWN if device is None else self._count(DEVICE + device, own, t, ref)
             i = UNKNOWN if ip is None else self._count(IP + ip, own, t, ref)
-            payers = NAN if payee is None else self._others(payee, own, t)
+            payers = NOT_A_TRANSFER if payee is None else self._others(payee, own, t)
         d7 = d[1]
         if is_business:
             shared = d7
@@ -328,41 +357,51 @@ class DeviceLinks:
         else:
             shared = 0.0 if d7 == d7 else NAN
             foreign = shared
-        return (d[0], d7, i[0], i[1], d[2], i[2], shared, foreign, payers)
+        return (d[0], d7, i[0], i[1], d[2], i[2], shared, foreign, payers[0], payers[1])
 
-    def _others(self, key: str, own: str, t: float) -> float:
+    def _others(self, key: str, own: str, t: float) -> tuple[float, float]:
         """min(PAYEE_CAP, accounts other than ``own`` with a visible sighting of payee
-        ``key`` from the start of the clock hour of ``t - 7 d``)."""
+        ``key`` from the start of the clock day of ``t - 7 d``), and the same from the start
+        of the clock day of ``t - 90 d``."""
         accounts = self._table.get(key)
         if accounts is None:
-            return 0.0
+            return NO_PAYERS
         hi = t - self.delay_s
-        first_hour = hour_of(t - WEEK)
-        lo = first_hour * SIGHTING_INTERVAL_S
-        hours = self._hours.get(key)
-        if hours is None or len(accounts) <= PAYEE_SCAN_AT:
-            n = 0
+        first_day7 = day_of(t - WEEK)
+        first_day = day_of(t - PAYEE_WINDOW_S)
+        lo7 = first_day7 * PAYEE_INTERVAL_S
+        lo = first_day * PAYEE_INTERVAL_S
+        days = self._days.get(key)
+        if days is None or len(accounts) <= PAYEE_SCAN_AT:
+            n7 = n = 0
             for account, times in accounts.items():
                 if account == own:
                     continue
                 k = bisect_right(times, hi)
                 if k and times[k - 1] >= lo:
-                    n += 1
-                    if n >= PAYEE_CAP:
-                        break
-            return float(n)
+                    if n < PAYEE_CAP:
+                        n += 1
+                    if times[k - 1] >= lo7:
+                        n7 += 1
+                        if n7 >= PAYEE_CAP:
+                            break
+            return float(n7), float(n)
         seen: set[str] = set()
-        h = hour_of(hi)
-        while h >= first_hour:
-            bucket = hours.get(h)
+        n7 = -1
+        d = day_of(hi)
+        while d >= first_day:
+            if n7 < 0 and d < first_day7:
+                n7 = len(seen)
+            bucket = days.get(d)
             if bucket is not None:
                 for x, account in bucket:
                     if x <= hi and account != own:
                         seen.add(account)
                 if len(seen) >= PAYEE_CAP:
-                    return float(PAYEE_CAP)
-            h -= 1
-        return float(len(seen))
+                    break
+            d -= 1
+        n = min(len(seen), PAYEE_CAP)
+        return float(n if n7 < 0 else min(n7, PAYEE_CAP)), float(n)
 
     def _count(self, key: str, own: str, t: float, ref: ReferenceData
                ) -> tuple[float, float, float]:

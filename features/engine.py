@@ -1140,7 +1140,7 @@ def _with_shares(risk: tuple[float, ...], acct: _Account) -> tuple[float, ...]:
 
 
 ZERO_OWN: tuple[float, ...] = (0.0,) * 18
-assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 12 + 9 + 6
+assert len(FEATURE_NAMES) == 16 + 12 + 6 + 18 + 22 + 9 + 5 + 12 + 10 + 6
 
 
 def _frame(account_id: str, acct: _Account) -> bytes:

@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # 3: shared devices and IPs (DEVICE_NAMES), device_age_days; 4: cp_other_payers_7d;
-# 5: the mobile app's device-risk signals (APP_SIGNAL_NAMES)
-FEATURE_VERSION = "5"
+# 5: the mobile app's device-risk signals (APP_SIGNAL_NAMES); 6: cp_other_payers_90d (payee
+# sightings counted per clock day, kept 91 days; cp_other_payers_7d's window starts at a clock
+# day instead of an hour)
+FEATURE_VERSION = "6"
 
 WINDOWS: tuple[tuple[str, float], ...] = (
     ("10m", 600.0),
@@ -145,6 +147,7 @@ DEVICE_NAMES = (
     "business_shared_device_7d",
     "business_shared_device_foreign_7d",
     "cp_other_payers_7d",
+    "cp_other_payers_90d",
 )
 
 # the mobile app's device-risk signals of the payment itself (its optional ``on_call`` and

@@ -66,6 +66,17 @@ def _other_payers(v: float) -> str:
         " into one: a Circular 17/2024 sign)"
 
 
+def _other_payers_90d(v: float) -> str:
+    if math.isnan(v):
+        return "not a transfer to a beneficiary"
+    if v <= 0:
+        return "beneficiary new to the whole bank: no other customer paid it in 90 days" \
+               " (where impersonation scams send their victims)"
+    who = f"{v:.0f} or more other customers" if v >= PAYEE_CAP else \
+        f"{v:.0f} other customer" + ("" if v == 1 else "s")
+    return f"beneficiary also paid by {who} of this bank in 90 days"
+
+
 DEVICE_TEMPLATES: dict[str, Template] = {
     "device_accounts_24h": _seen_on("device", "24 h"),
     "device_accounts_7d": _seen_on("device", "7 days"),
@@ -76,4 +87,5 @@ DEVICE_TEMPLATES: dict[str, Template] = {
     "business_shared_device_7d": _business_shared,
     "business_shared_device_foreign_7d": _business_shared_foreign,
     "cp_other_payers_7d": _other_payers,
+    "cp_other_payers_90d": _other_payers_90d,
 }

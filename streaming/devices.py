@@ -51,17 +51,17 @@ from kafka.structs import OffsetAndMetadata
 from features.devices import (
     LINKS_KIND,
     MAX_SIGHTINGS_BYTES,
-    RETENTION_S,
     SIGHTING_INTERVAL_S,
     SIGHTINGS_KIND,
     DeviceLinks,
     LinksRecord,
     Sighting,
+    bucket_of,
     decode_links,
     decode_sightings,
     encode_links,
     encode_sightings,
-    hour_of,
+    retention_of,
     sightings_of,
 )
 from features.events import Login, Payment, Rejection
@@ -124,7 +124,8 @@ class SightingPublisher:
                 raise RuntimeError(f"topic {topic} does not exist (or has no partitions)")
             partitions = len(found)
         self.partitions = partitions
-        self._sent: dict[tuple[str, str], tuple[int, float]] = {}  # (key, account) -> hour, t
+        # (key, account) -> hour (a payee key: day), t
+        self._sent: dict[tuple[str, str], tuple[int, float]] = {}
         self._partition_of: dict[str, int] = {}
         self._pending: dict[int, list[Sighting]] = {}
         self._error: BaseException | None = None
@@ -143,11 +144,11 @@ class SightingPublisher:
             self.add(s)
 
     def add(self, s: Sighting) -> None:
-        """Keep ``s`` for the next :meth:`send` unless its hour's earliest sighting of the
-        same (key, account) is out already."""
+        """Keep ``s`` for the next :meth:`send` unless its hour's (a payee key's: day's)
+        earliest sighting of the same (key, account) is out already."""
         sent = self._sent
         pair = (s.key, s.account_id)
-        hour = hour_of(s.t)
+        hour = bucket_of(s.key, s.t)
         last = sent.get(pair)
         if last is not None and last[0] == hour and last[1] <= s.t:
             return
@@ -501,7 +502,7 @@ class _ProcessorSession:
             links = self.state.get(p)
             if links is None:
                 continue  # revoked meanwhile
-            links.prune(key, self.watermark.get(p, -1e18) - RETENTION_S)
+            links.prune(key, self.watermark.get(p, -1e18) - retention_of(key))
             self._send(p, key, links)
 
     def _send(self, p: int, key: str, links: DeviceLinks) -> None:
@@ -530,7 +531,7 @@ class _ProcessorSession:
             if links is None:
                 continue
             for key in links.keys():
-                if links.prune(key, mark - RETENTION_S):
+                if links.prune(key, mark - retention_of(key)):
                     self._send(p, key, links)
 
     def commit(self, partitions: Iterable[int] | None = None) -> None:

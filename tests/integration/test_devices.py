@@ -282,10 +282,12 @@ def test_live_device_columns_equal_the_offline_replay(broker, topic_prefix, tmp_
     assert captured["D0R0"][col["device_accounts_7d"]] == 0.0
     # the beneficiary CASHOUT at VCB: six other ring members paid it before group 3 (capped
     # at 5); nobody visible in group 0; a credit is no transfer to a beneficiary
-    assert d3[col["cp_other_payers_7d"]] == 5.0
-    assert captured["D1R2"][col["cp_other_payers_7d"]] == 2.0
-    assert captured["D0R1"][col["cp_other_payers_7d"]] == 0.0
-    assert math.isnan(captured["C3R7"][col["cp_other_payers_7d"]])
+    for window in ("7d", "90d"):
+        name = f"cp_other_payers_{window}"
+        assert d3[col[name]] == 5.0
+        assert captured["D1R2"][col[name]] == 2.0
+        assert captured["D0R1"][col[name]] == 0.0
+        assert math.isnan(captured["C3R7"][col[name]])
 
 
 def test_a_malformed_table_record_is_dead_lettered_once_across_restarts(broker, topic_prefix):

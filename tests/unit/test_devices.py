@@ -113,27 +113,33 @@ def test_counts_equal_brute_force(sightings, own, offset, delay):
 
 
 PAYEES = [PAYEE + "3:VCB111", PAYEE + "3:VCB222"]
-PAYERS = list("ABCDEFGHIJ")  # more than PAYEE_CAP + 1, so that hours fill up
+PAYERS = list("ABCDEFGHIJ")  # more than PAYEE_CAP + 1, so that days fill up
+# T0 is 02:00 UTC: 79,200 s after it a clock day starts
 PAYEE_SIGHTINGS = st.lists(st.builds(
     Sighting, st.sampled_from(PAYEES + [DEVICE + "phone-1"]), st.sampled_from(PAYERS),
-    st.one_of(st.integers(0, 9 * 86400), st.integers(0, 7200),
-              st.sampled_from([3599, 3600, 3601, 7200])).map(lambda s: T0 + s + 0.25)),
+    st.one_of(st.integers(0, 100 * 86400), st.integers(0, 9 * 86400), st.integers(0, 7200),
+              st.sampled_from([3599, 3600, 3601, 7200, 79199, 79200, 79201])
+              ).map(lambda s: T0 + s + 0.25)),
     max_size=80)
 
 
 def brute_payees(sightings: list[Sighting]) -> dict[str, dict[str, list[float]]]:
-    """brute() with, per payee key and clock hour, only the PAYEE_CAP + 1 smallest
-    (time, account) pairs of the accounts' earliest sightings of that hour."""
+    """brute() with, per payee key, the accounts' earliest sighting of each clock *day*, and
+    per day only the PAYEE_CAP + 1 smallest (time, account) pairs of them."""
     table = brute(sightings)
-    for key, accounts in table.items():
+    for key in list(table):
         if not key.startswith(PAYEE):
             continue
-        by_hour: dict[int, list[tuple[float, str]]] = {}
-        for a, ts in accounts.items():
-            for x in ts:
-                by_hour.setdefault(int(x // 3600), []).append((x, a))
+        by_day: dict[int, list[tuple[float, str]]] = {}
+        for s in sightings:
+            if s.key == key:
+                by_day.setdefault(int(s.t // DAY), []).append((s.t, s.account_id))
         kept: dict[str, list[float]] = {}
-        for pairs in by_hour.values():
+        for day in by_day.values():
+            earliest: dict[str, float] = {}
+            for x, a in day:
+                earliest[a] = min(earliest.get(a, x), x)
+            pairs = [(x, a) for a, x in earliest.items()]
             for x, a in sorted(pairs)[:PAYEE_CAP + 1]:
                 kept.setdefault(a, []).append(x)
         table[key] = {a: sorted(ts) for a, ts in kept.items()}
@@ -142,10 +148,10 @@ def brute_payees(sightings: list[Sighting]) -> dict[str, dict[str, list[float]]]
 
 @settings(max_examples=300, deadline=None)
 @given(PAYEE_SIGHTINGS, st.randoms(use_true_random=False), st.sampled_from([0, 3, 48]))
-def test_payee_keys_keep_the_earliest_accounts_per_hour_in_any_order(sightings, rnd, scan_at):
-    """The cap is a selection (the smallest pairs of each hour): merging twice or in any order
-    gives the same table, and a record put back (a restore) answers the same -- with the hour
-    index (keys above ``scan_at`` accounts) or without it, and across the switch."""
+def test_payee_keys_keep_the_earliest_accounts_per_day_in_any_order(sightings, rnd, scan_at):
+    """The cap is a selection (the smallest pairs of each clock day): merging twice or in any
+    order gives the same table, and a record put back (a restore) answers the same -- with the
+    day index (keys above ``scan_at`` accounts) or without it, and across the switch."""
     devices.PAYEE_SCAN_AT = scan_at
     try:
         _check_order_free(sightings, rnd)
@@ -169,14 +175,17 @@ def _check_order_free(sightings: list[Sighting], rnd: Any) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(PAYEE_SIGHTINGS, st.sampled_from(PAYERS), st.integers(0, 10 * 86400),
+@given(PAYEE_SIGHTINGS, st.sampled_from(PAYERS),
+       st.one_of(st.integers(0, 10 * 86400), st.integers(0, 101 * 86400),
+                 st.integers(86 * 86400, 94 * 86400)),
        st.sampled_from([0.0, 60.0, 3600.0]), st.booleans(), st.sampled_from([0, 48]))
 def test_other_payers_equal_brute_force(sightings, own, offset, delay, via_put, scan_at):
-    """cp_other_payers_7d = min(PAYEE_CAP, accounts other than the payer with a payee
-    sighting of the beneficiary from the start of the clock hour of t - 7 d to t - delay), on
-    every sighting (not only the kept ones); a device sighting never counts as a payer."""
+    """cp_other_payers_{7d,90d} = min(PAYEE_CAP, accounts other than the payer with a payee
+    sighting of the beneficiary from the start of the clock day of t - 7 d (90 d) to
+    t - delay), on every sighting (not only the kept ones); a device sighting never counts as
+    a payer."""
     t = T0 + offset
-    devices.PAYEE_SCAN_AT = scan_at  # 0: every key answered hour by hour
+    devices.PAYEE_SCAN_AT = scan_at  # 0: every key answered day by day
     try:
         _check_other_payers(sightings, own, t, delay, via_put)
     finally:
@@ -191,29 +200,64 @@ def _check_other_payers(sightings: list[Sighting], own: str, t: float, delay: fl
         for key in built.keys():
             links.put(key, built.get(key) or {})
     links.delay_s = delay
-    lo = (t - 7 * DAY) // 3600 * 3600
     for key in PAYEES:
-        got = links.features(None, None, own, t, False, 0.0, ReferenceData(), key)[8]
-        want = {s.account_id for s in sightings
-                if s.key == key and s.account_id != own and lo <= s.t <= t - delay}
-        assert got == min(PAYEE_CAP, len(want))
-    assert math.isnan(links.features(None, None, own, t, False, 0.0, ReferenceData())[8])
+        got = links.features(None, None, own, t, False, 0.0, ReferenceData(), key)[8:10]
+        want = []
+        for days in (7, 90):
+            lo = (t - days * DAY) // DAY * DAY
+            want.append(float(min(PAYEE_CAP, len({
+                s.account_id for s in sightings
+                if s.key == key and s.account_id != own and lo <= s.t <= t - delay}))))
+        assert got == tuple(want)
+    none = links.features(None, None, own, t, False, 0.0, ReferenceData())
+    assert len(none) == 10 and math.isnan(none[8]) and math.isnan(none[9])
 
 
-def test_a_busy_payee_is_answered_hour_by_hour_and_saturates():
+def test_a_busy_payee_is_answered_day_by_day_and_saturates():
     links = DeviceLinks(0.0)
-    for i in range(200):  # 200 payers, one every 10 minutes
-        links.observe(PAYEE + "0:BILL", f"acc{i}", T0 + 600 * i)
-    kept = links.get(PAYEE + "0:BILL") or {}
-    assert len(kept) == 200 and max(map(len, kept.values())) == 1  # 6 a hour: all kept
-    for i in range(60):  # a burst of 60 in one hour: only the 6 earliest are kept
-        links.observe(PAYEE + "0:BILL", f"burst{i}", T0 + 500 * 600 + i)
-    kept = links.get(PAYEE + "0:BILL") or {}
+    bill = PAYEE + "0:BILL"
+    for i in range(200):  # 200 payers, one every 4 hours: 6 a day, 33 days
+        links.observe(bill, f"acc{i}", T0 + 4 * 3600 * i)
+    kept = links.get(bill) or {}
+    assert len(kept) == 200 and max(map(len, kept.values())) == 1  # 6 a day: all kept
+    burst_t = T0 + 60 * DAY
+    for i in range(60):  # a burst of 60 in one day: only the 6 earliest are kept
+        links.observe(bill, f"burst{i}", burst_t + i)
+    kept = links.get(bill) or {}
     assert sum(a.startswith("burst") for a in kept) == PAYEE_CAP + 1
-    assert links.features(None, None, "acc3", T0 + 600 * 5, False, 0.0, ReferenceData(),
-                          PAYEE + "0:BILL")[8] == PAYEE_CAP
-    assert links.features(None, None, "acc0", T0 + 600, False, 0.0, ReferenceData(),
-                          PAYEE + "0:BILL")[8] == 1.0
+
+    def payers(own: str, t: float) -> tuple[float, ...]:
+        return links.features(None, None, own, t, False, 0.0, ReferenceData(), bill)[8:10]
+
+    assert payers("acc3", T0 + 4 * 3600 * 5) == (PAYEE_CAP, PAYEE_CAP)
+    assert payers("acc0", T0 + 4 * 3600) == (1.0, 1.0)
+    last = T0 + 4 * 3600 * 199
+    # 9 days after the last of the 200 (before the burst): nobody in 7 days, 5+ in 90
+    assert payers("x", last + 9 * DAY) == (0.0, PAYEE_CAP)
+    assert payers("x", burst_t + 3600) == (PAYEE_CAP, PAYEE_CAP)
+    # 90 days after the burst's day ended: nobody left in either window
+    assert payers("x", burst_t + 92 * DAY) == (0.0, 0.0)
+
+
+def test_other_payers_in_90_days_span_whole_clock_days():
+    """One other payer, then the windows' edges: the 7-day window ends 7 days after the start
+    of the payer's clock day, the 90-day one 90 days after it."""
+    links = DeviceLinks(60.0)
+    key = PAYEE + "3:ACB999"
+    links.observe(key, "P", T0)  # 02:00 UTC: its clock day started 2 h before
+    day_start = T0 - 2 * 3600
+
+    def payers(t: float) -> tuple[float, ...]:
+        return links.features(None, None, "x", t, False, 0.0, ReferenceData(), key)[8:10]
+
+    assert payers(T0 + 59) == (0.0, 0.0)  # not visible yet
+    assert payers(T0 + 60) == (1.0, 1.0)
+    assert payers(day_start + 8 * DAY - 1) == (1.0, 1.0)
+    assert payers(day_start + 8 * DAY) == (0.0, 1.0)
+    assert payers(day_start + 91 * DAY - 1) == (0.0, 1.0)
+    assert payers(day_start + 91 * DAY) == (0.0, 0.0)
+    assert links.features(None, None, "P", T0 + DAY, False, 0.0, ReferenceData(),
+                          key)[8:10] == (0.0, 0.0)  # the payer's own sighting never counts
 
 
 def _payment(**kw: object) -> Payment:

@@ -71,7 +71,7 @@ STEP = st.one_of(
     st.integers(5 * 86400, 12 * 86400),
     st.integers(-400, -1),
     # exactly a window edge apart, and one second either side: the boundaries are exact
-    st.sampled_from([600, 3600, 7200, 86400, 7 * 86400, 30 * 86400]).flatmap(
+    st.sampled_from([600, 3600, 7200, 86400, 7 * 86400, 30 * 86400, 90 * 86400]).flatmap(
         lambda w: st.sampled_from([w - 1, w, w + 1])),
 )
 
@@ -181,31 +181,35 @@ def device_features(p: Payment, known: list[tuple[float, int, Payment | Login]],
     else:
         shared = foreign = 0.0
     if p.direction == "debit" and p.channel in ("mobile", "internet", "branch"):
-        # other accounts whose debit transfer to the same bank and account is visible in 7 d
-        payers = float(min(5, len({
-            e.account_id for e in events
-            if isinstance(e, Payment) and e.account_id != p.account_id
-            and e.direction == "debit" and e.channel in ("mobile", "internet", "branch")
-            and e.counterparty_account == p.counterparty_account
-            and (e.counterparty_bank or "") == (p.counterparty_bank or "")
-            and (t - 7 * DAY) // 3600 * 3600 <= _hour_first(e, events) <= t - VISIBILITY})))
+        # other accounts whose debit transfer to the same bank and account is visible from the
+        # start of the clock day of t - 7 d (90 d)
+        def payers_in(days: int) -> float:
+            return float(min(5, len({
+                e.account_id for e in events
+                if isinstance(e, Payment) and e.account_id != p.account_id
+                and e.direction == "debit" and e.channel in ("mobile", "internet", "branch")
+                and e.counterparty_account == p.counterparty_account
+                and (e.counterparty_bank or "") == (p.counterparty_bank or "")
+                and (t - days * DAY) // DAY * DAY <= _day_first(e, events) <= t - VISIBILITY})))
+        payers, payers90 = payers_in(7), payers_in(90)
     else:
-        payers = math.nan
+        payers = payers90 = math.nan
     return {"device_accounts_24h": d[0], "device_accounts_7d": d[1], "ip_accounts_24h": i[0],
             "ip_accounts_7d": i[1], "device_flagged_accounts_7d": d[2],
             "ip_flagged_accounts_7d": i[2], "business_shared_device_7d": shared,
-            "business_shared_device_foreign_7d": foreign, "cp_other_payers_7d": payers}
+            "business_shared_device_foreign_7d": foreign, "cp_other_payers_7d": payers,
+            "cp_other_payers_90d": payers90}
 
 
-def _hour_first(e: Payment, events: list[Payment | Login]) -> float:
-    """The earliest transfer of ``e``'s account to ``e``'s payee in ``e``'s clock hour (one
-    sighting per account and hour is kept)."""
+def _day_first(e: Payment, events: list[Payment | Login]) -> float:
+    """The earliest transfer of ``e``'s account to ``e``'s payee in ``e``'s clock day (one
+    payee sighting per account and day is kept)."""
     return min(o.t for o in events
                if isinstance(o, Payment) and o.account_id == e.account_id
                and o.direction == "debit" and o.channel in ("mobile", "internet", "branch")
                and o.counterparty_account == e.counterparty_account
                and (o.counterparty_bank or "") == (e.counterparty_bank or "")
-               and int(o.t // 3600) == int(e.t // 3600))
+               and int(o.t // DAY) == int(e.t // DAY))
 
 
 def features_of(p: Payment, known: list[tuple[float, int, Payment | Login]],
