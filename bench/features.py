@@ -21,7 +21,13 @@ from pathlib import Path
 
 import features
 from bench.common import emit
-from features.devices import RETENTION_S, DeviceLinks
+from features.devices import (
+    PAYEE_RETENTION_S,
+    RETENTION_S,
+    DeviceLinks,
+    retention_of,
+    sightings_of,
+)
 from features.engine import FeatureEngine
 from features.events import Payment
 from features.reference import ReferenceData
@@ -85,13 +91,18 @@ def main() -> None:
     del engine
 
     # the shared device / IP table (a global table every scorer holds, like the reference):
-    # the sightings of its retention (the last 8 days), per account of the bank
+    # the sightings of its retention (devices and IPs the last 8 days, payees the last 91, or
+    # as many days as were simulated), per account of the bank
     newest = max(p.t for p in result.payments)
-    recent = [e for e in (*result.payments, *result.logins) if e.t > newest - RETENTION_S]
+    recent = [e for e in (*result.payments, *result.logins)
+              if e.t > newest - max(PAYEE_RETENTION_S, RETENTION_S)]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     table = DeviceLinks()
-    table.load(recent)
+    for e in recent:  # the keys are made here, so their strings are counted
+        for s in sightings_of(e):
+            if s.t > newest - retention_of(s.key):
+                table.observe(s.key, s.account_id, s.t)
     gc.collect()
     table_per_account = (tracemalloc.get_traced_memory()[0] - before) / max(n_accounts, 1)
     tracemalloc.stop()
