@@ -22,10 +22,11 @@ from pathlib import Path
 import features
 from bench.common import emit
 from features.devices import (
+    DAY,
     PAYEE_RETENTION_S,
     RETENTION_S,
     DeviceLinks,
-    retention_of,
+    prune_before,
     sightings_of,
 )
 from features.engine import FeatureEngine
@@ -95,13 +96,13 @@ def main() -> None:
     # as many days as were simulated), per account of the bank
     newest = max(p.t for p in result.payments)
     recent = [e for e in (*result.payments, *result.logins)
-              if e.t > newest - max(PAYEE_RETENTION_S, RETENTION_S)]
+              if e.t > newest - max(PAYEE_RETENTION_S, RETENTION_S) - DAY]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     table = DeviceLinks()
     for e in recent:  # the keys are made here, so their strings are counted
         for s in sightings_of(e):
-            if s.t > newest - retention_of(s.key):
+            if s.t > prune_before(s.key, newest):
                 table.observe(s.key, s.account_id, s.t)
     gc.collect()
     table_per_account = (tracemalloc.get_traced_memory()[0] - before) / max(n_accounts, 1)

@@ -68,6 +68,9 @@ RETENTION_S: Final = WEEK + DAY  # the processor drops sightings older than this
 # payee keys: one sighting per (key, account) per clock day, for cp_other_payers_90d
 PAYEE_INTERVAL_S: Final = DAY
 PAYEE_WINDOW_S: Final = 90 * DAY
+# the processor keeps a payee key's sightings of whole clock days: the 91 days before the day of
+# its partition's event time, and that day (a payment's 90-day window starts at the clock day
+# of t - 90 d: a day of slack for a partition a day behind, as for the 7-day window)
 PAYEE_RETENTION_S: Final = PAYEE_WINDOW_S + DAY
 DEVICE: Final = "d:"
 IP: Final = "i:"
@@ -75,7 +78,7 @@ PAYEE: Final = "c:"
 # debits that send money to a beneficiary (cards, ATMs and billers' API debits do not)
 TRANSFER_CHANNELS: Final = frozenset({"mobile", "internet", "branch"})
 PAYEE_CAP: Final = 5  # cp_other_payers_{7d,90d} saturate here ("5 or more")
-# payee keys with more accounts are answered hour by hour (not Final: a test lowers it)
+# payee keys with more accounts are answered day by day (not Final: a test lowers it)
 PAYEE_SCAN_AT = 48
 NAN: Final = math.nan
 # "c:1024:" + a bank code and an account of at most 1024 characters each (the longest key)
@@ -138,9 +141,18 @@ def interval_of(key: str) -> float:
     return PAYEE_INTERVAL_S if key.startswith(PAYEE) else SIGHTING_INTERVAL_S
 
 
-def retention_of(key: str) -> float:
-    """How long the device processor keeps a key's sightings."""
-    return PAYEE_RETENTION_S if key.startswith(PAYEE) else RETENTION_S
+def prune_before(key: str, mark: float) -> float:
+    """The processor drops a key's sightings at or before this time when its partition's event
+    time is ``mark``, whole clock hours (devices, IPs) or days (payee keys) at a time: the
+    hours before ``hour_of(mark) - 192`` (8 days), the days before ``day_of(mark) - 91``. A
+    bucket is all kept or all gone, so a prune never changes what a later merge of that bucket
+    keeps (the earliest sighting, a payee day's 6 smallest pairs): merging, pruning and merging
+    again gives the state of merging everything once."""
+    if key.startswith(PAYEE):
+        start = day_of(mark) * PAYEE_INTERVAL_S - PAYEE_RETENTION_S
+    else:
+        start = hour_of(mark) * SIGHTING_INTERVAL_S - RETENTION_S
+    return math.nextafter(start, -math.inf)
 
 
 def bucket_of(key: str, t: float) -> int:
@@ -276,7 +288,15 @@ class DeviceLinks:
         if days is not None:
             return days
         days = {}
-        for account, times in accounts.items():
+        for account, times in list(accounts.items()):
+            last = -1
+            firsts: list[float] = []
+            for x in times:  # each day's first (a record of per-hour sightings has several)
+                if day_of(x) != last:
+                    firsts.append(x)
+                    last = day_of(x)
+            if len(firsts) < len(times):
+                times = accounts[account] = array("d", firsts)
             for x in times:
                 bucket = days.get(day_of(x))
                 if bucket is None:

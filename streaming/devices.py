@@ -5,21 +5,25 @@ account), so the links between them are built as Kafka Streams builds a foreign-
 
 1. **publish** — every scorer sends the sightings (:mod:`features.devices`) of the events it
    applies to ``device.sightings``, partitioned by ``d:<device_id>`` or ``i:<ip>``
-   (:class:`SightingPublisher`), one batch record per partition per loop iteration. Only the
-   first sighting of a (key, account) per clock hour is sent (a small cache; after a restart it
-   may send one again, which changes nothing).
+   and a debit transfer's beneficiary by ``c:<bank>…`` (:class:`SightingPublisher`), one batch
+   record per partition per loop iteration. Only the first sighting of a (key, account) per
+   clock hour (a payee key: per clock day) is sent (a small cache; after a restart it may send
+   one again, which changes nothing).
 2. **process** — the device processor (:class:`DeviceProcessor`, consumer group
    ``<group_id>.devices`` over ``device.sightings``; several instances share its partitions)
    merges the sightings per key and publishes each changed key's whole state to the compacted
    ``device.links`` topic, in the partition of the same number (the two topics have the same
-   partition count). Its state is a set (the earliest sighting per hour: a ``min``), so merging a
+   partition count). Its state is a set (the earliest sighting per hour, a payee key's per day:
+   a ``min``; a payee day keeps its 6 smallest (time, account): a selection), so merging a
    sighting twice changes nothing: at-least-once delivery gives exactly-once state. Once a
    second (:meth:`_ProcessorSession.publish_and_commit`): produce the keys changed since the
    last round → flush → commit the input offsets. After a
    crash (kill -9 included) a new owner of a partition restores the partition's state from
    ``device.links`` (its own output, compacted), then consumes from the committed offset: what
    is consumed again was already merged, and merging it again is a no-op. Sightings older than
-   8 days (the 7-day window plus a day) are pruned, a key with none left gets a tombstone.
+   8 days (the 7-day window plus a day) are pruned, a payee key's by whole clock days, keeping
+   91 days and the current one (:func:`features.devices.prune_before`); a key with none left
+   gets a tombstone.
 3. **read** — every scorer reads ``device.links`` in full as a global table on a thread of its
    own (:class:`DeviceTableReader`): a key's account map is swapped in whole, so the loop
    never sees half a record. At start the scorer reads it up to its end before scoring.
@@ -61,7 +65,7 @@ from features.devices import (
     decode_sightings,
     encode_links,
     encode_sightings,
-    retention_of,
+    prune_before,
     sightings_of,
 )
 from features.events import Login, Payment, Rejection
@@ -502,7 +506,7 @@ class _ProcessorSession:
             links = self.state.get(p)
             if links is None:
                 continue  # revoked meanwhile
-            links.prune(key, self.watermark.get(p, -1e18) - retention_of(key))
+            links.prune(key, prune_before(key, self.watermark.get(p, -1e18)))
             self._send(p, key, links)
 
     def _send(self, p: int, key: str, links: DeviceLinks) -> None:
@@ -531,7 +535,7 @@ class _ProcessorSession:
             if links is None:
                 continue
             for key in links.keys():
-                if links.prune(key, mark - retention_of(key)):
+                if links.prune(key, prune_before(key, mark)):
                     self._send(p, key, links)
 
     def commit(self, partitions: Iterable[int] | None = None) -> None:

@@ -29,6 +29,7 @@ from features.devices import (
     encode_sighting,
     encode_sightings,
     payee_key,
+    prune_before,
     sightings_of,
 )
 from features.events import Label, Payment, Rejection
@@ -117,9 +118,12 @@ PAYERS = list("ABCDEFGHIJ")  # more than PAYEE_CAP + 1, so that days fill up
 # T0 is 02:00 UTC: 79,200 s after it a clock day starts
 PAYEE_SIGHTINGS = st.lists(st.builds(
     Sighting, st.sampled_from(PAYEES + [DEVICE + "phone-1"]), st.sampled_from(PAYERS),
-    st.one_of(st.integers(0, 100 * 86400), st.integers(0, 9 * 86400), st.integers(0, 7200),
-              st.sampled_from([3599, 3600, 3601, 7200, 79199, 79200, 79201])
-              ).map(lambda s: T0 + s + 0.25)),
+    st.one_of(
+        st.one_of(st.integers(0, 100 * 86400), st.integers(0, 9 * 86400), st.integers(0, 7200),
+                  st.sampled_from([3599, 3600, 3601, 7200, 79199, 79200, 79201])
+                  ).map(lambda s: T0 + s + 0.25),
+        # exactly midnight UTC (a window's first instant)
+        st.integers(-1, 101).map(lambda d: T0 - 7200 + d * 86400))),
     max_size=80)
 
 
@@ -177,7 +181,10 @@ def _check_order_free(sightings: list[Sighting], rnd: Any) -> None:
 @settings(max_examples=300, deadline=None)
 @given(PAYEE_SIGHTINGS, st.sampled_from(PAYERS),
        st.one_of(st.integers(0, 10 * 86400), st.integers(0, 101 * 86400),
-                 st.integers(86 * 86400, 94 * 86400)),
+                 st.integers(86 * 86400, 94 * 86400),
+                 # exactly 7 or 90 days after a midnight, and a second either side
+                 st.tuples(st.integers(0, 12), st.sampled_from([7, 90]), st.integers(-1, 1))
+                 .map(lambda x: -7200 + (x[0] + x[1]) * 86400 + x[2])),
        st.sampled_from([0.0, 60.0, 3600.0]), st.booleans(), st.sampled_from([0, 48]))
 def test_other_payers_equal_brute_force(sightings, own, offset, delay, via_put, scan_at):
     """cp_other_payers_{7d,90d} = min(PAYEE_CAP, accounts other than the payer with a payee
@@ -244,20 +251,116 @@ def test_other_payers_in_90_days_span_whole_clock_days():
     of the payer's clock day, the 90-day one 90 days after it."""
     links = DeviceLinks(60.0)
     key = PAYEE + "3:ACB999"
-    links.observe(key, "P", T0)  # 02:00 UTC: its clock day started 2 h before
-    day_start = T0 - 2 * 3600
+    day_start = T0 - 2 * 3600  # midnight UTC
+    links.observe(key, "P", day_start)  # at the very first instant of its clock day
 
     def payers(t: float) -> tuple[float, ...]:
         return links.features(None, None, "x", t, False, 0.0, ReferenceData(), key)[8:10]
 
-    assert payers(T0 + 59) == (0.0, 0.0)  # not visible yet
-    assert payers(T0 + 60) == (1.0, 1.0)
+    assert payers(day_start + 59) == (0.0, 0.0)  # not visible yet
+    assert payers(day_start + 60) == (1.0, 1.0)
     assert payers(day_start + 8 * DAY - 1) == (1.0, 1.0)
     assert payers(day_start + 8 * DAY) == (0.0, 1.0)
     assert payers(day_start + 91 * DAY - 1) == (0.0, 1.0)
     assert payers(day_start + 91 * DAY) == (0.0, 0.0)
     assert links.features(None, None, "P", T0 + DAY, False, 0.0, ReferenceData(),
                           key)[8:10] == (0.0, 0.0)  # the payer's own sighting never counts
+
+
+@settings(max_examples=300, deadline=None)
+@given(PAYEE_SIGHTINGS, st.integers(0, len(PAYERS)),
+       st.tuples(st.integers(0, 79), st.sampled_from([8 * 86400, 91 * 86400]),
+                 st.floats(-3600, 3600)),
+       st.randoms(use_true_random=False))
+def test_pruning_never_changes_what_later_merges_keep(sightings, cut, at, rnd):
+    """The processor prunes (prune_before) before it publishes, and merges re-delivered
+    sightings after a prune (a restart): merging, pruning, merging the rest and pruning again
+    gives the state of merging everything then pruning -- a payee day is pruned whole, so a
+    day's kept selection never loses part of its pairs to a prune."""
+    # the processor's event time: a retention after one of the sightings, so that a prune
+    # falls among them
+    mark = (sightings[at[0] % len(sightings)].t if sightings else T0) + at[1] + at[2]
+    cut = min(cut, len(sightings))
+    order = list(sightings)
+    rnd.shuffle(order)
+
+    def pruned(links: DeviceLinks) -> DeviceLinks:
+        for key in links.keys():
+            links.prune(key, prune_before(key, mark))
+        return links
+
+    whole = snapshot(pruned(table_of(order)))
+    links = pruned(table_of(order[:cut]))
+    for s in order[cut:]:
+        links.observe(s.key, s.account_id, s.t)
+    assert snapshot(pruned(links)) == whole
+
+
+def test_a_prune_inside_an_hour_or_a_day_changes_nothing_later_merges_keep():
+    """The cases the property above is about, written out: an account's two sightings of one
+    clock hour on a device, a payee day full (6 payers) before a seventh comes, and the
+    processor's event time a retention after a moment between them."""
+    day = T0 - 7200 + 3 * DAY  # a midnight
+    cases = [
+        ([Sighting(DEVICE + "phone-1", "A", T0 + 10), Sighting(DEVICE + "phone-1", "A", T0 + 1800)],
+         T0 + 900 + 8 * DAY),
+        ([Sighting(PAYEES[0], p, day + 3600 * (i + 1)) for i, p in enumerate("ABCDEFG")],
+         day + 3600 * 6.5 + 91 * DAY),
+    ]
+    for sightings, mark in cases:
+        whole = table_of(sightings)
+        parts = table_of(sightings[:-1])
+        for links in (whole, parts):
+            for key in links.keys():
+                links.prune(key, prune_before(key, mark))
+        last = sightings[-1]
+        parts.observe(last.key, last.account_id, last.t)
+        for key in parts.keys():
+            parts.prune(key, prune_before(key, mark))
+        assert snapshot(parts) == snapshot(whole) != {}
+
+
+def test_a_partition_a_day_behind_keeps_its_90_day_window():
+    """A payment at the very end of its day whose partition's processor is already past the
+    next midnight still sees a payer from the first minute of its 90-day window."""
+    links = DeviceLinks(60.0)
+    key = PAYEE + "3:ACB999"
+    midnight = T0 - 7200
+    links.observe(key, "P", midnight + 30)
+    t = midnight + 90 * DAY + DAY - 10  # 23:59:50 of the window's last day
+    before = links.features(None, None, "x", t, False, 0.0, ReferenceData(), key)[8:10]
+    assert before == (0.0, 1.0)
+    for ahead in (40, 3600, DAY - 1):  # the processor's event time past the next midnight
+        links.prune(key, prune_before(key, midnight + 91 * DAY + ahead))
+        assert links.features(None, None, "x", t, False, 0.0, ReferenceData(),
+                              key)[8:10] == before
+    links.prune(key, prune_before(key, midnight + 92 * DAY))  # two days behind: gone
+    assert links.get(key) is None
+
+
+def test_a_record_of_hourly_payee_sightings_answers_like_daily_ones():
+    """A device.links record written before payee keys counted per day (several sightings of
+    one account in one day) loses no other payer when put (the day index keeps each
+    account's first sighting of the day, then the 6 earliest accounts)."""
+    devices.PAYEE_SCAN_AT = 3
+    try:
+        day = T0 - 7200 + 10 * DAY
+        old: dict[str, list[float]] = {"A": [day, day + 3600, day + 7200, day + 10800]}
+        old.update({p: [day + 3600 * (3 + i)] for i, p in enumerate("BCDEF")})
+        old.update({f"o{i}": [day - 200 * DAY + i] for i in range(49)})  # out of the windows
+        key = PAYEE + "3:VCB111"
+        got = decode_links(key.encode(), json.dumps({"key": key, "accounts": old}).encode())
+        assert isinstance(got, LinksRecord) and got.accounts is not None
+        links = DeviceLinks(0.0)
+        links.put(key, got.accounts)
+        want = table_of([Sighting(key, a, x) for a, ts in old.items() for x in ts])
+        t = day + 10 * 3600
+        for links_ in (links, want):
+            assert links_.features(None, None, "x", t, False, 0.0, ReferenceData(),
+                                   key)[8:10] == (5.0, 5.0)
+        assert sorted((links.get(key) or {})["A"]) == [day]
+    finally:
+        devices.PAYEE_SCAN_AT = 48
 
 
 def _payment(**kw: object) -> Payment:
