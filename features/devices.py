@@ -291,18 +291,19 @@ class DeviceLinks:
         for account, times in list(accounts.items()):
             last = -1
             firsts: list[float] = []
-            for x in times:  # each day's first (a record of per-hour sightings has several)
-                if day_of(x) != last:
-                    firsts.append(x)
-                    last = day_of(x)
-            if len(firsts) < len(times):
-                times = accounts[account] = array("d", firsts)
             for x in times:
-                bucket = days.get(day_of(x))
+                d = day_of(x)
+                if d == last:  # a later sighting of the day (a record written per hour)
+                    continue
+                last = d
+                firsts.append(x)
+                bucket = days.get(d)
                 if bucket is None:
-                    days[day_of(x)] = [(x, account)]
+                    days[d] = [(x, account)]
                 else:
                     bucket.append((x, account))
+            if len(firsts) < len(times):
+                accounts[account] = array("d", firsts)
         for bucket in days.values():
             bucket.sort()
             while len(bucket) > PAYEE_CAP + 1:

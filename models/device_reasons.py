@@ -55,26 +55,17 @@ def _business_shared_foreign(v: float) -> str:
            " 7 days (item 9a, Official Dispatch 139/CĐ-TTg)"
 
 
-def _other_payers(v: float) -> str:
-    if math.isnan(v):
-        return "not a transfer to a beneficiary"
-    if v <= 0:
-        return "no other customer of this bank paid this beneficiary in 7 days"
-    who = f"{v:.0f} or more other customers" if v >= PAYEE_CAP else \
-        f"{v:.0f} other customer" + ("" if v == 1 else "s")
-    return f"beneficiary also paid by {who} of this bank in 7 days (money from many accounts" \
-        " into one: a Circular 17/2024 sign)"
-
-
-def _other_payers_90d(v: float) -> str:
-    if math.isnan(v):
-        return "not a transfer to a beneficiary"
-    if v <= 0:
-        return "beneficiary new to the whole bank: no other customer paid it in 90 days" \
-               " (where impersonation scams send their victims)"
-    who = f"{v:.0f} or more other customers" if v >= PAYEE_CAP else \
-        f"{v:.0f} other customer" + ("" if v == 1 else "s")
-    return f"beneficiary also paid by {who} of this bank in 90 days"
+def _other_payers(window: str, nobody: str, sign: str = "") -> Template:
+    """cp_other_payers_<window>: ``nobody`` when no other customer paid the beneficiary."""
+    def phrase(v: float) -> str:
+        if math.isnan(v):
+            return "not a transfer to a beneficiary"
+        if v <= 0:
+            return nobody
+        who = f"{v:.0f} or more other customers" if v >= PAYEE_CAP else \
+            f"{v:.0f} other customer" + ("" if v == 1 else "s")
+        return f"beneficiary also paid by {who} of this bank in {window}{sign}"
+    return phrase
 
 
 DEVICE_TEMPLATES: dict[str, Template] = {
@@ -86,6 +77,10 @@ DEVICE_TEMPLATES: dict[str, Template] = {
     "ip_flagged_accounts_7d": _flagged_on("IP address"),
     "business_shared_device_7d": _business_shared,
     "business_shared_device_foreign_7d": _business_shared_foreign,
-    "cp_other_payers_7d": _other_payers,
-    "cp_other_payers_90d": _other_payers_90d,
+    "cp_other_payers_7d": _other_payers(
+        "7 days", "no other customer of this bank paid this beneficiary in 7 days",
+        " (money from many accounts into one: a Circular 17/2024 sign)"),
+    "cp_other_payers_90d": _other_payers(
+        "90 days", "beneficiary new to the whole bank: no other customer paid it in 90 days"
+        " (where impersonation scams send their victims)"),
 }
