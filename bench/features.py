@@ -17,18 +17,12 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from itertools import chain
 from pathlib import Path
 
 import features
 from bench.common import emit
-from features.devices import (
-    DAY,
-    PAYEE_RETENTION_S,
-    RETENTION_S,
-    DeviceLinks,
-    prune_before,
-    sightings_of,
-)
+from features.devices import DeviceLinks, prune_before, sightings_of
 from features.engine import FeatureEngine
 from features.events import Payment
 from features.reference import ReferenceData
@@ -95,19 +89,17 @@ def main() -> None:
     # the sightings of its retention (devices and IPs the last 8 days, payees the last 91, or
     # as many days as were simulated), per account of the bank
     newest = max(p.t for p in result.payments)
-    recent = [e for e in (*result.payments, *result.logins)
-              if e.t > newest - max(PAYEE_RETENTION_S, RETENTION_S) - DAY]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     table = DeviceLinks()
-    for e in recent:  # the keys are made here, so their strings are counted
+    for e in chain(result.payments, result.logins):  # keys made here: their strings count
         for s in sightings_of(e):
             if s.t > prune_before(s.key, newest):
                 table.observe(s.key, s.account_id, s.t)
     gc.collect()
     table_per_account = (tracemalloc.get_traced_memory()[0] - before) / max(n_accounts, 1)
     tracemalloc.stop()
-    del table, recent
+    del table
     n_logins = len(result.logins)
 
     # Memory: restore the final state from its snapshot under tracemalloc, once nothing else
