@@ -829,3 +829,26 @@ def test_more_login_countries_than_two_bytes_index_still_come_back():
         acct.add_login(t + i, True, f"C{i}", "d1", 1)
     assert acct.lflag.typecode == "I"
     assert [r[3] for r in acct.raw_history()] == [f"C{i}" for i in range(8_200)]
+
+
+def test_a_payment_too_late_by_a_day_is_scored_with_the_logins_of_its_30_days():
+    """score_late places a payment that came later than the lateness at its event time on the
+    retained history. A day too late, the payments it looks back at (30 d) are all still
+    retained (30 d + 7 d + lateness), and so must be the logins: the device that logged in,
+    from abroad, 29.5 days before it is not a new device and that foreign login is 29.5 days
+    old, as the oracle says of the payment had it come in time."""
+    login = Login("sl0", T0, "A", True, "10.0.0.1", "KH", "d1", "mobile")
+    later = Payment("s1", T0 + timedelta(days=31), "A", "credit", 1e6, "VND", "X", "CGB",
+                    "mobile")
+    late = Payment("s2", T0 + timedelta(days=29.5), "A", "debit", 2e6, "VND", "Y", "CGB",
+                   "mobile", country="VN", device_id="d1")
+    engine = FeatureEngine(reference([login, later, late]), LATENESS)
+    engine_vectors([login, later], engine)
+    assert engine.on_payment(late) is None  # 1.5 days late: not placed in the state
+    got = engine.score_late(late)
+    assert got is not None
+    want = dict(oracle([login, late]))["s2"]
+    assert want["device_age_days"] == pytest.approx(29.5)
+    assert want["debit_from_new_device"] == 0.0
+    assert want["mins_since_foreign_login"] == pytest.approx(29.5 * 1440)
+    assert_matches_oracle([("s2", got.values)], [("s2", want)])
