@@ -12,11 +12,13 @@ Semantics (what the oracle tests check):
   retained history, so later payments see them exactly as if they had arrived in order.
   Events later than that are refused (``None`` / ``False``) and counted in ``stats.too_late``.
 * A repeated ``event_id`` is ignored and counted in ``stats.duplicates``.
-* State is bounded: payments older than the retention (the longest look-back, 30 d, plus the
-  7 d window whose members need it, plus the lateness) and logins older than 30 d plus the
-  lateness (no login feature looks further back) are deleted as soon as a later event of the
-  account moves its 30-day window, and an account silent for longer than the retention is
-  dropped by :meth:`FeatureEngine.evict_idle`.
+* State is bounded: events older than the retention (the longest look-back, 30 d, plus the
+  7 d window whose members need it, plus the lateness) are deleted as soon as a later event of
+  the account moves its 30-day window, and an account silent for longer than the retention is
+  dropped by :meth:`FeatureEngine.evict_idle`. Logins are kept as long as payments although no
+  login feature looks back more than 30 days: a payment up to 7 days later than the lateness,
+  scored without being applied (:meth:`FeatureEngine.score_late`), then still sees every login
+  of its own 30 days.
 
 Definitions that need more than a window sum are in :mod:`features.vector`'s docs and README.
 """
@@ -388,8 +390,9 @@ class _Account:
                 i += 1
             self.l30 = i
             self.le30 = lt[i] if i < n else INF
-            # logins look back 30 days at most: the payments' extra 7 days are not theirs
-            k = _bisect_right(lt, t - (retention - W7D), 0, i)
+            # the payments' retention, though no login feature looks back more than 30 days:
+            # a payment scored after the lateness (score_late) reads its own 30 days
+            k = _bisect_right(lt, t - retention, 0, i)
             if k:
                 for column in (lt, self.lflag, self.ldev):
                     del column[:k]
