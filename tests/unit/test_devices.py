@@ -9,6 +9,7 @@ import json
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -156,11 +157,8 @@ def test_payee_keys_keep_the_earliest_accounts_per_day_in_any_order(sightings, r
     """The cap is a selection (the smallest pairs of each clock day): merging twice or in any
     order gives the same table, and a record put back (a restore) answers the same -- with the
     day index (keys above ``scan_at`` accounts) or without it, and across the switch."""
-    devices.PAYEE_SCAN_AT = scan_at
-    try:
+    with mock.patch.object(devices, "PAYEE_SCAN_AT", scan_at):
         _check_order_free(sightings, rnd)
-    finally:
-        devices.PAYEE_SCAN_AT = 48
 
 
 def _check_order_free(sightings: list[Sighting], rnd: Any) -> None:
@@ -192,11 +190,8 @@ def test_other_payers_equal_brute_force(sightings, own, offset, delay, via_put, 
     t - delay), on every sighting (not only the kept ones); a device sighting never counts as
     a payer."""
     t = T0 + offset
-    devices.PAYEE_SCAN_AT = scan_at  # 0: every key answered day by day
-    try:
+    with mock.patch.object(devices, "PAYEE_SCAN_AT", scan_at):  # 0: every key day by day
         _check_other_payers(sightings, own, t, delay, via_put)
-    finally:
-        devices.PAYEE_SCAN_AT = 48
 
 
 def _check_other_payers(sightings: list[Sighting], own: str, t: float, delay: float,
@@ -342,8 +337,7 @@ def test_a_record_of_hourly_payee_sightings_answers_like_daily_ones():
     """A device.links record written before payee keys counted per day (several sightings of
     one account in one day) loses no other payer when put (the day index keeps each
     account's first sighting of the day, then the 6 earliest accounts)."""
-    devices.PAYEE_SCAN_AT = 3
-    try:
+    with mock.patch.object(devices, "PAYEE_SCAN_AT", 3):
         day = T0 - 7200 + 10 * DAY
         old: dict[str, list[float]] = {"A": [day, day + 3600, day + 7200, day + 10800]}
         old.update({p: [day + 3600 * (3 + i)] for i, p in enumerate("BCDEF")})
@@ -359,8 +353,6 @@ def test_a_record_of_hourly_payee_sightings_answers_like_daily_ones():
             assert links_.features(None, None, "x", t, False, 0.0, ReferenceData(),
                                    key)[8:10] == (5.0, 5.0)
         assert sorted((links.get(key) or {})["A"]) == [day]
-    finally:
-        devices.PAYEE_SCAN_AT = 48
 
 
 def _payment(**kw: object) -> Payment:
