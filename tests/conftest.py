@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from canhgiac.logs import KeyValueFormatter
 from streaming.broker import Broker
 
 # Tansu waits the group's rebalance timeout (kafka-python's max_poll_interval_ms) before the
 # first assignment, so every test consumer in a group sets it low.
 FAST_GROUP = {"max_poll_interval_ms": 3000, "session_timeout_ms": 3000,
               "heartbeat_interval_ms": 500}
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_outlives_its_test() -> Iterator[None]:
+    """A test that runs a command in-process (``canhgiac.cli.main``) installs the service's log
+    handler on the root logger, bound to the ``sys.stderr`` that pytest captured for that test;
+    left there, every later log line of the session goes to a closed file ("--- Logging error
+    ---" in CI's output). Take it off again, and the level with it."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [h for h in root.handlers
+                        if not isinstance(h.formatter, KeyValueFormatter)]
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -79,8 +79,9 @@ def test_a_partition_the_broker_stopped_serving_is_counted_and_refetched(model, 
         create_topics(broker.bootstrap, topic_prefix, partitions=1)
         topic = topic_prefix + "payments"
         one_batch_each(broker.bootstrap, topic, BATCHES)
-        # the stall is the broker's: the records are there for a 100 ms fetch wait
-        assert read_all(broker.bootstrap, topic, 5, 3.0) == 0
+        # the stall is the broker's: with a 5 ms wait it serves next to nothing (in CI one
+        # run got a single record out of 20,000 in 3 s), while a 100 ms wait reads them all
+        assert read_all(broker.bootstrap, topic, 5, 3.0) < BATCHES // 100
         assert read_all(broker.bootstrap, topic, 100, 30.0) == BATCHES
 
         port = free_port()
