@@ -99,6 +99,16 @@ class Interrupt:
         self.received.set()
         raise KeyboardInterrupt
 
+    def stopped_by(self, exc: Exception) -> int:
+        """After a Ctrl-C, the failure of the step it cut short is the interruption (exit 0);
+        otherwise ``exc`` is re-raised. A Ctrl-C swallowed inside kafka-python leaves the call
+        it landed in to fail later in its own way: a producer's bootstrap times out 30 s on."""
+        if not self.received.is_set():
+            raise exc
+        self.cleaning.set()
+        say(f"stopping (the step under way when Ctrl-C came ended with {type(exc).__name__})")
+        return 0
+
     def check(self) -> None:
         """Raise KeyboardInterrupt if a Ctrl-C came and was swallowed on its way."""
         if self.received.is_set() and not self.cleaning.is_set():
@@ -185,6 +195,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         interrupt.cleaning.set()
         say("stopping")
         return 0
+    except Exception as exc:
+        return interrupt.stopped_by(exc)
     finally:
         interrupt.cleaning.set()
         stop.set()
