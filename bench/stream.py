@@ -28,13 +28,19 @@
 5. Loop stalls: the scorer restores 100,000 accounts of state (synthetic checkpoints) and scores
    the paced stream at 3,000/s while it checkpoints every 5 s; the longest loop iteration,
    target <= 50 ms.
+   Steps 3-5 run twice: with the device processor on a thread of the scorer (the default
+   setting) and in a process of its own (``CANHGIAC_DEVICES_IN_SCORE=false`` and ``canhgiac
+   devices``; figures ending ``_devices_process``). On a thread, its JSON encoding and
+   decoding hold the GIL in long C calls while the loop waits: the scorer's "slow loop
+   iteration" log line shows it as a loop CPU time far below the iteration's.
 6. CPU: the scorer's CPU microseconds per payment in the throughput phase, and its CPU share
    of a core once idle (target < 3 %): measured for 10 s from the first checkpoint round after
    the stream that found nothing left to write (the work the stream left: the projection
    catching up, the round that writes the state the stream changed, is reported apart as
    the settling time and CPU).
 
-``python -m bench.stream [--accounts 1000] [--days 40] [--rate 3000] [--seconds 20]``
+``python -m bench.stream [--accounts 1000] [--days 40] [--rate 3000] [--seconds 20]
+[--devices in-score,process]``
 """
 
 from __future__ import annotations
@@ -171,6 +177,18 @@ def start_scorer(bootstrap: str, prefix: str, model_dir: Path, port: int, log: P
     return subprocess.Popen(
         [sys.executable, "-m", "canhgiac.cli", "score", "--model", str(model_dir)],
         env=env, cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+
+
+def start_devices(bootstrap: str, prefix: str, log: Path) -> subprocess.Popen:
+    """``canhgiac devices``: the device processor in a process of its own, for a scorer run
+    with ``CANHGIAC_DEVICES_IN_SCORE=false`` (same group id: the same topics and group)."""
+    env = {**os.environ, "CANHGIAC_KAFKA_BOOTSTRAP": bootstrap, "CANHGIAC_TOPIC_PREFIX": prefix,
+           "CANHGIAC_GROUP_ID": prefix + "scorer",
+           "CANHGIAC_MAX_POLL_INTERVAL_MS": "10000", "CANHGIAC_SESSION_TIMEOUT_MS": "10000",
+           "CANHGIAC_DATA_DIR": str(log.parent)}
+    out = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "canhgiac.cli", "devices"], env=env,
+                            cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
 
 
 def start_sink(bootstrap: str, prefix: str, port: int, log: Path) -> subprocess.Popen:
@@ -333,7 +351,7 @@ def throughput(bootstrap, model_dir, payments, logins, accounts, labels, work: P
 
 def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path,
             rate: float, seconds: float, prefix: str = "lat.", state_accounts: int = 0,
-            **scorer_settings: str) -> dict:
+            devices: str = "in-score", **scorer_settings: str) -> dict:
     from kafka import KafkaConsumer, TopicPartition
 
     n = min(len(payments), int(rate * seconds))
@@ -344,6 +362,10 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
     if state_accounts:
         write_state(bootstrap, prefix, state_accounts, before=chosen[0].ts)
     port = _free_port()
+    device_proc = None
+    if devices == "process":
+        scorer_settings["devices_in_score"] = "false"
+        device_proc = start_devices(bootstrap, prefix, work / f"devices-{prefix}log")
     proc = start_scorer(bootstrap, prefix, model_dir, port, work / f"scorer-{prefix}log",
                         batch_size=500, **scorer_settings)
     ctx = mp.get_context("spawn")
@@ -401,6 +423,9 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
         producer.join(timeout=60)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        if device_proc is not None:
+            device_proc.send_signal(signal.SIGTERM)
+            device_proc.wait(timeout=60)
         reader.close(autocommit=False)
     a, a_in = np.array(lat), np.array(lat_in)
     return {"rate_target": rate, "payments": n, "received": len(lat), "wall_s": wall,
@@ -499,6 +524,55 @@ def _free_port() -> int:
     return free_port()
 
 
+def latency_runs(args: argparse.Namespace, layout: str, bootstrap: str, model_dir: Path,
+                 payments, logins, accounts, labels, work: Path, results: dict) -> list:
+    """The paced runs (each rate, then the loop-stall run) with the device processor laid out
+    as ``layout``; figures of the ``process`` layout end in ``_devices_process``."""
+    sfx = "" if layout == "in-score" else "_devices_process"
+    tag = "" if layout == "in-score" else "-dp"
+    out: list = []
+
+    def fig(name: str, value, target: str = "info", met: bool = True) -> None:
+        out.append(emit("stream", name + sfx, value, target, met))
+
+    for i, rate in enumerate(r for r in (args.rate, args.also_rate) if r > 0):
+        lt = latency(bootstrap, model_dir, payments, logins, accounts, labels, work, rate,
+                     args.seconds, prefix=f"lat{i}{tag}.", devices=layout)
+        results[f"latency_{int(rate)}{sfx}"] = lt
+        at = f"_at_{int(rate)}_per_s"
+        for q in ("p50", "p95", "p99", "max"):
+            if q == "p99" and i == 0:
+                fig(f"latency_{q}_ms{at}", round(lt[f"{q}_ms"], 1), "<=35", lt[f"{q}_ms"] <= 35)
+            else:
+                fig(f"latency_{q}_ms{at}", round(lt[f"{q}_ms"], 1))
+        for q in ("p50", "p99"):
+            fig(f"produce_to_scorer_send_{q}_ms{at}", round(lt[f"to_scorer_send_{q}_ms"], 1))
+        fig(f"latency_received{at}", lt["received"], str(lt["payments"]),
+            lt["received"] == lt["payments"])
+        ip = lt["in_process_ms"]
+        fig(f"poll_to_send_p50_ms{at}", ip["p50"])
+        fig(f"poll_to_send_p99_ms{at}", ip["p99"], "<=10", ip["p99"] <= 10)
+        fig(f"poll_to_send_max_ms{at}", round(ip["max"], 1))
+        for q in ("p50", "p99"):
+            fig(f"release_to_send_{q}_ms{at}", ip[f"release_{q}"])
+        for why in ("logins", "reference"):  # the mean wait in the alignment, split
+            # (held_* in in_process_ms: milliseconds summed over the run's payments)
+            fig(f"held_for_{why}_mean_ms{at}",
+                round(ip[f"held_{why}"] / max(1, lt["payments"]), 2))
+    if args.state_accounts:
+        st = latency(bootstrap, model_dir, payments, logins, accounts, labels, work, args.rate,
+                     args.seconds, prefix=f"state{tag}.", devices=layout,
+                     state_accounts=args.state_accounts, checkpoint_interval_s="5")
+        results[f"stalls{sfx}"] = st
+        it = st["in_process_ms"]["iteration_max"]
+        fig(f"longest_iteration_ms_with_{args.state_accounts}_accounts_at_{int(args.rate)}"
+            f"_per_s", round(it, 1), "<=50", it <= 50 and st["checkpoints"] >= 1)
+        fig("checkpoints_during_that_run", st["checkpoints"], ">=1", st["checkpoints"] >= 1)
+        fig(f"poll_to_send_p99_ms_with_{args.state_accounts}_accounts",
+            st["in_process_ms"]["p99"])
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
@@ -509,6 +583,10 @@ def main() -> int:
                         help="a second, lower paced rate for the latency figures (0 = none)")
     parser.add_argument("--model", type=Path, default=None, help="a saved RiskModel directory")
     parser.add_argument("--skip", choices=["throughput", "latency"], default=None)
+    parser.add_argument("--devices", default="in-score,process",
+                        help="device-processor layouts of the latency runs, comma-separated: "
+                        "in-score (a thread of the scorer, the default setting) and process "
+                        "(`canhgiac devices` apart); figures of the second end _devices_process")
     parser.add_argument("--state-accounts", type=int, default=100_000,
                         help="accounts of restored state for the loop-stall run (0 = none)")
     args = parser.parse_args()
@@ -560,49 +638,12 @@ def main() -> int:
             for q in ("p50", "p95", "p99"):
                 out.append(emit("stream", f"raw_consumer_latency_{q}_ms_at_{int(args.rate)}_per_s",
                                 round(raw[f"{q}_ms"], 1), "info", True))
-            for i, rate in enumerate(r for r in (args.rate, args.also_rate) if r > 0):
-                lt = latency(broker.bootstrap, model_dir, payments, logins, accounts, labels,
-                             work, rate, args.seconds, prefix=f"lat{i}.")
-                results[f"latency_{int(rate)}"] = lt
-                for q in ("p50", "p95", "p99", "max"):
-                    target = "<=35" if q == "p99" and i == 0 else "info"
-                    met = lt[f"{q}_ms"] <= 35 if target != "info" else True
-                    out.append(emit("stream", f"latency_{q}_ms_at_{int(rate)}_per_s",
-                                    round(lt[f"{q}_ms"], 1), target, met))
-                for q in ("p50", "p99"):
-                    out.append(emit("stream", f"produce_to_scorer_send_{q}_ms_at_{int(rate)}_per_s",
-                                    round(lt[f"to_scorer_send_{q}_ms"], 1), "info", True))
-                out.append(emit("stream", f"latency_received_at_{int(rate)}_per_s",
-                                lt["received"], str(lt["payments"]),
-                                lt["received"] == lt["payments"]))
-                ip = lt["in_process_ms"]
-                out.append(emit("stream", f"poll_to_send_p50_ms_at_{int(rate)}_per_s",
-                                ip["p50"], "info", True))
-                out.append(emit("stream", f"poll_to_send_p99_ms_at_{int(rate)}_per_s",
-                                ip["p99"], "<=10", ip["p99"] <= 10))
-                out.append(emit("stream", f"poll_to_send_max_ms_at_{int(rate)}_per_s",
-                                round(ip["max"], 1), "info", True))
-                for q in ("p50", "p99"):
-                    out.append(emit("stream", f"release_to_send_{q}_ms_at_{int(rate)}_per_s",
-                                    ip[f"release_{q}"], "info", True))
-                for why in ("logins", "reference"):  # the mean wait in the alignment, split
-                    # (held_* in in_process_ms: milliseconds summed over the run's payments)
-                    out.append(emit("stream", f"held_for_{why}_mean_ms_at_{int(rate)}_per_s",
-                                    round(ip[f"held_{why}"] / max(1, lt["payments"]), 2),
-                                    "info", True))
-            if args.state_accounts:
-                st = latency(broker.bootstrap, model_dir, payments, logins, accounts, labels,
-                             work, args.rate, args.seconds, prefix="state.",
-                             state_accounts=args.state_accounts, checkpoint_interval_s="5")
-                results["stalls"] = st
-                it = st["in_process_ms"]["iteration_max"]
-                out.append(emit("stream", f"longest_iteration_ms_with_{args.state_accounts}"
-                                f"_accounts_at_{int(args.rate)}_per_s", round(it, 1), "<=50",
-                                it <= 50 and st["checkpoints"] >= 1))
-                out.append(emit("stream", "checkpoints_during_that_run", st["checkpoints"],
-                                ">=1", st["checkpoints"] >= 1))
-                out.append(emit("stream", f"poll_to_send_p99_ms_with_{args.state_accounts}"
-                                f"_accounts", st["in_process_ms"]["p99"], "info", True))
+            # the device processor on a thread of the scorer (the default) and in a process
+            # of its own (CANHGIAC_DEVICES_IN_SCORE=false + `canhgiac devices`): its JSON work
+            # holds the GIL in long C calls, and the loop waits for it
+            for layout in args.devices.split(","):
+                out.extend(latency_runs(args, layout, broker.bootstrap, model_dir, payments,
+                                        logins, accounts, labels, work, results))
     results["results"] = out
     (OUT / "stream.json").write_text(json.dumps(results, indent=2))
     return 0

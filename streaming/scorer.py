@@ -242,6 +242,7 @@ class _Session:
         while not scorer.stopping:
             polled = self.consumer.poll(timeout_ms=self._poll_wait_ms(), max_records=s.batch_size)
             t0 = time.perf_counter()
+            cpu0, proc0 = time.thread_time(), time.process_time()
             fresh = parts.apply_assignments() if parts.pending else set()
             if fresh:
                 self.long_lived.after_restore()
@@ -271,10 +272,18 @@ class _Session:
             self._count_held(t4, result)
             self.metrics.iteration(t4 - t0)
             if t4 - t0 >= SLOW_ITERATION_S:
+                # the loop thread's own CPU time, and the whole process's (the Kafka clients'
+                # threads too): a loop far below ms waited, for the GIL when the process
+                # was busy, for a core (other processes) when it was not
                 log.warning("slow loop iteration", extra={
-                    "ms": round((t4 - t0) * 1000), "records": len(batch),
+                    "ms": round((t4 - t0) * 1000),
+                    "loop_cpu_ms": round((time.thread_time() - cpu0) * 1000),
+                    "process_cpu_ms": round((time.process_time() - proc0) * 1000),
+                    "records": len(batch),
                     "scored": len(result.scored), "prepare_ms": round((t1 - t0) * 1000),
-                    "handle_ms": round((t2 - t1) * 1000), "emit_ms": round((t3 - t2) * 1000),
+                    "handle_ms": round((t2 - t1) * 1000),
+                    "reference_wait_ms": round(result.ready_wait_s * 1000),
+                    "emit_ms": round((t3 - t2) * 1000),
                     "tick_ms": round((t4 - t3) * 1000),
                     "end_offsets_in_flight": self.ends.in_flight(),
                     "tick_steps_ms": {k: round(v * 1000) for k, v in parts.tick_steps}})
