@@ -49,11 +49,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
+
+import orjson
 
 from features.events import Login, Payment, Rejection, format_ts, parse_timestamp
 
@@ -456,21 +459,20 @@ def encode_sighting(s: Sighting, ts: Any = None) -> bytes:
     doc: dict[str, Any] = {"key": s.key, "account_id": s.account_id, "t": s.t}
     if ts is not None:
         doc["ts"] = format_ts(ts)
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return orjson.dumps(doc)
 
 
 def encode_sightings(sightings: Iterable[Sighting]) -> bytes:
     """A batch record of ``device.sightings``: ``{"sightings": [[key, account_id, t], ...]}``
     (every key of the batch belongs to the record's partition). A scorer sends one such
     record per partition per iteration instead of one record per sighting."""
-    doc = {"sightings": [[s.key, s.account_id, s.t] for s in sightings]}
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return orjson.dumps({"sightings": [[s.key, s.account_id, s.t] for s in sightings]})
 
 
 def encode_links(key: str, accounts: Mapping[str, array[float]]) -> bytes:
     """``device.links`` value: ``{"key", "accounts": {account: [sighting times]}}``."""
-    doc = {"key": key, "accounts": {a: list(times) for a, times in accounts.items()}}
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return orjson.dumps({"key": key, "accounts": {a: times.tolist()
+                                                  for a, times in accounts.items()}})
 
 
 class _Bad(Exception):
@@ -493,7 +495,13 @@ def _reject_constant(name: str) -> float:
     raise _Bad("", f"{name} is not allowed in JSON")
 
 
+_SPACED_COLON = re.compile(rb'"\s+:').search
+
+
 def _object(raw: bytes | None, limit: int) -> dict[str, Any]:
+    """One record's JSON object. Fast path: orjson, whose result is kept only when it must equal
+    the strict parser's (:func:`_fast_object`); anything else, every error included, goes
+    through :func:`_strict_object`, which names the problem."""
     if raw is None:
         raise _Bad("", "empty message (tombstone)")
     if not isinstance(raw, bytes | bytearray | memoryview):
@@ -501,6 +509,61 @@ def _object(raw: bytes | None, limit: int) -> dict[str, Any]:
     raw = bytes(raw)
     if len(raw) > limit:
         raise _Bad("", f"record is {len(raw)} bytes, limit is {limit}")
+    fast = _fast_object(raw)
+    return fast if fast is not None else _strict_object(raw)
+
+
+MAX_FAST_DEPTH: Final = 32  # deeper goes the strict way (whose limit is the recursion limit)
+# orjson reads an integer beyond 64 bits as a float, the stdlib as an int (a rejection quotes
+# it): a float this large may have been one, so it goes the strict way
+_BIG: Final = 9.2e18
+
+
+def _fast_object(raw: bytes) -> dict[str, Any] | None:
+    """orjson's parse of ``raw`` when it equals the stdlib's with duplicate keys refused, else
+    None. orjson keeps the last of duplicate keys silently, so its object is accepted only when
+    the bytes prove there were none: every key is followed by ``":`` (a space before a colon
+    goes the strict way), so as many ``":`` in the bytes as keys in the parse means no key was
+    dropped; a duplicate, or a key or string holding ``":``, makes the counts differ and the
+    strict parser decide."""
+    if _SPACED_COLON(raw) is not None:
+        return None
+    try:
+        obj = orjson.loads(raw)
+    except Exception:  # noqa: BLE001 - the strict parser names the error
+        return None
+    if type(obj) is not dict:
+        return None
+    keys = _keys_in(obj, 0)
+    if keys < 0 or raw.count(b'":') != keys:
+        return None
+    return obj
+
+
+def _keys_in(x: Any, depth: int) -> int:
+    """The keys of every object in ``x`` (a parse), or -1 (go the strict way) past
+    :data:`MAX_FAST_DEPTH` or at a float beyond 64-bit integers."""
+    if depth > MAX_FAST_DEPTH:
+        return -1
+    keys = 0
+    if type(x) is dict:
+        keys = len(x)
+        values: Iterable[Any] = x.values()
+    else:
+        values = x
+    for v in values:
+        if type(v) is float:
+            if not -_BIG < v < _BIG:
+                return -1
+        elif type(v) is dict or type(v) is list:
+            k = _keys_in(v, depth + 1)
+            if k < 0:
+                return -1
+            keys += k
+    return keys
+
+
+def _strict_object(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -545,11 +608,15 @@ def _account(value: Any, name: str) -> str:
     return value
 
 
+MIN_T: Final = -62135596800.0  # 0001-01-01T00:00:00Z
+MAX_T: Final = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
 def _time(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Bad(name, "must be a number (epoch seconds)")
     t = float(value)
-    if not math.isfinite(t) or not -62135596800.0 <= t <= 253402300799.0:
+    if not math.isfinite(t) or not MIN_T <= t <= MAX_T:
         raise _Bad(name, f"{value!r} is not a time in years 1-9999")
     return t
 
@@ -648,9 +715,12 @@ def decode_links(key: bytes | None, raw: bytes | None) -> LinksRecord | Rejectio
             if not isinstance(times, list) or not times or len(times) > MAX_TIMES:
                 raise _Bad("accounts", f"times of {account[:40]!r} must be a non-empty list of"
                            f" at most {MAX_TIMES} numbers")
-            values = [_time(x, "accounts") for x in times]
-            if any(b <= a for a, b in zip(values, values[1:], strict=False)):
-                raise _Bad("accounts", f"times of {account[:40]!r} are not increasing")
+            # a float in range is its own time (the common case, without a call)
+            values = [x if type(x) is float and MIN_T <= x <= MAX_T else _time(x, "accounts")
+                      for x in times]
+            for i in range(1, len(values)):
+                if values[i] <= values[i - 1]:
+                    raise _Bad("accounts", f"times of {account[:40]!r} are not increasing")
             out[account] = array("d", values)
         return LinksRecord(k, out)
     except _Bad as exc:

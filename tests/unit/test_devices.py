@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -543,6 +544,90 @@ def test_a_batch_keeps_its_good_sightings_and_names_the_bad():
     assert decode_sightings(b'{"sightings":{}}')[1] is not None
     assert decode_sightings(json.dumps(BATCH).encode()) == (
         [Sighting("d:phone-1", "A", T0 + 0.5), Sighting("i:10.0.0.1", "B", T0 + 1)], None)
+
+
+# ------------------------------------------------------------------ the fast parser
+def _typed(x: Any) -> Any:
+    """A parse with each value's type kept (1 == 1.0 in Python; an int and a float are two
+    different records here: a rejection quotes the value)."""
+    if isinstance(x, dict):
+        return ("dict", [(k, _typed(v)) for k, v in x.items()])
+    if isinstance(x, list):
+        return ("list", [_typed(v) for v in x])
+    if isinstance(x, float) and math.isnan(x):
+        return ("float", "nan")
+    return (type(x).__name__, x)
+
+
+def _same_as_strict(raw: bytes) -> None:
+    """orjson's fast path is kept only where it equals the stdlib parser with duplicate keys
+    and NaN refused: the same object with the same types (where it declines, ``_object`` is
+    the strict parser itself)."""
+    fast = devices._fast_object(raw)
+    if fast is None:
+        return
+    try:
+        strict = devices._strict_object(raw)
+    except devices._Bad as exc:
+        raise AssertionError(f"fast path took what the strict one refuses ({exc.reason}): "
+                             f"{raw!r}") from None
+    assert _typed(fast) == _typed(strict), raw
+    assert _typed(devices._object(raw, 1 << 22)) == _typed(fast)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(BYTES)
+def test_the_fast_parser_equals_the_strict_one_on_arbitrary_bytes(raw):
+    if raw is not None:
+        _same_as_strict(raw)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_fast_parser_equals_the_strict_one_on_mutated_records(data):
+    base = data.draw(st.sampled_from([SIGHTING, LINKS, BATCH]))
+    _same_as_strict(data.draw(mutated_events(base)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON_VALUES, st.sampled_from(["compact", "spaced", "duplicated"]))
+def test_the_fast_parser_equals_the_strict_one_on_any_json(value, style):
+    """Arbitrary JSON, written compact, with spaces, and with an object's first key repeated
+    (at any depth; the strict parser refuses it, so must the fast one)."""
+    if style == "compact":
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    elif style == "spaced":
+        text = json.dumps(value, ensure_ascii=False, indent=1)
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = text.replace('{"', '{"dup":0,"dup":1,"', 1) if '{"' in text else text
+    _same_as_strict(text.encode("utf-8", "surrogatepass"))
+    _same_as_strict(("{" + '"v":' + text + "}").encode("utf-8", "surrogatepass"))
+
+
+def test_the_fast_parser_takes_the_records_it_writes_and_refuses_duplicates():
+    accounts = {"A": array("d", [T0, T0 + 7200.5]), "B": array("d", [T0 + 1])}
+    for raw in (encode_links(DEVICE + "phone-1", accounts),
+                encode_sightings([Sighting(PAYEE + "970436:VCB1", "A", T0)]),
+                encode_sighting(Sighting(DEVICE + "p", "A", T0),
+                                ts=datetime.fromtimestamp(T0, UTC))):
+        assert devices._fast_object(raw) is not None, raw
+        _same_as_strict(raw)
+    for raw in (b'{"key":"d:p","accounts":{"A":[1.0],"A":[2.0]}}',
+                b'{"key":"d:p","key":"d:q","accounts":{}}',
+                b'{"sightings":[[{"a":1,"a":2}]]}',
+                b'{"key":"d:p","accounts":{"A" :[1.0]}}',
+                b'{"t":123456789012345678901234567890}'):
+        assert devices._fast_object(raw) is None, raw
+    assert decode_links(b"d:p", b'{"key":"d:p","accounts":{"A":[1.0],"A":[2.0]}}').reason == (
+        "duplicate key in JSON object")
 
 
 def test_a_key_shared_by_thousands_is_trimmed_to_the_accounts_seen_most_recently():
