@@ -259,6 +259,16 @@ def histogram_quantile(text: str, name: str, q: float, since: str = "") -> float
     return float("inf")
 
 
+def histogram_count_over(text: str, name: str, bound: float, since: str = "") -> float:
+    """Observations of a Prometheus histogram above ``bound`` (a bucket bound, seconds) made
+    after the ``since`` scrape."""
+    now, before = _buckets(text, name), _buckets(since, name)
+    if bound not in now:
+        raise ValueError(f"{name} has no bucket {bound}")
+    total = max(now.values(), default=0.0) - max(before.values(), default=0.0)
+    return total - (now[bound] - before.get(bound, 0.0))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -413,6 +423,10 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
                                                 since=start_text),
             "checkpoints": metric(port, "canhgiac_scorer_checkpoints_total")
             - metric_in(start_text, "canhgiac_scorer_checkpoints_total"),
+            # how many iterations of the paced run passed 50 ms (the bucket of the longest
+            # says how bad the worst was, this how often)
+            "iterations_over_50ms": histogram_count_over(
+                text, "canhgiac_scorer_iteration_seconds", 0.05, since=start_text),
         }
         # what held payments waited for, in payment-seconds (streaming.align.HeldTime)
         for why in ("logins", "reference"):
@@ -433,7 +447,9 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
             "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max()),
             "to_scorer_send_p50_ms": float(np.percentile(a_in, 50)),
             "to_scorer_send_p99_ms": float(np.percentile(a_in, 99)),
-            "in_process_ms": {k: v * 1000 for k, v in in_process.items() if k != "checkpoints"},
+            "in_process_ms": {k: v * 1000 for k, v in in_process.items()
+                              if k not in ("checkpoints", "iterations_over_50ms")},
+            "iterations_over_50ms": in_process["iterations_over_50ms"],
             "checkpoints": in_process["checkpoints"], "exit_code": proc.returncode}
 
 
@@ -553,6 +569,7 @@ def latency_runs(args: argparse.Namespace, layout: str, bootstrap: str, model_di
         fig(f"poll_to_send_p50_ms{at}", ip["p50"])
         fig(f"poll_to_send_p99_ms{at}", ip["p99"], "<=10", ip["p99"] <= 10)
         fig(f"poll_to_send_max_ms{at}", round(ip["max"], 1))
+        fig(f"iterations_over_50ms{at}", round(lt["iterations_over_50ms"]))
         for q in ("p50", "p99"):
             fig(f"release_to_send_{q}_ms{at}", ip[f"release_{q}"])
         for why in ("logins", "reference"):  # the mean wait in the alignment, split
@@ -568,6 +585,8 @@ def latency_runs(args: argparse.Namespace, layout: str, bootstrap: str, model_di
         fig(f"longest_iteration_ms_with_{args.state_accounts}_accounts_at_{int(args.rate)}"
             f"_per_s", round(it, 1), "<=50", it <= 50 and st["checkpoints"] >= 1)
         fig("checkpoints_during_that_run", st["checkpoints"], ">=1", st["checkpoints"] >= 1)
+        fig(f"iterations_over_50ms_with_{args.state_accounts}_accounts",
+            round(st["iterations_over_50ms"]))
         fig(f"poll_to_send_p99_ms_with_{args.state_accounts}_accounts",
             st["in_process_ms"]["p99"])
     return out
