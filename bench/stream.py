@@ -394,6 +394,9 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
         time.sleep(1.0)
         reader.poll(timeout_ms=100)
         start_text = metrics_text(port)  # after assignment and restore: count from here
+        cpu0 = {"scorer": cpu_seconds(proc.pid)}
+        if device_proc is not None:
+            cpu0["devices"] = cpu_seconds(device_proc.pid)
         ready.set()
         t_start = time.perf_counter()
         deadline = time.monotonic() + seconds + 120
@@ -406,6 +409,12 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
                         lat.append(now_ms - float(src))
                         lat_in.append(r.timestamp - float(src))
         wall = time.perf_counter() - t_start
+        # CPU of the paced run per payment: the scorer's process, and the device processor's
+        # when it runs apart (on a thread it is part of the scorer's)
+        cpu_us = {f"{who}_cpu_us_per_payment": (cpu_seconds(p.pid) - c) * 1e6 / max(1, n)
+                  for who, c, p in (("scorer", cpu0["scorer"], proc),
+                                    ("devices", cpu0.get("devices", 0.0), device_proc))
+                  if p is not None}
         text = metrics_text(port)
         in_process = {
             "p50": histogram_quantile(text, "canhgiac_scorer_poll_to_send_seconds", 0.50),
@@ -450,6 +459,7 @@ def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path
             "in_process_ms": {k: v * 1000 for k, v in in_process.items()
                               if k not in ("checkpoints", "iterations_over_50ms")},
             "iterations_over_50ms": in_process["iterations_over_50ms"],
+            **cpu_us,
             "checkpoints": in_process["checkpoints"], "exit_code": proc.returncode}
 
 
@@ -570,6 +580,9 @@ def latency_runs(args: argparse.Namespace, layout: str, bootstrap: str, model_di
         fig(f"poll_to_send_p99_ms{at}", ip["p99"], "<=10", ip["p99"] <= 10)
         fig(f"poll_to_send_max_ms{at}", round(ip["max"], 1))
         fig(f"iterations_over_50ms{at}", round(lt["iterations_over_50ms"]))
+        for who in ("scorer", "devices"):
+            if f"{who}_cpu_us_per_payment" in lt:
+                fig(f"{who}_cpu_us_per_payment{at}", round(lt[f"{who}_cpu_us_per_payment"], 1))
         for q in ("p50", "p99"):
             fig(f"release_to_send_{q}_ms{at}", ip[f"release_{q}"])
         for why in ("logins", "reference"):  # the mean wait in the alignment, split
