@@ -628,6 +628,17 @@ def test_the_fast_parser_takes_the_records_it_writes_and_refuses_duplicates():
         assert devices._fast_object(raw) is None, raw
     assert decode_links(b"d:p", b'{"key":"d:p","accounts":{"A":[1.0],"A":[2.0]}}').reason == (
         "duplicate key in JSON object")
+    # a space before a colon hides a key from the count: `{"a" :1,"a":2}` counts one `":` and
+    # orjson keeps one key, so only the spacing rule sends it the strict way (from a review)
+    for raw in (b'{"a" :1,"a":2}', b'{"a"\t:1,"a":2}', b'{"a"\n:1,"a":2}'):
+        assert devices._fast_object(raw) is None, raw
+        assert decode_sighting(raw).reason == "duplicate key in JSON object"
+    # nesting the strict parser refuses (and a walk of it would overflow): the strict way
+    deep = b'{"key":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    assert devices._fast_object(deep) is None
+    assert decode_sighting(deep).reason == "JSON nested too deeply"
+    assert devices._fast_object(b'{"key":' + b"[" * 32 + b"]" * 32 + b"}") is not None
+    assert devices._fast_object(b'{"key":' + b"[" * 33 + b"]" * 33 + b"}") is None
 
 
 def test_a_key_shared_by_thousands_is_trimmed_to_the_accounts_seen_most_recently():
