@@ -53,8 +53,10 @@ from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
 from features.devices import (
+    DEVICE,
     LINKS_KIND,
     MAX_SIGHTINGS_BYTES,
+    PAYEE,
     SIGHTING_INTERVAL_S,
     SIGHTINGS_KIND,
     DeviceLinks,
@@ -408,6 +410,82 @@ class DeviceProcessor:
             self._thread.join(timeout=60)
 
 
+class PruneIndex:
+    """Which keys of one partition's table may hold a sighting the hourly sweep drops, so that
+    the sweep visits those keys instead of every key (1.2 s for 540,000 keys with nothing to
+    prune, taken from the scorer's GIL when the processor runs on its thread).
+
+    Each key is filed under a clock hour at or before its oldest sighting: the hour of its
+    first sighting, lowered when an older one is merged (:meth:`note`). Nothing else lowers a
+    key's oldest sighting, so a key holding a sighting at or before its cut is filed under an
+    hour starting at or before that cut, and :meth:`take` finds it. A key filed too low (a
+    prune at publish time, a payee day's cap dropping a sighting) is only visited early and
+    filed again (:meth:`refile`). Payee keys, kept 91 days, are filed apart from devices and
+    IPs, kept 8 days, so each kind is taken at its own cut."""
+
+    __slots__ = ("_hour", "_devices", "_payees")
+
+    def __init__(self) -> None:
+        self._hour: dict[str, int] = {}  # key -> the hour it is filed under
+        # hour -> keys filed under it (and stale entries of keys filed lower since)
+        self._devices: dict[int, set[str]] = {}
+        self._payees: dict[int, set[str]] = {}
+
+    def note(self, key: str, t: float) -> None:
+        """``key`` got a sighting at ``t``."""
+        h = int(t // SIGHTING_INTERVAL_S)
+        filed = self._hour.get(key)
+        if filed is None or h < filed:
+            self._hour[key] = h
+            hours = self._payees if key.startswith(PAYEE) else self._devices
+            keys = hours.get(h)
+            if keys is None:
+                hours[h] = {key}
+            else:
+                keys.add(key)
+
+    def refile(self, key: str, accounts: dict[str, array[float]] | None) -> None:
+        """File ``key`` again under its oldest sighting (forget it when it is gone)."""
+        self._hour.pop(key, None)
+        oldest = [times[0] for times in (accounts or {}).values() if len(times)]
+        if oldest:
+            self.note(key, min(oldest))
+
+    def take(self, mark: float) -> list[str]:
+        """Remove and return the keys that may hold a sighting at or before their cut when the
+        partition's event time is ``mark`` (:func:`features.devices.prune_before`)."""
+        out: list[str] = []
+        for hours, probe in ((self._devices, DEVICE), (self._payees, PAYEE)):
+            before = prune_before(probe + "x", mark)
+            for h in sorted(h for h in hours if h * SIGHTING_INTERVAL_S <= before):
+                for key in hours.pop(h):
+                    if self._hour.get(key) == h:  # else filed lower since, or forgotten
+                        out.append(key)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._hour)
+
+    @classmethod
+    def of(cls, links: DeviceLinks) -> PruneIndex:
+        index = cls()
+        for key in links.keys():
+            index.refile(key, links.get(key))
+        return index
+
+
+def sweep_partition(links: DeviceLinks, index: PruneIndex, mark: float) -> list[str]:
+    """Prune the keys of a partition whose event time is ``mark`` as a prune of every key with
+    ``prune_before(key, mark)`` would, visiting only the keys ``index`` finds; the keys that
+    changed (to publish), in the order visited."""
+    changed: list[str] = []
+    for key in index.take(mark):
+        if links.prune(key, prune_before(key, mark)):
+            changed.append(key)
+        index.refile(key, links.get(key))
+    return changed
+
+
 class _ProcessorSession:
     """One consumer + producer and the state of the partitions assigned to them."""
 
@@ -419,6 +497,7 @@ class _ProcessorSession:
                                                       t["payments.dlq"])
         self.pending: set[int] = set()
         self.state: dict[int, DeviceLinks] = {}
+        self.index: dict[int, PruneIndex] = {}  # per partition: the keys a sweep may prune
         self.watermark: dict[int, float] = {}
         self.swept: dict[int, float] = {}
         self.offsets: dict[int, int] = {}  # next offset to commit, per owned partition
@@ -465,6 +544,7 @@ class _ProcessorSession:
                 links = self.state.get(p)
                 if links is None:
                     continue  # revoked meanwhile
+                index = self.index[p]
                 for r in records:
                     self.offsets[p] = r.offset + 1
                     got, rejection = decode_sightings(r.value)
@@ -476,6 +556,7 @@ class _ProcessorSession:
                     for one in got:
                         if links.observe(one.key, one.account_id, one.t):
                             self.changed.add((p, one.key))
+                            index.note(one.key, one.t)
                         if one.t > self.watermark.get(p, -1e18):
                             self.watermark[p] = one.t
                         owner.merged += 1
@@ -526,7 +607,8 @@ class _ProcessorSession:
         self.owner.published += 1
 
     def sweep(self) -> None:
-        """Once the event time of a partition moved an hour on: prune every key of it."""
+        """Once the event time of a partition moved an hour on: prune every key of it (the
+        keys its index says may hold something to prune: :func:`sweep_partition`)."""
         for p, mark in self.watermark.items():
             if mark - self.swept.get(p, mark - SIGHTING_INTERVAL_S - 1) < SIGHTING_INTERVAL_S:
                 continue
@@ -534,9 +616,8 @@ class _ProcessorSession:
             links = self.state.get(p)
             if links is None:
                 continue
-            for key in links.keys():
-                if links.prune(key, prune_before(key, mark)):
-                    self._send(p, key, links)
+            for key in sweep_partition(links, self.index[p], mark):
+                self._send(p, key, links)
 
     def commit(self, partitions: Iterable[int] | None = None) -> None:
         """Flush the table records, check them, then commit the input offsets."""
@@ -578,6 +659,7 @@ class _ProcessorSession:
                         links.put(got.key, got.accounts)
         for p in partitions:
             links = fresh[p]
+            self.index[p] = PruneIndex.of(links)
             self.state[p] = links
             marks = [times[-1] for key in links.keys()
                      for times in (links.get(key) or {}).values()]
@@ -598,6 +680,7 @@ class _ProcessorSession:
         self.changed = {c for c in self.changed if c[0] not in partitions}
         for p in owned:
             self.state.pop(p, None)
+            self.index.pop(p, None)
             self.watermark.pop(p, None)
             self.swept.pop(p, None)
             self.offsets.pop(p, None)
