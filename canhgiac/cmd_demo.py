@@ -23,13 +23,16 @@ import time
 import urllib.parse
 import urllib.request
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from canhgiac.cli import port_number
 from canhgiac.settings import Settings
+
+T = TypeVar("T")
 
 HELP = "run the whole service on one machine: broker, simulated bank, model, scorer, API"
 LOCAL = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh
@@ -86,8 +89,9 @@ class Interrupt:
     """Ctrl-C or SIGTERM: stop every process once. The handler raises KeyboardInterrupt in the
     main thread, but it can land inside a library that swallows it (kafka-python's event loop
     catches BaseException in its tasks and logs it, when a blocking call of the main thread
-    drives that loop), so the demo's own waits also :meth:`check` the flag, and another Ctrl-C
-    raises again; once the clean-up has begun, one more does not cut it short."""
+    drives that loop), so the demo runs its blocking Kafka steps on a worker thread
+    (:meth:`off_main`), its own waits also :meth:`check` the flag, and another Ctrl-C raises
+    again; once the clean-up has begun, one more does not cut it short."""
 
     received: threading.Event = field(default_factory=threading.Event)
     cleaning: threading.Event = field(default_factory=threading.Event)
@@ -113,6 +117,30 @@ class Interrupt:
         """Raise KeyboardInterrupt if a Ctrl-C came and was swallowed on its way."""
         if self.received.is_set() and not self.cleaning.is_set():
             raise KeyboardInterrupt
+
+    def off_main(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking Kafka step (topic creation, a replay) on a worker thread while the
+        main thread waits here: a Ctrl-C then lands in this wait, not inside kafka-python,
+        which swallows it in its event loop and may carry on for minutes (CI saw the demo
+        still warming up 90 s after a Ctrl-C). The worker is a daemon: after a Ctrl-C the
+        demo stops its processes and exits without waiting for it."""
+        done: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                done["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                done["error"] = exc
+
+        worker = threading.Thread(target=work, name="canhgiac-demo-step", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            self.check()
+            worker.join(0.2)
+        self.check()
+        if "error" in done:
+            raise done["error"]
+        return done["value"]
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -176,11 +204,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         # the scorer starts on existing topics (else it logs errors and retries until the replay
         # below creates them)
-        ensure_topics_with(settings.kafka_client_config(),
+        interrupt.off_main(ensure_topics_with, settings.kafka_client_config(),
                            [settings.topic(t) for t in ALL_TOPICS],
                            partitions=settings.topic_partitions,
                            replication=settings.topic_replication, prefix=settings.topic_prefix)
-        interrupt.check()
         procs.append(start(["score"], {**env, "CANHGIAC_METRICS_PORT": str(args.metrics_port)},
                            work / "scorer.log"))
         say(f"scorer started (log {work / 'scorer.log'})")
@@ -466,10 +493,8 @@ def stream(args: argparse.Namespace, settings: Settings, sim_dir: Path, live_sta
         f"({warm_payments:,} payments) as fast as it goes")
     # every label confirmed before the warm-up (counterparty risk), then the warm-up days
     labels_only = dataclasses.replace(data, payments=[], logins=[], accounts=[])
-    produce(labels_only, settings, rate=None, end=warm_start)
-    interrupt.check()
-    produce(data, settings, rate=None, start=warm_start, end=live_start)
-    interrupt.check()
+    interrupt.off_main(produce, labels_only, settings, rate=None, end=warm_start)
+    interrupt.off_main(produce, data, settings, rate=None, start=warm_start, end=live_start)
     show_progress(progress, warm_payments, procs, stop, interrupt, label="warm-up")
 
     rate = args.rate or (len(live_payments) / args.duration if args.duration else 40.0)

@@ -79,3 +79,48 @@ def test_a_failure_without_a_ctrl_c_is_raised():
     with pytest.raises(RuntimeError, match="broker gone"):
         interrupt.stopped_by(boom)
     assert not interrupt.cleaning.is_set()
+
+
+def test_a_ctrl_c_during_a_kafka_step_ends_the_wait_at_once():
+    """CI saw a Ctrl-C swallowed inside the warm-up's replay and the demo still running 90 s on.
+    The demo's Kafka steps run on a worker thread (Interrupt.off_main): the signal lands in the
+    main thread's wait, whatever the step does with exceptions. The step here swallows every
+    exception, as kafka-python's event loop does, and would run for a minute."""
+    import threading
+    import time
+
+    interrupt = Interrupt()
+    release = threading.Event()
+
+    def stubborn_step() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not release.is_set():
+            try:
+                time.sleep(0.01)
+            except BaseException:  # noqa: BLE001, S110 - what a library's event loop does
+                pass
+
+    previous = signal.signal(signal.SIGINT, interrupt.handle)
+    timer = threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.off_main(stubborn_step)
+        assert time.monotonic() - t0 < 5
+        assert interrupt.received.is_set()
+    finally:
+        release.set()
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_kafka_step_off_the_main_thread_returns_its_value_and_raises_its_error():
+    interrupt = Interrupt()
+    assert interrupt.off_main(lambda a, b=0: a + b, 2, b=3) == 5
+
+    def failing() -> None:
+        raise RuntimeError("topic creation failed")
+
+    with pytest.raises(RuntimeError, match="topic creation failed"):
+        interrupt.off_main(failing)
