@@ -25,8 +25,12 @@ on the data in the log, not on batching, as long as the log itself is ordered. I
 login *produced after* a later-timestamped payment of the same partition was already released
 (because the logins partition looked caught up) is applied after that payment — it is treated
 like any late event by the feature engine. A restarted scorer may then see both at once and
-merge them differently, so scores are identical across restarts only for events produced in
-event-time order across the two topics (which is what a bank's streaming platform does).
+merge them differently, so scores are identical across restarts only for events that are
+*in the log* in event-time order across the two topics. Sent in that order by one producer is
+not enough: the producer batches each partition on its own and a broker appends one request's
+batches one after the other, so a login can be readable before a payment sent ahead of it.
+Within the allowed lateness that changes nothing (the engine places the payment at its time);
+beyond it the payment is scored ``late`` and not added to the account's history.
 
 The aligner is pure: no Kafka. ``resume_offsets()`` gives, per topic, the offset of the first
 record not yet applied to the feature state; a checkpoint stores it with the state snapshot.

@@ -105,7 +105,7 @@ def test_history_before_the_start_point_warms_the_state_without_outputs(
         reg = scorer.metrics.registry
         _wait(lambda: reg.get_sample_value("canhgiac_scorer_partitions") == PARTITIONS, 40,
               "the partitions to be assigned")
-        produce_events(broker.bootstrap, topic_prefix, live)
+        produce_events(broker.bootstrap, topic_prefix, live, in_log_order=True)
         live_ids = {e.event_id for e in live if isinstance(e, Payment)}
         reader.wait_for(len(live_ids), timeout_s=60)
         reader.read(timeout_ms=1000)
@@ -115,6 +115,7 @@ def test_history_before_the_start_point_warms_the_state_without_outputs(
     assert set(reader.last) == live_ids  # nothing of the history was emitted
     assert {k: v["score"] for k, v in reader.last.items()} == {
         k: expected[k] for k in live_ids}  # ... but it is in the state
-    assert not any(v["late"] for v in reader.last.values())
+    late = sorted(k for k, v in reader.last.items() if v["late"])
+    assert not late, f"{len(late)} live payments scored late, e.g. {late[:5]}"
     if how == "unusable checkpoint":
         assert reg.get_sample_value("canhgiac_scorer_checkpoints_ignored_total") == PARTITIONS
