@@ -3,8 +3,6 @@ maker-checker notice, a viewer who cannot decide, English labels, and a 900 px w
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.browser.seed import seed_ring
@@ -108,5 +106,5 @@ def test_english_labels_and_a_900px_window(server, browser):
     cell = d.find_element("css selector", "#accounts .reason-line")
     assert "\n" in cell.get_attribute("title")
     cell.click()
-    time.sleep(0.2)
-    assert len(d.find_elements("css selector", "#accounts ul.reasons li")) == 2
+    _wait(d, lambda: len(d.find_elements("css selector", "#accounts ul.reasons li")) == 2,
+          what="the reason expanded into its two lines")

@@ -24,6 +24,7 @@ from features.reference import confirmed_payment
 from features.replay import reference_for, replay_matrix
 from features.vector import FEATURE_INDEX
 from models.scored import STORE_FEATURES
+from streaming.checkpoint import parse_manifest
 from streaming.scorer import Scorer
 from streaming.topics import new_topics, topic_configs
 from tests.integration.test_scorer_support import (
@@ -217,9 +218,13 @@ def test_kill_9_before_the_record_and_restarts_publish_it_once(broker, topic_pre
         produce_events(broker.bootstrap, prefix, [scam])
         _wait(lambda: "PV1" in scored.last, 60, "the victim's payment scored", scored)
         checkpoints = OutputReader(broker.bootstrap, prefix + "scorer.checkpoints")
-        checkpoints.read(timeout_ms=500)
-        n = len(checkpoints.raw)
-        _wait(lambda: len(checkpoints.raw) > n + 2, 30, "checkpoints after it", checkpoints)
+        group = f"{prefix}scorer"
+
+        def after_pv1() -> bool:  # PV1 is the only payment: a manifest past offset 0
+            return any((m := parse_manifest(r.key, r.value, group)) is not None
+                       and (m["payments_offset"] or 0) >= 1 for r in checkpoints.raw)
+
+        _wait(after_pv1, 30, "a checkpoint after it", checkpoints)
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(timeout=10)
         _produce(broker.bootstrap, prefix + "labels", label.account_id, encode(label))

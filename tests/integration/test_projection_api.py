@@ -58,17 +58,19 @@ def test_the_api_keeps_serving_when_kafka_is_down(tmp_path):
     projection = Projection(s, CaseStore(s.store_url))
     client, h = _client(s, projection)
     with client:
+        # served without waiting for Kafka (whose requests time out after tens of seconds);
+        # 3 s leaves room for a loaded machine, as tests/integration/test_outbox.py does
         deadline = time.monotonic() + 30
         state = None
         while time.monotonic() < deadline and state != "kafka_unavailable":
             t0 = time.monotonic()
             r = client.get("/readyz", headers=h)
-            assert r.status_code == 200 and time.monotonic() - t0 < 1.0
+            assert r.status_code == 200 and time.monotonic() - t0 < 3.0
             state = r.json()["projection"]["state"]
             time.sleep(0.2)
         assert r.json()["projection"] == {"state": "kafka_unavailable", "lag": None}
         t0 = time.monotonic()
         r = client.get("/v1/accounts/high-risk", headers=h)
-        assert r.status_code == 200 and time.monotonic() - t0 < 1.0
+        assert r.status_code == 200 and time.monotonic() - t0 < 3.0
         assert r.headers["x-projection-lag"] == "unknown"
     projection.store.close()

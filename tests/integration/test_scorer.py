@@ -352,7 +352,9 @@ def test_payments_wait_for_account_profiles_produced_before_them(broker, models,
             assert time.monotonic() < deadline, "the scorer got no partitions"
             time.sleep(0.1)
         produce_reference(broker.bootstrap, prefix, data)
-        produce_events(broker.bootstrap, prefix, data.events())
+        # produced while the scorer reads: in log order, or a later login of an account can
+        # be applied before its payment (hours apart here, so beyond the lateness)
+        produce_events(broker.bootstrap, prefix, data.events(), in_log_order=True)
         reader.wait_for(len(data.payments), timeout_s=60)
     finally:
         running.stop()
@@ -360,6 +362,7 @@ def test_payments_wait_for_account_profiles_produced_before_them(broker, models,
     features = [r["features"] for r in reader.last.values()]
     assert len(features) == len(data.payments)
     assert [f["is_business"] for f in features if f["is_business"] is None] == []
+    assert not [k for k, v in reader.last.items() if v["late"]]
     expected = expected_scores(data, model)
     assert {e: r["score"] for e, r in reader.last.items()} == expected
 
@@ -478,11 +481,12 @@ def test_a_payment_later_than_the_lateness_is_scored_marked_and_counted(broker, 
         late = replace(last, event_id="LATE-BY-A-DAY", ts=last.ts - timedelta(days=1))
         produce_events(broker.bootstrap, prefix, [late])
         reader.wait_for(len(data.payments) + 1, timeout_s=30)
-        late_count = scorer.metrics.registry.get_sample_value(
-            "canhgiac_scorer_events_total", {"kind": "payments", "outcome": "late"})
     finally:
         running.stop()
         reader.close()
+    # read once the loop has stopped: the count is raised after the output is sent
+    late_count = scorer.metrics.registry.get_sample_value(
+        "canhgiac_scorer_events_total", {"kind": "payments", "outcome": "late"})
     assert reader.last["LATE-BY-A-DAY"]["late"] is True
     assert not any(v["late"] for k, v in reader.last.items() if k != "LATE-BY-A-DAY")
     assert late_count == 1
