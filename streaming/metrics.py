@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 
@@ -92,8 +91,8 @@ class ScorerMetrics:
         self.gc_frozen = Gauge(
             "canhgiac_scorer_gc_frozen_objects",
             "Long-lived objects (the feature state) kept out of full garbage collections "
-            "(streaming.collector)", registry=r)
-        self.gc_frozen.set_function(gc.get_freeze_count)
+            "(streaming.collector), counted after each restore and then every 10 minutes",
+            registry=r)
         self.confirmed_published = Counter(
             "canhgiac_scorer_confirmed_published",
             "Confirmed payments resolved here from a label and its payment, and published",

@@ -217,7 +217,7 @@ class _Session:
                                 listener=_Listener(self.partitions))
         self.last_lag = 0.0
         # the feature state out of the collector's full collections (they walked all of it)
-        self.long_lived = LongLived(s.checkpoint_interval_s)
+        self.long_lived = LongLived(s.checkpoint_interval_s, on_count=self.metrics.gc_frozen.set)
         self._ref_polled = 0.0
         self._held = HeldTime(time.perf_counter())  # canhgiac_scorer_held_payment_seconds
 
