@@ -58,7 +58,7 @@ def test_the_api_keeps_serving_when_kafka_is_down(tmp_path):
     projection = Projection(s, CaseStore(s.store_url))
     client, h = _client(s, projection)
     with client:
-        # served without waiting for Kafka (whose requests time out after tens of seconds);
+        # served without waiting for Kafka (whose requests time out after several seconds);
         # 3 s leaves room for a loaded machine, as tests/integration/test_outbox.py does
         deadline = time.monotonic() + 30
         state = None

@@ -65,19 +65,22 @@ def test_a_due_tick_collects_new_cycles_before_it_freezes_the_survivors():
 
 def test_the_frozen_objects_are_counted_after_a_restore_then_at_most_every_count_interval():
     """Counting walks every frozen object with the GIL held, so it is never done per scrape:
-    after a restore, then by a due tick once ``count_every_s`` has passed since the last count."""
+    when the keeper is made, after a restore, then by a due tick once ``count_every_s`` has
+    passed since the last count."""
     counts: list[int] = []
     keeper = LongLived(interval_s=10, on_count=counts.append, count_every_s=100)
+    assert counts == [gc.get_freeze_count()]  # at start-up: the gauge is never left unset
     keeper.after_restore()
-    assert counts == [gc.get_freeze_count()] and counts[0] > 0
+    assert len(counts) == 2 and counts[1] == gc.get_freeze_count() and counts[1] > 0
     t0 = keeper._frozen_at
+    assert keeper.tick(t0 + 5) is None and len(counts) == 2  # not due: nothing at all
     assert keeper.tick(t0 + 10) is not None  # due: collected and frozen ...
-    assert len(counts) == 1  # ... but counted 10 s ago: not again
+    assert len(counts) == 2  # ... but counted 10 s ago: not again
     assert keeper.tick(t0 + 50) is not None
-    assert len(counts) == 1
+    assert len(counts) == 2
     kept = [_Node() for _ in range(1000)]  # new long-lived objects, frozen by the next tick
     assert keeper.tick(t0 + 100) is not None  # 100 s since the count: counted again
-    assert len(counts) == 2 and counts[1] >= counts[0] + len(kept)
+    assert len(counts) == 3 and counts[2] >= counts[1] + len(kept)
 
 
 def test_without_a_listener_nothing_is_counted(monkeypatch):
