@@ -39,6 +39,7 @@ from tests.integration.test_scorer_support import (
     create_topics,
     end_offsets,
     produce_events,
+    produce_paced,
     produce_reference,
     scorer_env,
     shared_models,
@@ -242,7 +243,7 @@ def test_live_device_columns_equal_the_offline_replay(broker, topic_prefix, tmp_
                                      ip="10.9.9.9", country=country, device_id="ring-phone"))
                 batch.append(Payment(f"C{g}{a}", ts + timedelta(milliseconds=2), a, "credit",
                                      9_600_000.0, "VND", f"VICTIM{g}{k}", "ACB", "mobile"))
-            produce_events(broker.bootstrap, topic_prefix, batch, in_log_order=True)
+            produce_paced(broker.bootstrap, topic_prefix, batch)
             payments += [e for e in batch if isinstance(e, Payment)]
             logins += [e for e in batch if isinstance(e, Login)]
             time.sleep(GAP_S)

@@ -354,7 +354,7 @@ def test_payments_wait_for_account_profiles_produced_before_them(broker, models,
         produce_reference(broker.bootstrap, prefix, data)
         # produced while the scorer reads: in log order, or a later login of an account can
         # be applied before its payment (hours apart here, so beyond the lateness)
-        produce_events(broker.bootstrap, prefix, data.events(), in_log_order=True)
+        produce_paced(broker.bootstrap, prefix, data.events())
         reader.wait_for(len(data.payments), timeout_s=60)
     finally:
         running.stop()

@@ -28,6 +28,7 @@ from tests.integration.test_scorer_support import (
     expected_scores,
     make_bank,
     produce_events,
+    produce_paced,
     produce_reference,
     shared_models,
 )
@@ -105,7 +106,7 @@ def test_history_before_the_start_point_warms_the_state_without_outputs(
         reg = scorer.metrics.registry
         _wait(lambda: reg.get_sample_value("canhgiac_scorer_partitions") == PARTITIONS, 40,
               "the partitions to be assigned")
-        produce_events(broker.bootstrap, topic_prefix, live, in_log_order=True)
+        produce_paced(broker.bootstrap, topic_prefix, live)
         live_ids = {e.event_id for e in live if isinstance(e, Payment)}
         reader.wait_for(len(live_ids), timeout_s=60)
         reader.read(timeout_ms=1000)

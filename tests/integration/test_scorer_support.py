@@ -137,7 +137,7 @@ def produce_reference(bootstrap: str, prefix: str, data: BankData) -> None:
 
 
 def produce_events(bootstrap: str, prefix: str, events: list[Payment | Login],
-                   producer: KafkaProducer | None = None, *, in_log_order: bool = False) -> None:
+                   producer: KafkaProducer | None = None) -> None:
     """Produce in event-time order across both topics (what a bank's platform does).
 
     Sent in that order is not *in the log* in that order: the producer batches each partition
@@ -145,18 +145,13 @@ def produce_events(bootstrap: str, prefix: str, events: list[Payment | Login],
     so a login can be readable before a payment sent ahead of it. A scorer that is reading
     while they arrive may then apply the login first (``streaming.align``'s stated limit); with
     the simulator's events hours apart, the payment is then later than the allowed lateness
-    and scored ``late``. ``in_log_order=True`` waits for every send of one topic to be
-    acknowledged before the first send to the other: use it for events produced while a scorer
-    runs. Events produced before it starts need no such care (they are all in the log when it
-    reads them)."""
+    and scored ``late``. For events produced while a scorer runs, use :func:`produce_paced`
+    (each send acknowledged before the next). Events produced before it starts need no such
+    care (they are all in the log when it reads them)."""
     own = producer is None
     producer = producer or KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    last_topic = None
     for ev in sorted(events, key=event_order_key):
         topic = prefix + ("payments" if isinstance(ev, Payment) else "logins")
-        if in_log_order and last_topic is not None and topic != last_topic:
-            producer.flush()
-        last_topic = topic
         producer.send(topic, key=ev.account_id.encode(), value=encode(ev))
     producer.flush()
     if own:
