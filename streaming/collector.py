@@ -51,7 +51,7 @@ class LongLived:
         self._frozen_at = time.monotonic()
         self._on_count = on_count
         self.count_every_s = float(count_every_s)
-        self._counted_at: float | None = None
+        self._counted_at = self._frozen_at
         self._count(self._frozen_at)  # what start-up froze (cmd_score), before any restore
 
     def after_restore(self) -> None:
@@ -61,9 +61,9 @@ class LongLived:
 
     def _count(self, now: float) -> None:
         """Report the frozen objects' count (a walk of all of them: see the module's text)."""
+        self._counted_at = now
         if self._on_count is not None:
             self._on_count(gc.get_freeze_count())
-            self._counted_at = now
 
     def tick(self, now: float) -> float | None:
         """When due: collect what is new and freeze the survivors. Returns the seconds it took
@@ -75,7 +75,7 @@ class LongLived:
         gc.freeze()
         self._frozen_at = now
         took = time.perf_counter() - start
-        if self._counted_at is None or now - self._counted_at >= self.count_every_s:
+        if now - self._counted_at >= self.count_every_s:
             self._count(now)
         log.debug("long-lived objects frozen", extra={"ms": round(took * 1000, 1)})
         return took

@@ -7,6 +7,8 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from streaming.collector import COUNT_EVERY_S
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05,
@@ -91,8 +93,8 @@ class ScorerMetrics:
         self.gc_frozen = Gauge(
             "canhgiac_scorer_gc_frozen_objects",
             "Long-lived objects (the feature state) kept out of full garbage collections "
-            "(streaming.collector), counted after each restore and then every 10 minutes",
-            registry=r)
+            f"(streaming.collector), counted at start, after each restore and then every "
+            f"{COUNT_EVERY_S / 60:g} minutes", registry=r)
         self.confirmed_published = Counter(
             "canhgiac_scorer_confirmed_published",
             "Confirmed payments resolved here from a label and its payment, and published",
