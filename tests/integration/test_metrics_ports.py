@@ -1,6 +1,7 @@
 """The scorer's metrics endpoint with `canhgiac score` as a real process: a port already taken
 (another scorer on the same host) is one error line and scoring goes on; the server binds
-127.0.0.1 unless ``CANHGIAC_METRICS_HOST`` says 0.0.0.0."""
+127.0.0.1 unless ``CANHGIAC_METRICS_HOST`` says 0.0.0.0; a gauge fed from outside the
+loop (the frozen-object count) reaches the endpoint."""
 
 from __future__ import annotations
 
@@ -122,3 +123,39 @@ def test_the_metrics_server_binds_loopback_unless_the_setting_says_otherwise(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def sample(metrics: str, name: str) -> float:
+    """The value of an unlabelled sample ``name`` in a /metrics text (fails when absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    pytest.fail(f"no sample {name} in:\n{metrics[:3000]}")
+
+
+def test_the_frozen_object_gauge_is_fed_by_a_running_scorer(broker, topic_prefix, model, tmp_path):
+    """`canhgiac_scorer_gc_frozen_objects` is counted by streaming.collector and reaches the
+    endpoint only through the scorer's wiring (``on_count``): a running scorer that has restored
+    its partitions and scored shows a count above zero (a Python process with numpy and LightGBM
+    loaded holds hundreds of thousands of objects, all frozen at start-up)."""
+    m, model_dir = model
+    data = make_bank(n_accounts=40, n_payments=200, seed=53, prefix="G")
+    expected = expected_scores(data, m)
+    create_topics(broker.bootstrap, topic_prefix)
+    produce_reference(broker.bootstrap, topic_prefix, data)
+    produce_events(broker.bootstrap, topic_prefix, data.events())
+    port = free_port()
+    log_path = tmp_path / "scorer.log"
+    reader = OutputReader(broker.bootstrap, topic_prefix + "payments.scored")
+    proc = start_scorer(scorer_env(broker.bootstrap, topic_prefix, tmp_path, metrics_port=port),
+                        model_dir, log_path)
+    try:
+        reader.wait_for(len(expected), timeout_s=60)
+        metrics = wait_metrics(port, proc, log_path)
+        assert sample(metrics, "canhgiac_scorer_partitions") > 0, metrics[:3000]  # restored
+        assert sample(metrics, "canhgiac_scorer_gc_frozen_objects") > 10_000, metrics[:3000]
+        assert stop_scorer(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.close()
