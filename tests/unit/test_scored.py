@@ -73,6 +73,25 @@ def test_of_builds_from_the_scorer_objects():
     assert (quiet.on_call, quiet.remote_access) == (None, None)
 
 
+
+def test_of_puts_each_payment_field_in_its_own_place():
+    """ScoredPayment.of passes its fields by position: every field of the payment, each with a
+    value no other field has, lands in the field of the same name."""
+    p = Payment("p-7", T0, "acc-7", "debit", 12.5, "USD", "cp-7", "ACB", "web",
+                session_id="s-7", ip="5.6.7.8", country="KH", device_id="dev-7",
+                description="tiền hàng", on_call=False, remote_access=True)
+    sp = ScoredPayment.of(p, score=0.25, decision="allow", reasons=[], model_version="m-7",
+                          scored_at=T0 + timedelta(seconds=1), late=True,
+                          feature_values=[0.0] * len(FEATURE_NAMES))
+    for name in ("event_id", "account_id", "ts", "direction", "amount", "currency",
+                 "counterparty_account", "counterparty_bank", "channel", "country", "ip",
+                 "device_id", "description", "on_call", "remote_access"):
+        assert getattr(sp, name) == getattr(p, name), name
+    assert (sp.score, sp.decision, sp.reasons, sp.model_version) == (0.25, "allow", (), "m-7")
+    assert (sp.scored_at, sp.late) == (T0 + timedelta(seconds=1), True)
+    assert sp.features == dict.fromkeys(STORE_FEATURES, 0.0)
+
+
 SIGNALS = ("on_call", "remote_access")
 
 
