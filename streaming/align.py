@@ -18,7 +18,10 @@ The rule (one :class:`PartitionAligner` per partition number ``p``):
   it may pass (``True``: every head may pass; ``False``: none). The caller's answer may come
   from an older log-end offset than the newest: it then covers only the heads polled before
   it was asked (``streaming.ends``);
-* payments are additionally held until the global ``labels``/``accounts`` tables are caught up.
+* payments are additionally held until the global reference tables are caught up *for them*:
+  ``payments_ready`` is an offset of the payments topic (or ``True``/``False``), below which
+  the tables have applied everything up to log-end offsets asked after those payments were in
+  the log (``streaming.reference.ReadyOffsets``).
 
 Released events therefore follow a merge of the two offset-ordered sequences that depends only
 on the data in the log, not on batching, as long as the log itself is ordered. Its limit: a
@@ -90,15 +93,23 @@ class PartitionAligner(Generic[T]):
     def held_payments(self) -> int:
         return len(self._queues[PAYMENTS])
 
+    def first_held_payment(self) -> int | None:
+        """The offset of the oldest payment held (None: none held)."""
+        q = self._queues[PAYMENTS]
+        return q[0].offset if q else None
+
     def release(
-        self, caught_up: Callable[[str], bool | int], payments_ready: bool = True
+        self, caught_up: Callable[[str], bool | int], payments_ready: bool | int = True
     ) -> list[Pending[T]]:
         """Release every record whose turn has come, in merged event-time order.
 
         ``caught_up(kind)``: that topic's partition has nothing more to poll for the other
         topic's heads below the returned offset (``True``: for all of them, ``False``: none).
-        ``payments_ready``: the global reference tables are caught up.
+        ``payments_ready``: the global reference tables are caught up for the payments below
+        this offset (``True``: for all of them, ``False``: none); a payment above it waits, and
+        so does every record after it in the merge.
         """
+        ready_below = _bound(payments_ready)
         pq, lq = self._queues[PAYMENTS], self._queues[LOGINS]
         out: list[Pending[T]] = []
         logins_done: int | None = None  # payments below this offset may pass without logins
@@ -107,7 +118,7 @@ class PartitionAligner(Generic[T]):
             if pq and lq:
                 if lq[0].key <= pq[0].key:
                     out.append(lq.popleft())
-                elif payments_ready:
+                elif pq[0].offset < ready_below:
                     out.append(pq.popleft())
                 else:
                     break
@@ -120,7 +131,7 @@ class PartitionAligner(Generic[T]):
             else:
                 if logins_done is None:
                     logins_done = _bound(caught_up(LOGINS))
-                if not payments_ready or pq[0].offset >= logins_done:
+                if pq[0].offset >= ready_below or pq[0].offset >= logins_done:
                     break
                 out.append(pq.popleft())
         return out

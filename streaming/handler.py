@@ -152,8 +152,10 @@ class HandleResult:
     warmed: int = 0  # payments applied to the state only (warm-up before the start point)
     logins_ignored: int = 0
     stale: int = 0  # records of partitions not (or no longer) assigned here
-    payments_ready: bool = False  # what the release used: tables (and model) ready
-    ready_wait_s: float = 0.0  # time spent finding that out (the tables' log-end answer)
+    # payments still held after the release because the reference tables (or the model) were
+    # not ready for them; the others held wait for the logins topic
+    held_for_reference: int = 0
+    ready_wait_s: float = 0.0  # time the release waited for the reference tables' answer
 
 
 def _caught_up_in(caught_up: Callable[[str, int], bool | int], partition: int,
@@ -220,23 +222,36 @@ class Handler:
         batch: Sequence[RawRecord],
         model: ActiveModel | None,
         caught_up: Callable[[str, int], bool | int],
-        payments_ready: bool | Callable[[], bool] = True,
+        payments_ready: bool | Callable[[int], bool | int] = True,
     ) -> HandleResult:
         """Decode, align, update state, score. ``caught_up(kind, partition)`` tells the aligner
         whether a topic's partition has nothing more to poll (``True``/``False``, or an offset
         of the other topic: its records below it may pass, :meth:`PartitionAligner.release`);
-        ``payments_ready`` whether the global reference tables are loaded (a callable is asked
-        once, after the batch is decoded, so a caller can find it out meanwhile). ``model``
-        None holds payments back (no model yet).
+        ``payments_ready`` whether the global reference tables are loaded for the payments:
+        ``True``/``False`` for all, or ``payments_ready(partition)``, an offset of that
+        partition's payments below which they are (the scorer's
+        :class:`streaming.reference.ReadyOffsets`). ``model`` None holds payments back (no
+        model yet). The two halves, :meth:`decode` and :meth:`release`, can be called apart
+        (the scorer takes the reference tables' answers in between).
         """
+        return self.release(self.decode(batch), model, caught_up, payments_ready)
+
+    def decode(self, batch: Sequence[RawRecord]) -> HandleResult:
+        """Decode and buffer a polled batch in the alignment (rejects become dead letters in
+        the result :meth:`release` then fills)."""
         result = HandleResult()
         self._buffer(batch, result)
-        if callable(payments_ready):
-            asked = time.perf_counter()
-            payments_ready = payments_ready()
-            result.ready_wait_s = time.perf_counter() - asked
-        ready = payments_ready and model is not None
-        result.payments_ready = ready
+        return result
+
+    def release(
+        self,
+        result: HandleResult,
+        model: ActiveModel | None,
+        caught_up: Callable[[str, int], bool | int],
+        payments_ready: bool | Callable[[int], bool | int] = True,
+    ) -> HandleResult:
+        """Release what the alignment lets through, update the state, score (see
+        :meth:`handle`)."""
         payments: list[Payment] = []
         vectors: list[FeatureVector] = []
         meta: list[tuple[bool, RawRecord, float]] = []
@@ -246,8 +261,18 @@ class Handler:
                 continue
             engine = self.engines[p]
             quiet_until = self.emit_from.get(p, -1)
+            if model is None:
+                ready: bool | int = False
+            elif callable(payments_ready):
+                ready = payments_ready(p)
+            else:
+                ready = payments_ready
             released = aligner.release(functools.partial(_caught_up_in, caught_up, p), ready)
             released_at = time.perf_counter()
+            first = aligner.first_held_payment()
+            if first is not None and (ready is False or (
+                    ready is not True and first >= ready)):
+                result.held_for_reference += aligner.held_payments()
             if released:
                 newest = max(pending.item[0].t for pending in released)
                 if newest > self.event_time.get(p, float("-inf")):

@@ -61,6 +61,22 @@ def test_payments_wait_for_reference_data_but_earlier_logins_go():
     assert _keys(a.release(_always, payments_ready=True)) == ["p2", "l3"]
 
 
+def test_reference_readiness_as_an_offset_lets_through_only_the_payments_below_it():
+    """The scorer's reference answer covers the payments in the log when it was asked: a
+    later payment waits, and the login after it in the merge waits with it."""
+    a: PartitionAligner[str] = PartitionAligner(0, 0, 0)
+    a.add(PAYMENTS, 0, (1.0, 1), "p1")
+    a.add(PAYMENTS, 1, (2.0, 1), "p2")
+    a.add(LOGINS, 0, (3.0, 0), "l3")
+    assert a.first_held_payment() == 0
+    assert _keys(a.release(_always, payments_ready=1)) == ["p1"]
+    assert a.first_held_payment() == 1
+    assert a.release(_always, payments_ready=1) == []  # offset 1 is not below 1
+    assert a.release(_always, payments_ready=-1) == []
+    assert _keys(a.release(_always, payments_ready=2)) == ["p2", "l3"]
+    assert a.first_held_payment() is None
+
+
 def test_resume_offsets_point_at_the_first_unapplied_record():
     a: PartitionAligner[str] = PartitionAligner(0, 7, None)
     assert a.resume_offsets() == {PAYMENTS: 7, LOGINS: None}
