@@ -22,6 +22,7 @@ them: the same rule as the alignment's own log-end offsets (:mod:`streaming.ends
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
     from features.engine import ReferenceData
 
 log = logging.getLogger(__name__)
+
+# the tables' log-end questions in flight at once (each on its own connection and helper
+# thread: a batch's question starts at once instead of queueing behind the previous one)
+MAX_IN_FLIGHT = 2
+MAX_ANSWERS = 8  # answers in and not met yet, kept
 
 # records applied by one poll of the tables at most: more than kafka-python's default 500, so
 # that a burst is applied in fewer iterations; a poll that returns fewer drained the client
@@ -60,9 +66,15 @@ class ReferenceReader:
             **client_config, group_id=group_id, enable_auto_commit=False,
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
-        # log-end offsets are asked on a connection of their own: a long-polling fetch in flight
-        # on the reader's connection would hold the request back (answered in order)
-        self._probe = KafkaConsumer(**client_config, group_id=None, enable_auto_commit=False)
+        # log-end offsets are asked on connections of their own: a long-polling fetch in flight
+        # on the reader's connection would hold the request back (answered in order); one per
+        # question that may be in flight, so a question never queues behind another
+        self._probes: queue.SimpleQueue[KafkaConsumer] = queue.SimpleQueue()
+        self._all_probes = [KafkaConsumer(**client_config, group_id=None,
+                                          enable_auto_commit=False)
+                            for _ in range(MAX_IN_FLIGHT)]
+        for probe in self._all_probes:
+            self._probes.put(probe)
         self._group = group_id
         tps: list[TopicPartition] = []
         for topic in topics.values():
@@ -174,9 +186,14 @@ class ReferenceReader:
         return True
 
     def end_offsets(self) -> Mapping[TopicPartition, int]:
-        """The tables' log-end offsets now (one ListOffsets request, on the probe's own
-        connection; safe on a helper thread: the reader's consumer is not touched)."""
-        return self._probe.end_offsets(self._tps)
+        """The tables' log-end offsets now (one ListOffsets request, on a probe's own
+        connection; safe on helper threads, up to MAX_IN_FLIGHT at once: the reader's consumer
+        is not touched)."""
+        probe = self._probes.get()
+        try:
+            return probe.end_offsets(self._tps)
+        finally:
+            self._probes.put(probe)
 
     def target(self, ends: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
         """What "applied up to ``ends``" means: each end raised to the high-water mark of the
@@ -203,12 +220,9 @@ class ReferenceReader:
                 self._required[tp] = end
 
     def close(self) -> None:
-        self._probe.close(autocommit=False)
+        for probe in self._all_probes:
+            probe.close(autocommit=False)
         self._consumer.close(autocommit=False)
-
-
-MAX_IN_FLIGHT = 2  # questions asked and not answered yet (a third would only queue)
-MAX_ANSWERS = 8  # answers in and not met yet, kept
 
 
 class ReadyOffsets:
@@ -250,12 +264,12 @@ class ReadyOffsets:
         """Take the answers in; once the reader has applied everything up to an answer (it
         is polled every iteration until it has), that answer's marks become ready bounds.
         Each answer is judged by its own ends, so a busy table does not hold payments back
-        behind newer answers. ``wait_s``: wait up to this long for the oldest question in
-        flight to be answered. Returns the time waited."""
+        behind newer answers. ``wait_s``: wait up to this long for the questions in flight to
+        be answered. Returns the time waited."""
         waited = 0.0
         if wait_s > 0 and self._in_flight:
             t0 = time.perf_counter()
-            wait([self._in_flight[0][0]], timeout=wait_s)
+            wait([future for future, _ in self._in_flight], timeout=wait_s)
             waited = time.perf_counter() - t0
         self._collect()
         if not self._answered:
@@ -282,11 +296,18 @@ class ReadyOffsets:
         return len(self._in_flight)
 
     def _collect(self) -> None:
-        while self._in_flight and self._in_flight[0][0].done():
-            future, marks = self._in_flight.popleft()
+        """Every answer back, in any order (each is judged on its own)."""
+        if not any(future.done() for future, _ in self._in_flight):
+            return
+        still: deque[tuple[Future[Mapping[TopicPartition, int]], dict[int, int]]] = deque()
+        for future, marks in self._in_flight:
+            if not future.done():
+                still.append((future, marks))
+                continue
             if future.cancelled():
                 continue
             # a Kafka error ends the session (as the blocking request did)
             target = self._reader.target(future.result())
             self._reader.require(target)  # caught_up() is False (the reader polled) until met
             self._answered.append((target, marks))
+        self._in_flight = still

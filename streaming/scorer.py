@@ -44,6 +44,7 @@ from streaming.handler import ActiveModel, Handler, HandleResult, RawRecord
 from streaming.metrics import ScorerMetrics
 from streaming.outputs import OUTPUTS, Outputs
 from streaming.partitions import Partitions
+from streaming.reference import MAX_IN_FLIGHT as REFERENCE_QUESTIONS
 from streaming.reference import ReadyOffsets, ReferenceReader
 from streaming.reload import ModelProvider, ModelWatcher
 from streaming.topics import GLOBAL_TOPICS, ensure_topics_with, warn_if_not_compacted
@@ -185,7 +186,8 @@ class _Session:
         self._opened.append(self.reference.close)
         self.confirmed = ConfirmedLabels(self.ref, self.handler, self.metrics)
         # the tables' log-end offsets are asked on this thread; the loop never waits for them
-        confirming = ThreadPoolExecutor(1, thread_name_prefix="canhgiac-reference")
+        confirming = ThreadPoolExecutor(REFERENCE_QUESTIONS,
+                                        thread_name_prefix="canhgiac-reference")
         self._opened.append(lambda: confirming.shutdown(wait=True, cancel_futures=True))
         self.ready = ReadyOffsets(self.reference, confirming)
         # the aligner's log-end offsets are asked on their own connection and thread right
