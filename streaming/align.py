@@ -106,8 +106,8 @@ class PartitionAligner(Generic[T]):
         ``caught_up(kind)``: that topic's partition has nothing more to poll for the other
         topic's heads below the returned offset (``True``: for all of them, ``False``: none).
         ``payments_ready``: the global reference tables are caught up for the payments below
-        this offset (``True``: for all of them, ``False``: none); a payment above it waits, and
-        so does every record after it in the merge.
+        this offset (``True``: for all of them, ``False``: none); a payment at or above it
+        waits, and so does every record after it in the merge.
         """
         ready_below = _bound(payments_ready)
         pq, lq = self._queues[PAYMENTS], self._queues[LOGINS]

@@ -3,8 +3,9 @@ in full by every scorer, outside the group.
 
 A plain consumer (no group) is assigned every partition of both topics from the beginning and
 feeds one shared :class:`~features.engine.ReferenceData`. ``caught_up()`` says whether
-everything up to the high-water marks has been applied: the aligner holds payments back until
-then, so a payment never sees reference data that an uninterrupted scorer would have had.
+everything up to the high-water marks has been applied (the scorer polls the reader every
+iteration until it is). Payments are held back by :class:`ReadyOffsets` instead, so a payment
+never sees reference data that an uninterrupted scorer would have had.
 The high-water marks the client knows come from this reader's last fetch, which can be older
 than a payment just polled: :class:`ReadyOffsets` asks the log-end offsets after each poll that
 brought payments, so that a payment is scored only after every account profile, label,
@@ -27,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Executor, Future, wait
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -45,9 +46,6 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 2
 MAX_ANSWERS = 8  # answers in and not met yet, kept
 
-# records applied by one poll of the tables at most: more than kafka-python's default 500, so
-# that a burst is applied in fewer iterations; a poll that returns fewer drained the client
-POLL_MAX_RECORDS = 5000
 
 
 class ReferenceReader:
@@ -98,7 +96,6 @@ class ReferenceReader:
         self._committed = dict(self._dead_from)
         self._required: dict[TopicPartition, int] = dict(self._end)  # log-end offsets asked
         self._caught_up = False
-        self._drained = False  # the last poll applied everything the client had fetched
         self.labels = 0
         self.accounts = 0
         self.watch_entries = 0
@@ -109,10 +106,7 @@ class ReferenceReader:
         """Apply what is available; returns new accounts (for the case store) and rejects."""
         accounts: list[Account] = []
         dead: list[DeadLetter] = []
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=POLL_MAX_RECORDS)
-        # fewer than the cap: nothing fetched is left unapplied (a batch is never half applied)
-        self._drained = sum(map(len, polled.values())) < POLL_MAX_RECORDS
-        for tp, records in polled.items():
+        for tp, records in self._consumer.poll(timeout_ms=timeout_ms).items():
             kind = self._kind[tp.topic]
             dead_from = self._dead_from.get(tp, 0)
             for r in records:
@@ -170,7 +164,7 @@ class ReferenceReader:
 
     def caught_up(self) -> bool:
         """Everything up to the last known high-water mark of every partition, and up to the
-        log-end offsets :meth:`confirm` last asked, is applied."""
+        log-end offsets required by :meth:`require`, is applied."""
         for tp in self._tps:
             hw = self._consumer.highwater(tp)
             need = self._required[tp]
@@ -195,26 +189,14 @@ class ReferenceReader:
         finally:
             self._probes.put(probe)
 
-    def target(self, ends: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """What "applied up to ``ends``" means: each end raised to the high-water mark of the
-        reader's last fetch (some Kafka-protocol brokers answer ListOffsets(latest) with the
-        newest batch's base offset + 1; the high-water mark covers the rest of that batch once
-        the reader has fetched it)."""
-        out: dict[TopicPartition, int] = {}
-        for tp in self._tps:
-            end = ends.get(tp)
-            hw = self._consumer.highwater(tp)
-            out[tp] = max(end if end is not None else 0, hw if hw is not None else 0)
-        return out
-
-    def has_applied(self, target: Mapping[TopicPartition, int]) -> bool:
-        """Everything up to ``target`` (from :meth:`target`) is applied, and no fetched record
-        waits unapplied in the client (so no batch is half applied)."""
-        nxt = self._next
-        return self._drained and all(nxt[tp] >= end for tp, end in target.items())
+    def highwaters(self) -> dict[TopicPartition, int]:
+        """The high-water mark of each table partition from the reader's last fetch (0: none
+        yet)."""
+        return {tp: self._consumer.highwater(tp) or 0 for tp in self._tps}
 
     def require(self, ends: Mapping[TopicPartition, int]) -> None:
-        """Until everything up to ``ends`` is applied, :meth:`caught_up` is False."""
+        """Until everything up to ``ends`` is applied, :meth:`caught_up` is False (and the
+        scorer polls the reader every iteration)."""
         for tp, end in ends.items():
             if end is not None and end > self._required[tp]:
                 self._required[tp] = end
@@ -230,6 +212,13 @@ class ReadyOffsets:
     module docstring). The loop calls :meth:`ask` after a poll that brought payments and
     :meth:`update` once an iteration before the release; the handler asks :meth:`below`.
 
+    An answer's *target* is what the reader must have applied: its log-end offsets raised to
+    the reader's high-water marks when the answer came in, and raised once more to the
+    high-water marks of the moment the reader first reaches it. Some Kafka-protocol brokers
+    answer ListOffsets(latest) with the newest batch's base offset + 1; the reader reaches that
+    only by fetching the batch, and that fetch's high-water mark covers the rest of it. The
+    second raise is taken once, so a busy table cannot keep moving an answer's target.
+
     Offsets are positions in the log, so a bound stays true across restores and rebalances: a
     payment below it was in the log before a question whose answer has been applied."""
 
@@ -238,18 +227,17 @@ class ReadyOffsets:
         self._executor = executor
         self._in_flight: deque[tuple[Future[Mapping[TopicPartition, int]], dict[int, int]]] = (
             deque())
-        # answers in, not met yet: (what the reader must have applied, the marks they release);
-        # bounded for a reader that stays behind: an older answer dropped only delays the
-        # payments it covered until a newer one is met (a newer question covers every payment
-        # an older one did: its marks are positions asked later)
-        self._answered: deque[tuple[dict[TopicPartition, int], dict[int, int]]] = deque(
-            maxlen=MAX_ANSWERS)
+        # answers in, not met yet: [target, marks, raised once]; bounded for a reader that
+        # stays behind: an answer dropped only delays the payments it covered until a newer
+        # one is met (a newer question's marks are positions asked later, except after a
+        # restore, when the payments polled again are asked about again)
+        self._answered: deque[list[Any]] = deque(maxlen=MAX_ANSWERS)
         self._ready: dict[int, int] = {}
         # payments were polled while MAX_IN_FLIGHT questions were out: ask at the next chance
         self.owed = False
 
     def ask(self, marks: dict[int, int]) -> bool:
-        """Ask the tables' log-end offsets on the helper thread; ``marks``: per partition, the
+        """Ask the tables' log-end offsets on a helper thread; ``marks``: per partition, the
         payments offset below which every payment is in the log now. False (and
         :attr:`owed`) when enough questions are in flight."""
         self._collect()
@@ -261,27 +249,39 @@ class ReadyOffsets:
         return True
 
     def update(self, wait_s: float = 0.0) -> float:
-        """Take the answers in; once the reader has applied everything up to an answer (it
-        is polled every iteration until it has), that answer's marks become ready bounds.
-        Each answer is judged by its own ends, so a busy table does not hold payments back
-        behind newer answers. ``wait_s``: wait up to this long for the questions in flight to
-        be answered. Returns the time waited."""
+        """Take the answers in; once the reader has applied everything up to an answer's
+        target (the reader is polled every iteration until it has: :meth:`ReferenceReader.
+        require`), that answer's marks become ready bounds. Each answer is judged by its own
+        target, so a busy table does not hold payments back behind newer answers.
+        ``wait_s``: wait up to this long for the newest question (the one asked for the
+        payments just polled). Returns the time waited."""
         waited = 0.0
         if wait_s > 0 and self._in_flight:
             t0 = time.perf_counter()
-            wait([future for future, _ in self._in_flight], timeout=wait_s)
+            wait([self._in_flight[-1][0]], timeout=wait_s)
             waited = time.perf_counter() - t0
         self._collect()
         if not self._answered:
             return waited
-        applied = self._reader.has_applied
+        reader = self._reader
+        applied = reader.positions()
+        hw: dict[TopicPartition, int] | None = None
         ready = self._ready
-        waiting: deque[tuple[dict[TopicPartition, int], dict[int, int]]] = deque(
-            maxlen=MAX_ANSWERS)
-        for target, marks in self._answered:
-            if not applied(target):
-                waiting.append((target, marks))
+        waiting: deque[list[Any]] = deque(maxlen=MAX_ANSWERS)
+        for answer in self._answered:
+            target, marks, raised = answer
+            if not _reached(applied, target):
+                waiting.append(answer)
                 continue
+            if not raised:
+                if hw is None:
+                    hw = reader.highwaters()
+                target = answer[0] = {tp: max(end, hw.get(tp, 0)) for tp, end in target.items()}
+                answer[2] = True
+                reader.require(target)
+                if not _reached(applied, target):
+                    waiting.append(answer)
+                    continue
             for p, mark in marks.items():
                 if mark > ready.get(p, -1):
                     ready[p] = mark
@@ -300,6 +300,7 @@ class ReadyOffsets:
         if not any(future.done() for future, _ in self._in_flight):
             return
         still: deque[tuple[Future[Mapping[TopicPartition, int]], dict[int, int]]] = deque()
+        hw = self._reader.highwaters()
         for future, marks in self._in_flight:
             if not future.done():
                 still.append((future, marks))
@@ -307,7 +308,13 @@ class ReadyOffsets:
             if future.cancelled():
                 continue
             # a Kafka error ends the session (as the blocking request did)
-            target = self._reader.target(future.result())
+            ends = future.result()
+            target = {tp: max(end if end is not None else 0, hw.get(tp, 0))
+                      for tp, end in ends.items()}
             self._reader.require(target)  # caught_up() is False (the reader polled) until met
-            self._answered.append((target, marks))
+            self._answered.append([target, marks, False])
         self._in_flight = still
+
+
+def _reached(applied: Mapping[TopicPartition, int], target: Mapping[TopicPartition, int]) -> bool:
+    return all(applied.get(tp, 0) >= end for tp, end in target.items())

@@ -185,7 +185,8 @@ class _Session:
         )
         self._opened.append(self.reference.close)
         self.confirmed = ConfirmedLabels(self.ref, self.handler, self.metrics)
-        # the tables' log-end offsets are asked on this thread; the loop never waits for them
+        # the tables' log-end offsets are asked on these threads (one per question in flight);
+        # the loop waits for an answer at most REFERENCE_WAIT_S
         confirming = ThreadPoolExecutor(REFERENCE_QUESTIONS,
                                         thread_name_prefix="canhgiac-reference")
         self._opened.append(lambda: confirming.shutdown(wait=True, cancel_futures=True))
