@@ -351,11 +351,11 @@ class _Session:
     def _ask_ready(self, polled: dict[TopicPartition, list[Any]], fresh: set[int],
                    batch: list[RawRecord]) -> None:
         """After a poll that brought payments (or when a question is owed), ask the reference
-        tables' log-end offsets on the helper thread, marked with each partition's payments
+        tables' log-end offsets on a helper thread, marked with each partition's payments
         offset below which every payment is in the log now (its position after this poll,
         raised to the high-water mark of its last fetch). Payments wait in the alignment until
         an answer asked after them is met (:class:`streaming.reference.ReadyOffsets`); the
-        loop never waits for one."""
+        loop waits for one at most REFERENCE_WAIT_S."""
         if not (self.ready.owed or any(r.kind == PAYMENTS for r in batch)):
             return
         topic = self.topics[PAYMENTS]

@@ -65,14 +65,20 @@ def wait_metrics(port: int, proc: subprocess.Popen, log_path: Path, timeout_s: f
     pytest.fail(f"no /metrics on 127.0.0.1:{port}\n{log_path.read_text()[-3000:]}")
 
 
-def test_a_second_scorer_on_a_taken_metrics_port_says_so_once_and_scores_on(
-        broker, topic_prefix, model, tmp_path):
-    m, model_dir = model
-    data = make_bank(n_accounts=60, n_payments=500, seed=51, prefix="M")
-    expected = expected_scores(data, m)
+def _bank_on_topics(broker, topic_prefix: str, m, **bank) -> dict:
+    """A simulated bank's reference data and events on fresh topics; its expected scores."""
+    data = make_bank(**bank)
     create_topics(broker.bootstrap, topic_prefix)
     produce_reference(broker.bootstrap, topic_prefix, data)
     produce_events(broker.bootstrap, topic_prefix, data.events())
+    return expected_scores(data, m)
+
+
+def test_a_second_scorer_on_a_taken_metrics_port_says_so_once_and_scores_on(
+        broker, topic_prefix, model, tmp_path):
+    m, model_dir = model
+    expected = _bank_on_topics(broker, topic_prefix, m, n_accounts=60, n_payments=500, seed=51,
+                               prefix="M")
     log_path = tmp_path / "scorer.log"
     reader = OutputReader(broker.bootstrap, topic_prefix + "payments.scored")
     with socket.socket() as held:  # what the first scorer on this host holds
@@ -139,11 +145,8 @@ def test_the_frozen_object_gauge_is_fed_by_a_running_scorer(broker, topic_prefix
     its partitions and scored shows a count above zero (a Python process with numpy and LightGBM
     loaded holds hundreds of thousands of objects, all frozen at start-up)."""
     m, model_dir = model
-    data = make_bank(n_accounts=40, n_payments=200, seed=53, prefix="G")
-    expected = expected_scores(data, m)
-    create_topics(broker.bootstrap, topic_prefix)
-    produce_reference(broker.bootstrap, topic_prefix, data)
-    produce_events(broker.bootstrap, topic_prefix, data.events())
+    expected = _bank_on_topics(broker, topic_prefix, m, n_accounts=40, n_payments=200, seed=53,
+                               prefix="G")
     port = free_port()
     log_path = tmp_path / "scorer.log"
     reader = OutputReader(broker.bootstrap, topic_prefix + "payments.scored")
