@@ -98,6 +98,12 @@ class PartitionAligner(Generic[T]):
         q = self._queues[PAYMENTS]
         return q[0].offset if q else None
 
+    def holds_payments_from(self, payments_ready: bool | int) -> bool:
+        """A payment is held at or above ``payments_ready`` (:meth:`release`'s bound): it
+        waits for the reference tables."""
+        first = self.first_held_payment()
+        return first is not None and first >= _bound(payments_ready)
+
     def release(
         self, caught_up: Callable[[str], bool | int], payments_ready: bool | int = True
     ) -> list[Pending[T]]:

@@ -269,9 +269,7 @@ class Handler:
                 ready = payments_ready
             released = aligner.release(functools.partial(_caught_up_in, caught_up, p), ready)
             released_at = time.perf_counter()
-            first = aligner.first_held_payment()
-            if first is not None and (ready is False or (
-                    ready is not True and first >= ready)):
+            if aligner.holds_payments_from(ready):
                 result.held_for_reference += aligner.held_payments()
             if released:
                 newest = max(pending.item[0].t for pending in released)

@@ -47,7 +47,6 @@ MAX_IN_FLIGHT = 2
 MAX_ANSWERS = 8  # answers in and not met yet, kept
 
 
-
 class ReferenceReader:
     """``group_id`` (optional) remembers how far rejects were dead-lettered: the tables are
     read from the start on every start, but a malformed record goes to the dead letters once —

@@ -342,11 +342,8 @@ class _Session:
     def _held_for_reference(self) -> bool:
         """Some partition holds a payment the reference tables are not known ready for."""
         below = self.ready.below
-        for p, aligner in self.handler.aligners.items():
-            first = aligner.first_held_payment()
-            if first is not None and first >= below(p):
-                return True
-        return False
+        return any(aligner.holds_payments_from(below(p))
+                   for p, aligner in self.handler.aligners.items())
 
     def _ask_ready(self, polled: dict[TopicPartition, list[Any]], fresh: set[int],
                    batch: list[RawRecord]) -> None:
@@ -359,15 +356,19 @@ class _Session:
         if not (self.ready.owed or any(r.kind == PAYMENTS for r in batch)):
             return
         topic = self.topics[PAYMENTS]
-        marks: dict[int, int] = {}
-        for p, aligner in self.handler.aligners.items():
-            tp = TopicPartition(topic, p)
-            position = aligner.consumed(PAYMENTS) or 0
-            records = polled.get(tp)
-            if records and p not in fresh:
-                position = max(position, records[-1].offset + 1)
-            marks[p] = max(position, self.consumer.highwater(tp) or 0)
-        self.ready.ask(marks)
+        self.ready.ask({p: self._in_log_below(TopicPartition(topic, p), polled, fresh)
+                        for p in self.handler.aligners})
+
+    def _in_log_below(self, tp: TopicPartition, polled: dict[TopicPartition, list[Any]],
+                      fresh: set[int]) -> int:
+        """The offset of input partition ``tp`` below which every record is in the log now:
+        its position after this poll, raised to the high-water mark of its last fetch (records
+        below it were in the log before the fetch's answer). Marks the log-end questions."""
+        position = self.handler.aligners[tp.partition].consumed(self.kind_of[tp.topic]) or 0
+        records = polled.get(tp)
+        if records and tp.partition not in fresh:
+            position = max(position, records[-1].offset + 1)
+        return max(position, self.consumer.highwater(tp) or 0)
 
     def _poll_reference(self) -> list[Any]:
         """Every iteration while behind; then every REFERENCE_POLL_S (a poll costs a round trip
@@ -404,15 +405,7 @@ class _Session:
         if not batch and not any(a.buffered() for a in self.handler.aligners.values()):
             return
         tps = self._input_tps()
-        marks: dict[TopicPartition, int] = {}
-        for tp in tps:
-            position = self.handler.aligners[tp.partition].consumed(self.kind_of[tp.topic]) or 0
-            records = polled.get(tp)
-            if records and tp.partition not in fresh:
-                position = max(position, records[-1].offset + 1)
-            # records below the last fetch's high-water mark are in the log already too
-            marks[tp] = max(position, self.consumer.highwater(tp) or 0)
-        self.ends.ask(tps, marks)
+        self.ends.ask(tps, {tp: self._in_log_below(tp, polled, fresh) for tp in tps})
 
     def _caught_up(self, kind: str, partition: int) -> int:
         """The offset of the *other* topic's partition below which its held records may pass:

@@ -71,6 +71,8 @@ def test_reference_readiness_as_an_offset_lets_through_only_the_payments_below_i
     assert a.first_held_payment() == 0
     assert _keys(a.release(_always, payments_ready=1)) == ["p1"]
     assert a.first_held_payment() == 1
+    assert a.holds_payments_from(1) and a.holds_payments_from(False)
+    assert not a.holds_payments_from(2) and not a.holds_payments_from(True)
     assert a.release(_always, payments_ready=1) == []  # offset 1 is not below 1
     assert a.release(_always, payments_ready=-1) == []
     assert _keys(a.release(_always, payments_ready=2)) == ["p2", "l3"]
