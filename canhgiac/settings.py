@@ -63,8 +63,9 @@ class Settings(BaseSettings):
         1000, ge=0, le=10_000, description="Max wait of one poll when nothing is held back: "
         "an idle scorer sleeps here, and a record that arrives wakes it at once")
     fetch_max_wait_ms: int = Field(
-        200, ge=0, le=10_000, description="Broker fetch wait (a long poll: the broker answers "
-        "as soon as a record arrives, so this costs no latency and keeps an idle scorer idle)")
+        500, ge=0, le=10_000, description="Broker fetch wait (a long poll: Apache Kafka "
+        "answers as soon as a record arrives, so this costs no latency there and keeps an idle "
+        "scorer idle; 500 ms is Kafka's own default)")
     # a checkpoint snapshots every account of the partition: its cost grows with the state, so
     # not too often (a restart replays at most this much input)
     checkpoint_interval_s: float = Field(30.0, gt=0)
