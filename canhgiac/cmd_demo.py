@@ -359,10 +359,12 @@ def child_env(settings: Settings, bundled: bool) -> dict[str, str]:
         # Tansu waits the group's rebalance timeout before the first assignment.
         env.setdefault("CANHGIAC_MAX_POLL_INTERVAL_MS", "3000")
         env.setdefault("CANHGIAC_SESSION_TIMEOUT_MS", "3000")
-        # fresh topics on a fresh broker: score everything produced to them; and a fetch wait
-        # that avoids the bundled broker's stall on long partitions (README, operations)
+        # fresh topics on a fresh broker: score everything produced to them; and fetch waits
+        # short enough for the bundled broker, which answers a long poll up to half its wait
+        # after a record arrives (Apache Kafka answers at once: there the defaults cost nothing)
         env.setdefault("CANHGIAC_START_FROM", "earliest")
         env.setdefault("CANHGIAC_FETCH_MAX_WAIT_MS", "100")
+        env.setdefault("CANHGIAC_SINK_FETCH_MAX_WAIT_MS", "100")
     return env
 
 

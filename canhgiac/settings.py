@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     sink_group_id: str = Field("canhgiac-case-store", description="Its own consumer group")
     sink_in_serve: bool = Field(True, description="`canhgiac serve` runs the projection too")
     sink_batch_size: int = Field(5000, ge=1, le=100_000, description="Records per write")
-    sink_fetch_max_wait_ms: int = Field(100, ge=0, le=10_000, description="Broker fetch wait")
+    sink_fetch_max_wait_ms: int = Field(
+        500, ge=0, le=10_000, description="Broker fetch wait of the case-store projection (a "
+        "long poll, as the scorer's: an idle projection sleeps)")
     sink_stall_timeout_s: float = Field(30.0, gt=0, description="Stalled-partition watch")
     sink_retry_max_s: float = Field(10.0, gt=0, description="Longest backoff between retries")
     sink_busy_timeout_ms: int = Field(2000, ge=0, description="SQLite lock wait per attempt")
