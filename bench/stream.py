@@ -290,7 +290,8 @@ def wait_metric(port: int, name: str, labels: str, target: float, timeout_s: flo
     raise TimeoutError(f"{name}{labels} stayed at {value} < {target}")
 
 
-def scored_timestamps(bootstrap: str, topic: str, n: int) -> np.ndarray:
+def scored_records(bootstrap: str, topic: str, n: int) -> tuple[np.ndarray, float]:
+    """The record timestamps of ``topic``'s first ``n`` records, and their mean value size."""
     from kafka import KafkaConsumer, TopicPartition
 
     c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
@@ -298,12 +299,60 @@ def scored_timestamps(bootstrap: str, topic: str, n: int) -> np.ndarray:
     c.assign(tps)
     c.seek_to_beginning(*tps)
     ts: list[int] = []
+    size = 0
     deadline = time.monotonic() + 120
     while len(ts) < n and time.monotonic() < deadline:
         for recs in c.poll(timeout_ms=200, max_records=5000).values():
             ts.extend(r.timestamp for r in recs)
+            size += sum(len(r.value or b"") for r in recs)
     c.close(autocommit=False)
-    return np.array(ts, dtype=np.float64)
+    return np.array(ts, dtype=np.float64), size / max(1, len(ts))
+
+
+def kafka_floor(bootstrap: str, prefix: str, n: int, n_records: int, value_size: int) -> dict:
+    """kafka-python alone doing the scorer's Kafka I/O, nothing else: a consumer group reads
+    ``payments`` and ``logins`` from the start (the scorer's fetch and poll settings) and, for
+    each payment, a producer with the scorer's settings sends one record of the scored
+    records' mean size to that payment's partition; flushed at the end. No decode, features,
+    model or encoding: the rate no scorer built on kafka-python can pass in one process, and
+    the CPU every payment costs before the scorer's own work (this process's CPU time; it
+    runs after the scorer and the projection have stopped)."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from streaming.outputs import PRODUCER_BATCH_BYTES, PRODUCER_LINGER_MS
+    from streaming.topics import ensure_topics
+
+    out_topic = prefix + "floor.scored"
+    ensure_topics(bootstrap, [out_topic], partitions=PARTITIONS)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=prefix + "floor", enable_auto_commit=False,
+        auto_offset_reset="earliest", fetch_max_wait_ms=500, max_poll_records=500)
+    consumer.subscribe([prefix + "payments", prefix + "logins"])
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                             linger_ms=PRODUCER_LINGER_MS, batch_size=PRODUCER_BATCH_BYTES,
+                             max_request_size=2 * 1024 * 1024)
+    value = b"x" * value_size
+    payments_topic = prefix + "payments"
+    got = sent = 0
+    t0 = cpu0 = None
+    deadline = time.monotonic() + 300
+    while got < n_records and time.monotonic() < deadline:
+        for tp, records in consumer.poll(timeout_ms=100, max_records=500).items():
+            if t0 is None:
+                t0, cpu0 = time.perf_counter(), time.process_time()
+            got += len(records)
+            if tp.topic == payments_topic:
+                for r in records:
+                    producer.send(out_topic, key=r.key, value=value, partition=tp.partition)
+                sent += len(records)
+    producer.flush()
+    wall, cpu = time.perf_counter() - (t0 or 0.0), time.process_time() - (cpu0 or 0.0)
+    consumer.close(autocommit=False)
+    producer.close()
+    if got < n_records or sent != n:
+        raise RuntimeError(f"kafka floor: read {got} of {n_records} records, sent {sent} of {n}")
+    return {"payments_per_s": sent / wall, "cpu_us_per_payment": cpu * 1e6 / sent,
+            "value_bytes": value_size}
 
 
 SCORED = "canhgiac_scorer_events_total"
@@ -351,16 +400,20 @@ def throughput(bootstrap, model_dir, payments, logins, accounts, labels, work: P
         proc.wait(timeout=60)
         sink.send_signal(signal.SIGTERM)
         sink.wait(timeout=60)
-    ts = scored_timestamps(bootstrap, prefix + "payments.scored", n)
+    ts, scored_bytes = scored_records(bootstrap, prefix + "payments.scored", n)
     span = (ts.max() - ts.min()) / 1000.0
     rate = len(ts) / span
+    floor = kafka_floor(bootstrap, prefix, n, len(events), round(scored_bytes))
+    print(f"# kafka-python alone doing the scorer's Kafka I/O: {floor['payments_per_s']:,.0f} "
+          f"payments/s at {floor['cpu_us_per_payment']:.1f} us a payment "
+          f"({floor['value_bytes']} B scored records)", flush=True)
     return {"payments": n, "logins": len(logins), "raw_consume_per_s": raw,
             "scorer_payments_per_s": rate, "ratio_to_raw": rate / raw, "span_s": span,
             "sink_lag_when_scored": lag_at_end, "sink_catch_up_s": sink_catch_up,
             "sink_rows": sink_rows,
             "cpu_us_per_payment": (cpu1 - cpu0) * 1e6 / max(1.0, n - first),
             "idle_cpu_share": idle_share, "settle_s": settle_s, "settle_cpu_s": settle_cpu,
-            "exit_code": proc.returncode}
+            "floor": floor, "exit_code": proc.returncode}
 
 
 def latency(bootstrap, model_dir, payments, logins, accounts, labels, work: Path,
@@ -659,6 +712,14 @@ def main() -> int:
                             tp["sink_catch_up_s"] <= 10 and tp["sink_rows"] == tp["payments"]))
             out.append(emit("stream", "scorer_cpu_us_per_payment",
                             round(tp["cpu_us_per_payment"], 1), "info", True))
+            floor = tp["floor"]
+            out.append(emit("stream", "kafka_io_floor_payments_per_s",
+                            round(floor["payments_per_s"]), "info", True))
+            out.append(emit("stream", "kafka_io_floor_to_raw_consume_ratio",
+                            round(floor["payments_per_s"] / tp["raw_consume_per_s"], 3),
+                            "info", True))
+            out.append(emit("stream", "kafka_io_floor_cpu_us_per_payment",
+                            round(floor["cpu_us_per_payment"], 1), "info", True))
             out.append(emit("stream", "settle_s_after_stream", round(tp["settle_s"], 1),
                             "info", True))
             out.append(emit("stream", "settle_cpu_s_after_stream", round(tp["settle_cpu_s"], 2),
