@@ -501,7 +501,7 @@ def _reject_constant(name: str) -> float:
     raise _Bad("", f"{name} is not allowed in JSON")
 
 
-def _object(raw: bytes | None, limit: int) -> dict[str, Any]:
+def _object(raw: Any, limit: int) -> dict[str, Any]:
     """One record's JSON object. Fast path: orjson, whose result is kept only when it must equal
     the strict parser's (:func:`_fast_object`); anything else, every error included, goes
     through :func:`_strict_object`, which names the problem."""
@@ -618,13 +618,26 @@ MAX_T: Final = 253402300799.0  # 9999-12-31T23:59:59Z
 def _time(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Bad(name, "must be a number (epoch seconds)")
-    t = float(value)
+    try:
+        t = float(value)
+    except OverflowError:  # an integer beyond a float's range
+        raise _Bad(name, "is not a time in years 1-9999 (a number beyond a float)") from None
     if not math.isfinite(t) or not MIN_T <= t <= MAX_T:
         raise _Bad(name, f"{value!r} is not a time in years 1-9999")
     return t
 
 
-def decode_sighting(raw: bytes | None) -> Sighting | Rejection:
+def _kept(raw: Any) -> bytes:
+    """What a rejection keeps of a record value: its first 8 KiB, or nothing when it is not
+    bytes (a caller's mistake must not raise inside the handler that reports it)."""
+    if isinstance(raw, bytes | bytearray | memoryview):
+        return bytes(raw[:8192])
+    return b""
+
+
+# (raw and key are typed Any: a compiled build checks an argument's declared type on entry and
+# would raise on anything else, where the contract is a Rejection saying what it got)
+def decode_sighting(raw: Any) -> Sighting | Rejection:
     """A ``device.sightings`` record, or a :class:`Rejection` saying why (never raises)."""
     try:
         d = _object(raw, 8192)
@@ -635,16 +648,16 @@ def decode_sighting(raw: bytes | None) -> Sighting | Rejection:
                 raise _Bad("ts", "does not match t")
         return Sighting(_key(d.get("key")), _account(d.get("account_id"), "account_id"), t)
     except _Bad as exc:
-        return Rejection(SIGHTINGS_KIND, exc.field, exc.reason, bytes(raw or b"")[:8192])
+        return Rejection(SIGHTINGS_KIND, exc.field, exc.reason, _kept(raw))
     except Exception as other:  # noqa: BLE001 - one record must never stop a stream
         # (another name than the clause above: a compiled build types each name once)
         field = getattr(other, "field", "")
         reason = (getattr(other, "reason", None)
                   or f"unexpected {type(other).__name__}: {other}"[:300])
-        return Rejection(SIGHTINGS_KIND, str(field), str(reason), bytes(raw or b"")[:8192])
+        return Rejection(SIGHTINGS_KIND, str(field), str(reason), _kept(raw))
 
 
-def decode_sightings(raw: bytes | None) -> tuple[list[Sighting], Rejection | None]:
+def decode_sightings(raw: Any) -> tuple[list[Sighting], Rejection | None]:
     """A ``device.sightings`` record, a batch (:func:`encode_sightings`) or one sighting
     (:func:`encode_sighting`): the valid sightings, and a :class:`Rejection` naming the bad
     ones (None when every one is good). Never raises; one bad element does not lose the
@@ -676,14 +689,14 @@ def decode_sightings(raw: bytes | None) -> tuple[list[Sighting], Rejection | Non
             return good, None
         return good, Rejection(SIGHTINGS_KIND, "sightings",
                                f"{bad} of {len(items)} sightings rejected; {first}"[:300],
-                               bytes(raw or b"")[:8192])
+                               _kept(raw))
     except _Bad as exc:
-        return [], Rejection(SIGHTINGS_KIND, exc.field, exc.reason, bytes(raw or b"")[:8192])
+        return [], Rejection(SIGHTINGS_KIND, exc.field, exc.reason, _kept(raw))
     except Exception as other:  # noqa: BLE001 - one record must never stop a stream
         field = getattr(other, "field", "")
         reason = (getattr(other, "reason", None)
                   or f"unexpected {type(other).__name__}: {other}"[:300])
-        return [], Rejection(SIGHTINGS_KIND, str(field), str(reason), bytes(raw or b"")[:8192])
+        return [], Rejection(SIGHTINGS_KIND, str(field), str(reason), _kept(raw))
 
 
 @dataclass(frozen=True, slots=True)
@@ -695,11 +708,12 @@ class LinksRecord:
     accounts: dict[str, array[float]] | None
 
 
-def decode_links(key: bytes | None, raw: bytes | None) -> LinksRecord | Rejection:
+def decode_links(key: Any, raw: Any) -> LinksRecord | Rejection:
     """A ``device.links`` record (its Kafka key and value), or a :class:`Rejection`."""
     try:
         if not isinstance(key, bytes | bytearray):
-            raise _Bad("key", "record has no key")
+            raise _Bad("key", "record has no key" if key is None
+                       else f"record key is {type(key).__name__}, not bytes")
         try:
             k = _key(bytes(key).decode("utf-8"))
         except UnicodeDecodeError:
@@ -727,7 +741,7 @@ def decode_links(key: bytes | None, raw: bytes | None) -> LinksRecord | Rejectio
             out[account] = array("d", values)
         return LinksRecord(k, out)
     except _Bad as exc:
-        return Rejection(LINKS_KIND, exc.field, exc.reason, bytes(raw or b"")[:8192])
+        return Rejection(LINKS_KIND, exc.field, exc.reason, _kept(raw))
     except Exception as other:  # noqa: BLE001 - one record must never stop a stream
         return Rejection(LINKS_KIND, "", f"unexpected {type(other).__name__}: {other}"[:300],
-                         bytes(raw or b"")[:8192])
+                         _kept(raw))

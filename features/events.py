@@ -238,7 +238,8 @@ def _parse_json_strict(raw: bytes) -> dict[str, Any]:
         raise _Invalid("", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
         obj = json.loads(
-            text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant
+            text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant,
+            parse_float=_finite_float,
         )
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
@@ -258,6 +259,15 @@ def _parse_json_strict(raw: bytes) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> float:
     raise _Invalid("", f"{name} is not allowed in JSON")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number beyond a double (``1e999``) would be read as infinity, which no output can
+    write back as JSON (an extra field is kept and re-encoded): refused, as orjson refuses it."""
+    value = float(text)
+    if value - value != 0.0:  # inf or nan
+        raise _Invalid("", f"number {text[:40]} is beyond a 64-bit float")
+    return value
 
 
 # ---------------------------------------------------------------- field readers
@@ -567,9 +577,11 @@ def unexpected(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {message}"
 
 
-def decode(kind: str, raw: bytes | None) -> Any:
+def decode(kind: str, raw: Any) -> Any:
     """Decode one Kafka message value of contract ``kind`` (payments, logins, accounts, labels,
-    watchlist, confirmed_payments)."""
+    watchlist, confirmed_payments). ``raw`` is typed Any: a compiled build checks an argument's
+    declared type on entry and would raise on anything but bytes or None, where the contract is
+    a Rejection saying what it got."""
     if kind not in _BUILDERS:
         raise ValueError(f"unknown event kind {kind!r}")
     if raw is None:
@@ -586,27 +598,27 @@ def decode(kind: str, raw: bytes | None) -> Any:
     return from_mapping(kind, d, raw)
 
 
-def decode_payment(raw: bytes) -> Payment | Rejection:
+def decode_payment(raw: Any) -> Payment | Rejection:
     result: Payment | Rejection = decode("payments", raw)
     return result
 
 
-def decode_login(raw: bytes) -> Login | Rejection:
+def decode_login(raw: Any) -> Login | Rejection:
     result: Login | Rejection = decode("logins", raw)
     return result
 
 
-def decode_account(raw: bytes) -> Account | Rejection:
+def decode_account(raw: Any) -> Account | Rejection:
     result: Account | Rejection = decode("accounts", raw)
     return result
 
 
-def decode_label(raw: bytes) -> Label | Rejection:
+def decode_label(raw: Any) -> Label | Rejection:
     result: Label | Rejection = decode("labels", raw)
     return result
 
 
-def decode_watch(raw: bytes) -> WatchEntry | Rejection:
+def decode_watch(raw: Any) -> WatchEntry | Rejection:
     result: WatchEntry | Rejection = decode("watchlist", raw)
     return result
 

@@ -83,9 +83,11 @@ def _never_raises(kind: str, raw: bytes | None) -> None:
     if isinstance(result, Rejection):
         assert result.reason and isinstance(result.field, str)
         return
-    # an accepted event must be writable again (the scorer puts its ids into outputs)
+    # an accepted event must be writable again (the scorer puts its ids into outputs), and
+    # what is written must decode again (a replay re-encodes events, extras included)
     orjson.dumps(to_dict(result))
-    encode(result)
+    again = decode(kind, encode(result))
+    assert not isinstance(again, Rejection), (again, encode(result)[:300])
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -123,6 +125,35 @@ def test_a_number_with_thousands_of_digits_is_a_rejection_with_the_reason():
     result = decode("payments", raw)
     assert isinstance(result, Rejection)
     assert "digit" in result.reason or "limit" in result.reason, result.reason
+
+
+def test_a_number_beyond_a_double_in_an_extra_field_is_a_rejection():
+    """``-1e999`` reads as -infinity, which the event's encoding would write back as
+    ``-Infinity`` (not JSON): refused at the door, as orjson's fast path refuses it."""
+    for number in ("-1e999", "1e400", "1" + "0" * 400 + ".0"):
+        raw = _object_text([(k, json.dumps(v)) for k, v in LOGIN.items()] + [("x", number)])
+        result = decode("logins", raw.encode())
+        assert isinstance(result, Rejection), (number, result)
+        assert "beyond a 64-bit float" in result.reason
+    raw = _object_text([(k, json.dumps(v)) for k, v in LOGIN.items()] + [("x", "1e308")])
+    assert not isinstance(decode("logins", raw.encode()), Rejection)  # the largest are fine
+
+
+NOT_BYTES = ["abc", 5, -1, 0, 1.5, [1], {"a": 1}, object(), True]
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_value_that_is_not_bytes_is_a_rejection_in_the_compiled_build_too(kind):
+    """The contract's decoders return a Rejection for anything that is not bytes, also when
+    mypyc compiled them (a compiled function checks its arguments' declared types on entry);
+    bytearray and memoryview are read as bytes."""
+    for value in NOT_BYTES:
+        result = decode(kind, value)
+        assert isinstance(result, Rejection), (value, result)
+        assert "not bytes" in result.reason and result.raw == b""
+    raw = json.dumps(KINDS[kind]).encode()
+    for value in (bytearray(raw), memoryview(raw)):
+        assert decode(kind, value) == decode(kind, raw)
 
 
 def test_a_lone_surrogate_is_a_rejection_not_a_later_crash():
