@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +29,10 @@ from sqlalchemy import Connection, select
 from serving import tables as T
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+# the bounds of a period (those of the suspicious-accounts report): an instant out of them has
+# no date in UTC or in Asia/Ho_Chi_Minh that ``datetime`` can write (year 0 or 10000)
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+MAX_SPAN_DAYS = 400
 FONT_DIR = Path(__file__).parent / "static" / "vendor" / "dejavu"
 CONFIRMED = ("confirmed_fraud", "confirmed_mule")
 DEFINITIONS = [
@@ -75,6 +79,25 @@ class Results:
         f = datetime.fromtimestamp(self.t_from, TZ).strftime("%Y-%m-%d %H:%M")
         t = datetime.fromtimestamp(self.t_to, TZ).strftime("%Y-%m-%d %H:%M")
         return f"{f} – {t} (Asia/Ho_Chi_Minh)"
+
+
+def check_period(t_from: datetime, t_to: datetime, names: tuple[str, str] = ("'from'", "'to'"),
+                 max_span_days: int | None = MAX_SPAN_DAYS) -> tuple[float, float]:
+    """The period ``[t_from, t_to)`` as epoch seconds, for :func:`compute`; ValueError with a
+    message naming the parameter (``names``: how the caller calls them, e.g. ``"--from"``) if
+    a bound has no timezone offset, lies outside 1970..9000 (UTC), or the period is empty or
+    longer than ``max_span_days`` (None: no limit). Check before any query."""
+    f, t = names
+    for value, name in ((t_from, f), (t_to, t)):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name}: needs a timezone offset (Z or +07:00)")
+        if not EARLIEST <= value <= LATEST:
+            raise ValueError(f"{name}: must be between 1970 and 9000 (UTC)")
+    if t_to <= t_from:
+        raise ValueError(f"{t} must be after {f}")
+    if max_span_days is not None and t_to - t_from > timedelta(days=max_span_days):
+        raise ValueError(f"at most {max_span_days} days per report")
+    return t_from.timestamp(), t_to.timestamp()
 
 
 def _month(t: float) -> str:

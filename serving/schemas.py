@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from serving.cases import OUTCOMES, ROLES, STATUSES
 from serving.typology import TYPOLOGIES
@@ -21,13 +21,37 @@ Typology = Literal["account_takeover", "shell_business", "mule", "scam_victim",
 Role = Literal["viewer", "investigator", "supervisor", "admin"]
 
 ID_LEN = 1024  # the event contract's longest identifier (features.events.MAX_TEXT)
+# the decoder counts an id's characters before NFKC, which turns one character into up to 18
+# (U+FDFA): the longest id it can store, which the API must find too
+ID_LEN_NORMALISED = ID_LEN * 18
+# row ids (case ids, audit ids) are INTEGER columns: 32 bits on PostgreSQL (a larger value in
+# a query is an error there, not an empty answer)
+ROW_ID_MAX = 2**31 - 1
 
 
 def normalise_account(value: str) -> str:
-    """An account id as the contract compares it: Unicode NFKC (full-width ``３８９`` is
-    ``389``), surrounding spaces removed."""
-    return value if value.isascii() and value == value.strip() else \
-        unicodedata.normalize("NFKC", value).strip()
+    """An account id exactly as the event decoder makes it (``features.events._account_id``):
+    refused if blank or longer than ID_LEN characters (counted before normalising, as the
+    decoder counts), then Unicode NFKC (full-width ``３８９`` is ``389``). Surrounding spaces
+    are kept, as the decoder keeps them: ``" 389"`` is an account of its own, and every id the
+    decoder accepts must be found by the API. A longer id that NFKC may have made so
+    (non-ASCII, already NFKC, at most ID_LEN_NORMALISED) is taken as it is: the decoder stores
+    such ids, and an id read from the API must find itself. ValueError says why an id is
+    refused."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if len(value) > ID_LEN:
+        if len(value) > ID_LEN_NORMALISED or value.isascii() or \
+                not unicodedata.is_normalized("NFKC", value):
+            raise ValueError(f"longer than {ID_LEN} characters")
+        return value
+    return value if value.isascii() else unicodedata.normalize("NFKC", value)
+
+
+# every account id the API takes (path, query or body) goes through this one normalisation
+AccountId = Annotated[str, AfterValidator(normalise_account)]
+ACCOUNT_ID_DOC = (f"An account id, compared as the event decoder stores it: Unicode NFKC, "
+                  f"spaces kept, at most {ID_LEN} characters before normalising")
 
 
 assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
@@ -196,17 +220,9 @@ class AccountDetail(BaseModel):
 
 class CaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    account_id: str = Field(min_length=1, max_length=ID_LEN,
-                            description="Normalised with Unicode NFKC")
+    account_id: AccountId = Field(min_length=1, max_length=ID_LEN_NORMALISED,
+                                  description=ACCOUNT_ID_DOC)
     reason: str = Field("", max_length=2000, description="Why the case is opened")
-
-    @field_validator("account_id")
-    @classmethod
-    def _normalise(cls, value: str) -> str:
-        value = normalise_account(value)
-        if not value:
-            raise ValueError("must not be blank")
-        return value
 
 
 class TransitionIn(BaseModel):

@@ -16,13 +16,14 @@ from serving.deps import CacheDep, MetricsDep, SettingsDep, StoreDep
 from serving.errors import ApiError, responses
 from serving.reads import RiskFilter
 from serving.schemas import (
-    ID_LEN,
+    ACCOUNT_ID_DOC,
+    ID_LEN_NORMALISED,
     AccountDetail,
+    AccountId,
     AccountType,
     CaseStatusFilter,
     HighRiskPage,
     Typology,
-    normalise_account,
 )
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -116,9 +117,9 @@ def account_detail(
     principal: Viewer,
     store: StoreDep,
     audit: AuditDep,
-    account_id: Annotated[str, Path(min_length=1, max_length=ID_LEN)],
+    account_id: Annotated[AccountId, Path(min_length=1, max_length=ID_LEN_NORMALISED,
+                                           description=ACCOUNT_ID_DOC)],
 ) -> Response:
-    account_id = normalise_account(account_id)
     detail = store.account_detail(account_id)
     action = "account.read" if detail is not None else "account.read_unknown"
     rows = None if detail is None else {k: len(detail[k]) for k in (

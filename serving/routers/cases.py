@@ -15,20 +15,22 @@ from serving.cases import TransitionError
 from serving.deps import MetricsDep, OutboxDep, SettingsDep, StoreDep
 from serving.errors import ApiError, responses
 from serving.schemas import (
-    ID_LEN,
+    ACCOUNT_ID_DOC,
+    ID_LEN_NORMALISED,
+    ROW_ID_MAX,
+    AccountId,
     CaseCreate,
     CaseOut,
     CasePage,
     Status,
     TransitionIn,
     TransitionOut,
-    normalise_account,
 )
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
-CaseId = Annotated[int, Path(ge=1, le=2**62)]
+CaseId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
 
 
 @router.post(
@@ -57,14 +59,15 @@ def list_cases(
     settings: SettingsDep,
     audit: AuditDep,
     status: Annotated[Status | None, Query()] = None,
-    account_id: Annotated[str | None, Query(max_length=ID_LEN)] = None,
+    account_id: Annotated[AccountId | None,
+                          Query(min_length=1, max_length=ID_LEN_NORMALISED,
+                                description=ACCOUNT_ID_DOC)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
     if limit > settings.api_max_page:
         raise ApiError(422, "invalid_request",
                        f"query parameter 'limit': at most {settings.api_max_page} per page")
-    account_id = None if account_id is None else normalise_account(account_id)
     filters = ("cases", status, account_id)
     after = None if cursor_ is None else int(cursor.decode(cursor_, filters, (int,))[0])
     items = store.list_cases(status, account_id, after, limit + 1)

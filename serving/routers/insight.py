@@ -13,9 +13,10 @@ from serving import network, results
 from serving.auth import Investigator, Viewer
 from serving.deps import RequestId, StoreDep
 from serving.errors import ApiError, responses
+from serving.schemas import ACCOUNT_ID_DOC, ID_LEN_NORMALISED, AccountId
 
 router = APIRouter(tags=["insight"])
-MAX_SPAN_DAYS = 400
+MAX_SPAN_DAYS = results.MAX_SPAN_DAYS
 DEFAULT_REVIEW = 0.5  # before the scorer has recorded a model
 
 
@@ -37,7 +38,8 @@ def _review(request: Request, store: Any) -> float:
             responses=responses(401, 403, 404, 422, 500))
 def account_network(
     request: Request, principal: Viewer, store: StoreDep, rid: RequestId,
-    account_id: Annotated[str, Path(min_length=1, max_length=128)],
+    account_id: Annotated[AccountId, Path(min_length=1, max_length=ID_LEN_NORMALISED,
+                                           description=ACCOUNT_ID_DOC)],
 ) -> dict[str, Any]:
     if not store.account_exists(account_id):
         raise ApiError(404, "not_found", f"no account '{account_id}'")
@@ -71,14 +73,12 @@ def results_report(
     to: Annotated[datetime, Query(description="End (RFC 3339, exclusive)")],
     format: Annotated[Literal["xlsx", "pdf", "json"], Query()] = "xlsx",  # noqa: A002
 ) -> Response:
-    if from_.tzinfo is None or to.tzinfo is None:
-        raise ApiError(422, "invalid_request", "'from' and 'to' need a timezone offset")
-    if to <= from_:
-        raise ApiError(422, "invalid_request", "'to' must be after 'from'")
-    if (to - from_).days > MAX_SPAN_DAYS:
-        raise ApiError(422, "invalid_request", f"at most {MAX_SPAN_DAYS} days per report")
+    try:
+        t_from, t_to = results.check_period(from_, to, max_span_days=MAX_SPAN_DAYS)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
     with store.read() as conn:
-        res = results.compute(conn, from_.timestamp(), to.timestamp(), _review(request, store))
+        res = results.compute(conn, t_from, t_to, _review(request, store))
     store.record_audit(principal.name, principal.role, "report.results",
                        f"results {from_.isoformat()}..{to.isoformat()}", rid)
     if format == "json":

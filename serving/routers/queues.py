@@ -15,6 +15,7 @@ from serving.cases import ROLE_RANK
 from serving.deps import StoreDep
 from serving.errors import ApiError, responses
 from serving.keys import normalise_user
+from serving.schemas import ROW_ID_MAX
 from serving.sla import Sla
 
 router = APIRouter(tags=["queues"])
@@ -49,7 +50,7 @@ def queue(
 
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=500)
+    case_ids: list[Annotated[int, Field(ge=1, le=ROW_ID_MAX)]] = Field(min_length=1, max_length=500)
     assignee: str | None = Field(
         min_length=1, max_length=128,
         description="A user (the name given with `keys create --user`; any spelling that "
@@ -110,7 +111,7 @@ def me(principal: Viewer) -> dict[str, str]:
 @router.get("/v1/cases/{case_id}/assignment", summary="Who works a case (null: nobody)",
             responses=responses(401, 403, 404, 422, 500))
 def assignment(principal: Viewer, store: StoreDep,
-               case_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+               case_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)]) -> dict[str, Any]:
     if store.get_case(case_id) is None:
         raise ApiError(404, "not_found", f"no case {case_id}")
     with store.read() as conn:

@@ -1,0 +1,241 @@
+"""Bad input a fuzzing review found answered with a 500, now a 4xx before any query (on SQLite
+and on PostgreSQL): results-report dates whose UTC year is 0 or 10000, forged pagination
+cursors (a huge integer, a lone surrogate, NaN, a too-long string), and account ids: the API
+finds every id the event decoder accepts (surrounding spaces kept, NFKC, its length limit),
+the same on every endpoint taking one."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from features.events import Account, Rejection, decode_account, from_mapping
+from serving import cursor as cursor_mod
+from serving import results
+from serving.reads import RiskFilter
+from serving.schemas import ID_LEN, ROW_ID_MAX, normalise_account
+from tests.integration.test_api_support import BASE, make_api, scored, seed
+
+RESULTS = "/v1/reports/results"
+HIGH_RISK = "/v1/accounts/high-risk"
+
+
+@pytest.fixture
+def api(tmp_path, store_url):
+    a = make_api(tmp_path, url=store_url, api_max_page=100)
+    seed(a.store)
+    return a
+
+
+# ---------------------------------------------------------------- A1: results-report dates
+@pytest.mark.parametrize("fmt", ["json", "xlsx", "pdf"])
+@pytest.mark.parametrize("span", [
+    ("0001-01-01T00:00:00+01:00", "0001-01-02T00:00:00+01:00"),  # UTC year 0
+    ("9999-12-31T00:00:00-01:00", "9999-12-31T23:00:00-01:00"),  # UTC year 10000
+    ("0001-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+    ("2026-01-01T00:00:00Z", "9999-12-31T23:59:59-23:59"),
+    ("1969-12-31T23:00:00Z", "1970-01-02T00:00:00Z"),
+])
+def test_results_report_dates_out_of_range_are_422_before_any_query(api, monkeypatch, span,
+                                                                    fmt):
+    def no_query(*args, **kwargs):
+        raise AssertionError("queried the store for an invalid period")
+
+    monkeypatch.setattr(results, "compute", no_query)
+    r = api.client.get(RESULTS, params={"from": span[0], "to": span[1], "format": fmt},
+                       headers=api.h("investigator"))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "invalid_request"
+    assert "must be between 1970 and 9000" in r.json()["error"]["message"]
+
+
+def test_results_report_period_check_for_the_api_and_the_cli():
+    from datetime import UTC, datetime
+
+    t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+    assert results.check_period(t0, t1) == (t0.timestamp(), t1.timestamp())
+    with pytest.raises(ValueError, match="--from: must be between 1970 and 9000"):
+        results.check_period(datetime(1, 1, 1, tzinfo=UTC), t1, ("--from", "--to"))
+    with pytest.raises(ValueError, match="--to must be after --from"):
+        results.check_period(t1, t0, ("--from", "--to"))
+    with pytest.raises(ValueError, match="timezone offset"):
+        results.check_period(t0.replace(tzinfo=None), t1)
+    with pytest.raises(ValueError, match="at most 400 days"):
+        results.check_period(t0, t0 + timedelta(days=401))
+    assert results.check_period(t0, t0 + timedelta(days=401), max_span_days=None)[1] > 0
+    # the bounds are inclusive and a report over them renders
+    lo, hi = results.EARLIEST, results.LATEST
+    res = results.Results(*results.check_period(lo, hi, max_span_days=None), 0.5, [])
+    assert results.to_json(res)["to"] == "9000-01-01T00:00:00Z"
+
+
+# ---------------------------------------------------------------- A2, A3: forged cursors
+def _forged(position_json: str, filters) -> str:
+    """A cursor with the right fingerprint around any JSON text as its position."""
+    raw = f'{{"p":{position_json},"f":"{cursor_mod._fingerprint(filters)}"}}'
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+RISK_KEY = RiskFilter(0.0, None, None, None, None, None).key()
+FORGED = [
+    ("/v1/cases", ("cases", None, None), "[1000000000000000000000000000000]"),
+    ("/v1/cases", ("cases", None, None), "[9223372036854775808]"),  # 2**63
+    ("/v1/cases", ("cases", None, None), "[-9223372036854775809]"),
+    ("/v1/cases", ("cases", None, None), "[2147483648]"),  # beyond PostgreSQL's INTEGER
+    ("/v1/cases", ("cases", None, None), "[1.5]"),
+    ("/v1/cases", ("cases", None, None), "[true]"),
+    ("/v1/audit", ("audit", None, None), "[1000000000000000000000000000000]"),
+    ("/v1/audit", ("audit", None, None), "[" + "9" * 5000 + "]"),  # beyond int() digits
+    (HIGH_RISK, RISK_KEY, '[0.5, "\\ud800"]'),  # a lone surrogate: not UTF-8
+    (HIGH_RISK, RISK_KEY, '[0.5, "\\udfff\\ud800"]'),
+    (HIGH_RISK, RISK_KEY, '[NaN, "x"]'),
+    (HIGH_RISK, RISK_KEY, '[Infinity, "x"]'),
+    (HIGH_RISK, RISK_KEY, '[1e999, "x"]'),
+    (HIGH_RISK, RISK_KEY, '[1000000000000000000000000000000, "x"]'),
+    (HIGH_RISK, RISK_KEY, json.dumps([0.5, "x" * 7000])),  # longer than MAX_CURSOR
+    (HIGH_RISK, RISK_KEY, '[0.5, ["x"]]'),
+]
+
+
+@pytest.mark.parametrize("path,filters,position", FORGED)
+def test_a_forged_cursor_is_400_invalid_cursor(api, path, filters, position):
+    r = api.client.get(path, params={"cursor": _forged(position, filters)},
+                       headers=api.h("admin"))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_position_values_are_checked_one_by_one():
+    ok = cursor_mod._valid
+    assert ok(ROW_ID_MAX, int) and not ok(ROW_ID_MAX + 1, int) and not ok(True, int)
+    assert ok(0.5, float | int) and not ok(float("nan"), float) and not ok(float("inf"), float)
+    assert ok("é" * 10, str) and not ok("\ud800", str)
+    assert ok("x" * cursor_mod.MAX_STRING, str)
+    assert not ok("x" * (cursor_mod.MAX_STRING + 1), str)
+
+
+def test_a_deeply_nested_cursor_is_400(api):
+    raw = "[" * 3000 + "]" * 3000  # beyond json's recursion limit, within MAX_CURSOR
+    c = base64.urlsafe_b64encode(raw.encode()).decode()
+    assert len(c) <= cursor_mod.MAX_CURSOR
+    r = api.client.get("/v1/cases", params={"cursor": c}, headers=api.h("admin"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_cursors_and_case_ids_at_the_limits_of_a_row_id_are_answered(api):
+    h = api.h("admin")
+    for value in (ROW_ID_MAX, -ROW_ID_MAX - 1):
+        for path, filters in (("/v1/cases", ("cases", None, None)),
+                              ("/v1/audit", ("audit", None, None))):
+            c = cursor_mod.encode([value], filters)
+            r = api.client.get(path, params={"cursor": c}, headers=h)
+            assert r.status_code == 200, r.text
+    for case_id, status in ((ROW_ID_MAX, 404), (ROW_ID_MAX + 1, 422), (2**62, 422)):
+        assert api.client.get(f"/v1/cases/{case_id}", headers=h).status_code == status
+        assert api.client.get(f"/v1/cases/{case_id}/assignment",
+                              headers=h).status_code == status
+        r = api.client.post(f"/v1/cases/{case_id}/transitions", json={"to": "under_review"},
+                            headers=h)
+        assert r.status_code == status, r.text
+    r = api.client.post("/v1/cases/assignment", json={"case_ids": [ROW_ID_MAX + 1],
+                                                      "assignee": None}, headers=h)
+    assert r.status_code == 422, r.text
+
+
+def test_high_risk_pages_walk_accounts_with_long_non_ascii_ids(api):
+    """A page ending on an id of ID_LEN non-ASCII characters has a cursor that is taken
+    back (it was longer than the cursor's old limit of 1024 characters)."""
+    ids = ["Ω" * ID_LEN, "😀" * ID_LEN]
+    api.store.upsert_accounts([Account(i, "c", "personal", BASE, "VN") for i in ids])
+    api.store.write_scored([scored(f"long{n}", i, 0.99 - n / 100, BASE + timedelta(hours=5))
+                            for n, i in enumerate(ids)])
+    seen, c = [], None
+    while True:
+        params = {"limit": 1, **({"cursor": c} if c else {})}
+        r = api.client.get(HIGH_RISK, params=params, headers=api.h("viewer"))
+        assert r.status_code == 200, r.text[:300]
+        body = r.json()
+        seen += [i["account_id"] for i in body["items"]]
+        c = body["next_cursor"]
+        if c is None:
+            break
+    assert seen[:2] == ids and len(seen) == len(set(seen)) == 5
+
+
+# ---------------------------------------------------------------- A4, A5: account ids
+def _decoded_account(account_id: str) -> Account:
+    raw = json.dumps({"account_id": account_id, "customer_id": "C1", "type": "personal",
+                      "opened_at": "2026-01-01T00:00:00Z", "kyc_country": "VN"}).encode()
+    acc = decode_account(raw)
+    assert isinstance(acc, Account), acc
+    return acc
+
+
+def test_an_account_id_with_a_leading_space_round_trips_through_the_api(api):
+    acc = _decoded_account(" 389")
+    assert acc.account_id == " 389"  # the decoder keeps the space
+    api.store.upsert_accounts([acc])
+    api.store.write_scored([scored("sp1", acc.account_id, 0.9, BASE + timedelta(hours=4))])
+    h = api.h("investigator")
+    quoted = urllib.parse.quote(acc.account_id)
+    r = api.client.get(f"/v1/accounts/{quoted}", headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["account_id"] == " 389"
+    r = api.client.get(f"/v1/accounts/{quoted}/network", headers=h)
+    assert r.status_code == 200 and r.json()["account_id"] == " 389"
+    r = api.client.post("/v1/cases", json={"account_id": " 389", "reason": "x"}, headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["account_id"] == " 389"
+    items = api.client.get("/v1/cases", params={"account_id": " 389"}, headers=h).json()["items"]
+    assert [i["account_id"] for i in items] == [" 389"]
+    # "389" is another account, unknown here
+    assert api.client.get("/v1/accounts/389", headers=h).status_code == 404
+    ranked = api.client.get(HIGH_RISK, headers=h).json()["items"]
+    assert " 389" in [i["account_id"] for i in ranked]
+
+
+def test_every_account_endpoint_uses_the_decoders_normalisation(api, store_url):
+    h = api.h("investigator")
+    long_id = "L" * ID_LEN  # longer than the network's old limit of 128
+    api.store.upsert_accounts([_decoded_account(long_id)])
+    if store_url.startswith("sqlite"):  # PostgreSQL's VARCHAR(1024) cannot hold it
+        grown = _decoded_account("¸" * ID_LEN).account_id  # NFKC: " ̧", two characters
+        assert len(grown) == 2 * ID_LEN
+        api.store.upsert_accounts([_decoded_account("¸" * ID_LEN)])
+        r = api.client.get(f"/v1/accounts/{urllib.parse.quote(grown)}", headers=h)
+        assert r.status_code == 200 and r.json()["account_id"] == grown
+    fw = urllib.parse.quote("ｐｅｒ－１")  # full-width: NFKC is per-1
+    for suffix in ("", "/network"):
+        r = api.client.get(f"/v1/accounts/{fw}{suffix}", headers=h)
+        assert r.status_code == 200 and r.json()["account_id"] == "per-1", (suffix, r.text)
+        r = api.client.get(f"/v1/accounts/{long_id}{suffix}", headers=h)
+        assert r.status_code == 200, (suffix, r.text[:200])
+        for bad in ("%20", "%E3%80%80", "L" * (ID_LEN + 1)):  # blank, ideographic space
+            r = api.client.get(f"/v1/accounts/{bad}{suffix}", headers=h)
+            assert r.status_code == 422, (suffix, bad, r.text[:200])
+            assert "account_id" in r.json()["error"]["message"]
+    for bad in (" ", "\u3000", "L" * (ID_LEN + 1)):
+        r = api.client.post("/v1/cases", json={"account_id": bad}, headers=h)
+        assert r.status_code == 422, r.text[:200]
+        r = api.client.get("/v1/cases", params={"account_id": bad}, headers=h)
+        assert r.status_code == 422, r.text[:200]
+
+
+@given(st.text(max_size=40) | st.text(min_size=ID_LEN - 2, max_size=ID_LEN + 2))
+def test_the_api_normalises_account_ids_exactly_as_the_decoder(text):
+    base = {"customer_id": "C1", "type": "personal", "opened_at": "2026-01-01T00:00:00Z",
+            "kyc_country": "VN"}
+    decoded = from_mapping("accounts", {**base, "account_id": text})
+    try:
+        ours = normalise_account(text)
+    except ValueError:
+        assert isinstance(decoded, Rejection) and decoded.field == "account_id"
+        return
+    assert isinstance(decoded, Account) and decoded.account_id == ours
+    assert normalise_account(ours) == ours  # the stored id finds itself
