@@ -25,6 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from canhgiac.cli import case_store_errors  # noqa: PLC0415
+
+    with case_store_errors(settings):
+        return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     from serving.db import make_engine  # noqa: PLC0415 - keeps `canhgiac --help` fast
     from serving.migrate import current, head, migrate  # noqa: PLC0415
 

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -29,7 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from canhgiac.cli import port_number
+from canhgiac.cli import finite_float, port_number
 from canhgiac.settings import Settings
 
 T = TypeVar("T")
@@ -53,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="days of history to train on (>= 40)")
     parser.add_argument("--warm-days", type=int, default=31,
                         help="last days of history streamed to the scorer before the live day")
-    parser.add_argument("--rate", type=float, default=None,
+    parser.add_argument("--rate", type=finite_float, default=None,
                         help="live payments per second (default: spread over --duration, or 40)")
-    parser.add_argument("--duration", type=float, default=None,
+    parser.add_argument("--duration", type=finite_float, default=None,
                         help="seconds of live streaming; then the demo ends by itself (exit 0)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--api-port", type=port_number, default=8000)
@@ -153,9 +154,10 @@ def _check(args: argparse.Namespace) -> None:
                          f"got {args.history_days}")
     if not 1 <= args.warm_days <= args.history_days:
         raise UsageError(f"--warm-days must be between 1 and --history-days, got {args.warm_days}")
-    if args.rate is not None and args.rate <= 0:
+    # `not 0 < x < inf`: nan compares false with everything, so `x <= 0` lets it through
+    if args.rate is not None and not 0 < args.rate < math.inf:
         raise UsageError(f"--rate must be > 0 payments/s, got {args.rate}")
-    if args.duration is not None and args.duration <= 0:
+    if args.duration is not None and not 0 < args.duration < math.inf:
         raise UsageError(f"--duration must be > 0 seconds, got {args.duration}")
 
 

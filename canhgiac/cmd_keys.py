@@ -8,11 +8,13 @@ give ``--user`` for every further key of the same person, or maker-checker sees 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from canhgiac.settings import Settings
 
 HELP = "manage API keys (create, list, revoke)"
 ROLES = ("viewer", "investigator", "supervisor", "admin")
+MAX_KEY_ID = 2**63 - 1  # an SQL BIGINT (SQLite's INTEGER): a larger id cannot exist
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from canhgiac.cli import case_store_errors  # noqa: PLC0415
+
+    with case_store_errors(settings):
+        return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     from canhgiac.cli import UsageError  # noqa: PLC0415
     from serving.keys import KeyCreationError  # noqa: PLC0415
     from serving.store import CaseStore  # noqa: PLC0415
@@ -50,9 +59,28 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{k['key_id']}\t{k['name']}\t{k['user']}\t{k['role']}\t"
                       f"{k['created_at']}\t{state}")
         else:
+            _check_revocable(store, args.name_or_id)
             if not store.revoke_key(args.name_or_id):
                 raise UsageError(f"no active key '{args.name_or_id}'")
             print(f"revoked '{args.name_or_id}'")
     finally:
         store.close()
     return 0
+
+
+def _check_revocable(store: Any, name_or_id: str) -> None:
+    """The store reads an all-digit argument as a key id too (``int()``): a number beyond an
+    SQL integer (or digits ``int()`` does not take, such as '²') is refused here, before the
+    store, with what to do instead."""
+    from canhgiac.cli import UsageError  # noqa: PLC0415
+
+    if not name_or_id.isdigit():
+        return
+    if name_or_id.isascii() and int(name_or_id) <= MAX_KEY_ID:
+        return
+    named = [k for k in store.list_keys() if k["name"] == name_or_id and not k["revoked_at"]]
+    if named:
+        raise UsageError(f"revoke key '{name_or_id}' by its id {named[0]['key_id']} (see "
+                         "'canhgiac keys list')")
+    raise UsageError(f"no active key '{name_or_id}': a key id is a number from 1 to "
+                     f"{MAX_KEY_ID} (see 'canhgiac keys list')")

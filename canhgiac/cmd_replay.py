@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from canhgiac.cli import finite_float
 from canhgiac.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="data directory to replay")
-    parser.add_argument("--rate", type=float, default=None, metavar="N",
+    parser.add_argument("--rate", type=finite_float, default=None, metavar="N",
                         help="payments per second (default: as fast as possible)")
     parser.add_argument("--from", dest="start", default=None, metavar="TS",
                         help="first event time, RFC 3339 (e.g. 2026-01-05T00:00:00+07:00)")
@@ -51,7 +53,7 @@ def parse_time(value: str | None, option: str) -> datetime | None:
 def check_rate(rate: float | None) -> None:
     from canhgiac.cli import UsageError  # noqa: PLC0415
 
-    if rate is not None and not rate > 0:
+    if rate is not None and not 0 < rate < math.inf:
         raise UsageError(f"--rate must be > 0 payments/s, got {rate}")
 
 

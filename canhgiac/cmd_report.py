@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from canhgiac.cli import nonempty_path
 from canhgiac.settings import Settings
 
 HELP = "periodic results report (XLSX, PDF, JSON or a table on the terminal)"
@@ -24,50 +24,81 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="first day (YYYY-MM-DD, Asia/Ho_Chi_Minh) or an RFC 3339 time")
     res.add_argument("--to", dest="date_to", required=True,
                      help="last day, inclusive (YYYY-MM-DD) or an RFC 3339 time (exclusive)")
-    res.add_argument("--out", type=Path, default=None,
+    res.add_argument("--out", type=nonempty_path, default=None,
                      help="write the report here (.xlsx, .pdf or .json by its extension)")
     res.add_argument("--format", choices=FORMATS, default=None,
                      help="default: by --out's extension, else a table on the terminal")
 
 
-def parse_bound(text: str, end: bool) -> datetime:
-    """A day (local midnight; an end day counts whole) or an RFC 3339 time with an offset."""
+def parse_bound(text: str, end: bool, option: str = "") -> datetime:
+    """A day (local midnight; an end day counts whole) or an RFC 3339 time with an offset,
+    between 1970-01-01T00:00Z and 9000-01-01T00:00Z."""
     from canhgiac.cli import UsageError  # noqa: PLC0415
+    from serving.results import EARLIEST, LATEST  # noqa: PLC0415 - the API's bounds
 
+    name = f"{option}: " if option else ""
+    out_of_range = UsageError(f"{name}'{text}' is out of range: give a date between 1970 and "
+                              "9000 (UTC)")
     try:
         if len(text) == 10:
-            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=TZ)
-            return day + timedelta(days=1) if end else day
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            value = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=TZ)
+            if end:
+                value += timedelta(days=1)
+        else:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except OverflowError:  # 9999-12-31 + 1 day
+        raise out_of_range from None
     except ValueError:
-        raise UsageError(f"'{text}' is neither YYYY-MM-DD nor an RFC 3339 time") from None
-    if value.tzinfo is None:
-        raise UsageError(f"'{text}' needs a timezone offset (Z or +07:00)")
+        raise UsageError(f"{name}'{text}' is neither YYYY-MM-DD nor an RFC 3339 time") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise UsageError(f"{name}'{text}' needs a timezone offset (Z or +07:00)")
+    # the year first: comparing an instant of year 1 or 9999 with the bounds converts it to
+    # UTC, which may overflow
+    if not (EARLIEST.year <= value.year <= LATEST.year and EARLIEST <= value <= LATEST):
+        raise out_of_range
     return value
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def output_format(args: argparse.Namespace) -> str:
+    """The format asked for: --format, else --out's extension, else a table; a --format that
+    contradicts --out's extension is refused rather than written under a misleading name."""
     from canhgiac.cli import UsageError  # noqa: PLC0415
+
+    suffix = args.out.suffix.lstrip(".").lower() if args.out is not None else ""
+    fmt = args.format or (suffix if args.out is not None else "table")
+    if fmt not in FORMATS:
+        raise UsageError(f"cannot tell the format of '{args.out}': use --format")
+    if fmt == "table" and args.out is not None:
+        raise UsageError("--format table prints on the terminal: drop --out, or choose "
+                         "--format json, xlsx or pdf")
+    if args.format and suffix in FORMATS and suffix != fmt:
+        raise UsageError(f"--out '{args.out}' names a .{suffix} file but --format is {fmt}: "
+                         f"name it .{fmt}, or drop --format")
+    if fmt in ("xlsx", "pdf") and args.out is None:
+        raise UsageError(f"--format {fmt} needs --out FILE")
+    return fmt
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from canhgiac.cli import UsageError, case_store_errors  # noqa: PLC0415
     from serving import network, results  # noqa: PLC0415
     from serving.store import CaseStore  # noqa: PLC0415
 
-    t_from, t_to = parse_bound(args.date_from, False), parse_bound(args.date_to, True)
+    t_from = parse_bound(args.date_from, False, "--from")
+    t_to = parse_bound(args.date_to, True, "--to")
     if t_to <= t_from:
         raise UsageError("--to must be after --from")
-    fmt = args.format or (args.out.suffix.lstrip(".").lower() if args.out else "table")
-    if fmt not in FORMATS:
-        raise UsageError(f"cannot tell the format of '{args.out}': use --format")
-    if fmt in ("xlsx", "pdf") and args.out is None:
-        raise UsageError(f"--format {fmt} needs --out FILE")
-    store = CaseStore(settings.store_url)
-    try:
-        th = network.thresholds(store.model_info(), settings.review_threshold,
-                                settings.hold_threshold)
-        review = float(th["review"]) if th["review"] is not None else 0.5
-        with store.read() as conn:
-            res = results.compute(conn, t_from.timestamp(), t_to.timestamp(), review)
-    finally:
-        store.close()
+    fmt = output_format(args)
+    with case_store_errors(settings):
+        store = CaseStore(settings.store_url)
+        try:
+            th = network.thresholds(store.model_info(), settings.review_threshold,
+                                    settings.hold_threshold)
+            review = float(th["review"]) if th["review"] is not None else 0.5
+            with store.read() as conn:
+                res = results.compute(conn, t_from.timestamp(), t_to.timestamp(), review)
+        finally:
+            store.close()
     if fmt == "table":
         print(f"Results {res.period()}, review threshold {review:.3f}")
         print("\t".join(results.HEADINGS))
@@ -81,6 +112,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.out is None:
         print(body.decode())
     else:
-        args.out.write_bytes(body)
+        try:
+            args.out.write_bytes(body)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}; give --out a "
+                             "file in a writable directory") from None
         print(f"wrote {args.out} ({len(res.rows)} rows, {res.period()})")
     return 0

@@ -4,12 +4,17 @@ into a data directory (Parquet or JSONL) or straight to the Kafka topics (``--ka
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+from canhgiac.cli import finite_float, nonempty_path
 from canhgiac.settings import Settings
 
 HELP = "simulate a bank with labelled fraud typologies (to a data directory or to Kafka)"
+# event times must stay datetimes (and epoch seconds) through --days and the label delays
+FIRST_START, LAST_START = date(1970, 1, 1), date(9000, 1, 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,15 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=30, help="days simulated")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed (default: CANHGIAC_SEED, 7)")
-    parser.add_argument("--fraud-rate", type=float, default=0.004,
+    parser.add_argument("--fraud-rate", type=finite_float, default=0.004,
                         help="share of payments that are fraud, 0 .. 0.01 (default 0.004)")
     parser.add_argument("--start", default="2026-01-01",
                         help="first local day, YYYY-MM-DD (default 2026-01-01)")
-    parser.add_argument("--out", metavar="DIR", default=None, help="data directory to write")
+    parser.add_argument("--out", metavar="DIR", type=nonempty_path, default=None,
+                        help="data directory to write")
     parser.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
     parser.add_argument("--kafka", action="store_true",
                         help="produce to the topics (CANHGIAC_KAFKA_BOOTSTRAP) instead of files")
-    parser.add_argument("--rate", type=float, default=None, metavar="N",
+    parser.add_argument("--rate", type=finite_float, default=None, metavar="N",
                         help="with --kafka: payments per second (default: as fast as possible)")
 
 
@@ -37,6 +43,9 @@ def build_config(args: argparse.Namespace, settings: Settings) -> Any:
         start = date.fromisoformat(args.start)
     except ValueError:
         raise UsageError(f"--start: '{args.start}' is not a date (YYYY-MM-DD)") from None
+    if not FIRST_START <= start <= LAST_START:
+        raise UsageError(f"--start: {start} is out of range: give a day between {FIRST_START} "
+                         f"and {LAST_START}")
     seed = settings.seed if args.seed is None else args.seed
     cfg = SimConfig(accounts=args.accounts, days=args.days, seed=seed,
                     fraud_rate=args.fraud_rate, start=start)
@@ -45,6 +54,24 @@ def build_config(args: argparse.Namespace, settings: Settings) -> Any:
     except ValueError as exc:
         option = str(exc).split(" ")[0].replace("_", "-")
         raise UsageError(f"--{option}: {exc}") from None
+
+
+def prepare_out(out: Path) -> None:
+    """Create the --out directory before the simulation (which may take minutes), or say why
+    it cannot be written."""
+    from canhgiac.cli import UsageError  # noqa: PLC0415
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} is a file, not a directory: give a new or existing "
+                         "directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create {out}: {exc.strerror or exc}; give a directory "
+                         "you can write to") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out: cannot write into {out}: permission denied; give a "
+                         "directory you can write to")
 
 
 def summary_lines(summary: dict[str, Any], cfg: Any) -> list[str]:
@@ -85,6 +112,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--rate needs --kafka")
     check_rate(args.rate)
     cfg = build_config(args, settings)
+    if args.out is not None:
+        prepare_out(args.out)
 
     from training.datadir import from_tables, write_dir  # noqa: PLC0415
     from training.simulator import simulate  # noqa: PLC0415

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from canhgiac.cli import finite_float
 from canhgiac.settings import Settings
 
 HELP = "train the risk model on a data directory, compare with the rules baseline, register it"
@@ -37,35 +38,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="refuse the data directory at its first row that breaks the "
                              "contract (default: set such rows aside and train on the rest)")
-    parser.add_argument("--max-rejects", type=float, default=0.001, metavar="SHARE",
+    parser.add_argument("--max-rejects", type=finite_float, default=0.001, metavar="SHARE",
                         help="largest share of rows that may be set aside (default 0.001)")
     parser.add_argument("--rejects", metavar="FILE", default=None,
                         help="CSV of the rows set aside (default: "
                              "CANHGIAC_DATA_DIR/rejects/train-<time>.csv)")
     g = parser.add_argument_group("time windows (days)")
-    g.add_argument("--warmup-days", type=float, default=7.0)
-    g.add_argument("--valid-days", type=float, default=14.0)
-    g.add_argument("--gap-days", type=float, default=7.0,
+    g.add_argument("--warmup-days", type=finite_float, default=7.0)
+    g.add_argument("--valid-days", type=finite_float, default=14.0)
+    g.add_argument("--gap-days", type=finite_float, default=7.0,
                    help="label delay between validation and the training cut-off")
-    g.add_argument("--test-days", type=float, default=14.0)
-    g.add_argument("--account-label-lookback-days", type=float, default=7.0,
+    g.add_argument("--test-days", type=finite_float, default=14.0)
+    g.add_argument("--account-label-lookback-days", type=finite_float, default=7.0,
                    help="an account-level label marks the account's payments from this long "
                         "before its confirmation (default 7)")
     m = parser.add_argument_group("model")
-    m.add_argument("--review-budget", type=float, default=0.01,
+    m.add_argument("--review-budget", type=finite_float, default=0.01,
                    help="share of payments sent to review (default 0.01)")
-    m.add_argument("--hold-budget", type=float, default=0.001,
+    m.add_argument("--hold-budget", type=finite_float, default=0.001,
                    help="share of payments held (default 0.001)")
     m.add_argument("--anomaly", choices=["auto", "always", "never"], default="auto",
                    help="IsolationForest input: keep if it helps on validation (auto)")
     m.add_argument("--threads", type=int, default=2, help="LightGBM threads (default 2)")
-    m.add_argument("--negative-sample", type=float, default=None, metavar="SHARE",
+    m.add_argument("--negative-sample", type=finite_float, default=None, metavar="SHARE",
                    help="share of legitimate training payments kept (default: the model's)")
 
 
 def _case_store_labels(url: str) -> list[Any]:
     """Investigators' outcomes as labels; a clear UsageError when the store is unavailable."""
-    from canhgiac.cli import UsageError  # noqa: PLC0415
+    from canhgiac.cli import UsageError, first_line, redact_url  # noqa: PLC0415
 
     try:
         from serving.store import CaseStore  # noqa: PLC0415
@@ -76,12 +77,14 @@ def _case_store_labels(url: str) -> list[Any]:
         finally:
             store.close()
     except Exception as exc:  # noqa: BLE001 - any failure of the optional source is reported
-        raise UsageError(f"--case-store: cannot read investigators' outcomes from {url}: "
-                         f"{type(exc).__name__}: {exc}") from None
+        raise UsageError(f"--case-store: cannot read investigators' outcomes from "
+                         f"{redact_url(url)}: {first_line(exc)}") from None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from canhgiac.cli import UsageError  # noqa: PLC0415
+    from canhgiac.cli import UsageError, quiet_import  # noqa: PLC0415
+
+    quiet_import("training.registry")  # without mlflow's notice on stderr
     from models.risk import ModelConfig  # noqa: PLC0415
     from training.datadir import DataDirError  # noqa: PLC0415
     from training.dataset import DatasetError, SplitConfig  # noqa: PLC0415

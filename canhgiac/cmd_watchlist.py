@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from canhgiac.cli import nonempty_path
 from canhgiac.settings import Settings
 
 HELP = "load a watch-list CSV (SIMO, police, other banks) onto the watchlist topic"
@@ -22,8 +23,9 @@ HELP = "load a watch-list CSV (SIMO, police, other banks) onto the watchlist top
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     load = sub.add_parser("load", help="validate a CSV and produce its entries")
-    load.add_argument("file", metavar="FILE", help="CSV with a header: bank, account, source, "
-                      "listed_at, reason, optional delisted_at")
+    load.add_argument("file", metavar="FILE", type=nonempty_path,
+                      help="CSV with a header: bank, account, source, listed_at, reason, "
+                           "optional delisted_at")
     load.add_argument("--dry-run", action="store_true",
                       help="validate and report only; produce nothing")
 

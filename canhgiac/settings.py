@@ -16,7 +16,9 @@ from models.pseudonym import Pseudonymiser
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CANHGIAC_", frozen=True, extra="ignore")
+    # allow_inf_nan=False: nan and inf pass every ge/gt/le bound (inf >= 0), so they are refused
+    model_config = SettingsConfigDict(env_prefix="CANHGIAC_", frozen=True, extra="ignore",
+                                      allow_inf_nan=False)
 
     # personal data (models.pseudonym)
     pseudonym_key: SecretStr | None = Field(
@@ -113,6 +115,13 @@ class Settings(BaseSettings):
     api_max_page: int = Field(500, ge=1)
     retention_days: int = Field(180, ge=31, description="Case store: scored payments and logins "
                                 "older than this are deleted by `canhgiac db purge`")
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_not_empty(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():  # Path("") is the current directory
+            raise ValueError("must not be empty: unset it (default .canhgiac) or name a directory")
+        return value
 
     @field_validator("mlflow_artifact_location")
     @classmethod
