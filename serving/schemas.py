@@ -29,6 +29,18 @@ ID_LEN_NORMALISED = ID_LEN * 18
 ROW_ID_MAX = 2**31 - 1
 
 
+def no_nul(value: str) -> str:
+    """Refuse a NUL character: PostgreSQL's text cannot hold one (the query raised, a 500), and
+    no account, user or key the case store holds can contain one (the projection dead-letters
+    a record whose id has one, on PostgreSQL)."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return value
+
+
+NoNul = AfterValidator(no_nul)
+
+
 def normalise_account(value: str) -> str:
     """An account id exactly as the event decoder makes it (``features.events._account_id``):
     refused if blank or longer than ID_LEN characters (counted before normalising, as the
@@ -40,6 +52,7 @@ def normalise_account(value: str) -> str:
     refused."""
     if not value.strip():
         raise ValueError("must not be blank")
+    no_nul(value)
     if len(value) > ID_LEN:
         if len(value) > ID_LEN_NORMALISED or value.isascii() or \
                 not unicodedata.is_normalized("NFKC", value):

@@ -12,7 +12,7 @@ from serving.auditlog import AuditDep
 from serving.auth import Admin
 from serving.deps import SettingsDep, StoreDep
 from serving.errors import ApiError, responses
-from serving.schemas import AuditPage
+from serving.schemas import AuditPage, NoNul
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -24,8 +24,9 @@ def audit(
     store: StoreDep,
     settings: SettingsDep,
     log: AuditDep,
-    actor: Annotated[str | None, Query(max_length=128, description="User")] = None,
-    target: Annotated[str | None, Query(max_length=2048, description="Account id, …")] = None,
+    actor: Annotated[str | None, Query(max_length=128, description="User"), NoNul] = None,
+    target: Annotated[str | None, Query(max_length=2048, description="Account id, …"),
+                      NoNul] = None,
     limit: Annotated[int, Query(ge=1)] = 100,
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
