@@ -92,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (args.command in SERVICES or not environmental(exc)
                 or os.environ.get("CANHGIAC_DEBUG") == "1"):
             raise
-        print(f"canhgiac {args.command}: error: {one_line(first_line(exc))} ({DEBUG_HINT})",
-              file=sys.stderr)
+        hint = ("check CANHGIAC_KAFKA_BOOTSTRAP and that the broker is running; "
+                if type(exc).__module__.startswith("kafka") else "")
+        print(f"canhgiac {args.command}: error: {one_line(first_line(exc))} ({hint}"
+              f"{DEBUG_HINT})", file=sys.stderr)
         return 1
 
 
@@ -116,6 +118,8 @@ def environmental(exc: BaseException) -> bool:
         kinds.append(sys.modules["sqlalchemy.exc"].SQLAlchemyError)
     if "mlflow.exceptions" in sys.modules:
         kinds.append(sys.modules["mlflow.exceptions"].MlflowException)
+    if "kafka.errors" in sys.modules:  # a broker that cannot be reached (watchlist load, ...)
+        kinds.append(sys.modules["kafka.errors"].KafkaError)
     return isinstance(exc, tuple(kinds))
 
 
@@ -125,7 +129,10 @@ def first_line(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None)
     source = inner if isinstance(inner, BaseException) else exc
     text = (str(source).strip().splitlines() or [""])[0].strip()
-    return f"{type(source).__name__}: {text}" if text else type(source).__name__
+    name = type(source).__name__
+    if text.startswith(name):  # kafka-python's errors start with their own class name
+        text = text[len(name):].lstrip(": ")
+    return f"{name}: {text}" if text else name
 
 
 def redact_url(url: str) -> str:

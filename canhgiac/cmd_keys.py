@@ -14,7 +14,6 @@ from canhgiac.settings import Settings
 
 HELP = "manage API keys (create, list, revoke)"
 ROLES = ("viewer", "investigator", "supervisor", "admin")
-MAX_KEY_ID = 2**63 - 1  # an SQL BIGINT (SQLite's INTEGER): a larger id cannot exist
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +72,7 @@ def _check_revocable(store: Any, name_or_id: str) -> None:
     SQL integer (or digits ``int()`` does not take, such as '²') is refused here, before the
     store, with what to do instead."""
     from canhgiac.cli import UsageError  # noqa: PLC0415
+    from serving.keys import MAX_KEY_ID  # noqa: PLC0415 - the key_id column's INTEGER
 
     if not name_or_id.isdigit():
         return

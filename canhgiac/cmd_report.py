@@ -37,8 +37,9 @@ def parse_bound(text: str, end: bool, option: str = "") -> datetime:
     from serving.results import EARLIEST, LATEST  # noqa: PLC0415 - the API's bounds
 
     name = f"{option}: " if option else ""
-    out_of_range = UsageError(f"{name}'{text}' is out of range: give a date between 1970 and "
-                              "9000 (UTC)")
+    out_of_range = UsageError(f"{name}'{text}' is out of range: give a time from "
+                              "1970-01-01T00:00:00Z (as a day, 1970-01-02 or later) to "
+                              "9000-01-01T00:00:00Z (between 1970 and 9000 UTC)")
     try:
         if len(text) == 10:
             value = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=TZ)

@@ -37,7 +37,8 @@ def _no_constant(name: str) -> Any:
 def _valid(value: Any, kind: Any) -> bool:
     """Whether one position value is of ``kind`` and something the database can compare: an
     int within INT_MIN..INT_MAX, a finite float, a string of valid Unicode (no lone surrogate,
-    which UTF-8 cannot hold) of at most MAX_STRING characters."""
+    which UTF-8 cannot hold, no NUL, which PostgreSQL's text cannot) of at most MAX_STRING
+    characters."""
     if isinstance(value, bool) or not isinstance(value, kind):
         return False
     if isinstance(value, int):
@@ -46,6 +47,8 @@ def _valid(value: Any, kind: Any) -> bool:
         return math.isfinite(value)
     if isinstance(value, str):
         if len(value) > MAX_STRING:
+            return False
+        if "\x00" in value:  # PostgreSQL's text cannot hold one (the query raised)
             return False
         try:
             value.encode("utf-8")

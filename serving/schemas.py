@@ -235,13 +235,14 @@ class CaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     account_id: AccountId = Field(min_length=1, max_length=ID_LEN_NORMALISED,
                                   description=ACCOUNT_ID_DOC)
-    reason: str = Field("", max_length=2000, description="Why the case is opened")
+    reason: Annotated[str, NoNul] = Field("", max_length=2000,
+                                         description="Why the case is opened")
 
 
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: Status = Field(description="Target status")
-    reason: str = Field("", max_length=2000)
+    reason: Annotated[str, NoNul] = Field("", max_length=2000)
     outcome: Outcome | None = Field(None, description="Required when moving to released/closed")
     typology: Typology | None = Field(None, description="Investigator's typology, if known")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 import urllib.parse
 from datetime import timedelta
 
@@ -227,18 +228,28 @@ def test_every_account_endpoint_uses_the_decoders_normalisation(api, store_url):
         assert r.status_code == 422, r.text[:200]
 
 
-@given(st.text(max_size=40) | st.text(min_size=ID_LEN - 2, max_size=ID_LEN + 2))
-def test_the_api_normalises_account_ids_exactly_as_the_decoder(text):
+@given(st.text(max_size=40) | st.text(min_size=ID_LEN - 2, max_size=ID_LEN + 2)
+       | st.text(alphabet="é¸ａ1 ", min_size=ID_LEN - 1, max_size=ID_LEN + 3))
+def test_the_api_finds_every_account_id_the_decoder_stores(text):
+    """Every id the decoder accepts, the API accepts and turns into the same stored id, which
+    finds itself. The API also takes a longer id when it is non-ASCII and already NFKC: the
+    decoder counts characters before NFKC, which can lengthen them ('¸' becomes two), so such a
+    stored id must be found; the same text sent raw to the decoder is refused (over 1,024
+    characters), and the API's lookup of it simply finds nothing."""
     base = {"customer_id": "C1", "type": "personal", "opened_at": "2026-01-01T00:00:00Z",
             "kyc_country": "VN"}
     decoded = from_mapping("accounts", {**base, "account_id": text})
     try:
         ours = normalise_account(text)
     except ValueError as exc:
-        # a NUL is the one difference: the case store cannot hold it on PostgreSQL, so the API
-        # refuses it (the projection dead-letters such a record there)
+        # a NUL is the one id the decoder takes and the API refuses: the case store cannot hold
+        # it on PostgreSQL (the projection dead-letters such a record there)
         assert (isinstance(decoded, Rejection) and decoded.field == "account_id") or (
             "\x00" in text and "NUL" in str(exc)), (text, decoded, exc)
+        return
+    if isinstance(decoded, Rejection):
+        assert decoded.field == "account_id" and len(text) > ID_LEN, (text, decoded)
+        assert not text.isascii() and unicodedata.is_normalized("NFKC", text) and ours == text
         return
     assert isinstance(decoded, Account) and decoded.account_id == ours
     assert normalise_account(ours) == ours  # the stored id finds itself
@@ -259,3 +270,34 @@ def test_a_nul_in_an_account_id_or_an_audit_filter_is_422_on_every_store(api):
         r = api.client.get("/v1/audit", params={name: "x\x00"}, headers=h)
         assert r.status_code == 422 and "NUL" in r.text, (name, r.text)
     assert api.client.get("/v1/audit", params={"actor": "x"}, headers=h).status_code == 200
+
+
+def test_a_nul_in_a_cursor_or_in_a_case_reason_is_a_4xx_on_every_store(api):
+    """The review's finds after the first NUL fix: a forged high-risk cursor holding a NUL in
+    its account position, and a NUL in a case's or a transition's reason, were 500s on
+    PostgreSQL."""
+    forged = _forged('[0.5, "a\\u0000b"]', RiskFilter(0.0, None, None, None, None, None).key())
+    r = api.client.get(HIGH_RISK, params={"cursor": forged}, headers=api.h("viewer"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor", r.text
+    h = api.h("investigator")
+    r = api.client.post("/v1/cases", json={"account_id": "biz-1", "reason": "a\x00b"}, headers=h)
+    assert r.status_code == 422 and "NUL" in r.text, r.text
+    r = api.client.post("/v1/cases", json={"account_id": "biz-1", "reason": "why"}, headers=h)
+    assert r.status_code == 201, r.text
+    case = r.json()["case_id"]
+    r = api.client.post(f"/v1/cases/{case}/transitions",
+                        json={"to": "under_review", "reason": "x\x00"}, headers=h)
+    assert r.status_code == 422 and "NUL" in r.text, r.text
+
+
+def test_an_empty_account_filter_on_the_case_list_is_no_filter(api):
+    """``?account_id=`` listed every case before the one normalisation came; it still does
+    (a blank of spaces is refused)."""
+    h = api.h("investigator")
+    api.client.post("/v1/cases", json={"account_id": "biz-1"}, headers=h)
+    every = api.client.get("/v1/cases", headers=h)
+    empty = api.client.get("/v1/cases", params={"account_id": ""}, headers=h)
+    assert empty.status_code == 200 and empty.json()["items"] == every.json()["items"]
+    assert every.json()["items"]
+    r = api.client.get("/v1/cases", params={"account_id": "  "}, headers=h)
+    assert r.status_code == 422 and "blank" in r.text

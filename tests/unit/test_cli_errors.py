@@ -53,12 +53,15 @@ def one_line(err: str) -> str:
 # ------------------------------------------------------------------ 1. keys revoke
 
 
-@pytest.mark.parametrize("arg", ["99999999999999999999999999", "9223372036854775808", "²"])
+@pytest.mark.parametrize("arg", ["99999999999999999999999999", "9223372036854775808",
+                                 "2147483648", "²"])
 def test_revoking_an_id_beyond_an_sql_integer_is_no_active_key(arg, capsys):
+    """Key ids are an INTEGER column: 32 bits on PostgreSQL, where a larger id raised in the
+    driver (and the message blamed the store's URL)."""
     code, err = run(["keys", "revoke", arg], capsys)
     assert code == 2
     line = one_line(err)
-    assert f"no active key '{arg}'" in line and "9223372036854775807" in line
+    assert f"no active key '{arg}'" in line and "2147483647" in line
 
 
 def test_a_key_named_by_a_huge_number_is_revoked_by_its_id(capsys):
@@ -336,3 +339,37 @@ def test_a_service_keeps_its_traceback_and_exit_code(monkeypatch):
     monkeypatch.setattr(cmd_score, "run", _failing(OSError(98, "Address already in use")))
     with pytest.raises(OSError, match="Address already in use"):
         main(["score"])
+
+
+def test_an_unreachable_broker_is_one_line_naming_the_setting(monkeypatch, tmp_path, capsys):
+    """(From a review.) ``watchlist load`` with a broker that cannot be reached ended in
+    kafka-python's KafkaTimeoutError traceback: it is an environmental failure like the
+    database's, one line naming CANHGIAC_KAFKA_BOOTSTRAP."""
+    from kafka.errors import KafkaTimeoutError
+
+    from canhgiac import cmd_watchlist
+    from canhgiac.cli import environmental, first_line
+
+    def no_broker(*args, **kwargs):
+        raise KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:1']")
+
+    monkeypatch.setattr(cmd_watchlist, "run", no_broker)
+    csv = tmp_path / "wl.csv"
+    csv.write_text("bank,account,source,listed_at,reason\nVCB,123,police,2026-01-01T00:00:00Z,x\n")
+    code, err = run(["watchlist", "load", str(csv)], capsys)
+    line = one_line(err)
+    assert code == 1 and "CANHGIAC_KAFKA_BOOTSTRAP" in line
+    assert "KafkaTimeoutError: Unable to bootstrap" in line  # the class named once
+    assert environmental(KafkaTimeoutError("x"))
+    assert first_line(KafkaTimeoutError("x")) == "KafkaTimeoutError: x"
+
+
+def test_the_report_range_message_gives_the_first_day_that_passes(capsys):
+    """(From a review.) 1970-01-01 as a local day starts in 1969 (UTC): the message names the
+    exact bound and the first whole day, instead of contradicting itself."""
+    code, err = run(["report", "results", "--from", "1970-01-01", "--to", "1970-01-31"], capsys)
+    line = one_line(err)
+    assert code == 2 and "1970-01-01T00:00:00Z" in line and "1970-01-02" in line
+    code, err = run(["report", "results", "--from", "1970-01-02", "--to", "1970-01-03",
+                     "--format", "json"], capsys)
+    assert code == 0, err
