@@ -326,7 +326,10 @@ def kafka_floor(bootstrap: str, prefix: str, n: int, n_records: int, value_size:
     ensure_topics(bootstrap, [out_topic], partitions=PARTITIONS)
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=prefix + "floor", enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=500, max_poll_records=500)
+        auto_offset_reset="earliest", fetch_max_wait_ms=500, max_poll_records=500,
+        # the scorer's benchmark settings: the bundled broker may hold a first join for the
+        # rebalance timeout (max_poll_interval_ms)
+        max_poll_interval_ms=10_000, session_timeout_ms=10_000)
     consumer.subscribe([prefix + "payments", prefix + "logins"])
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
                              linger_ms=PRODUCER_LINGER_MS, batch_size=PRODUCER_BATCH_BYTES,
