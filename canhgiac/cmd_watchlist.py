@@ -18,6 +18,7 @@ from canhgiac.cli import nonempty_path
 from canhgiac.settings import Settings
 
 HELP = "load a watch-list CSV (SIMO, police, other banks) onto the watchlist topic"
+MAX_FILE_BYTES = 512 * 1024 * 1024  # read whole: a list of millions of rows fits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     path = Path(args.file)
     try:
+        if path.exists() and not path.is_file():  # a directory, /dev/urandom: read forever
+            raise UsageError(f"cannot read {path}: not a regular file; give the CSV file")
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            raise UsageError(f"{path} is {path.stat().st_size:,} bytes, more than "
+                             f"{MAX_FILE_BYTES:,}: split it into several files")
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None

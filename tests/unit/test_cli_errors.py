@@ -373,3 +373,19 @@ def test_the_report_range_message_gives_the_first_day_that_passes(capsys):
     code, err = run(["report", "results", "--from", "1970-01-02", "--to", "1970-01-03",
                      "--format", "json"], capsys)
     assert code == 0, err
+
+
+def test_a_watchlist_path_that_is_no_regular_file_is_refused_at_once(tmp_path, capsys,
+                                                                   monkeypatch):
+    """``watchlist load /dev/urandom`` read forever (the CSV is read whole); a directory, a
+    device or a file past the size limit is one line instead."""
+    from canhgiac import cmd_watchlist
+
+    for path in ("/dev/urandom", str(tmp_path)):
+        code, err = run(["watchlist", "load", "--dry-run", path], capsys)
+        assert code == 2 and "not a regular file" in one_line(err), err
+    big = tmp_path / "big.csv"
+    big.write_text("bank,account,source,listed_at,reason\n" + "x" * 200)
+    monkeypatch.setattr(cmd_watchlist, "MAX_FILE_BYTES", 100)
+    code, err = run(["watchlist", "load", "--dry-run", str(big)], capsys)
+    assert code == 2 and "split it" in one_line(err), err
