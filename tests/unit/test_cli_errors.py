@@ -389,3 +389,19 @@ def test_a_watchlist_path_that_is_no_regular_file_is_refused_at_once(tmp_path, c
     monkeypatch.setattr(cmd_watchlist, "MAX_FILE_BYTES", 100)
     code, err = run(["watchlist", "load", "--dry-run", str(big)], capsys)
     assert code == 2 and "split it" in one_line(err), err
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--valid-days", "-3"], "--valid-days must be more than 0"),
+    (["--test-days", "0"], "--test-days must be more than 0"),
+    (["--gap-days", "-1"], "--gap-days must be 0 days or more"),
+    (["--warmup-days", "-0.5"], "--warmup-days must be 0 days or more"),
+    (["--account-label-lookback-days", "-7"], "--account-label-lookback-days must be 0"),
+    (["--threads", "0"], "--threads must be 1 or more"),
+])
+def test_train_refuses_negative_windows_and_no_threads_before_reading_data(argv, words, capsys,
+                                                                          tmp_path):
+    """(From the CLI review's list.) A negative window reached the data check, which printed it
+    as 'validation -3' days; it is refused up front, naming the option."""
+    code, err = run(["train", "--data", str(tmp_path / "none"), *argv], capsys)
+    assert code == 2 and words in one_line(err), err
