@@ -324,8 +324,21 @@ def parse_timestamp(value: Any, name: str = "ts") -> datetime:
         return value
     if not isinstance(value, str):
         raise _Invalid(name, f"must be an RFC 3339 string, got {type(value).__name__}")
-    if len(value) < 19 or value[10] not in "Tt ":
+    # RFC 3339's shape (Python's ISO 8601 parser takes more: week dates, no seconds, a ','
+    # fraction, an offset with seconds): YYYY-MM-DD, T/t/space, hh:mm:ss, an optional '.'
+    # fraction, then Z/z or +hh:mm/-hh:mm
+    n = len(value)
+    if (n < 19 or value[4] != "-" or value[7] != "-" or value[10] not in "Tt "
+            or value[13] != ":" or value[16] != ":" or (n > 19 and value[19] not in ".Zz+-")):
         raise _Invalid(name, f"'{value[:40]}' is not an RFC 3339 date-time")
+    last = value[n - 1]
+    if last == "z":  # RFC 3339 allows a lower-case Z (Python's parser does not)
+        value = value[:n - 1] + "Z"
+    elif last != "Z" and not (n >= 25 and value[n - 3] == ":" and value[n - 6] in "+-"):
+        if "+" not in value[19:] and "-" not in value[19:]:
+            raise _Invalid(name, f"'{value[:40]}' has no timezone offset (add Z or +07:00)")
+        raise _Invalid(name, f"'{value[:40]}' is not an RFC 3339 date-time "
+                             "(its offset must be Z or +hh:mm)")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

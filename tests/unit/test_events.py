@@ -189,3 +189,30 @@ def test_arbitrary_unicode_descriptions_round_trip(text):
     p = decode_payment(raw({**PAYMENT, "description": text}))
     assert isinstance(p, Payment)
     assert p.description == text
+
+
+@pytest.mark.parametrize("ts", [
+    "2026-W08-1T21:15:00+07:00",  # an ISO 8601 week date
+    "2026-02-16T21:15+07:00",  # no seconds
+    "2026-02-16T21:15:00+07:00:30",  # an offset with seconds
+    "2026-02-16 21:15:00+0700",  # an offset without its colon
+    "2026-02-16T21:15:00,5Z",  # a comma fraction
+    "2026-02-16T21:15:00+7:00",
+])
+def test_iso_8601_forms_that_rfc_3339_does_not_have_are_refused(ts):
+    """(From a fuzzing review.) Python's ISO 8601 parser took these; the contract is RFC 3339,
+    and what the bank's producers send must be read one way only."""
+    result = decode("payments", json.dumps({**PAYMENT, "ts": ts}).encode())
+    assert isinstance(result, Rejection) and result.field == "ts", result
+    assert "RFC 3339" in result.reason
+
+
+@pytest.mark.parametrize(("ts", "expected"), [
+    ("2026-02-16T14:15:00z", "2026-02-16T14:15:00+00:00"),  # RFC 3339 allows a lower-case z
+    ("2026-02-16t21:15:00+07:00", "2026-02-16T21:15:00+07:00"),
+    ("2026-02-16 21:15:00.25+07:00", "2026-02-16T21:15:00.250000+07:00"),  # RFC 3339's space
+])
+def test_rfc_3339_forms_python_alone_would_refuse_or_that_vary_are_read(ts, expected):
+    result = decode("payments", json.dumps({**PAYMENT, "ts": ts}).encode())
+    assert isinstance(result, Payment), result
+    assert result.ts.isoformat() == expected
