@@ -31,15 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_bound(text: str, end: bool, option: str = "") -> datetime:
-    """A day (local midnight; an end day counts whole) or an RFC 3339 time with an offset,
-    between 1970-01-01T00:00Z and 9000-01-01T00:00Z."""
+    """A day (local midnight; an end day counts whole) or an RFC 3339 time with an offset.
+    Its range is checked with the period (:func:`serving.results.check_period`, the API's)."""
     from canhgiac.cli import UsageError  # noqa: PLC0415
-    from serving.results import EARLIEST, LATEST  # noqa: PLC0415 - the API's bounds
 
     name = f"{option}: " if option else ""
-    out_of_range = UsageError(f"{name}'{text}' is out of range: give a time from "
-                              "1970-01-01T00:00:00Z (as a day, 1970-01-02 or later) to "
-                              "9000-01-01T00:00:00Z (between 1970 and 9000 UTC)")
     try:
         if len(text) == 10:
             value = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=TZ)
@@ -48,15 +44,12 @@ def parse_bound(text: str, end: bool, option: str = "") -> datetime:
         else:
             value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except OverflowError:  # 9999-12-31 + 1 day
-        raise out_of_range from None
+        raise UsageError(f"{name}'{text}' is out of range: must be between 1970 and 9000 "
+                         "(UTC)") from None
     except ValueError:
         raise UsageError(f"{name}'{text}' is neither YYYY-MM-DD nor an RFC 3339 time") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise UsageError(f"{name}'{text}' needs a timezone offset (Z or +07:00)")
-    # the year first: comparing an instant of year 1 or 9999 with the bounds converts it to
-    # UTC, which may overflow
-    if not (EARLIEST.year <= value.year <= LATEST.year and EARLIEST <= value <= LATEST):
-        raise out_of_range
     return value
 
 
@@ -87,8 +80,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     t_from = parse_bound(args.date_from, False, "--from")
     t_to = parse_bound(args.date_to, True, "--to")
-    if t_to <= t_from:
-        raise UsageError("--to must be after --from")
+    try:  # the API's rule: 1970..9000 (UTC), --to after --from (no span limit here)
+        start, end = results.check_period(t_from, t_to, ("--from", "--to"), max_span_days=None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     fmt = output_format(args)
     with case_store_errors(settings):
         store = CaseStore(settings.store_url)
@@ -97,7 +92,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                     settings.hold_threshold)
             review = float(th["review"]) if th["review"] is not None else 0.5
             with store.read() as conn:
-                res = results.compute(conn, t_from.timestamp(), t_to.timestamp(), review)
+                res = results.compute(conn, start, end, review)
         finally:
             store.close()
     if fmt == "table":

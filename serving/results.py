@@ -93,8 +93,8 @@ def check_period(t_from: datetime, t_to: datetime, names: tuple[str, str] = ("'f
             raise ValueError(f"{name}: needs a timezone offset (Z or +07:00)")
         if not EARLIEST <= value <= LATEST:
             raise ValueError(f"{name}: must be between 1970 and 9000 (UTC): from "
-                             "1970-01-01T00:00:00Z (1970-01-01T07:00:00+07:00) to "
-                             "9000-01-01T00:00:00Z")
+                             "1970-01-01T00:00:00Z (1970-01-01T07:00:00+07:00; as a whole day "
+                             "in Vietnam, 1970-01-02 or later) to 9000-01-01T00:00:00Z")
     if t_to <= t_from:
         raise ValueError(f"{t} must be after {f}")
     if max_span_days is not None and t_to - t_from > timedelta(days=max_span_days):
