@@ -68,15 +68,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_revocable(store: Any, name_or_id: str) -> None:
-    """The store reads an all-digit argument as a key id too (``int()``): a number beyond an
-    SQL integer (or digits ``int()`` does not take, such as '²') is refused here, before the
-    store, with what to do instead."""
+    """Digits that are no key id (beyond the key_id column, or not ASCII, such as '²';
+    :func:`serving.keys.key_id_of`) can only name a key: refused here with what to do
+    instead."""
     from canhgiac.cli import UsageError  # noqa: PLC0415
-    from serving.keys import MAX_KEY_ID  # noqa: PLC0415 - the key_id column's INTEGER
+    from serving.keys import MAX_KEY_ID, key_id_of  # noqa: PLC0415
 
-    if not name_or_id.isdigit():
-        return
-    if name_or_id.isascii() and int(name_or_id) <= MAX_KEY_ID:
+    if not name_or_id.isdigit() or key_id_of(name_or_id) is not None:
         return
     named = [k for k in store.list_keys() if k["name"] == name_or_id and not k["revoked_at"]]
     if named:

@@ -92,16 +92,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from training.train import TrainOptions, train  # noqa: PLC0415
 
     seed = settings.seed if args.seed is None else args.seed
-    for option, value, least in (("--warmup-days", args.warmup_days, 0.0),
-                                 ("--valid-days", args.valid_days, None),
-                                 ("--gap-days", args.gap_days, 0.0),
-                                 ("--test-days", args.test_days, None),
-                                 ("--account-label-lookback-days",
-                                  args.account_label_lookback_days, 0.0)):
-        if least is None and not value > 0:
-            raise UsageError(f"{option} must be more than 0 days, got {value:g}")
-        if least is not None and not value >= least:
+    for option, value, may_be_zero in (
+            ("--warmup-days", args.warmup_days, True), ("--valid-days", args.valid_days, False),
+            ("--gap-days", args.gap_days, True), ("--test-days", args.test_days, False),
+            ("--account-label-lookback-days", args.account_label_lookback_days, True)):
+        if may_be_zero and not value >= 0:
             raise UsageError(f"{option} must be 0 days or more, got {value:g}")
+        if not may_be_zero and not value > 0:
+            raise UsageError(f"{option} must be more than 0 days, got {value:g}")
     if args.threads < 1:
         raise UsageError(f"--threads must be 1 or more, got {args.threads}")
     try:

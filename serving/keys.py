@@ -95,13 +95,21 @@ def list_all(conn: Connection) -> list[dict[str, Any]]:
 MAX_KEY_ID = 2**31 - 1  # api_keys.key_id is an INTEGER column
 
 
+def key_id_of(name_or_id: str) -> int | None:
+    """The key id ``name_or_id`` spells, or None: ASCII digits only ('٣'.isdigit() and
+    int('٣') == 3: a name must not revoke key 3), within the key_id column's INTEGER (32 bits
+    on PostgreSQL: a larger int raises there)."""
+    if name_or_id.isascii() and name_or_id.isdigit() and int(name_or_id) <= MAX_KEY_ID:
+        return int(name_or_id)
+    return None
+
+
 def revoke(conn: Connection, name_or_id: str) -> bool:
     k = T.api_keys
     cond = k.c.name == name_or_id
-    # ASCII digits only ('٣'.isdigit() and int('٣') == 3: a name must not revoke key 3), and
-    # within the key_id column's INTEGER (32 bits on PostgreSQL: a larger int raises there)
-    if name_or_id.isascii() and name_or_id.isdigit() and int(name_or_id) <= MAX_KEY_ID:
-        cond = cond | (k.c.key_id == int(name_or_id))
+    key_id = key_id_of(name_or_id)
+    if key_id is not None:
+        cond = cond | (k.c.key_id == key_id)
     result = conn.execute(update(k).where(cond, k.c.revoked_at.is_(None)).values(revoked_at=now()))
     return bool(result.rowcount)
 
