@@ -29,8 +29,8 @@ from sqlalchemy import Connection, select
 from serving import tables as T
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-# the bounds of a period (those of the suspicious-accounts report): an instant out of them has
-# no date in UTC or in Asia/Ho_Chi_Minh that ``datetime`` can write (year 0 or 10000)
+# the bounds of a report's period: an instant out of them has no date in UTC or in
+# Asia/Ho_Chi_Minh that ``datetime`` can write (year 0 or 10000)
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 MAX_SPAN_DAYS = 400
 FONT_DIR = Path(__file__).parent / "static" / "vendor" / "dejavu"

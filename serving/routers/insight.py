@@ -16,7 +16,6 @@ from serving.errors import ApiError, responses
 from serving.schemas import ACCOUNT_ID_DOC, ID_LEN_NORMALISED, AccountId
 
 router = APIRouter(tags=["insight"])
-MAX_SPAN_DAYS = results.MAX_SPAN_DAYS
 DEFAULT_REVIEW = 0.5  # before the scorer has recorded a model
 
 
@@ -74,7 +73,7 @@ def results_report(
     format: Annotated[Literal["xlsx", "pdf", "json"], Query()] = "xlsx",  # noqa: A002
 ) -> Response:
     try:
-        t_from, t_to = results.check_period(from_, to, max_span_days=MAX_SPAN_DAYS)
+        t_from, t_to = results.check_period(from_, to)
     except ValueError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
     with store.read() as conn:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from serving import report
+from serving import report, results
 from serving.auditlog import AuditDep
 from serving.auth import Investigator
 from serving.db import now, rfc3339
@@ -18,8 +18,6 @@ from serving.schemas import Report
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 MAX_ROWS = 10_000
-MAX_SPAN_DAYS = 400
-EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 REPORT_DOC = f"""One row per account with scored payments in `[from, to)` whose riskiest one
@@ -35,15 +33,6 @@ cells (numbers as numbers, text as text, never a formula). List cells are joined
 the columns are {", ".join(f"`{c}`" for c in report.COLUMNS)}.
 At most {MAX_ROWS} rows (highest risk first). Each export is written to the audit log with its
 filters and row count."""
-
-
-def _epoch(value: datetime, name: str) -> float:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ApiError(422, "invalid_request", "'from' and 'to' need a timezone offset")
-    if not EARLIEST <= value <= LATEST:
-        raise ApiError(422, "invalid_request",
-                       f"query parameter '{name}': must be between 1970 and 9000")
-    return value.timestamp()
 
 
 @router.get(
@@ -63,11 +52,10 @@ def suspicious_accounts(
     format: Annotated[Literal["csv", "xlsx", "json"], Query()] = "csv",  # noqa: A002
     min_score: Annotated[float, Query(ge=0.0, le=1.0)] = 0.5,
 ) -> Response:
-    t_from, t_to = _epoch(from_, "from"), _epoch(to, "to")
-    if t_to <= t_from:
-        raise ApiError(422, "invalid_request", "'to' must be after 'from'")
-    if t_to - t_from > MAX_SPAN_DAYS * 86_400:
-        raise ApiError(422, "invalid_request", f"at most {MAX_SPAN_DAYS} days per report")
+    try:  # the period rule of every report: 1970..9000 (UTC), 'to' after 'from', 400 days
+        t_from, t_to = results.check_period(from_, to)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
     rows = store.report_rows(t_from, t_to, min_score, MAX_ROWS)
     audit.record("report.export", "suspicious-accounts", {
         "filters": {"from": rfc3339(t_from), "to": rfc3339(t_to), "min_score": min_score,
