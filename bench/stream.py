@@ -314,9 +314,9 @@ def kafka_floor(bootstrap: str, prefix: str, n: int, n_records: int, value_size:
     ``payments`` and ``logins`` from the start (the scorer's fetch and poll settings) and, for
     each payment, a producer with the scorer's settings sends one record of the scored
     records' mean size to that payment's partition; flushed at the end. No decode, features,
-    model or encoding: the rate no scorer built on kafka-python can pass in one process, and
-    the CPU every payment costs before the scorer's own work (this process's CPU time; it
-    runs after the scorer and the projection have stopped)."""
+    model or encoding: the CPU every payment costs kafka-python before the scorer's own work
+    (this process's CPU time), and the rate that alone reaches (it runs after the scorer and
+    the projection have stopped, so the rate moves with the machine; the CPU much less)."""
     from kafka import KafkaConsumer, KafkaProducer
 
     from streaming.outputs import PRODUCER_BATCH_BYTES, PRODUCER_LINGER_MS

@@ -265,7 +265,7 @@ def _finite_float(text: str) -> float:
     """A JSON number beyond a double (``1e999``) would be read as infinity, which no output can
     write back as JSON (an extra field is kept and re-encoded): refused, as orjson refuses it."""
     value = float(text)
-    if value - value != 0.0:  # inf or nan
+    if not math.isfinite(value):
         raise _Invalid("", f"number {text[:40]} is beyond a 64-bit float")
     return value
 
