@@ -14,8 +14,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("simulate", "features", "train", "stream", "restore", "projection", "api",
-              "outbox")
+BENCHMARKS = ("simulate", "features", "train", "crossbank", "stream", "restore", "projection",
+              "api", "outbox")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
