@@ -365,10 +365,13 @@ def reported_since(payments: Iterable[Payment], labels: Iterable[Label],
 def build(rows: Replayed, labels: Sequence[Label], truth: pd.DataFrame | None,
           cfg: SplitConfig | None = None,
           reported: Mapping[str, float] | None = None,
-          watchlist: Sequence[WatchEntry] = ()) -> Dataset:
+          watchlist: Sequence[WatchEntry] = (),
+          fit_target: np.ndarray | None = None) -> Dataset:
     """Cut the replayed log into windows and label them (see the module docstring);
     ``reported`` (:func:`reported_since`) gives the test rows' ``cp_reported_t``; ``watchlist``
-    entries label accounts when ``cfg.watchlist_labels``."""
+    entries label accounts when ``cfg.watchlist_labels``. ``fit_target`` (0 / 1 per row, for
+    what-if measurements such as ``bench.crossbank``'s ground-truth fit) replaces the labels'
+    verdict on the rows fitted; the rows themselves are still the ones the labels choose."""
     cfg = cfg or SplitConfig()
     if len(rows) == 0:
         raise DatasetError("the log has no payments")
@@ -376,6 +379,11 @@ def build(rows: Replayed, labels: Sequence[Label], truth: pd.DataFrame | None,
     w = Windows.from_span(float(rows.t.min()), float(rows.t.max()), cfg)
     y_fit, label_stats = label_rows(rows, labels, w.cutoff, cfg.account_label_lookback_days,
                                     listed)
+    if fit_target is not None:
+        if fit_target.shape != y_fit.shape:
+            raise ValueError(f"fit_target: expected {y_fit.shape[0]} values, "
+                             f"got {fit_target.shape}")
+        y_fit = np.where(y_fit == UNKNOWN, UNKNOWN, fit_target != 0).astype(np.int8)
     train = (rows.t >= w.train_start) & (rows.t < w.train_end) & (y_fit != UNKNOWN)
     valid = (rows.t >= w.train_end) & (rows.t < w.valid_end) & (y_fit != UNKNOWN)
     test = (rows.t >= w.cutoff) & (rows.t <= w.end)

@@ -1,11 +1,16 @@
-"""bench.crossbank's pure parts: the ground-truth labels and the recall count per typology."""
+"""bench.crossbank's pure parts: the recall count per typology, the split by what was known of
+the beneficiary at the time, the targets, and its argument checks."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
+import subprocess
+import sys
 
-from bench.crossbank import recall_by_typology, truth_labels
-from training.dataset import Replayed
+import numpy as np
+import pytest
+
+from bench.crossbank import cp_known_at, recall_by_typology, target_of
 
 
 def test_recall_by_typology_counts_the_top_one_percent() -> None:
@@ -17,17 +22,6 @@ def test_recall_by_typology_counts_the_top_one_percent() -> None:
     got = recall_by_typology(scores, typology)
     assert got == {"all": (6 / 12, 12), "mule_ring": (1.0, 5),
                    "scam_victim_quiet": (0.0, 5), "account_takeover": (0.5, 2)}
-
-
-def test_truth_labels_name_each_fraudulent_payment_at_its_own_time() -> None:
-    rows = Replayed(X=np.zeros((3, 1)), t=np.array([1_767_225_600.0, 1_767_225_660.5, 1.8e9]),
-                    event_ids=np.array(["p1", "p2", "p3"], dtype=object),
-                    account_ids=np.array(["A", "B", "C"], dtype=object),
-                    amounts=np.ones(3))
-    labels = truth_labels(rows, np.array([0, 1, 1], dtype=np.int8))
-    assert [(lb.event_id, lb.account_id, lb.label, lb.t) for lb in labels] == [
-        ("p2", "B", "fraud", 1_767_225_660.5), ("p3", "C", "fraud", 1.8e9)]
-    assert len({lb.label_id for lb in labels}) == 2
 
 
 def test_reported_beneficiary_payments_split_by_what_was_known_then() -> None:
@@ -44,3 +38,31 @@ def test_reported_beneficiary_payments_split_by_what_was_known_then() -> None:
     assert set(got) == {"all", "reported_beneficiary_quiet", "scam_victim_quiet",
                         "reported_beneficiary_quiet_cp_reported",
                         "reported_beneficiary_quiet_cp_not_yet_reported"}
+
+
+def test_a_beneficiary_counts_as_reported_from_the_moment_it_was() -> None:
+    reported = {"B1": 100.0, "B2": math.inf}
+    got = cp_known_at(np.array(["B1", "B1", "B1", "B2", "B3", None], dtype=object),
+                      np.array([99.999, 100.0, 500.0, 500.0, 500.0, 500.0]), reported)
+    assert got.tolist() == [False, True, True, False, False, False]
+
+
+def test_targets() -> None:
+    assert target_of("scam_victim_quiet") == 0.80
+    assert target_of("reported_beneficiary_quiet_cp_reported") == 0.90
+    assert target_of("reported_beneficiary_cp_not_yet_reported") is None
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--seeds", "7,x"], "--seeds:"),
+    (["--seeds", "7"], "--seeds:"),
+    (["--seeds", "7,11,7"], "--seeds:"),
+    (["--days", "20"], "--days: each bank needs at least 45 days"),
+    (["--accounts", "10"], "accounts must be between 50"),
+    (["--seeds=-1,5"], "seed must be >= 0"),
+])
+def test_bad_arguments_are_one_line_before_any_work(args: list[str], says: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.crossbank", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert says in proc.stderr and "Traceback" not in proc.stderr

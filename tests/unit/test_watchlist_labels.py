@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -176,3 +177,26 @@ def test_label_rows_with_a_watch_list_matches_brute_force(case):
     rows = replayed(list(row_acc), [float(d) for d in row_day])
     y, _ = label_rows(rows, labels, T0 + as_of * DAY, lookback, entries)
     assert y.tolist() == brute_force(*case)
+
+
+def test_a_fit_target_changes_the_verdicts_not_the_rows() -> None:
+    days = list(np.arange(0.0, 60.0, 0.5))
+    accounts = ["mule" if d >= 30 else "quiet" for d in days]
+    rows = replayed(accounts, days)
+    labels = [Label(f"m{i}", at(d + 0.1), "mule", "fraud", event_id=f"e{i}")
+              for i, d in enumerate(days) if i % 7 == 0 and d >= 30]
+    cfg = SplitConfig(warmup_days=1, valid_days=10, gap_days=2, test_days=10, min_train_days=1)
+    listing = [entry("mule", 33)]
+    target = (np.arange(len(days)) % 2).astype(np.int8)
+    base = build(rows, labels, None, cfg, watchlist=listing)
+    what_if = build(rows, labels, None, cfg, watchlist=listing, fit_target=target)
+    np.testing.assert_array_equal(what_if.X_train, base.X_train)
+    np.testing.assert_array_equal(what_if.X_valid, base.X_valid)
+    y_fit, _ = label_rows(rows, labels, base.windows.cutoff, 7, listing)
+    train = ((rows.t >= base.windows.train_start) & (rows.t < base.windows.train_end)
+             & (y_fit != UNKNOWN))
+    assert base.summary["rows_left_out"] > 0  # the listing leaves rows out of both
+    np.testing.assert_array_equal(what_if.y_train, target[train])
+    assert not np.array_equal(what_if.y_train, base.y_train)
+    with pytest.raises(ValueError, match="fit_target"):
+        build(rows, labels, None, cfg, fit_target=target[:-1])
