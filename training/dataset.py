@@ -8,7 +8,9 @@ Time windows (payment event time, from the first to the last payment of the log)
     | warm-up | train            | validation | gap (label delay) | test              |
     start     train_start        train_end    valid_end           cutoff              end
 
-* warm-up: the feature windows (up to 7 days) are still filling; rows not used.
+* warm-up: the velocity windows (up to 7 days) are still filling; rows not used. Payee and
+  amount history reach back 30 days (``HISTORY_S``), so early training rows still see some
+  long-standing payees as new; the test window, at the log's end, does not.
 * train / validation: used to fit (validation: early stopping, calibration, thresholds,
   the anomaly-component comparison).
 * gap: payments not used; it leaves labels of validation payments time to arrive. Measured
