@@ -157,9 +157,7 @@ def main() -> None:
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         parser.error(f"--seeds: give two or more different seeds (one bank each), "
                      f"got {args.seeds!r}")
-    split = SplitConfig()
-    shortest = (split.warmup_days + split.min_train_days + split.valid_days + split.gap_days
-                + split.test_days)
+    shortest = SplitConfig().days_needed
     if args.days < max(shortest, WARM_UP_DAYS + 1):
         parser.error(f"--days: each bank needs at least {shortest:g} days for its training "
                      f"windows, got {args.days}")
@@ -225,6 +223,7 @@ def target_of(name: str) -> float | None:
     if name.endswith("_cp_not_yet_reported"):
         return None
     return TARGET
+
 
 if __name__ == "__main__":
     main()

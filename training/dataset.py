@@ -106,6 +106,12 @@ class SplitConfig:
     # positive, its payments after the listing are left out of fitting (module docstring)
     watchlist_labels: bool = True
 
+    @property
+    def days_needed(self) -> float:
+        """The shortest log these windows fit in (with ``min_train_days`` of training)."""
+        return (self.warmup_days + self.min_train_days + self.valid_days + self.gap_days
+                + self.test_days)
+
 
 @dataclass(frozen=True)
 class Windows:
@@ -126,13 +132,11 @@ class Windows:
         train_end = valid_end - cfg.valid_days * DAY_S
         train_start = first_t + cfg.warmup_days * DAY_S
         span_days = (last_t - first_t) / DAY_S
-        need = (cfg.warmup_days + cfg.min_train_days + cfg.valid_days + cfg.gap_days
-                + cfg.test_days)
         if train_end - train_start < cfg.min_train_days * DAY_S:
             raise DatasetError(
                 f"the log covers {span_days:.1f} days; warm-up {cfg.warmup_days:g} + train >= "
                 f"{cfg.min_train_days:g} + validation {cfg.valid_days:g} + gap "
-                f"{cfg.gap_days:g} + test {cfg.test_days:g} days need {need:g}")
+                f"{cfg.gap_days:g} + test {cfg.test_days:g} days need {cfg.days_needed:g}")
         return cls(first_t, train_start, train_end, valid_end, cutoff, end)
 
     def as_dict(self) -> dict[str, str]:
